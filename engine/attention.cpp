@@ -1,0 +1,22 @@
+// The public kernel entry point: validate, plan, run.
+#include "longattn/attention.hpp"
+
+#include "engine/attention_validation.hpp"
+#include "engine/flash_attention.hpp"
+#include "engine/window_plan.hpp"
+
+namespace longattn {
+
+AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
+                         HeadsView<const float> v, HeadsView<float> out,
+                         const AttentionOptions& options, TensorView<float, 3> lse) {
+  const engine::AttentionShape shape = engine::validate_attention(q, k, v, out, lse, options);
+  const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
+  return engine::run_flash_attention(plan, q, k, v, out, lse);
+}
+
+std::int64_t visible_pairs(std::int64_t nq, std::int64_t nk, Window window) {
+  return engine::WindowPlan(nq, nk, window).visible_pairs();
+}
+
+}  // namespace longattn

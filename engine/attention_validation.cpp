@@ -1,0 +1,146 @@
+#include "engine/attention_validation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "longattn/error.hpp"
+
+namespace longattn::engine {
+namespace {
+
+constexpr const char* kDimNames[4] = {"batch", "heads", "tokens", "features"};
+
+[[noreturn]] void fail(const std::string& what) { throw Error("attention: " + what); }
+
+struct ByteRange {
+  std::uintptr_t first = 0, last = 0;  // inclusive
+  bool overlaps(const ByteRange& o) const { return first <= o.last && o.first <= last; }
+};
+
+// Checks shape and strides of a view, and returns the bytes it spans.
+template <class T, int Rank>
+ByteRange check_view(const TensorView<T, Rank>& view, const char* name) {
+  std::int64_t max_offset = 0;
+  bool empty = false;
+  for (int i = 0; i < Rank; ++i) {
+    const std::string dim = std::string(name) + ".shape[" + std::to_string(i) + "]";
+    if (view.shape[i] < 0) fail(dim + ": expected >= 0, got " + std::to_string(view.shape[i]));
+    if (view.strides[i] < 0) {
+      fail(std::string(name) + ".strides[" + std::to_string(i) + "]: expected >= 0, got " +
+           std::to_string(view.strides[i]));
+    }
+    if (view.shape[i] == 0) empty = true;
+    std::int64_t span = 0;
+    if (view.shape[i] > 0 &&
+        (__builtin_mul_overflow(view.shape[i] - 1, view.strides[i], &span) ||
+         __builtin_add_overflow(max_offset, span, &max_offset))) {
+      fail(std::string(name) + ": shape and strides address more than 2^63 elements");
+    }
+  }
+  std::int64_t bytes = 0;
+  if (__builtin_mul_overflow(max_offset + 1, static_cast<std::int64_t>(sizeof(T)), &bytes)) {
+    fail(std::string(name) + ": extent in bytes overflows");
+  }
+  if (empty) return {1, 0};  // addresses nothing: overlaps nothing
+  if (view.data == nullptr) fail(std::string(name) + ".data: expected a pointer, got null");
+  const auto first = reinterpret_cast<std::uintptr_t>(view.data);
+  return {first, first + static_cast<std::uintptr_t>(bytes) - 1};
+}
+
+// An output must not write one element twice: sorted by stride, each dimension of size > 1
+// has to step past everything the smaller strides reach.
+template <int Rank>
+void check_no_self_overlap(const TensorView<float, Rank>& view, const char* name) {
+  std::vector<int> dims;
+  for (int i = 0; i < Rank; ++i) {
+    if (view.shape[i] > 1) dims.push_back(i);
+  }
+  std::sort(dims.begin(), dims.end(),
+            [&](int a, int b) { return view.strides[a] < view.strides[b]; });
+  std::int64_t reach = 0;  // largest offset reached by the dimensions so far
+  for (int i : dims) {
+    if (view.strides[i] <= reach) {
+      fail(std::string(name) + ".strides[" + std::to_string(i) + "]: expected > " +
+           std::to_string(reach) + " so that no element is written twice, got " +
+           std::to_string(view.strides[i]));
+    }
+    reach += (view.shape[i] - 1) * view.strides[i];
+  }
+}
+
+void expect_dim(std::int64_t actual, std::int64_t expected, const char* name, int dim,
+                const char* source) {
+  if (actual != expected) {
+    fail(std::string(name) + ".shape[" + std::to_string(dim) + "] (" + kDimNames[dim] +
+         "): expected " + std::to_string(expected) + " (" + source + "), got " +
+         std::to_string(actual));
+  }
+}
+
+}  // namespace
+
+AttentionShape validate_attention(const HeadsView<const float>& q, const HeadsView<const float>& k,
+                                  const HeadsView<const float>& v, const HeadsView<float>& out,
+                                  const TensorView<float, 3>& lse,
+                                  const AttentionOptions& options) {
+  const ByteRange q_bytes = check_view(q, "q"), k_bytes = check_view(k, "k"),
+                  v_bytes = check_view(v, "v"), out_bytes = check_view(out, "out");
+
+  AttentionShape s{q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3],
+                   v.shape[3]};
+  if (s.d < 1) fail("q.shape[3] (features): expected >= 1, got " + std::to_string(s.d));
+  if (s.dv < 1) fail("v.shape[3] (features): expected >= 1, got " + std::to_string(s.dv));
+  if (s.q_heads < 1) fail("q.shape[1] (heads): expected >= 1, got " + std::to_string(s.q_heads));
+  if (s.kv_heads < 1) fail("k.shape[1] (heads): expected >= 1, got " + std::to_string(s.kv_heads));
+  expect_dim(k.shape[0], s.batch, "k", 0, "q's batch");
+  expect_dim(k.shape[3], s.d, "k", 3, "q's features");
+  expect_dim(v.shape[0], s.batch, "v", 0, "q's batch");
+  expect_dim(v.shape[1], s.kv_heads, "v", 1, "k's heads");
+  expect_dim(v.shape[2], s.nk, "v", 2, "k's tokens");
+  if (s.q_heads % s.kv_heads != 0) {
+    fail("k.shape[1] (heads): expected a divisor of q's " + std::to_string(s.q_heads) +
+         " heads (grouped-query attention), got " + std::to_string(s.kv_heads));
+  }
+  expect_dim(out.shape[0], s.batch, "out", 0, "q's batch");
+  expect_dim(out.shape[1], s.q_heads, "out", 1, "q's heads");
+  expect_dim(out.shape[2], s.nq, "out", 2, "q's tokens");
+  expect_dim(out.shape[3], s.dv, "out", 3, "v's features");
+  check_no_self_overlap(out, "out");
+
+  for (const auto& [input, name] : {std::pair{q_bytes, "q"}, {k_bytes, "k"}, {v_bytes, "v"}}) {
+    if (out_bytes.overlaps(input)) fail(std::string("out: must not overlap ") + name);
+  }
+  if (!lse.empty()) {
+    const ByteRange lse_bytes = check_view(lse, "lse");
+    for (int i = 0; i < 3; ++i) {
+      const std::int64_t expected = i == 0 ? s.batch : i == 1 ? s.q_heads : s.nq;
+      if (lse.shape[i] != expected) {
+        fail("lse.shape[" + std::to_string(i) + "]: expected " + std::to_string(expected) +
+             " ([batch, q heads, q tokens]), got " + std::to_string(lse.shape[i]));
+      }
+    }
+    check_no_self_overlap(lse, "lse");
+    for (const auto& [other, name] :
+         {std::pair{q_bytes, "q"}, {k_bytes, "k"}, {v_bytes, "v"}, {out_bytes, "out"}}) {
+      if (lse_bytes.overlaps(other)) fail(std::string("lse: must not overlap ") + name);
+    }
+  }
+
+  if (options.window.left < -1 || options.window.right < -1) {
+    fail("window: expected left and right >= -1 (-1 = unbounded), got (" +
+         std::to_string(options.window.left) + ", " + std::to_string(options.window.right) + ")");
+  }
+  if (options.scale && !std::isfinite(*options.scale)) {
+    fail("scale: expected a finite number, got " + std::to_string(*options.scale));
+  }
+  if (options.threads < 0) {
+    fail("threads: expected >= 0 (0 = all), got " + std::to_string(options.threads));
+  }
+  return s;
+}
+
+}  // namespace longattn::engine

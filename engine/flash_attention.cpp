@@ -1,0 +1,228 @@
+#include "engine/flash_attention.hpp"
+
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/enumerable_thread_specific.h>
+#include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/partitioner.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "engine/aligned_buffer.hpp"
+#include "engine/key_value_packing.hpp"
+#include "engine/window_plan.hpp"
+
+namespace longattn::engine {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Packed keys and values of several kv heads are held at once when they fit this budget, so
+// small heads still give every thread work; a single large head is always allowed.
+constexpr std::int64_t kPackedBudgetBytes = 16 << 20;
+
+// Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
+struct BlockScratch {
+  AlignedBuffer q;       // [Br][D], pre-scaled by scale·log2(e)
+  AlignedBuffer scores;  // [Br][Bc], scores then probabilities
+  AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
+  AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
+
+  BlockScratch(const FlashPlan& plan)
+      : q(plan.block_rows * plan.shape.d),
+        scores(plan.block_rows * plan.block_keys),
+        acc(plan.block_rows * plan.dv_padded),
+        rows(6 * plan.block_rows) {}
+  std::int64_t bytes() const { return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes(); }
+};
+
+// Online-softmax state of the rows of one query block (log2 domain).
+struct RowState {
+  float* max;        // running max of the scores seen so far
+  float* sum;        // running Σ 2^(s - max)
+  float* rescale;    // 2^(old max - new max) for the current tile
+  float* shift;      // what the current tile's exponentials subtract
+  float* tile_max;
+  float* tile_sum;
+  RowState(float* base, std::int64_t br)
+      : max(base), sum(base + br), rescale(base + 2 * br), shift(base + 3 * br),
+        tile_max(base + 4 * br), tile_sum(base + 5 * br) {}
+};
+
+class FlashRunner {
+ public:
+  FlashRunner(const FlashPlan& plan, const HeadsView<const float>& q,
+              const HeadsView<const float>& k, const HeadsView<const float>& v,
+              const HeadsView<float>& out, const TensorView<float, 3>& lse)
+      : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
+        windows_(plan.shape.nq, plan.shape.nk, plan.window),
+        layout_{plan.shape.nk, plan.shape.d, plan.shape.dv, plan.kernels->panel_width,
+                plan.dv_padded} {}
+
+  AttentionStats run() {
+    const AttentionShape& s = plan_.shape;
+    const std::int64_t head_floats = layout_.key_floats() + layout_.value_floats();
+    const std::int64_t heads = s.batch * s.kv_heads;
+    const std::int64_t heads_at_once = std::clamp<std::int64_t>(
+        kPackedBudgetBytes / std::max<std::int64_t>(1, head_floats * 4), 1, std::max<std::int64_t>(1, heads));
+    AlignedBuffer packed(heads_at_once * head_floats);
+    tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
+
+    const std::int64_t q_blocks = (s.nq + plan_.block_rows - 1) / plan_.block_rows;
+    const std::int64_t panels = layout_.panels();
+    constexpr std::int64_t kPanelsPerTask = 16;
+    const std::int64_t pack_tasks_per_head = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+
+    for (std::int64_t first = 0; first < heads; first += heads_at_once) {
+      const std::int64_t count = std::min(heads_at_once, heads - first);
+      tbb::parallel_for(std::int64_t{0}, count * pack_tasks_per_head, [&](std::int64_t task) {
+        const std::int64_t local = task / pack_tasks_per_head, head = first + local;
+        const std::int64_t p0 = (task % pack_tasks_per_head) * kPanelsPerTask;
+        const std::int64_t p1 = std::min(panels, p0 + kPanelsPerTask);
+        float* base = packed.data() + local * head_floats;
+        pack_key_panels(k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1, base);
+        pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
+                        base + layout_.key_floats());
+      });
+      // Work units are (kv head, query head of its group, query block): partitioned by data
+      // alone, so every output element is computed the same way for any thread count.
+      const std::int64_t units = count * s.group() * q_blocks;
+      tbb::parallel_for(
+          tbb::blocked_range<std::int64_t>(0, units, 1),
+          [&](const tbb::blocked_range<std::int64_t>& range) {
+            BlockScratch& mine = scratch.local();
+            for (std::int64_t unit = range.begin(); unit != range.end(); ++unit) {
+              const std::int64_t qb = unit % q_blocks, head_in_group = unit / q_blocks % s.group();
+              const std::int64_t local = unit / q_blocks / s.group(), head = first + local;
+              const float* keys = packed.data() + local * head_floats;
+              run_block(mine, head / s.kv_heads, (head % s.kv_heads) * s.group() + head_in_group,
+                        qb * plan_.block_rows, keys, keys + layout_.key_floats());
+            }
+          },
+          tbb::simple_partitioner());
+    }
+
+    AttentionStats stats;
+    stats.visible_pairs = windows_.visible_pairs() * s.batch * s.q_heads;
+    stats.flops = 2.0 * static_cast<double>(s.d + s.dv) * static_cast<double>(stats.visible_pairs);
+    stats.scratch_bytes = packed.bytes();
+    for (const BlockScratch& one : scratch) stats.scratch_bytes += one.bytes();
+    stats.isa = plan_.kernels->isa;
+    return stats;
+  }
+
+ private:
+  void run_block(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0,
+                 const float* key_panels, const float* value_rows) const {
+    const simd::KernelTable& kern = *plan_.kernels;
+    const std::int64_t D = plan_.shape.d, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t P = kern.panel_width;
+    const std::int64_t rows = std::min(plan_.block_rows, plan_.shape.nq - i0), i1 = i0 + rows;
+    RowState st(scratch.rows.data(), plan_.block_rows);
+    float* q = scratch.q.data();
+    float* s = scratch.scores.data();
+    float* acc = scratch.acc.data();
+
+    const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* row = q_head + (i0 + r) * q_.strides[2];
+      for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d * q_.strides[3]] * plan_.q_scale_log2;
+    }
+    std::fill(st.max, st.max + rows, kNegInf);
+    std::fill(st.sum, st.sum + rows, 0.0f);
+    std::fill(acc, acc + rows * W, 0.0f);
+
+    const KeyRange seen = windows_.keys_of_rows(i0, i1);
+    for (std::int64_t j0 = seen.begin / P * P; j0 < seen.end; j0 += Bc) {
+      const std::int64_t j1 = std::min(j0 + Bc, seen.end);
+      const std::int64_t panels = (j1 - j0 + P - 1) / P, width = panels * P;
+      const TileKind kind = windows_.classify(i0, i1, j0, j0 + width);
+      if (kind == TileKind::skipped) continue;
+
+      std::fill(st.tile_max, st.tile_max + rows, kNegInf);
+      kern.qk_tile(q, rows, D, key_panels + j0 * D, panels, s, Bc, st.tile_max);
+      if (kind == TileKind::partial) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+          // Mask keys outside the row's window; padded keys past Nk are outside every window.
+          const KeyRange keys = windows_.keys_of(i0 + r);
+          float* row = s + r * Bc;
+          const std::int64_t lo = std::clamp(keys.begin - j0, std::int64_t{0}, width);
+          const std::int64_t hi = std::clamp(keys.end - j0, lo, width);
+          std::fill(row, row + lo, kNegInf);
+          std::fill(row + hi, row + width, kNegInf);
+          st.tile_max[r] = kern.max_of(row, width);
+        }
+      }
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float grown = std::max(st.max[r], st.tile_max[r]);
+        // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
+        // probability and the (zero) accumulator exact without a NaN.
+        st.rescale[r] = grown == st.max[r] ? 1.0f : std::exp2(st.max[r] - grown);
+        st.shift[r] = grown == kNegInf ? 0.0f : grown;
+        st.max[r] = grown;
+      }
+      kern.exp2_rows(s, rows, Bc, width, st.shift, st.tile_sum);
+      for (std::int64_t r = 0; r < rows; ++r) st.sum[r] = st.sum[r] * st.rescale[r] + st.tile_sum[r];
+      kern.pv_tile(s, rows, Bc, width, value_rows + j0 * W, W, acc, st.rescale);
+    }
+    write_rows(st, acc, b, h, i0, rows);
+  }
+
+  // out = acc / sum once per row; lse = ln(Σ e^s) = ln2 · (max + log2 sum).
+  void write_rows(const RowState& st, const float* acc, std::int64_t b, std::int64_t h,
+                  std::int64_t i0, std::int64_t rows) const {
+    const std::int64_t W = plan_.dv_padded;
+    float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const bool any = st.sum[r] > 0.0f;
+      const float inv = any ? 1.0f / st.sum[r] : 0.0f;
+      float* row = out_head + (i0 + r) * out_.strides[2];
+      for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = acc[r * W + c] * inv;
+      if (!lse_.empty()) {
+        lse_.data[b * lse_.strides[0] + h * lse_.strides[1] + (i0 + r) * lse_.strides[2]] =
+            any ? std::numbers::ln2_v<float> * (st.max[r] + std::log2(st.sum[r])) : kNegInf;
+      }
+    }
+  }
+
+  const FlashPlan& plan_;
+  const HeadsView<const float>& q_;
+  const HeadsView<const float>& k_;
+  const HeadsView<const float>& v_;
+  const HeadsView<float>& out_;
+  const TensorView<float, 3>& lse_;
+  WindowPlan windows_;
+  PackedHeadLayout layout_;
+};
+
+}  // namespace
+
+FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options) {
+  const simd::KernelTable& kernels = simd::kernels_for(options.isa);
+  const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.d)));
+  // Br × Bc: a query block of Br·D floats and one key panel stay in L1 while the scores
+  // (Br·Bc) live in L2. Br is a multiple of every target's row group (6 and 4).
+  const std::int64_t block_rows = shape.d <= 64 ? 96 : shape.d <= 128 ? 48 : 24;
+  const std::int64_t block_keys = 256;
+  const std::int64_t dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
+  return FlashPlan{shape,      options.window, scale * std::numbers::log2e_v<float>,
+                   &kernels,   block_rows,     block_keys,
+                   dv_padded,  options.threads};
+}
+
+AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const float>& q,
+                                   const HeadsView<const float>& k,
+                                   const HeadsView<const float>& v, const HeadsView<float>& out,
+                                   const TensorView<float, 3>& lse) {
+  FlashRunner runner(plan, q, k, v, out, lse);
+  if (plan.threads > 0) {
+    tbb::task_arena arena(plan.threads);
+    return arena.execute([&] { return runner.run(); });
+  }
+  return runner.run();
+}
+
+}  // namespace longattn::engine

@@ -1,0 +1,33 @@
+// The streaming-softmax driver (FlashAttention-2 on a CPU, DESIGN.md §3).
+#pragma once
+
+#include <cstdint>
+
+#include "engine/attention_validation.hpp"
+#include "longattn/options.hpp"
+#include "longattn/tensor_view.hpp"
+#include "simd/kernel_table.hpp"
+
+namespace longattn::engine {
+
+// Everything decided before the first FLOP: validated once, executed by run().
+struct FlashPlan {
+  AttentionShape shape;
+  Window window;
+  float q_scale_log2;  // scale · log2(e): the softmax runs on exp2
+  const simd::KernelTable* kernels;
+  std::int64_t block_rows;  // Br: query rows per work unit
+  std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
+  std::int64_t dv_padded;   // Dv rounded up to whole vectors
+  int threads;              // 0 = TBB's default
+};
+
+FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options);
+
+// Runs the plan; q, k, v, out, lse must be the views it was validated with.
+AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const float>& q,
+                                   const HeadsView<const float>& k,
+                                   const HeadsView<const float>& v, const HeadsView<float>& out,
+                                   const TensorView<float, 3>& lse);
+
+}  // namespace longattn::engine

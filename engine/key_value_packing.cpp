@@ -1,0 +1,39 @@
+#include "engine/key_value_packing.hpp"
+
+#include <algorithm>
+
+namespace longattn::engine {
+
+void pack_key_panels(const HeadsView<const float>& k, std::int64_t b, std::int64_t h,
+                     const PackedHeadLayout& layout, std::int64_t first_panel,
+                     std::int64_t last_panel, float* panels) {
+  const std::int64_t P = layout.panel_width, D = layout.d;
+  const float* head = k.data + b * k.strides[0] + h * k.strides[1];
+  for (std::int64_t p = first_panel; p < last_panel; ++p) {
+    float* panel = panels + p * D * P;
+    const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
+    for (std::int64_t c = 0; c < keys; ++c) {
+      const float* key = head + (j0 + c) * k.strides[2];
+      for (std::int64_t d = 0; d < D; ++d) panel[d * P + c] = key[d * k.strides[3]];
+    }
+    for (std::int64_t d = 0; d < D; ++d) std::fill(panel + d * P + keys, panel + (d + 1) * P, 0.0f);
+  }
+}
+
+void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64_t h,
+                     const PackedHeadLayout& layout, std::int64_t first_panel,
+                     std::int64_t last_panel, float* rows) {
+  const std::int64_t P = layout.panel_width, W = layout.dv_padded;
+  const float* head = v.data + b * v.strides[0] + h * v.strides[1];
+  for (std::int64_t j = first_panel * P; j < last_panel * P; ++j) {
+    float* row = rows + j * W;
+    std::int64_t c = 0;
+    if (j < layout.nk) {
+      const float* value = head + j * v.strides[2];
+      for (; c < layout.dv; ++c) row[c] = value[c * v.strides[3]];
+    }
+    std::fill(row + c, row + W, 0.0f);
+  }
+}
+
+}  // namespace longattn::engine

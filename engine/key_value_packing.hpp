@@ -1,0 +1,33 @@
+// Lays out one kv head's keys and values the way the micro-kernels read them.
+//
+// Keys: panels of `panel_width` keys, each [D][panel_width], so the QKᵀ kernel loads whole
+// vectors of keys per feature. Packed once per head and reused by every query block.
+// Values: rows of dv_padded floats. Both zero-padded to a whole number of panels, so padded
+// keys contribute exact zeros (their scores are masked to -inf, their values are 0).
+#pragma once
+
+#include <cstdint>
+
+#include "longattn/tensor_view.hpp"
+
+namespace longattn::engine {
+
+struct PackedHeadLayout {
+  std::int64_t nk, d, dv, panel_width, dv_padded;
+  std::int64_t panels() const { return (nk + panel_width - 1) / panel_width; }
+  std::int64_t nk_padded() const { return panels() * panel_width; }
+  std::int64_t key_floats() const { return nk_padded() * d; }
+  std::int64_t value_floats() const { return nk_padded() * dv_padded; }
+};
+
+// Packs key panels [first_panel, last_panel) of head (b, h) of k into `panels`.
+void pack_key_panels(const HeadsView<const float>& k, std::int64_t b, std::int64_t h,
+                     const PackedHeadLayout& layout, std::int64_t first_panel,
+                     std::int64_t last_panel, float* panels);
+
+// Packs the value rows of the same key panels of head (b, h) of v into `rows`.
+void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64_t h,
+                     const PackedHeadLayout& layout, std::int64_t first_panel,
+                     std::int64_t last_panel, float* rows);
+
+}  // namespace longattn::engine

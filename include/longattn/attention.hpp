@@ -1,0 +1,28 @@
+// The kernel entry point: exact attention with streaming softmax, O(n·D) memory.
+#pragma once
+
+#include "longattn/error.hpp"
+#include "longattn/options.hpp"
+#include "longattn/tensor_view.hpp"
+
+namespace longattn {
+
+// out[b, h, i] = Σ_j softmax_j(scale · q[b,h,i]·k[b,g,j]) v[b,g,j] over the keys visible to
+// query i, with g = h / (Hq / Hkv) (grouped-query heads).
+//
+//   q   [B, Hq,  Nq, D]      k [B, Hkv, Nk, D]      v [B, Hkv, Nk, Dv]
+//   out [B, Hq,  Nq, Dv]     lse (optional) [B, Hq, Nq]: natural log of the softmax
+//                            denominator, -inf for a query that sees no key.
+//
+// Query i sits at position i + Nk - Nq (bottom-right alignment). A query with no visible key
+// gets a zero row. Arguments are validated before anything is written; a violation throws
+// longattn::Error.
+AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
+                         HeadsView<const float> v, HeadsView<float> out,
+                         const AttentionOptions& options = {},
+                         TensorView<float, 3> lse = {});
+
+// Visible (query, key) pairs of one head under `window`, the count DESIGN.md §4 multiplies.
+std::int64_t visible_pairs(std::int64_t nq, std::int64_t nk, Window window);
+
+}  // namespace longattn

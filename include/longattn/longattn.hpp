@@ -1,0 +1,7 @@
+// Everything a user of longattn includes.
+#pragma once
+
+#include "longattn/attention.hpp"
+#include "longattn/error.hpp"
+#include "longattn/options.hpp"
+#include "longattn/tensor_view.hpp"

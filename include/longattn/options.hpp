@@ -1,0 +1,46 @@
+// What an attention call computes (DESIGN.md §1) and how it may run.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace longattn {
+
+// Instruction-set path of the micro-kernels. `automatic` picks the best the CPU runs, unless
+// the environment variable LONGATTN_ISA=avx512|avx2|scalar forces one.
+enum class Isa { automatic, avx512, avx2, scalar };
+
+std::string to_string(Isa isa);
+Isa parse_isa(const std::string& name);  // throws Error on an unknown name
+
+// Keys visible to a query at aligned position p: p - left <= j <= p + right; -1 = unbounded.
+struct Window {
+  std::int64_t left = -1;
+  std::int64_t right = -1;
+
+  static constexpr Window full() { return {-1, -1}; }
+  static constexpr Window causal() { return {-1, 0}; }
+  bool is_full() const { return left < 0 && right < 0; }
+  bool operator==(const Window&) const = default;
+};
+
+struct AttentionOptions {
+  // Multiplies q·k; 1/sqrt(D) when unset.
+  std::optional<float> scale;
+  Window window = Window::full();
+  Isa isa = Isa::automatic;
+  // Worker threads; 0 uses every core TBB may use. Results are bit-identical for any count.
+  int threads = 0;
+};
+
+// What a call did: the FLOPs of DESIGN.md §4 and the memory the engine needed beyond the
+// caller's tensors.
+struct AttentionStats {
+  double flops = 0;            // 2·(D + Dv) per visible (query, key) pair, all heads
+  std::int64_t visible_pairs = 0;  // summed over batch and query heads
+  std::int64_t scratch_bytes = 0;
+  Isa isa = Isa::automatic;    // the path that ran
+};
+
+}  // namespace longattn

@@ -1,0 +1,192 @@
+// The attention micro-kernels, written once on VecF32 and compiled once per target.
+//
+// Included by exactly one translation unit per target (kernels_avx512.cpp, ...), which
+// defines LONGATTN_SIMD_TARGET to a namespace of its own and the compiler flags of the target.
+//
+// Both products of FlashAttention are the same register-blocked shape: C[R × NV·lanes] over a
+// depth loop that loads NV vectors of a B row and broadcasts one A element per C row.
+//   S = Q Kᵀ: A = Q rows (depth D), B = a key panel [D][panel_width].
+//   O += P V: A = P rows (depth = keys), B = value rows [keys][dv_padded].
+// The accumulators stay in registers for the whole depth loop (R·NV + NV + 1 registers).
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "simd/kernel_table.hpp"
+#include "simd/vec_f32.hpp"
+
+namespace longattn::simd::LONGATTN_SIMD_TARGET {
+
+// Largest row count qk_tile accepts (the engine's query block never exceeds it).
+inline constexpr int kMaxTileRows = 256;
+
+// C[r][0 .. NV·lanes) (= or +=) A[r][0 .. depth) · B[0 .. depth)[..] for r < R.
+// With row_scale, C is loaded and multiplied by row_scale[r] first (the softmax rescale);
+// without, C starts at zero. With vmax, the running per-row vector max is raised.
+template <class V, int R, int NV>
+inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                       std::int64_t depth, float* c, std::int64_t ldc, const float* row_scale,
+                       V* vmax) {
+  constexpr int L = V::lanes;
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r) {
+    if (row_scale != nullptr) {
+      const V scale = V::broadcast(row_scale[r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::load(c + r * ldc + v * L) * scale;
+    } else {
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    }
+  }
+  for (std::int64_t k = 0; k < depth; ++k) {
+    V bk[NV];
+    for (int v = 0; v < NV; ++v) bk[v] = V::load(b + k * ldb + v * L);
+    for (int r = 0; r < R; ++r) {
+      const V ar = V::broadcast(a[r * lda + k]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = fma(ar, bk[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v].store(c + r * ldc + v * L);
+  }
+  if (vmax != nullptr) {
+    for (int r = 0; r < R; ++r) {
+      V m = vmax[r];
+      for (int v = 0; v < NV; ++v) m = max(m, acc[r][v]);
+      vmax[r] = m;
+    }
+  }
+}
+
+// gemm_block for a run-time row count 1 ≤ rows ≤ kRows: the row tails get exact-size
+// kernels, because a masked full-height kernel on a 1-row tail measured 6 % slower overall.
+template <class V, int kRows, int NV>
+inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
+                      std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
+                      const float* row_scale, V* vmax) {
+  if constexpr (kRows >= 1) {
+    if (rows == kRows) {
+      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, row_scale, vmax);
+    } else {
+      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, row_scale, vmax);
+    }
+  }
+}
+
+// gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks.
+template <class V, int R, int NV>
+inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
+                      const float* b, std::int64_t ldb, std::int64_t depth, float* c,
+                      std::int64_t ldc, const float* row_scale, V* vmax) {
+  constexpr int L = V::lanes;
+  std::int64_t col = 0;
+  for (; col + NV <= vectors; col += NV) {
+    for (std::int64_t r = 0; r < rows; r += R) {
+      const int n = static_cast<int>(rows - r < R ? rows - r : R);
+      gemm_rows<V, R, NV>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
+                          ldc, row_scale ? row_scale + r : nullptr, vmax ? vmax + r : nullptr);
+    }
+  }
+  if constexpr (NV > 1) {
+    if (col < vectors) {
+      gemm_tile<V, R, NV - 1>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
+                              ldc, row_scale, vmax);
+    }
+  }
+}
+
+template <class V, int R, int NV>
+void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
+             std::int64_t panels, float* s, std::int64_t lds, float* row_max) {
+  constexpr int L = V::lanes;
+  constexpr int panel_width = NV * L;
+  V vmax[kMaxTileRows];
+  for (std::int64_t r = 0; r < rows; ++r) {
+    vmax[r] = V::broadcast(-std::numeric_limits<float>::infinity());
+  }
+  // Panels outside, rows inside: one key panel (d · panel_width floats) stays in L1 while
+  // every row group of the query block passes over it.
+  for (std::int64_t p = 0; p < panels; ++p) {
+    const float* panel = key_panels + p * d * panel_width;
+    gemm_tile<V, R, NV>(rows, NV, q, d, panel, panel_width, d, s + p * panel_width, lds,
+                        nullptr, vmax);
+  }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float m = vmax[r].reduce_max();
+    if (m > row_max[r]) row_max[r] = m;
+  }
+}
+
+template <class V, int R, int NV>
+void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys,
+             const float* v, std::int64_t dv_padded, float* o, const float* row_scale) {
+  gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p, ldp, v, dv_padded, keys, o, dv_padded,
+                      row_scale, static_cast<V*>(nullptr));
+}
+
+template <class V>
+void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+               const float* row_max, float* row_sum) {
+  constexpr int L = V::lanes;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    const V m = V::broadcast(row_max[r]);
+    V sum = V::zero();
+    for (std::int64_t j = 0; j < cols; j += L) {
+      const V e = exp2(V::load(row + j) - m);
+      e.store(row + j);
+      sum = sum + e;
+    }
+    row_sum[r] = sum.reduce_add();
+  }
+}
+
+template <class V>
+float max_of(const float* x, std::int64_t n) {
+  V m = V::broadcast(-std::numeric_limits<float>::infinity());
+  for (std::int64_t j = 0; j < n; j += V::lanes) m = max(m, V::load(x + j));
+  return m.reduce_max();
+}
+
+template <class V>
+void exp2_array(const float* x, float* y, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + V::lanes <= n; i += V::lanes) exp2(V::load(x + i)).store(y + i);
+  for (; i < n; ++i) y[i] = exp2(VecF32<ScalarArch>::broadcast(x[i])).v;
+}
+
+template <class V, int kChains>
+double fma_peak_probe(std::int64_t iterations) {
+  V acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = V::broadcast(1.0f + 0.001f * c);
+  const V x = V::broadcast(0.999999f);
+  const V y = V::broadcast(1e-6f);
+  for (std::int64_t i = 0; i < iterations; ++i) {
+    for (int c = 0; c < kChains; ++c) acc[c] = fma(acc[c], x, y);
+  }
+  V sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = sum + acc[c];
+  volatile float sink = sum.reduce_add();
+  (void)sink;
+  return 2.0 * V::lanes * kChains * static_cast<double>(iterations);
+}
+
+// The table of one target. R × NV is the register block; kChains keeps every FMA pipe busy
+// (pipes × latency independent accumulators).
+template <class V, int R, int NV, int kChains>
+KernelTable make_kernel_table(Isa isa, const char* name) {
+  return KernelTable{
+      isa,
+      name,
+      V::lanes,
+      NV * V::lanes,
+      &qk_tile<V, R, NV>,
+      &pv_tile<V, R, NV>,
+      &exp2_rows<V>,
+      &max_of<V>,
+      &exp2_array<V>,
+      &fma_peak_probe<V, kChains>,
+  };
+}
+
+}  // namespace longattn::simd::LONGATTN_SIMD_TARGET

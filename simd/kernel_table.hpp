@@ -1,0 +1,56 @@
+// The micro-kernels of one instruction-set target, as the engine sees them: plain function
+// pointers over fp32 arrays, with no masks, heads or instructions in sight.
+//
+// Layouts the kernels agree on with the engine:
+// - Key panels: keys grouped `panel_width` at a time, each panel stored [D][panel_width]
+//   (feature-major), so one panel row is `panel_width / lanes` aligned vector loads.
+// - Score / probability tiles: rows of `lds` floats.
+// - Value rows and output accumulators: rows of `dv_padded` floats, dv_padded a multiple of
+//   `lanes`, padding columns zero.
+#pragma once
+
+#include <cstdint>
+
+#include "longattn/options.hpp"
+
+namespace longattn::simd {
+
+struct KernelTable {
+  Isa isa;
+  const char* name;
+  int lanes;        // fp32 lanes in one vector
+  int panel_width;  // keys per packed key panel
+
+  // s[r][0 .. panels·panel_width) = q[r] · key_panel columns, for r < rows; row_max[r] is
+  // raised to the largest score stored in row r.
+  void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
+                  std::int64_t panels, float* s, std::int64_t lds, float* row_max);
+
+  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns.
+  void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys,
+                  const float* v, std::int64_t dv_padded, float* o, const float* row_scale);
+
+  // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
+  // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
+  void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+                    const float* row_max, float* row_sum);
+
+  // max_j x[j] for j < n (n a multiple of lanes).
+  float (*max_of)(const float* x, std::int64_t n);
+
+  // y[i] = 2^x[i], the vectorized exp2 the kernels use (for its accuracy test).
+  void (*exp2)(const float* x, float* y, std::int64_t n);
+
+  // Runs `iterations` rounds of independent FMAs on vector registers and returns the FLOPs
+  // done: the probe for the machine's peak fp32 rate on this target.
+  double (*fma_peak_probe)(std::int64_t iterations);
+};
+
+// The kernels for `requested`: the best target the CPU runs for Isa::automatic, unless
+// LONGATTN_ISA names one. Throws Error when the CPU cannot run the requested target.
+const KernelTable& kernels_for(Isa requested);
+
+// Whether this CPU (and OS) can run `isa`.
+bool cpu_supports(Isa isa);
+
+}  // namespace longattn::simd

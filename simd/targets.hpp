@@ -1,0 +1,13 @@
+// The kernel table of each compiled target; each is defined in its own kernels_<isa>.cpp.
+// Only dispatch.cpp calls these, after checking that the CPU runs the target.
+#pragma once
+
+#include "simd/kernel_table.hpp"
+
+namespace longattn::simd {
+
+const KernelTable& avx512_kernels();
+const KernelTable& avx2_kernels();
+const KernelTable& scalar_kernels();
+
+}  // namespace longattn::simd

@@ -1,0 +1,117 @@
+// One vector of fp32 lanes and the few operations the attention micro-kernels need.
+//
+// The kernels in attention_kernels-inl.hpp are written once against this interface.
+// VecF32<A> wraps xsimd's batch for a SIMD architecture; VecF32<ScalarArch> is the one-lane
+// fallback (xsimd 8 has no scalar batch). Everything here is inside the per-target namespace
+// opened by the including translation unit, so no symbol is shared between targets compiled
+// with different flags.
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace longattn::simd::LONGATTN_SIMD_TARGET {
+
+// 2^f on f ∈ [-0.5, 0.5]: degree-6 minimax fit of the relative error (max 1.6e-8, under
+// one ulp), coefficients rounded to fp32. Fitted by Lawson-weighted least squares.
+inline constexpr float kExp2Poly[7] = {1.0f,           0.6931471824645996f,  0.24022646248340607f,
+                                       0.05550328642129898f,  0.009618489071726799f,
+                                       0.0013399930903688073f, 0.0001534581242594868f};
+
+// Inputs are clamped from below first: that turns -inf, the score of a masked key, into an
+// exact 0 without a NaN on the way. Building 2^n from exponent bits, n = -127 is the pattern
+// of +0. scalef (AVX-512) returns denormals down to 2^-149, and 2^-151 rounds to 0.
+inline constexpr float kExp2MinBits = -127.0f;
+inline constexpr float kExp2MinScalef = -151.0f;
+
+struct ScalarArch {};
+
+template <class Arch>
+struct VecF32 {
+  using batch = xsimd::batch<float, Arch>;
+  static constexpr int lanes = static_cast<int>(batch::size);
+  batch v;
+
+  static VecF32 load(const float* p) { return {batch::load_unaligned(p)}; }
+  static VecF32 broadcast(float x) { return {batch(x)}; }
+  static VecF32 zero() { return {batch(0.0f)}; }
+  void store(float* p) const { v.store_unaligned(p); }
+
+  friend VecF32 fma(VecF32 a, VecF32 b, VecF32 c) { return {xsimd::fma(a.v, b.v, c.v)}; }
+  friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
+  friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
+  friend VecF32 operator+(VecF32 a, VecF32 b) { return {a.v + b.v}; }
+  friend VecF32 max(VecF32 a, VecF32 b) { return {xsimd::max(a.v, b.v)}; }
+
+  float reduce_add() const { return xsimd::hadd(v); }
+  float reduce_max() const {
+    alignas(64) float tmp[lanes];
+    v.store_aligned(tmp);
+    return *std::max_element(tmp, tmp + lanes);
+  }
+
+  // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp.
+  friend VecF32 exp2(VecF32 x) {
+#if defined(__AVX512F__)
+    constexpr bool kScalef = lanes == 16;
+#else
+    constexpr bool kScalef = false;
+#endif
+    const batch c = xsimd::max(x.v, batch(kScalef ? kExp2MinScalef : kExp2MinBits));
+    const batch n = xsimd::nearbyint(c);
+    const batch f = c - n;
+    batch p(kExp2Poly[6]);
+    for (int i = 5; i >= 0; --i) p = xsimd::fma(p, f, batch(kExp2Poly[i]));
+#if defined(__AVX512F__)
+    if constexpr (kScalef) {
+      // scalef builds p·2^n in one instruction; integer exponent arithmetic measured slower.
+      return {batch(_mm512_scalef_ps(p, n))};
+    }
+#endif
+    using ibatch = xsimd::batch<std::int32_t, Arch>;
+    const ibatch bits = (xsimd::nearbyint_as_int(n) + ibatch(127)) << 23;
+    return {p * xsimd::bitwise_cast<batch>(bits)};
+  }
+};
+
+template <>
+struct VecF32<ScalarArch> {
+  static constexpr int lanes = 1;
+  float v;
+
+  static VecF32 load(const float* p) { return {*p}; }
+  static VecF32 broadcast(float x) { return {x}; }
+  static VecF32 zero() { return {0.0f}; }
+  void store(float* p) const { *p = v; }
+
+  // a·b + c, not std::fma: that is a slow library call on CPUs without FMA, this target's users.
+  friend VecF32 fma(VecF32 a, VecF32 b, VecF32 c) { return {a.v * b.v + c.v}; }
+  friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
+  friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
+  friend VecF32 operator+(VecF32 a, VecF32 b) { return {a.v + b.v}; }
+  friend VecF32 max(VecF32 a, VecF32 b) { return {std::max(a.v, b.v)}; }
+  float reduce_add() const { return v; }
+  float reduce_max() const { return v; }
+
+  friend VecF32 exp2(VecF32 x) {
+    float c = std::max(x.v, kExp2MinBits);
+    float n = std::nearbyint(c);
+    float f = c - n;
+    float p = kExp2Poly[6];
+    for (int i = 5; i >= 0; --i) p = p * f + kExp2Poly[i];
+    std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return {p * scale};
+  }
+};
+
+}  // namespace longattn::simd::LONGATTN_SIMD_TARGET

@@ -1,0 +1,127 @@
+#include "tests/attention_tester.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "simd/kernel_table.hpp"
+
+namespace longattn::testing {
+
+bool within_tolerance(const std::vector<float>& actual, const std::vector<double>& expected,
+                      double max_abs_score, double max_abs_value, double rel) {
+  double max_expected = 0, max_error = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    if (std::isinf(expected[i])) {
+      if (actual[i] != expected[i]) return false;
+      continue;
+    }
+    if (!std::isfinite(actual[i])) return false;
+    max_expected = std::max(max_expected, std::abs(expected[i]));
+    max_error = std::max(max_error, std::abs(actual[i] - expected[i]));
+  }
+  const double bound = rel * std::max(1.0, max_expected) + 1e-6 * max_abs_score * max_abs_value;
+  if (max_error > bound) {
+    MESSAGE("max error " << max_error << " exceeds " << bound);
+    return false;
+  }
+  return true;
+}
+
+std::vector<Isa> runnable_isas() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar}) {
+    if (simd::cpu_supports(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+namespace {
+
+// A [B, H, N, D] tensor stored in the tester's layout, with a view in logical order.
+struct Stored {
+  std::vector<float> data;
+  std::int64_t B, H, N, D;
+  Layout layout;
+  Stored(std::int64_t b, std::int64_t h, std::int64_t n, std::int64_t d, Layout l)
+      : data(b * h * n * d), B(b), H(h), N(n), D(d), layout(l) {}
+  HeadsView<float> view() {
+    return layout == Layout::bhnd ? bhnd(data.data(), B, H, N, D) : bnhd(data.data(), B, N, H, D);
+  }
+  HeadsView<const float> cview() const {
+    auto* p = data.data();
+    return layout == Layout::bhnd ? bhnd(p, B, H, N, D) : bnhd(p, B, N, H, D);
+  }
+  // Contiguous BHND copy of the logical tensor.
+  std::vector<float> to_bhnd() const {
+    const auto v = cview();
+    std::vector<float> out(data.size());
+    std::size_t i = 0;
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < H; ++h)
+        for (std::int64_t n = 0; n < N; ++n)
+          for (std::int64_t d = 0; d < D; ++d)
+            out[i++] = v.data[b * v.strides[0] + h * v.strides[1] + n * v.strides[2] + d * v.strides[3]];
+    return out;
+  }
+};
+
+}  // namespace
+
+void AttentionTester::check() const {
+  reference::Problem p = p_;
+  std::mt19937 rng(seed_);
+  std::normal_distribution<float> normal(0.0f, magnitude_);
+  Stored q(p.batch, p.q_heads, p.nq, p.d, layout_), k(p.batch, p.kv_heads, p.nk, p.d, layout_),
+      v(p.batch, p.kv_heads, p.nk, p.dv, layout_);
+  for (Stored* t : {&q, &k, &v}) std::generate(t->data.begin(), t->data.end(), [&] { return normal(rng); });
+  p.q = q.to_bhnd();
+  p.k = k.to_bhnd();
+  p.v = v.to_bhnd();
+  const reference::Result expected = reference::attention(p);
+  double max_abs_value = 0;
+  for (float x : p.v) max_abs_value = std::max<double>(max_abs_value, std::abs(x));
+
+  AttentionOptions options;
+  if (p.scale != 0) options.scale = static_cast<float>(p.scale);
+  options.window = {p.window_left, p.window_right};
+
+  INFO("B=" << p.batch << " Hq=" << p.q_heads << " Hkv=" << p.kv_heads << " Nq=" << p.nq
+            << " Nk=" << p.nk << " D=" << p.d << " Dv=" << p.dv << " window=(" << p.window_left
+            << ", " << p.window_right << ")");
+  for (Isa isa : runnable_isas()) {
+    std::vector<float> first_out, first_lse;
+    for (int threads : {1, 2}) {
+      CAPTURE(to_string(isa));
+      CAPTURE(threads);
+      options.isa = isa;
+      options.threads = threads;
+      Stored out(p.batch, p.q_heads, p.nq, p.dv, layout_);
+      std::fill(out.data.begin(), out.data.end(), std::nanf(""));
+      std::vector<float> lse(p.batch * p.q_heads * p.nq, std::nanf(""));
+      const AttentionStats stats =
+          attention(q.cview(), k.cview(), v.cview(), out.view(), options,
+                    bhn(lse.data(), p.batch, p.q_heads, p.nq));
+      CHECK(stats.isa == isa);
+      CHECK(stats.visible_pairs ==
+            visible_pairs(p.nq, p.nk, options.window) * p.batch * p.q_heads);
+      const std::vector<float> actual = out.to_bhnd();
+      CHECK(within_tolerance(actual, expected.out, expected.max_abs_score, max_abs_value));
+      CHECK(within_tolerance(lse, expected.lse, expected.max_abs_score, 1.0));
+      if (threads == 1) {
+        first_out = actual;
+        first_lse = lse;
+      } else {
+        // Work is partitioned by data, never by thread: the bits must not change.
+        CHECK(std::memcmp(first_out.data(), actual.data(), actual.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(first_lse.data(), lse.data(), lse.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
+}  // namespace longattn::testing

@@ -1,0 +1,50 @@
+// One tester object for the attention kernel: builder-style parameters, so each case of the
+// contract is one line. check() runs every ISA path the CPU has with 1 and 2 threads, compares
+// each with the fp64 reference, and requires bit-identical results across thread counts.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "longattn/attention.hpp"
+#include "tests/reference_attention.hpp"
+
+namespace longattn::testing {
+
+enum class Layout { bhnd, bnhd };
+
+// The tolerance of ../shared/golden/README.md: relative 1e-5 (fp32) plus what the rounding
+// of logits in the hundreds can cost.
+bool within_tolerance(const std::vector<float>& actual, const std::vector<double>& expected,
+                      double max_abs_score, double max_abs_value, double rel = 1e-5);
+
+// The ISA paths this CPU runs (the scalar one always).
+std::vector<Isa> runnable_isas();
+
+class AttentionTester {
+ public:
+  AttentionTester& batch(std::int64_t b) { p_.batch = b; return *this; }
+  AttentionTester& heads(std::int64_t hq, std::int64_t hkv) { p_.q_heads = hq; p_.kv_heads = hkv; return *this; }
+  AttentionTester& heads(std::int64_t h) { return heads(h, h); }
+  AttentionTester& tokens(std::int64_t nq, std::int64_t nk) { p_.nq = nq; p_.nk = nk; return *this; }
+  AttentionTester& n(std::int64_t n) { return tokens(n, n); }
+  AttentionTester& dims(std::int64_t d, std::int64_t dv) { p_.d = d; p_.dv = dv; return *this; }
+  AttentionTester& d(std::int64_t d) { return dims(d, d); }
+  AttentionTester& window(std::int64_t left, std::int64_t right) { p_.window_left = left; p_.window_right = right; return *this; }
+  AttentionTester& causal() { return window(-1, 0); }
+  AttentionTester& scale(double s) { p_.scale = s; return *this; }
+  AttentionTester& layout(Layout l) { layout_ = l; return *this; }
+  AttentionTester& value_range(float magnitude) { magnitude_ = magnitude; return *this; }
+  AttentionTester& seed(unsigned s) { seed_ = s; return *this; }
+
+  void check() const;
+
+ private:
+  reference::Problem p_;
+  Layout layout_ = Layout::bhnd;
+  float magnitude_ = 1.0f;
+  unsigned seed_ = 1;
+};
+
+}  // namespace longattn::testing

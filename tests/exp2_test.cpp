@@ -1,0 +1,48 @@
+// The vectorized exp2 of every ISA path: at most 2 ulp over the range the softmax uses.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "simd/kernel_table.hpp"
+#include "tests/attention_tester.hpp"
+
+namespace {
+
+double ulp_error(float actual, double expected) {
+  const double ulp = std::ldexp(1.0, std::ilogb(expected) - 23);
+  return std::abs(actual - expected) / ulp;
+}
+
+}  // namespace
+
+TEST_CASE("exp2 is within 2 ulp on [-126, 0] and exact at the ends") {
+  std::vector<float> x;
+  for (float t = -126.0f; t <= 0.0f; t += 0.000977f) x.push_back(t);
+  x.push_back(0.0f);
+  for (longattn::Isa isa : longattn::testing::runnable_isas()) {
+    CAPTURE(longattn::to_string(isa));
+    const auto& kernels = longattn::simd::kernels_for(isa);
+    std::vector<float> y(x.size());
+    kernels.exp2(x.data(), y.data(), static_cast<std::int64_t>(x.size()));
+    double worst = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, ulp_error(y[i], std::exp2(double(x[i]))));
+    MESSAGE(longattn::to_string(isa) << ": max exp2 error " << worst << " ulp");
+    CHECK(worst <= 2.0);
+
+    // A masked score (-inf) and far underflow must give exact zeros, never NaN.
+    // A row whose keys are all masked relies on this: its sum must be exactly 0.
+    std::vector<float> ends_in(64, -std::numeric_limits<float>::infinity()), ends_out(64);
+    ends_in[1] = -1000.0f;
+    ends_in[2] = -160.0f;
+    ends_in[3] = 0.0f;
+    kernels.exp2(ends_in.data(), ends_out.data(), 64);
+    CHECK(ends_out[0] == 0.0f);
+    CHECK(ends_out[1] == 0.0f);
+    CHECK(ends_out[2] == 0.0f);
+    CHECK(ends_out[3] == 1.0f);
+    for (int i = 4; i < 64; ++i) CHECK(ends_out[i] == 0.0f);
+  }
+}

@@ -1,0 +1,53 @@
+#include "tests/reference_attention.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace longattn::reference {
+
+Result attention(const Problem& p) {
+  Result r;
+  r.out.assign(p.batch * p.q_heads * p.nq * p.dv, 0.0);
+  r.lse.assign(p.batch * p.q_heads * p.nq, -std::numeric_limits<double>::infinity());
+  const double scale = p.scale != 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.d));
+  const std::int64_t group = p.q_heads / p.kv_heads;
+  std::vector<double> s(p.nk);
+  std::vector<char> visible(p.nk);
+  for (std::int64_t b = 0; b < p.batch; ++b) {
+    for (std::int64_t h = 0; h < p.q_heads; ++h) {
+      const std::int64_t g = h / group;
+      for (std::int64_t i = 0; i < p.nq; ++i) {
+        const std::int64_t pos = i + p.nk - p.nq;  // bottom-right aligned
+        const float* qi = &p.q[((b * p.q_heads + h) * p.nq + i) * p.d];
+        double m = -std::numeric_limits<double>::infinity();
+        for (std::int64_t j = 0; j < p.nk; ++j) {
+          visible[j] = (p.window_left < 0 || j >= pos - p.window_left) &&
+                       (p.window_right < 0 || j <= pos + p.window_right);
+          if (!visible[j]) continue;
+          const float* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
+          double dot = 0;
+          for (std::int64_t c = 0; c < p.d; ++c) dot += static_cast<double>(qi[c]) * kj[c];
+          s[j] = scale * dot;
+          m = std::max(m, s[j]);
+          r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));
+        }
+        if (m == -std::numeric_limits<double>::infinity()) continue;  // sees no key: zeros
+        double sum = 0;
+        double* oi = &r.out[((b * p.q_heads + h) * p.nq + i) * p.dv];
+        for (std::int64_t j = 0; j < p.nk; ++j) {
+          if (!visible[j]) continue;
+          const double e = std::exp(s[j] - m);
+          sum += e;
+          const float* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
+          for (std::int64_t c = 0; c < p.dv; ++c) oi[c] += e * vj[c];
+        }
+        for (std::int64_t c = 0; c < p.dv; ++c) oi[c] /= sum;
+        r.lse[(b * p.q_heads + h) * p.nq + i] = m + std::log(sum);
+      }
+    }
+  }
+  return r;
+}
+
+}  // namespace longattn::reference

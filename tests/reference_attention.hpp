@@ -1,0 +1,26 @@
+// The fp64 reference: a direct transcription of DESIGN.md §1 that shares no code with the
+// engine. Slow on purpose: two passes over every (query, key) pair, all in double.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace longattn::reference {
+
+struct Problem {
+  std::int64_t batch = 1, q_heads = 1, kv_heads = 1, nq = 1, nk = 1, d = 1, dv = 1;
+  // Contiguous [B, H, N, D] float32 inputs.
+  std::vector<float> q, k, v;
+  double scale = 0;  // 0: 1/sqrt(d)
+  std::int64_t window_left = -1, window_right = -1;
+};
+
+struct Result {
+  std::vector<double> out;  // [B, Hq, Nq, Dv]
+  std::vector<double> lse;  // [B, Hq, Nq], -inf for a query that sees no key
+  double max_abs_score = 0;
+};
+
+Result attention(const Problem& p);
+
+}  // namespace longattn::reference

@@ -1,0 +1,109 @@
+// Every class of bad argument throws longattn::Error naming it, and writes nothing.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "longattn/longattn.hpp"
+
+using namespace longattn;
+
+namespace {
+
+struct Call {
+  std::vector<float> qd = std::vector<float>(2 * 4 * 8 * 16, 0.5f);
+  std::vector<float> kd = std::vector<float>(2 * 2 * 8 * 16, 0.5f);
+  std::vector<float> vd = std::vector<float>(2 * 2 * 8 * 16, 0.5f);
+  std::vector<float> od = std::vector<float>(2 * 4 * 8 * 16, 7.0f);
+  std::vector<float> ld = std::vector<float>(2 * 4 * 8, 7.0f);
+  HeadsView<const float> q = bhnd<const float>(qd.data(), 2, 4, 8, 16);
+  HeadsView<const float> k = bhnd<const float>(kd.data(), 2, 2, 8, 16);
+  HeadsView<const float> v = bhnd<const float>(vd.data(), 2, 2, 8, 16);
+  HeadsView<float> out = bhnd(od.data(), 2, 4, 8, 16);
+  TensorView<float, 3> lse = bhn(ld.data(), 2, 4, 8);
+  AttentionOptions options;
+
+  void run() { attention(q, k, v, out, options, lse); }
+  bool untouched() const {
+    for (float x : od) if (x != 7.0f) return false;
+    for (float x : ld) if (x != 7.0f) return false;
+    return true;
+  }
+};
+
+// Applies `spoil` to a valid call and expects an Error whose message contains `needle`.
+void expect_error(const std::function<void(Call&)>& spoil, const std::string& needle) {
+  Call c;
+  spoil(c);
+  CAPTURE(needle);
+  try {
+    c.run();
+    FAIL("no error thrown");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CAPTURE(msg);
+    CHECK(msg.find(needle) != std::string::npos);
+  }
+  CHECK(c.untouched());
+}
+
+}  // namespace
+
+TEST_CASE("a valid call runs") {
+  Call c;
+  c.run();
+  CHECK(c.od[0] == doctest::Approx(0.5f));
+}
+
+TEST_CASE("shape mismatches name the argument, expected and actual") {
+  expect_error([](Call& c) { c.k.shape[0] = 3; }, "k.shape[0] (batch): expected 2 (q's batch), got 3");
+  expect_error([](Call& c) { c.k.shape[3] = 8; }, "k.shape[3] (features): expected 16");
+  expect_error([](Call& c) { c.v.shape[2] = 4; }, "v.shape[2] (tokens): expected 8 (k's tokens), got 4");
+  expect_error([](Call& c) { c.v.shape[1] = 1; }, "v.shape[1] (heads): expected 2");
+  expect_error([](Call& c) { c.out.shape[3] = 8; }, "out.shape[3] (features): expected 16 (v's features), got 8");
+  expect_error([](Call& c) { c.out.shape[2] = 9; }, "out.shape[2] (tokens)");
+  expect_error([](Call& c) { c.lse.shape[2] = 3; }, "lse.shape[2]: expected 8");
+}
+
+TEST_CASE("heads, features and windows") {
+  expect_error([](Call& c) { c.k.shape[1] = c.v.shape[1] = 3; }, "expected a divisor of q's 4 heads");
+  expect_error([](Call& c) { c.q.shape[3] = c.k.shape[3] = 0; }, "q.shape[3] (features): expected >= 1, got 0");
+  expect_error([](Call& c) { c.q.shape[1] = 0; }, "q.shape[1] (heads): expected >= 1");
+  expect_error([](Call& c) { c.options.window = {-2, 0}; }, "window: expected left and right >= -1");
+  expect_error([](Call& c) { c.options.window = {0, -5}; }, "got (0, -5)");
+  expect_error([](Call& c) { c.options.scale = std::nanf(""); }, "scale: expected a finite number");
+  expect_error([](Call& c) { c.options.threads = -1; }, "threads: expected >= 0");
+}
+
+TEST_CASE("pointers, strides, sizes and aliasing") {
+  expect_error([](Call& c) { c.q.data = nullptr; }, "q.data: expected a pointer, got null");
+  expect_error([](Call& c) { c.out.data = nullptr; }, "out.data: expected a pointer");
+  expect_error([](Call& c) { c.k.strides[2] = -16; }, "k.strides[2]: expected >= 0, got -16");
+  expect_error([](Call& c) { c.q.shape[0] = -1; }, "q.shape[0]: expected >= 0");
+  expect_error([](Call& c) { c.q.strides[0] = std::int64_t{1} << 62; }, "q: extent in bytes overflows");
+  expect_error([](Call& c) { c.q.strides[1] = std::int64_t{1} << 62; }, "q: shape and strides address more than 2^63");
+  expect_error([](Call& c) { c.out.data = c.od.data(); c.q.data = c.od.data(); }, "out: must not overlap q");
+  expect_error([](Call& c) { c.lse.data = c.od.data(); }, "lse: must not overlap out");
+  expect_error([](Call& c) { c.out.strides[2] = 0; }, "out.strides[2]: expected > ");
+}
+
+TEST_CASE("an ISA the CPU lacks or an unknown name is a clear error") {
+  CHECK_THROWS_AS(parse_isa("sse9"), Error);
+  CHECK(parse_isa("avx2") == Isa::avx2);
+  setenv("LONGATTN_ISA", "neon", 1);
+  expect_error([](Call&) {}, "LONGATTN_ISA: expected avx512, avx2 or scalar, got \"neon\"");
+  unsetenv("LONGATTN_ISA");
+}
+
+TEST_CASE("empty sequences are valid: no keys means zero rows and lse = -inf") {
+  std::vector<float> q(1 * 2 * 3 * 4, 1.0f), out(1 * 2 * 3 * 4, 7.0f), lse(6, 7.0f);
+  float dummy = 0;
+  attention(bhnd<const float>(q.data(), 1, 2, 3, 4), bhnd<const float>(&dummy, 1, 1, 0, 4),
+            bhnd<const float>(&dummy, 1, 1, 0, 4), bhnd(out.data(), 1, 2, 3, 4), {},
+            bhn(lse.data(), 1, 2, 3));
+  for (float x : out) CHECK(x == 0.0f);
+  for (float x : lse) CHECK(x == -INFINITY);
+}
