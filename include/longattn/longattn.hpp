@@ -3,5 +3,6 @@
 
 #include "longattn/attention.hpp"
 #include "longattn/error.hpp"
+#include "longattn/machine.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"

@@ -1,0 +1,86 @@
+#include "bench/measure.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "bench/onednn_attention.hpp"
+#include "longattn/attention.hpp"
+#include "longattn/error.hpp"
+#include "longattn/machine.hpp"
+
+namespace longattn::bench {
+
+double median_seconds(const std::function<void()>& fn, int repeats) {
+  fn();
+  std::vector<double> times;
+  for (int i = 0; i < std::max(1, repeats); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  const std::size_t mid = times.size() / 2;
+  return times.size() % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid]);
+}
+
+std::int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::vector<float> random_tensor(std::int64_t elements, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> t(static_cast<std::size_t>(elements));
+  std::generate(t.begin(), t.end(), [&] { return normal(rng); });
+  return t;
+}
+
+AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
+  if (config.mode != "full" && config.mode != "causal") {
+    throw Error("mode: expected full or causal, got \"" + config.mode + "\"");
+  }
+  if (config.baseline != "onednn" && config.baseline != "none") {
+    throw Error("baseline: expected onednn or none, got \"" + config.baseline + "\"");
+  }
+  AttentionBenchResult r;
+  r.config = config;
+  const std::int64_t B = config.batch, H = config.heads, N = config.n, D = config.d;
+  const std::int64_t Hkv = config.kv_heads > 0 ? config.kv_heads : H;
+  const std::vector<float> q = random_tensor(B * H * N * D, 1), k = random_tensor(B * Hkv * N * D, 2),
+                           v = random_tensor(B * Hkv * N * D, 3);
+  std::vector<float> out(static_cast<std::size_t>(B * H * N * D));
+  const auto qv = bhnd(q.data(), B, H, N, D), kv = bhnd(k.data(), B, Hkv, N, D),
+             vv = bhnd(v.data(), B, Hkv, N, D);
+  const auto ov = bhnd(out.data(), B, H, N, D);
+
+  AttentionOptions options;
+  options.window = config.mode == "causal" ? Window::causal() : Window::full();
+  options.threads = config.threads;
+  options.isa = config.isa;
+  AttentionStats stats;
+  r.longattn.seconds = median_seconds([&] { stats = attention(qv, kv, vv, ov, options); }, config.repeats);
+  r.isa = stats.isa;
+  r.flops = stats.flops;
+  r.longattn.gflops = r.flops / r.longattn.seconds * 1e-9;
+  r.longattn.scratch_bytes = stats.scratch_bytes;
+
+  if (config.baseline == "onednn") {
+    OneDnnAttention baseline(N, N, D, D, 1.0f / std::sqrt(static_cast<float>(D)),
+                             config.mode == "causal", config.threads);
+    r.baseline.seconds = median_seconds([&] { baseline.run(qv, kv, vv, ov); }, config.repeats);
+    r.baseline.gflops = r.flops / r.baseline.seconds * 1e-9;
+    r.baseline.scratch_bytes = baseline.scratch_bytes();
+    r.has_baseline = true;
+  }
+  r.peak_gflops = measure_fp32_peak(r.isa, config.threads).gflops;
+  r.peak_rss_bytes = peak_rss_bytes();
+  return r;
+}
+
+}  // namespace longattn::bench

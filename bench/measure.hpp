@@ -1,0 +1,53 @@
+// How the bench command, the report and the Google Benchmark suites measure: one place, so
+// their figures agree.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "longattn/options.hpp"
+
+namespace longattn::bench {
+
+// Runs fn once to warm up, then `repeats` times; returns the median wall time in seconds.
+double median_seconds(const std::function<void()>& fn, int repeats);
+
+// Peak resident set of this process so far, in bytes.
+std::int64_t peak_rss_bytes();
+
+// Contiguous [B, H, N, D] tensor of normal(0, 1) floats, seeded.
+std::vector<float> random_tensor(std::int64_t elements, unsigned seed);
+
+struct AttentionBenchConfig {
+  std::string mode = "full";  // full | causal
+  std::int64_t n = 16384, d = 64, heads = 8, kv_heads = 0;  // kv_heads 0 = heads
+  std::int64_t batch = 1;
+  int threads = 1;
+  Isa isa = Isa::automatic;
+  std::string baseline = "onednn";  // onednn | none
+  int repeats = 3;
+};
+
+struct Measurement {
+  double seconds = 0;
+  double gflops = 0;
+  std::int64_t scratch_bytes = 0;
+};
+
+struct AttentionBenchResult {
+  AttentionBenchConfig config;
+  Isa isa = Isa::automatic;
+  double flops = 0;  // DESIGN.md §4
+  Measurement longattn;
+  bool has_baseline = false;
+  Measurement baseline;
+  double peak_gflops = 0;  // measured fp32 FMA peak for this ISA and thread count
+  std::int64_t peak_rss_bytes = 0;
+};
+
+// Times longattn (and the baseline) on random inputs of the configured shape.
+AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config);
+
+}  // namespace longattn::bench

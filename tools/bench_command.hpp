@@ -1,0 +1,10 @@
+// `longattn bench`: one attention shape, timed against the baseline, as text or JSON.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace longattn::tools {
+
+void add_bench_command(CLI::App& app);
+
+}  // namespace longattn::tools
