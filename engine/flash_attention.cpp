@@ -203,9 +203,11 @@ class FlashRunner {
 FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options) {
   const simd::KernelTable& kernels = simd::kernels_for(options.isa);
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.d)));
-  // Br × Bc: a query block of Br·D floats and one key panel stay in L1 while the scores
-  // (Br·Bc) live in L2. Br is a multiple of every target's row group (6 and 4).
-  const std::int64_t block_rows = shape.d <= 64 ? 96 : shape.d <= 128 ? 48 : 24;
+  // Br × Bc = 96 × 256 for every D: measured (AVX-512, 1 thread, bench/RESULTS.md) against
+  // Br ∈ {24, 48, 96, 144, 192} and Bc ∈ {128, 256, 512} at D = 64, 128, 256; smaller Br lost
+  // 5–20 % at every D, larger blocks were within noise. Br is a multiple of every target's
+  // row group (6 and 4); Bc of every panel width (64, 16, 4).
+  const std::int64_t block_rows = 96;
   const std::int64_t block_keys = 256;
   const std::int64_t dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
   return FlashPlan{shape,      options.window, scale * std::numbers::log2e_v<float>,

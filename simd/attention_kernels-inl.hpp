@@ -21,21 +21,27 @@ namespace longattn::simd::LONGATTN_SIMD_TARGET {
 // Largest row count qk_tile accepts (the engine's query block never exceeds it).
 inline constexpr int kMaxTileRows = 256;
 
-// C[r][0 .. NV·lanes) (= or +=) A[r][0 .. depth) · B[0 .. depth)[..] for r < R.
-// With row_scale, C is loaded and multiplied by row_scale[r] first (the softmax rescale);
-// without, C starts at zero. With vmax, the running per-row vector max is raised.
+// How a block of C starts: at zero (scores), or loaded (output accumulators), with the
+// softmax rescale of each row applied on the way in when the row max grew.
+enum class Start { zero, load, load_scaled };
+
+// C[r][0 .. NV·lanes) = start + A[r][0 .. depth) · B[0 .. depth)[..] for r < R.
+// With vmax, the running per-row vector max is raised to the block's values.
 template <class V, int R, int NV>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
-                       std::int64_t depth, float* c, std::int64_t ldc, const float* row_scale,
-                       V* vmax) {
+                       std::int64_t depth, float* c, std::int64_t ldc, Start start,
+                       const float* row_scale, V* vmax) {
   constexpr int L = V::lanes;
   V acc[R][NV];
   for (int r = 0; r < R; ++r) {
-    if (row_scale != nullptr) {
-      const V scale = V::broadcast(row_scale[r]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::load(c + r * ldc + v * L) * scale;
-    } else {
+    if (start == Start::zero) {
       for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    } else {
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::load(c + r * ldc + v * L);
+      if (start == Start::load_scaled) {
+        const V scale = V::broadcast(row_scale[r]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = acc[r][v] * scale;
+      }
     }
   }
   for (std::int64_t k = 0; k < depth; ++k) {
@@ -63,12 +69,12 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
 template <class V, int kRows, int NV>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
-                      const float* row_scale, V* vmax) {
+                      Start start, const float* row_scale, V* vmax) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
-      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, row_scale, vmax);
+      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_scale, vmax);
     } else {
-      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, row_scale, vmax);
+      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_scale, vmax);
     }
   }
 }
@@ -77,20 +83,21 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
 template <class V, int R, int NV>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
-                      std::int64_t ldc, const float* row_scale, V* vmax) {
+                      std::int64_t ldc, Start start, const float* row_scale, V* vmax) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
   for (; col + NV <= vectors; col += NV) {
     for (std::int64_t r = 0; r < rows; r += R) {
       const int n = static_cast<int>(rows - r < R ? rows - r : R);
       gemm_rows<V, R, NV>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
-                          ldc, row_scale ? row_scale + r : nullptr, vmax ? vmax + r : nullptr);
+                          ldc, start, row_scale ? row_scale + r : nullptr,
+                          vmax ? vmax + r : nullptr);
     }
   }
   if constexpr (NV > 1) {
     if (col < vectors) {
       gemm_tile<V, R, NV - 1>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
-                              ldc, row_scale, vmax);
+                              ldc, start, row_scale, vmax);
     }
   }
 }
@@ -109,7 +116,7 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
   for (std::int64_t p = 0; p < panels; ++p) {
     const float* panel = key_panels + p * d * panel_width;
     gemm_tile<V, R, NV>(rows, NV, q, d, panel, panel_width, d, s + p * panel_width, lds,
-                        nullptr, vmax);
+                        Start::zero, nullptr, vmax);
   }
   for (std::int64_t r = 0; r < rows; ++r) {
     const float m = vmax[r].reduce_max();
@@ -117,11 +124,20 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
   }
 }
 
+// Keys per pass over the output rows: 128 value rows (32 KB at Dv = 64) stay in L1 while every
+// row group of the block reads them. Measured on the 96 × 256 tile (AVX-512, D = 64), PV ran
+// at 0.84 / 0.93 / 0.98 / 0.89 of QKᵀ's rate for chunks of 32 / 64 / 128 / 256 keys.
+inline constexpr std::int64_t kPvKeyChunk = 128;
+
 template <class V, int R, int NV>
 void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys,
              const float* v, std::int64_t dv_padded, float* o, const float* row_scale) {
-  gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p, ldp, v, dv_padded, keys, o, dv_padded,
-                      row_scale, static_cast<V*>(nullptr));
+  for (std::int64_t k0 = 0; k0 < keys; k0 += kPvKeyChunk) {
+    const std::int64_t depth = keys - k0 < kPvKeyChunk ? keys - k0 : kPvKeyChunk;
+    gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * dv_padded, dv_padded,
+                        depth, o, dv_padded, k0 == 0 ? Start::load_scaled : Start::load,
+                        row_scale, static_cast<V*>(nullptr));
+  }
 }
 
 template <class V>
@@ -131,13 +147,23 @@ void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
     const V m = V::broadcast(row_max[r]);
-    V sum = V::zero();
-    for (std::int64_t j = 0; j < cols; j += L) {
+    // Two partial sums so consecutive vectors do not wait on one add chain.
+    V sum0 = V::zero(), sum1 = V::zero();
+    std::int64_t j = 0;
+    for (; j + 2 * L <= cols; j += 2 * L) {
+      const V e0 = exp2(V::load(row + j) - m);
+      const V e1 = exp2(V::load(row + j + L) - m);
+      e0.store(row + j);
+      e1.store(row + j + L);
+      sum0 = sum0 + e0;
+      sum1 = sum1 + e1;
+    }
+    for (; j < cols; j += L) {
       const V e = exp2(V::load(row + j) - m);
       e.store(row + j);
-      sum = sum + e;
+      sum0 = sum0 + e;
     }
-    row_sum[r] = sum.reduce_add();
+    row_sum[r] = (sum0 + sum1).reduce_add();
   }
 }
 

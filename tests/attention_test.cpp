@@ -1,6 +1,8 @@
 // The kernel against the fp64 reference: every ISA path, threads 1 and 2, awkward sizes.
 #include <doctest/doctest.h>
 
+#include <random>
+
 #include "tests/attention_tester.hpp"
 
 using longattn::testing::AttentionTester;
@@ -59,4 +61,27 @@ TEST_CASE("BNHD layout is read and written in place") {
 
 TEST_CASE("large logits stay exact") {
   AttentionTester().n(500).d(64).value_range(6.0f).check();
+}
+
+TEST_CASE("random shapes, windows and layouts (seeded)") {
+  std::mt19937 rng(20261126);
+  auto pick = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  for (int trial = 0; trial < 24; ++trial) {
+    const std::int64_t hkv = pick(1, 3), hq = hkv * pick(1, 3);
+    const std::int64_t nk = pick(1, 400), nq = pick(1, 2) == 1 ? nk : pick(1, 400);
+    const std::int64_t left = pick(-1, 3) == -1 ? -1 : pick(0, 300);
+    const std::int64_t right = pick(-1, 3) == -1 ? -1 : pick(0, 300);
+    CAPTURE(trial);
+    AttentionTester()
+        .batch(pick(1, 2))
+        .heads(hq, hkv)
+        .tokens(nq, nk)
+        .dims(pick(1, 96), pick(1, 96))
+        .window(left, right)
+        .layout(pick(0, 1) == 0 ? Layout::bhnd : Layout::bnhd)
+        .seed(static_cast<unsigned>(trial))
+        .check();
+  }
 }

@@ -107,8 +107,8 @@ void AttentionTester::check() const {
           attention(q.cview(), k.cview(), v.cview(), out.view(), options,
                     bhn(lse.data(), p.batch, p.q_heads, p.nq));
       CHECK(stats.isa == isa);
-      CHECK(stats.visible_pairs ==
-            visible_pairs(p.nq, p.nk, options.window) * p.batch * p.q_heads);
+      CHECK(stats.visible_pairs == expected.visible_pairs);
+      CHECK(stats.flops == 2.0 * double(p.d + p.dv) * double(expected.visible_pairs));
       const std::vector<float> actual = out.to_bhnd();
       CHECK(within_tolerance(actual, expected.out, expected.max_abs_score, max_abs_value));
       CHECK(within_tolerance(lse, expected.lse, expected.max_abs_score, 1.0));

@@ -25,6 +25,7 @@ Result attention(const Problem& p) {
           visible[j] = (p.window_left < 0 || j >= pos - p.window_left) &&
                        (p.window_right < 0 || j <= pos + p.window_right);
           if (!visible[j]) continue;
+          ++r.visible_pairs;
           const float* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
           double dot = 0;
           for (std::int64_t c = 0; c < p.d; ++c) dot += static_cast<double>(qi[c]) * kj[c];

@@ -19,6 +19,7 @@ struct Result {
   std::vector<double> out;  // [B, Hq, Nq, Dv]
   std::vector<double> lse;  // [B, Hq, Nq], -inf for a query that sees no key
   double max_abs_score = 0;
+  std::int64_t visible_pairs = 0;  // over all batches and query heads
 };
 
 Result attention(const Problem& p);
