@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <new>
 #include <vector>
 
 #include "longattn/machine.hpp"
@@ -13,9 +14,20 @@ namespace {
 
 using longattn::Isa;
 
+// Cache-line aligned like the engine's scratch: a zmm load that splits two lines costs twice.
+template <class T>
+struct LineAligned : std::allocator<T> {
+  template <class U> struct rebind { using other = LineAligned<U>; };
+  LineAligned() = default;
+  template <class U> LineAligned(const LineAligned<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+};
+using Floats = std::vector<float, LineAligned<float>>;
+
 struct Tile {
   std::int64_t rows, keys, d;
-  std::vector<float> q, key_panels, scores, values, acc, row_max, row_scale, row_sum;
+  Floats q, key_panels, scores, values, acc, row_max, row_scale, row_sum;
   Tile(std::int64_t r, std::int64_t k, std::int64_t dim)
       : rows(r), keys(k), d(dim), q(r * dim, 0.01f), key_panels(k * dim, 0.02f), scores(r * k, -1.0f),
         values(k * dim, 0.1f), acc(r * dim, 0.0f), row_max(r, 0.0f), row_scale(r, 1.0f), row_sum(r) {}
