@@ -130,6 +130,44 @@ AttentionShape validate_attention(const HeadsView<const float>& q, const HeadsVi
     }
   }
 
+  if (!options.key_lengths.empty()) {
+    if (static_cast<std::int64_t>(options.key_lengths.size()) != s.batch) {
+      fail("key_lengths: expected one length per batch (" + std::to_string(s.batch) + "), got " +
+           std::to_string(options.key_lengths.size()));
+    }
+    for (std::size_t b = 0; b < options.key_lengths.size(); ++b) {
+      const std::int64_t len = options.key_lengths[b];
+      if (len < 0 || len > s.nk) {
+        fail("key_lengths[" + std::to_string(b) + "]: expected 0 ... " + std::to_string(s.nk) +
+             " (k's tokens), got " + std::to_string(len));
+      }
+    }
+  }
+  if (!options.mask.empty() || options.mask.shape[0] != 0 || options.mask.shape[1] != 0) {
+    check_view(options.mask, "mask");
+    if (options.mask.shape[0] != s.nq || options.mask.shape[1] != s.nk) {
+      fail("mask.shape: expected [" + std::to_string(s.nq) + ", " + std::to_string(s.nk) +
+           "] ([q tokens, k tokens]), got [" + std::to_string(options.mask.shape[0]) + ", " +
+           std::to_string(options.mask.shape[1]) + "]");
+    }
+  }
+  const BlockSparseLayout& layout = options.block_sparse;
+  if (layout.enabled() || layout.block_k != 0 || !layout.visible.empty()) {
+    if (layout.block_q < 1 || layout.block_k < 1) {
+      fail("block_sparse: expected block_q and block_k >= 1, got " + std::to_string(layout.block_q) +
+           " and " + std::to_string(layout.block_k));
+    }
+    const std::int64_t q_blocks = (s.nq + layout.block_q - 1) / layout.block_q;
+    const std::int64_t k_blocks = (s.nk + layout.block_k - 1) / layout.block_k;
+    for (std::size_t t = 0; t < layout.visible.size(); ++t) {
+      const auto [qb, kb] = layout.visible[t];
+      if (qb < 0 || qb >= q_blocks || kb < 0 || kb >= k_blocks) {
+        fail("block_sparse.visible[" + std::to_string(t) + "]: expected a tile in [0, " +
+             std::to_string(q_blocks) + ") x [0, " + std::to_string(k_blocks) + "), got (" +
+             std::to_string(qb) + ", " + std::to_string(kb) + ")");
+      }
+    }
+  }
   if (options.window.left < -1 || options.window.right < -1) {
     fail("window: expected left and right >= -1 (-1 = unbounded), got (" +
          std::to_string(options.window.left) + ", " + std::to_string(options.window.right) + ")");

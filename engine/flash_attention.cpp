@@ -10,10 +10,10 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <vector>
 
 #include "engine/aligned_buffer.hpp"
 #include "engine/key_value_packing.hpp"
-#include "engine/window_plan.hpp"
 
 namespace longattn::engine {
 namespace {
@@ -30,6 +30,7 @@ struct BlockScratch {
   AlignedBuffer scores;  // [Br][Bc], scores then probabilities
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
+  std::vector<KeyRange> key_ranges;  // what the current query block sees
 
   BlockScratch(const FlashPlan& plan)
       : q(plan.block_rows * plan.shape.d),
@@ -58,7 +59,6 @@ class FlashRunner {
               const HeadsView<const float>& k, const HeadsView<const float>& v,
               const HeadsView<float>& out, const TensorView<float, 3>& lse)
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
-        windows_(plan.shape.nq, plan.shape.nk, plan.window),
         layout_{plan.shape.nk, plan.shape.d, plan.shape.dv, plan.kernels->panel_width,
                 plan.dv_padded} {}
 
@@ -106,9 +106,9 @@ class FlashRunner {
     }
 
     AttentionStats stats;
-    stats.visible_pairs = windows_.visible_pairs() * s.batch * s.q_heads;
+    stats.visible_pairs = plan_.visibility.visible_pairs() * s.q_heads;
     stats.flops = 2.0 * static_cast<double>(s.d + s.dv) * static_cast<double>(stats.visible_pairs);
-    stats.scratch_bytes = packed.bytes();
+    stats.scratch_bytes = packed.bytes() + plan_.visibility.scratch_bytes();
     for (const BlockScratch& one : scratch) stats.scratch_bytes += one.bytes();
     stats.isa = plan_.kernels->isa;
     return stats;
@@ -135,38 +135,30 @@ class FlashRunner {
     std::fill(st.sum, st.sum + rows, 0.0f);
     std::fill(acc, acc + rows * W, 0.0f);
 
-    const KeyRange seen = windows_.keys_of_rows(i0, i1);
-    for (std::int64_t j0 = seen.begin / P * P; j0 < seen.end; j0 += Bc) {
-      const std::int64_t j1 = std::min(j0 + Bc, seen.end);
-      const std::int64_t panels = (j1 - j0 + P - 1) / P, width = panels * P;
-      const TileKind kind = windows_.classify(i0, i1, j0, j0 + width);
-      if (kind == TileKind::skipped) continue;
-
-      std::fill(st.tile_max, st.tile_max + rows, kNegInf);
-      kern.qk_tile(q, rows, D, key_panels + j0 * D, panels, s, Bc, st.tile_max);
-      if (kind == TileKind::partial) {
-        for (std::int64_t r = 0; r < rows; ++r) {
-          // Mask keys outside the row's window; padded keys past Nk are outside every window.
-          const KeyRange keys = windows_.keys_of(i0 + r);
-          float* row = s + r * Bc;
-          const std::int64_t lo = std::clamp(keys.begin - j0, std::int64_t{0}, width);
-          const std::int64_t hi = std::clamp(keys.end - j0, lo, width);
-          std::fill(row, row + lo, kNegInf);
-          std::fill(row + hi, row + width, kNegInf);
-          st.tile_max[r] = kern.max_of(row, width);
+    plan_.visibility.key_ranges(b, i0, i1, scratch.key_ranges);
+    for (const KeyRange& range : scratch.key_ranges) {
+      for (std::int64_t j0 = range.begin; j0 < range.end; j0 += Bc) {
+        const std::int64_t panels = (std::min(j0 + Bc, range.end) - j0 + P - 1) / P;
+        const std::int64_t width = panels * P;
+        std::fill(st.tile_max, st.tile_max + rows, kNegInf);
+        kern.qk_tile(q, rows, D, key_panels + j0 * D, panels, s, Bc, st.tile_max);
+        if (!plan_.visibility.all_visible(b, i0, i1, j0, j0 + width)) {
+          // Only partial tiles pay for element masks; padded keys past Nk are hidden too.
+          plan_.visibility.mask_tile(b, i0, rows, j0, width, s, Bc);
+          for (std::int64_t r = 0; r < rows; ++r) st.tile_max[r] = kern.max_of(s + r * Bc, width);
         }
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const float grown = std::max(st.max[r], st.tile_max[r]);
+          // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
+          // probability and the (zero) accumulator exact without a NaN.
+          st.rescale[r] = grown == st.max[r] ? 1.0f : std::exp2(st.max[r] - grown);
+          st.shift[r] = grown == kNegInf ? 0.0f : grown;
+          st.max[r] = grown;
+        }
+        kern.exp2_rows(s, rows, Bc, width, st.shift, st.tile_sum);
+        for (std::int64_t r = 0; r < rows; ++r) st.sum[r] = st.sum[r] * st.rescale[r] + st.tile_sum[r];
+        kern.pv_tile(s, rows, Bc, width, value_rows + j0 * W, W, acc, st.rescale);
       }
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float grown = std::max(st.max[r], st.tile_max[r]);
-        // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
-        // probability and the (zero) accumulator exact without a NaN.
-        st.rescale[r] = grown == st.max[r] ? 1.0f : std::exp2(st.max[r] - grown);
-        st.shift[r] = grown == kNegInf ? 0.0f : grown;
-        st.max[r] = grown;
-      }
-      kern.exp2_rows(s, rows, Bc, width, st.shift, st.tile_sum);
-      for (std::int64_t r = 0; r < rows; ++r) st.sum[r] = st.sum[r] * st.rescale[r] + st.tile_sum[r];
-      kern.pv_tile(s, rows, Bc, width, value_rows + j0 * W, W, acc, st.rescale);
     }
     write_rows(st, acc, b, h, i0, rows);
   }
@@ -194,7 +186,6 @@ class FlashRunner {
   const HeadsView<const float>& v_;
   const HeadsView<float>& out_;
   const TensorView<float, 3>& lse_;
-  WindowPlan windows_;
   PackedHeadLayout layout_;
 };
 
@@ -210,9 +201,14 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const std::int64_t block_rows = 96;
   const std::int64_t block_keys = 256;
   const std::int64_t dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
-  return FlashPlan{shape,      options.window, scale * std::numbers::log2e_v<float>,
-                   &kernels,   block_rows,     block_keys,
-                   dv_padded,  options.threads};
+  return FlashPlan{shape,
+                   VisibilityPlan(shape, options, block_rows, kernels.panel_width),
+                   scale * std::numbers::log2e_v<float>,
+                   &kernels,
+                   block_rows,
+                   block_keys,
+                   dv_padded,
+                   options.threads};
 }
 
 AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const float>& q,

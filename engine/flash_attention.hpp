@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "engine/attention_validation.hpp"
+#include "engine/visibility_plan.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
 #include "simd/kernel_table.hpp"
@@ -13,7 +14,7 @@ namespace longattn::engine {
 // Everything decided before the first FLOP: validated once, executed by run().
 struct FlashPlan {
   AttentionShape shape;
-  Window window;
+  VisibilityPlan visibility;
   float q_scale_log2;  // scale · log2(e): the softmax runs on exp2
   const simd::KernelTable* kernels;
   std::int64_t block_rows;  // Br: query rows per work unit

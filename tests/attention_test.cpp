@@ -74,8 +74,16 @@ TEST_CASE("random shapes, windows and layouts (seeded)") {
     const std::int64_t left = pick(-1, 3) == -1 ? -1 : pick(0, 300);
     const std::int64_t right = pick(-1, 3) == -1 ? -1 : pick(0, 300);
     CAPTURE(trial);
-    AttentionTester()
-        .batch(pick(1, 2))
+    const std::int64_t batch = pick(1, 2);
+    std::vector<std::int64_t> lengths;
+    if (pick(0, 2) == 0) {
+      for (std::int64_t b = 0; b < batch; ++b) lengths.push_back(pick(0, nk));
+    }
+    AttentionTester tester;
+    if (pick(0, 3) == 0) tester.random_mask(pick(0, 10) / 10.0);
+    if (pick(0, 3) == 0) tester.random_blocks(pick(1, 100), pick(1, 100), pick(0, 10) / 10.0);
+    tester.key_lengths(lengths)
+        .batch(batch)
         .heads(hq, hkv)
         .tokens(nq, nk)
         .dims(pick(1, 96), pick(1, 96))
@@ -84,4 +92,27 @@ TEST_CASE("random shapes, windows and layouts (seeded)") {
         .seed(static_cast<unsigned>(trial))
         .check();
   }
+}
+
+TEST_CASE("key padding: per-batch lengths, including 0 and Nk") {
+  AttentionTester().batch(4).heads(2).n(300).d(64).key_lengths({0, 1, 150, 300}).check();
+  AttentionTester().batch(3).heads(4, 2).n(700).d(32).causal().key_lengths({700, 257, 5}).check();
+  AttentionTester().batch(2).tokens(64, 1000).d(80).window(100, 3).key_lengths({999, 640}).check();
+}
+
+TEST_CASE("explicit masks: dense, sparse, empty rows, composed with windows and padding") {
+  AttentionTester().n(300).d(64).random_mask(0.5).check();
+  AttentionTester().n(500).d(16).random_mask(0.02).check();
+  AttentionTester().tokens(100, 700).d(64).random_mask(0.9).causal().check();
+  AttentionTester().batch(2).n(400).d(32).random_mask(0.3).window(50, 50).key_lengths({400, 123}).check();
+  AttentionTester().n(200).d(8).random_mask(0.0).check();  // nothing visible anywhere
+  AttentionTester().n(200).d(8).random_mask(1.0).check();  // everything visible: full tiles
+}
+
+TEST_CASE("block-sparse layouts, aligned and not with the engine's tiles") {
+  AttentionTester().n(1024).d(64).random_blocks(64, 64, 0.25).check();
+  AttentionTester().n(1000).d(64).random_blocks(100, 300, 0.5).causal().check();
+  AttentionTester().batch(2).heads(4, 1).n(777).d(24).random_blocks(32, 16, 0.1).key_lengths({700, 77}).check();
+  AttentionTester().n(600).d(32).random_blocks(128, 128, 0.6).random_mask(0.7).check();
+  AttentionTester().n(300).d(32).random_blocks(64, 64, 0.0).check();  // no visible tile
 }

@@ -79,6 +79,16 @@ void AttentionTester::check() const {
   Stored q(p.batch, p.q_heads, p.nq, p.d, layout_), k(p.batch, p.kv_heads, p.nk, p.d, layout_),
       v(p.batch, p.kv_heads, p.nk, p.dv, layout_);
   for (Stored* t : {&q, &k, &v}) std::generate(t->data.begin(), t->data.end(), [&] { return normal(rng); });
+  std::bernoulli_distribution coin_mask(std::max(0.0, mask_density_)), coin_block(std::max(0.0, block_density_));
+  if (mask_density_ >= 0) {
+    p.mask.resize(p.nq * p.nk);
+    for (auto& m : p.mask) m = coin_mask(rng);
+  }
+  if (p.block_q > 0) {
+    for (std::int64_t qb = 0; qb * p.block_q < p.nq; ++qb)
+      for (std::int64_t kb = 0; kb * p.block_k < p.nk; ++kb)
+        if (coin_block(rng)) p.visible_blocks.push_back({qb, kb});
+  }
   p.q = q.to_bhnd();
   p.k = k.to_bhnd();
   p.v = v.to_bhnd();
@@ -89,7 +99,11 @@ void AttentionTester::check() const {
   AttentionOptions options;
   if (p.scale != 0) options.scale = static_cast<float>(p.scale);
   options.window = {p.window_left, p.window_right};
+  options.key_lengths = p.key_lengths;
+  if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};
+  if (p.block_q > 0) options.block_sparse = {p.block_q, p.block_k, p.visible_blocks};
 
+  INFO("mask=" << !p.mask.empty() << " blocks=" << p.visible_blocks.size() << " lengths=" << p.key_lengths.size());
   INFO("B=" << p.batch << " Hq=" << p.q_heads << " Hkv=" << p.kv_heads << " Nq=" << p.nq
             << " Nk=" << p.nk << " D=" << p.d << " Dv=" << p.dv << " window=(" << p.window_left
             << ", " << p.window_right << ")");

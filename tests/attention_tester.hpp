@@ -37,6 +37,13 @@ class AttentionTester {
   AttentionTester& layout(Layout l) { layout_ = l; return *this; }
   AttentionTester& value_range(float magnitude) { magnitude_ = magnitude; return *this; }
   AttentionTester& seed(unsigned s) { seed_ = s; return *this; }
+  AttentionTester& key_lengths(std::vector<std::int64_t> lengths) { p_.key_lengths = std::move(lengths); return *this; }
+  // A random [Nq, Nk] mask, each entry visible with probability `density`.
+  AttentionTester& random_mask(double density) { mask_density_ = density; return *this; }
+  // A random block-sparse layout of block_q × block_k tiles, each visible with `density`.
+  AttentionTester& random_blocks(std::int64_t block_q, std::int64_t block_k, double density) {
+    p_.block_q = block_q; p_.block_k = block_k; block_density_ = density; return *this;
+  }
 
   void check() const;
 
@@ -45,6 +52,7 @@ class AttentionTester {
   Layout layout_ = Layout::bhnd;
   float magnitude_ = 1.0f;
   unsigned seed_ = 1;
+  double mask_density_ = -1, block_density_ = -1;
 };
 
 }  // namespace longattn::testing

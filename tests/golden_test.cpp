@@ -35,8 +35,9 @@ std::string unsupported_feature(const nlohmann::json& c) {
   for (const char* key : {"alibi", "rope_pairing", "sigmoid_bias"}) {
     if (c.contains(key) && !(c[key].is_boolean() && !c[key].get<bool>())) return key;
   }
-  static const std::set<std::string> known = {"q.npy", "k.npy", "v.npy", "expected_out.npy",
-                                              "expected_lse.npy"};
+  static const std::set<std::string> known = {"q.npy",           "k.npy",           "v.npy",
+                                              "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
+                                              "mask.npy"};
   for (const auto& f : c["files"]) {
     if (!known.count(f.get<std::string>())) return f.get<std::string>();
   }
@@ -60,6 +61,16 @@ void run_case(const fs::path& dir, const nlohmann::json& c) {
   if (fs::exists(dir / "expected_lse.npy")) expected_lse = npy::load(dir / "expected_lse.npy").values<double>();
 
   AttentionOptions options;
+  std::vector<std::int64_t> key_lengths;
+  if (fs::exists(dir / "key_lengths.npy")) key_lengths = npy::load(dir / "key_lengths.npy").values<std::int64_t>();
+  options.key_lengths = key_lengths;
+  std::vector<std::uint8_t> mask;
+  if (fs::exists(dir / "mask.npy")) {
+    const npy::Array m = npy::load(dir / "mask.npy");
+    REQUIRE(m.shape == std::vector<std::int64_t>{qs[2], ks[2]});
+    mask = m.values<std::uint8_t>();
+    options.mask = {mask.data(), {qs[2], ks[2]}, {ks[2], 1}};
+  }
   if (c.contains("scale")) options.scale = c["scale"].get<float>();
   if (c.contains("window")) options.window = {c["window"][0].get<std::int64_t>(), c["window"][1].get<std::int64_t>()};
 

@@ -23,7 +23,12 @@ Result attention(const Problem& p) {
         double m = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j < p.nk; ++j) {
           visible[j] = (p.window_left < 0 || j >= pos - p.window_left) &&
-                       (p.window_right < 0 || j <= pos + p.window_right);
+                       (p.window_right < 0 || j <= pos + p.window_right) &&
+                       (p.key_lengths.empty() || j < p.key_lengths[b]) &&
+                       (p.mask.empty() || p.mask[i * p.nk + j] != 0) &&
+                       (p.block_q == 0 || std::find(p.visible_blocks.begin(), p.visible_blocks.end(),
+                                                    std::array<std::int64_t, 2>{i / p.block_q, j / p.block_k}) !=
+                                              p.visible_blocks.end());
           if (!visible[j]) continue;
           ++r.visible_pairs;
           const float* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];

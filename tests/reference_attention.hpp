@@ -2,6 +2,7 @@
 // engine. Slow on purpose: two passes over every (query, key) pair, all in double.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -13,6 +14,10 @@ struct Problem {
   std::vector<float> q, k, v;
   double scale = 0;  // 0: 1/sqrt(d)
   std::int64_t window_left = -1, window_right = -1;
+  std::vector<std::int64_t> key_lengths;  // [B], empty: all keys
+  std::vector<std::uint8_t> mask;         // [Nq, Nk] row-major, empty: no mask
+  std::int64_t block_q = 0, block_k = 0;  // block-sparse layout when block_q > 0
+  std::vector<std::array<std::int64_t, 2>> visible_blocks;
 };
 
 struct Result {

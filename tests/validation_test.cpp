@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -76,6 +77,22 @@ TEST_CASE("heads, features and windows") {
   expect_error([](Call& c) { c.options.window = {0, -5}; }, "got (0, -5)");
   expect_error([](Call& c) { c.options.scale = std::nanf(""); }, "scale: expected a finite number");
   expect_error([](Call& c) { c.options.threads = -1; }, "threads: expected >= 0");
+}
+
+TEST_CASE("key lengths, masks and block-sparse layouts") {
+  static const std::int64_t two[] = {8, 3}, one[] = {8}, negative[] = {8, -1}, long_[] = {9, 8};
+  expect_error([](Call& c) { c.options.key_lengths = one; }, "key_lengths: expected one length per batch (2), got 1");
+  expect_error([](Call& c) { c.options.key_lengths = negative; }, "key_lengths[1]: expected 0 ... 8 (k's tokens), got -1");
+  expect_error([](Call& c) { c.options.key_lengths = long_; }, "key_lengths[0]: expected 0 ... 8 (k's tokens), got 9");
+  static std::uint8_t mask[8 * 8] = {};
+  expect_error([](Call& c) { c.options.mask = {mask, {8, 7}, {7, 1}}; }, "mask.shape: expected [8, 8] ([q tokens, k tokens]), got [8, 7]");
+  expect_error([](Call& c) { c.options.mask = {nullptr, {8, 8}, {8, 1}}; }, "mask.data: expected a pointer, got null");
+  static const std::array<std::int64_t, 2> tiles[] = {{0, 0}, {2, 1}};
+  expect_error([](Call& c) { c.options.block_sparse = {4, 0, {}}; }, "block_sparse: expected block_q and block_k >= 1, got 4 and 0");
+  expect_error([](Call& c) { c.options.block_sparse = {4, 4, tiles}; }, "block_sparse.visible[1]: expected a tile in [0, 2) x [0, 2), got (2, 1)");
+  Call ok;
+  ok.options.key_lengths = two;
+  ok.run();
 }
 
 TEST_CASE("pointers, strides, sizes and aliasing") {

@@ -1,9 +1,13 @@
 // What an attention call computes (DESIGN.md §1) and how it may run.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+
+#include "longattn/tensor_view.hpp"
 
 namespace longattn {
 
@@ -25,10 +29,30 @@ struct Window {
   bool operator==(const Window&) const = default;
 };
 
+// Structured sparsity: the score matrix cut into block_q × block_k tiles, of which only the
+// listed (query block, key block) pairs are visible. block_q = 0 means no layout.
+struct BlockSparseLayout {
+  std::int64_t block_q = 0;
+  std::int64_t block_k = 0;
+  std::span<const std::array<std::int64_t, 2>> visible;
+
+  bool enabled() const { return block_q > 0; }
+};
+
 struct AttentionOptions {
   // Multiplies q·k; 1/sqrt(D) when unset.
   std::optional<float> scale;
   Window window = Window::full();
+
+  // Further visibility rules, all combined with the window (a key is visible when every rule
+  // allows it). They reference caller memory, which must outlive the call.
+  // Key padding: keys j >= key_lengths[b] of batch b are hidden (length B, or empty).
+  std::span<const std::int64_t> key_lengths;
+  // Explicit boolean mask [Nq, Nk], nonzero = visible (e.g. a graph's adjacency); shared by
+  // every batch and head. Empty view = no mask.
+  TensorView<const std::uint8_t, 2> mask;
+  BlockSparseLayout block_sparse;
+
   Isa isa = Isa::automatic;
   // Worker threads; 0 uses every core TBB may use. Results are bit-identical for any count.
   int threads = 0;

@@ -1,0 +1,61 @@
+// Which keys each query sees when every rule of DESIGN.md §1 is combined: window, key
+// padding, an explicit boolean mask, a block-sparse layout. Built once per call, then asked
+// per work unit, so that skipped keys cost nothing and only partial tiles evaluate masks.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/attention_validation.hpp"
+#include "engine/window_plan.hpp"
+#include "longattn/options.hpp"
+
+namespace longattn::engine {
+
+class VisibilityPlan {
+ public:
+  // block_rows: the driver's query block (mask occupancy is counted per block and panel);
+  // panel_width: the key granularity of the kernels.
+  VisibilityPlan(const AttentionShape& shape, const AttentionOptions& options,
+                 std::int64_t block_rows, std::int64_t panel_width);
+
+  // The keys that query rows [i0, i1) of batch b may see, as sorted, disjoint ranges whose
+  // starts are panel-aligned. i0 is a multiple of block_rows.
+  void key_ranges(std::int64_t b, std::int64_t i0, std::int64_t i1,
+                  std::vector<KeyRange>& out) const;
+
+  // Whether every row of [i0, i1) sees every key of [j0, j1): the tile needs no mask.
+  bool all_visible(std::int64_t b, std::int64_t i0, std::int64_t i1, std::int64_t j0,
+                   std::int64_t j1) const;
+
+  // Sets the scores of hidden pairs to -inf: rows [i0, i0 + rows), keys [j0, j0 + width),
+  // s[r * lds + c] holding the score of (i0 + r, j0 + c). Keys past Nk are hidden.
+  void mask_tile(std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                 std::int64_t width, float* s, std::int64_t lds) const;
+
+  // Σ over batches and query rows of the visible keys (one head).
+  std::int64_t visible_pairs() const;
+
+  std::int64_t scratch_bytes() const;
+
+ private:
+  std::int64_t key_length(std::int64_t b) const { return lengths_.empty() ? nk_ : lengths_[b]; }
+  bool mask_allows(std::int64_t i, std::int64_t j) const;
+  bool layout_allows(std::int64_t i, std::int64_t j) const;
+  std::int64_t visible_in_row(std::int64_t b, std::int64_t i) const;
+  // Panels of keys with at least one visible mask entry for the rows of query block qb.
+  void mask_ranges(std::int64_t qb, std::vector<KeyRange>& out) const;
+  void layout_ranges(std::int64_t i0, std::int64_t i1, std::vector<KeyRange>& out) const;
+
+  std::int64_t batch_, nq_, nk_, block_rows_, panel_width_, panels_;
+  WindowPlan window_;
+  std::vector<std::int64_t> lengths_;  // empty: every key of every batch
+
+  TensorView<const std::uint8_t, 2> mask_;
+  std::vector<std::int32_t> mask_counts_;  // [query block][panel]: visible mask entries
+
+  std::int64_t block_q_ = 0, block_k_ = 0;
+  std::vector<std::vector<std::int64_t>> layout_;  // per query block of the layout: sorted key blocks
+};
+
+}  // namespace longattn::engine
