@@ -7,6 +7,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -20,9 +21,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Packed keys and values of several kv heads are held at once when they fit this budget, so
-// small heads still give every thread work; a single large head is always allowed.
-constexpr std::int64_t kPackedBudgetBytes = 16 << 20;
 
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
@@ -64,63 +62,109 @@ class FlashRunner {
 
   AttentionStats run() {
     const AttentionShape& s = plan_.shape;
-    const std::int64_t head_floats = layout_.key_floats() + layout_.value_floats();
+    const std::int64_t D = s.d, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t P = layout_.panel_width;
+    const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t heads = s.batch * s.kv_heads;
-    const std::int64_t heads_at_once = std::clamp<std::int64_t>(
-        kPackedBudgetBytes / std::max<std::int64_t>(1, head_floats * 4), 1, std::max<std::int64_t>(1, heads));
-    AlignedBuffer packed(heads_at_once * head_floats);
+
+    // Packed keys of one kv head are shared by all its query blocks. When a whole head does
+    // not fit the budget, keys are packed a chunk at a time and each query block carries its
+    // softmax state from chunk to chunk (in `out` and `carry`), so memory stays O(n·D)-free
+    // beyond the caller's tensors at any n.
+    std::int64_t chunk_keys = std::max<std::int64_t>(P, layout_.nk_padded());
+    std::int64_t heads_at_once = 1;
+    if (chunk_keys * key_bytes <= plan_.packed_budget_bytes) {
+      heads_at_once = std::clamp<std::int64_t>(plan_.packed_budget_bytes / (chunk_keys * key_bytes), 1,
+                                               std::max<std::int64_t>(1, heads));
+    } else {
+      chunk_keys = std::max(Bc, plan_.packed_budget_bytes / key_bytes / Bc * Bc);
+    }
+    const std::int64_t chunks = std::max<std::int64_t>(1, (layout_.nk_padded() + chunk_keys - 1) / chunk_keys);
+    const std::int64_t chunk_floats = chunk_keys * (D + W);
+    AlignedBuffer packed(heads_at_once * chunk_floats);
+    AlignedBuffer carry(chunks > 1 ? 2 * s.group() * s.nq : 0);
     tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
 
+    // The chunks each query block needs: from the first to the last key it may see.
     const std::int64_t q_blocks = (s.nq + plan_.block_rows - 1) / plan_.block_rows;
-    const std::int64_t panels = layout_.panels();
-    constexpr std::int64_t kPanelsPerTask = 16;
-    const std::int64_t pack_tasks_per_head = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+    const std::int64_t span_batches = plan_.visibility.depends_on_batch() ? s.batch : 1;
+    std::vector<std::array<std::int64_t, 2>> chunk_span(static_cast<std::size_t>(span_batches * q_blocks));
+    tbb::parallel_for(std::int64_t{0}, span_batches * q_blocks, [&](std::int64_t cell) {
+      std::vector<KeyRange> ranges;
+      const std::int64_t i0 = cell % q_blocks * plan_.block_rows;
+      plan_.visibility.key_ranges(cell / q_blocks, i0, std::min(s.nq, i0 + plan_.block_rows), ranges);
+      chunk_span[cell] = ranges.empty() ? std::array<std::int64_t, 2>{0, 0}
+                                        : std::array<std::int64_t, 2>{ranges.front().begin / chunk_keys,
+                                                                      (ranges.back().end - 1) / chunk_keys};
+    });
 
+    constexpr std::int64_t kPanelsPerTask = 16;
     for (std::int64_t first = 0; first < heads; first += heads_at_once) {
       const std::int64_t count = std::min(heads_at_once, heads - first);
-      tbb::parallel_for(std::int64_t{0}, count * pack_tasks_per_head, [&](std::int64_t task) {
-        const std::int64_t local = task / pack_tasks_per_head, head = first + local;
-        const std::int64_t p0 = (task % pack_tasks_per_head) * kPanelsPerTask;
-        const std::int64_t p1 = std::min(panels, p0 + kPanelsPerTask);
-        float* base = packed.data() + local * head_floats;
-        pack_key_panels(k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1, base);
-        pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
-                        base + layout_.key_floats());
-      });
-      // Work units are (kv head, query head of its group, query block): partitioned by data
-      // alone, so every output element is computed the same way for any thread count.
-      const std::int64_t units = count * s.group() * q_blocks;
-      tbb::parallel_for(
-          tbb::blocked_range<std::int64_t>(0, units, 1),
-          [&](const tbb::blocked_range<std::int64_t>& range) {
-            BlockScratch& mine = scratch.local();
-            for (std::int64_t unit = range.begin(); unit != range.end(); ++unit) {
-              const std::int64_t qb = unit % q_blocks, head_in_group = unit / q_blocks % s.group();
-              const std::int64_t local = unit / q_blocks / s.group(), head = first + local;
-              const float* keys = packed.data() + local * head_floats;
-              run_block(mine, head / s.kv_heads, (head % s.kv_heads) * s.group() + head_in_group,
-                        qb * plan_.block_rows, keys, keys + layout_.key_floats());
-            }
-          },
-          tbb::simple_partitioner());
+      for (std::int64_t c = 0; c < chunks; ++c) {
+        const std::int64_t p_begin = c * chunk_keys / P;
+        const std::int64_t p_end = std::min(layout_.panels(), (c + 1) * chunk_keys / P);
+        const std::int64_t tasks_per_head = (p_end - p_begin + kPanelsPerTask - 1) / kPanelsPerTask;
+        tbb::parallel_for(std::int64_t{0}, count * tasks_per_head, [&](std::int64_t task) {
+          const std::int64_t local = task / tasks_per_head, head = first + local;
+          const std::int64_t p0 = p_begin + (task % tasks_per_head) * kPanelsPerTask;
+          const std::int64_t p1 = std::min(p_end, p0 + kPanelsPerTask);
+          float* keys = packed.data() + local * chunk_floats;
+          pack_key_panels(k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
+                          keys + (p0 - p_begin) * P * D);
+          pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
+                          keys + chunk_keys * D + (p0 - p_begin) * P * W);
+        });
+        // Work units are (kv head, query head of its group, query block): partitioned by
+        // data alone, so every output element is computed the same way for any thread count.
+        const std::int64_t units = count * s.group() * q_blocks;
+        tbb::parallel_for(
+            tbb::blocked_range<std::int64_t>(0, units, 1),
+            [&](const tbb::blocked_range<std::int64_t>& range) {
+              for (std::int64_t unit = range.begin(); unit != range.end(); ++unit) {
+                const std::int64_t qb = unit % q_blocks, in_group = unit / q_blocks % s.group();
+                const std::int64_t local = unit / q_blocks / s.group(), head = first + local;
+                const std::int64_t b = head / s.kv_heads;
+                const auto [first_chunk, last_chunk] = chunk_span[(span_batches > 1 ? b : 0) * q_blocks + qb];
+                if (c < first_chunk || c > last_chunk) continue;
+                const float* keys = packed.data() + local * chunk_floats;
+                const KeyChunk chunk{c * chunk_keys, (c + 1) * chunk_keys, keys, keys + chunk_keys * D,
+                                     c == first_chunk, c == last_chunk,
+                                     carry.data() == nullptr ? nullptr : carry.data() + 2 * in_group * s.nq};
+                run_block(scratch.local(), b, (head % s.kv_heads) * s.group() + in_group,
+                          qb * plan_.block_rows, chunk);
+              }
+            },
+            tbb::simple_partitioner());
+      }
     }
 
     AttentionStats stats;
     stats.visible_pairs = plan_.visibility.visible_pairs() * s.q_heads;
     stats.flops = 2.0 * static_cast<double>(s.d + s.dv) * static_cast<double>(stats.visible_pairs);
-    stats.scratch_bytes = packed.bytes() + plan_.visibility.scratch_bytes();
+    stats.scratch_bytes = packed.bytes() + carry.bytes() + plan_.visibility.scratch_bytes() +
+                          static_cast<std::int64_t>(chunk_span.size() * sizeof(chunk_span[0]));
     for (const BlockScratch& one : scratch) stats.scratch_bytes += one.bytes();
     stats.isa = plan_.kernels->isa;
     return stats;
   }
 
  private:
+  // Keys [begin, end) of one kv head, packed; what a query block does with them.
+  struct KeyChunk {
+    std::int64_t begin, end;
+    const float* key_panels;  // panel of key `begin` first
+    const float* value_rows;  // row of key `begin` first
+    bool first, last;         // the first / last chunk this query block sees
+    float* carry;             // [2][Nq] running max and sum between chunks, or null
+  };
+
   void run_block(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0,
-                 const float* key_panels, const float* value_rows) const {
+                 const KeyChunk& chunk) const {
     const simd::KernelTable& kern = *plan_.kernels;
     const std::int64_t D = plan_.shape.d, W = plan_.dv_padded, Bc = plan_.block_keys;
-    const std::int64_t P = kern.panel_width;
-    const std::int64_t rows = std::min(plan_.block_rows, plan_.shape.nq - i0), i1 = i0 + rows;
+    const std::int64_t P = kern.panel_width, nq = plan_.shape.nq;
+    const std::int64_t rows = std::min(plan_.block_rows, nq - i0), i1 = i0 + rows;
     RowState st(scratch.rows.data(), plan_.block_rows);
     float* q = scratch.q.data();
     float* s = scratch.scores.data();
@@ -131,17 +175,23 @@ class FlashRunner {
       const float* row = q_head + (i0 + r) * q_.strides[2];
       for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d * q_.strides[3]] * plan_.q_scale_log2;
     }
-    std::fill(st.max, st.max + rows, kNegInf);
-    std::fill(st.sum, st.sum + rows, 0.0f);
-    std::fill(acc, acc + rows * W, 0.0f);
+    if (chunk.first) {
+      std::fill(st.max, st.max + rows, kNegInf);
+      std::fill(st.sum, st.sum + rows, 0.0f);
+      std::fill(acc, acc + rows * W, 0.0f);
+    } else {
+      restore_rows(st, acc, chunk.carry, b, h, i0, rows);
+    }
 
     plan_.visibility.key_ranges(b, i0, i1, scratch.key_ranges);
     for (const KeyRange& range : scratch.key_ranges) {
-      for (std::int64_t j0 = range.begin; j0 < range.end; j0 += Bc) {
-        const std::int64_t panels = (std::min(j0 + Bc, range.end) - j0 + P - 1) / P;
+      // Chunk bounds are multiples of Bc: tiles keep their panel alignment.
+      const std::int64_t begin = std::max(range.begin, chunk.begin), end = std::min(range.end, chunk.end);
+      for (std::int64_t j0 = begin; j0 < end; j0 += Bc) {
+        const std::int64_t panels = (std::min(j0 + Bc, end) - j0 + P - 1) / P;
         const std::int64_t width = panels * P;
         std::fill(st.tile_max, st.tile_max + rows, kNegInf);
-        kern.qk_tile(q, rows, D, key_panels + j0 * D, panels, s, Bc, st.tile_max);
+        kern.qk_tile(q, rows, D, chunk.key_panels + (j0 - chunk.begin) * D, panels, s, Bc, st.tile_max);
         if (!plan_.visibility.all_visible(b, i0, i1, j0, j0 + width)) {
           // Only partial tiles pay for element masks; padded keys past Nk are hidden too.
           plan_.visibility.mask_tile(b, i0, rows, j0, width, s, Bc);
@@ -157,10 +207,40 @@ class FlashRunner {
         }
         kern.exp2_rows(s, rows, Bc, width, st.shift, st.tile_sum);
         for (std::int64_t r = 0; r < rows; ++r) st.sum[r] = st.sum[r] * st.rescale[r] + st.tile_sum[r];
-        kern.pv_tile(s, rows, Bc, width, value_rows + j0 * W, W, acc, st.rescale);
+        kern.pv_tile(s, rows, Bc, width, chunk.value_rows + (j0 - chunk.begin) * W, W, acc, st.rescale);
       }
     }
-    write_rows(st, acc, b, h, i0, rows);
+    if (chunk.last) {
+      write_rows(st, acc, b, h, i0, rows);
+    } else {
+      save_rows(st, acc, chunk.carry, b, h, i0, rows);
+    }
+  }
+
+  // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.
+  void save_rows(const RowState& st, const float* acc, float* carry, std::int64_t b,
+                 std::int64_t h, std::int64_t i0, std::int64_t rows) const {
+    const std::int64_t W = plan_.dv_padded, nq = plan_.shape.nq;
+    float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* row = out_head + (i0 + r) * out_.strides[2];
+      for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = acc[r * W + c];
+      carry[i0 + r] = st.max[r];
+      carry[nq + i0 + r] = st.sum[r];
+    }
+  }
+
+  void restore_rows(RowState& st, float* acc, const float* carry, std::int64_t b,
+                    std::int64_t h, std::int64_t i0, std::int64_t rows) const {
+    const std::int64_t W = plan_.dv_padded, nq = plan_.shape.nq;
+    const float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* row = out_head + (i0 + r) * out_.strides[2];
+      for (std::int64_t c = 0; c < plan_.shape.dv; ++c) acc[r * W + c] = row[c * out_.strides[3]];
+      std::fill(acc + r * W + plan_.shape.dv, acc + (r + 1) * W, 0.0f);
+      st.max[r] = carry[i0 + r];
+      st.sum[r] = carry[nq + i0 + r];
+    }
   }
 
   // out = acc / sum once per row; lse = ln(Σ e^s) = ln2 · (max + log2 sum).
@@ -191,6 +271,11 @@ class FlashRunner {
 
 }  // namespace
 
+// Packed keys and values held at once: several kv heads when they fit, so small heads still
+// give every thread work; a chunk of one head's keys when a whole head does not. 32 MiB keeps
+// n = 65536, D = 64 in one chunk and the engine's memory within the caller's tensors + 64 MiB.
+constexpr std::int64_t kPackedBudgetBytes = 32 << 20;
+
 FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options) {
   const simd::KernelTable& kernels = simd::kernels_for(options.isa);
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.d)));
@@ -208,6 +293,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
                    block_rows,
                    block_keys,
                    dv_padded,
+                   kPackedBudgetBytes,
                    options.threads};
 }
 

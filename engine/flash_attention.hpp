@@ -20,6 +20,7 @@ struct FlashPlan {
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
   std::int64_t dv_padded;   // Dv rounded up to whole vectors
+  std::int64_t packed_budget_bytes;  // packed K/V held at once (whole heads, or key chunks)
   int threads;              // 0 = TBB's default
 };
 

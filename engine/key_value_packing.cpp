@@ -10,7 +10,7 @@ void pack_key_panels(const HeadsView<const float>& k, std::int64_t b, std::int64
   const std::int64_t P = layout.panel_width, D = layout.d;
   const float* head = k.data + b * k.strides[0] + h * k.strides[1];
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
-    float* panel = panels + p * D * P;
+    float* panel = panels + (p - first_panel) * D * P;
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
     for (std::int64_t c = 0; c < keys; ++c) {
       const float* key = head + (j0 + c) * k.strides[2];
@@ -26,7 +26,7 @@ void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64
   const std::int64_t P = layout.panel_width, W = layout.dv_padded;
   const float* head = v.data + b * v.strides[0] + h * v.strides[1];
   for (std::int64_t j = first_panel * P; j < last_panel * P; ++j) {
-    float* row = rows + j * W;
+    float* row = rows + (j - first_panel * P) * W;
     std::int64_t c = 0;
     if (j < layout.nk) {
       const float* value = head + j * v.strides[2];

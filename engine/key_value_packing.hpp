@@ -20,12 +20,14 @@ struct PackedHeadLayout {
   std::int64_t value_floats() const { return nk_padded() * dv_padded; }
 };
 
-// Packs key panels [first_panel, last_panel) of head (b, h) of k into `panels`.
+// Packs key panels [first_panel, last_panel) of head (b, h) of k into `panels`, which
+// receives panel first_panel at its start.
 void pack_key_panels(const HeadsView<const float>& k, std::int64_t b, std::int64_t h,
                      const PackedHeadLayout& layout, std::int64_t first_panel,
                      std::int64_t last_panel, float* panels);
 
-// Packs the value rows of the same key panels of head (b, h) of v into `rows`.
+// Packs the value rows of the same key panels of head (b, h) of v into `rows`, which
+// receives the first row of panel first_panel at its start.
 void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64_t h,
                      const PackedHeadLayout& layout, std::int64_t first_panel,
                      std::int64_t last_panel, float* rows);

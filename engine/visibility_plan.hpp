@@ -38,6 +38,9 @@ class VisibilityPlan {
 
   std::int64_t scratch_bytes() const;
 
+  // Whether key_ranges() differs between batches (per-batch key lengths).
+  bool depends_on_batch() const { return !lengths_.empty(); }
+
  private:
   std::int64_t key_length(std::int64_t b) const { return lengths_.empty() ? nk_ : lengths_[b]; }
   bool mask_allows(std::int64_t i, std::int64_t j) const;

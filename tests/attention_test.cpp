@@ -116,3 +116,13 @@ TEST_CASE("block-sparse layouts, aligned and not with the engine's tiles") {
   AttentionTester().n(600).d(32).random_blocks(128, 128, 0.6).random_mask(0.7).check();
   AttentionTester().n(300).d(32).random_blocks(64, 64, 0.0).check();  // no visible tile
 }
+
+TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried across chunks") {
+  // A 64 KiB budget holds 128 keys of D + Dv = 128 floats: several chunks per head.
+  AttentionTester().n(1000).d(64).packed_budget(64 << 10).check();
+  AttentionTester().batch(2).heads(4, 2).n(1300).d(64).causal().packed_budget(64 << 10).check();
+  AttentionTester().n(2000).d(32).window(100, 100).packed_budget(32 << 10).check();
+  AttentionTester().batch(2).n(900).dims(48, 80).random_blocks(128, 128, 0.3).key_lengths({900, 300})
+      .packed_budget(40 << 10).layout(Layout::bnhd).check();
+  AttentionTester().tokens(5, 3000).d(64).random_mask(0.1).packed_budget(64 << 10).check();
+}

@@ -8,6 +8,8 @@
 #include <random>
 #include <string>
 
+#include "engine/attention_validation.hpp"
+#include "engine/flash_attention.hpp"
 #include "simd/kernel_table.hpp"
 
 namespace longattn::testing {
@@ -117,9 +119,16 @@ void AttentionTester::check() const {
       Stored out(p.batch, p.q_heads, p.nq, p.dv, layout_);
       std::fill(out.data.begin(), out.data.end(), std::nanf(""));
       std::vector<float> lse(p.batch * p.q_heads * p.nq, std::nanf(""));
-      const AttentionStats stats =
-          attention(q.cview(), k.cview(), v.cview(), out.view(), options,
-                    bhn(lse.data(), p.batch, p.q_heads, p.nq));
+      const auto lse_view = bhn(lse.data(), p.batch, p.q_heads, p.nq);
+      AttentionStats stats;
+      if (budget_ > 0) {
+        const auto shape = engine::validate_attention(q.cview(), k.cview(), v.cview(), out.view(), lse_view, options);
+        engine::FlashPlan plan = engine::make_flash_plan(shape, options);
+        plan.packed_budget_bytes = budget_;
+        stats = engine::run_flash_attention(plan, q.cview(), k.cview(), v.cview(), out.view(), lse_view);
+      } else {
+        stats = attention(q.cview(), k.cview(), v.cview(), out.view(), options, lse_view);
+      }
       CHECK(stats.isa == isa);
       CHECK(stats.visible_pairs == expected.visible_pairs);
       CHECK(stats.flops == 2.0 * double(p.d + p.dv) * double(expected.visible_pairs));

@@ -37,6 +37,8 @@ class AttentionTester {
   AttentionTester& layout(Layout l) { layout_ = l; return *this; }
   AttentionTester& value_range(float magnitude) { magnitude_ = magnitude; return *this; }
   AttentionTester& seed(unsigned s) { seed_ = s; return *this; }
+  // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
+  AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
   AttentionTester& key_lengths(std::vector<std::int64_t> lengths) { p_.key_lengths = std::move(lengths); return *this; }
   // A random [Nq, Nk] mask, each entry visible with probability `density`.
   AttentionTester& random_mask(double density) { mask_density_ = density; return *this; }
@@ -53,6 +55,7 @@ class AttentionTester {
   float magnitude_ = 1.0f;
   unsigned seed_ = 1;
   double mask_density_ = -1, block_density_ = -1;
+  std::int64_t budget_ = 0;
 };
 
 }  // namespace longattn::testing
