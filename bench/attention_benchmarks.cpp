@@ -4,8 +4,11 @@
 // picks sizes, LONGATTN_ISA the path. Output works with Google Benchmark's compare.py.
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <chrono>
 #include <map>
+#include <random>
+#include <vector>
 
 #include "bench/measure.hpp"
 #include "longattn/attention.hpp"
@@ -20,14 +23,12 @@ double peak_gflops(int threads) {
   return it->second;
 }
 
-void BM_attention(benchmark::State& state, longattn::Window window) {
+void BM_attention(benchmark::State& state, longattn::AttentionOptions options) {
   const std::int64_t n = state.range(0), d = state.range(1);
   const int threads = static_cast<int>(state.range(2));
   const auto q = longattn::bench::random_tensor(n * d, 1), k = longattn::bench::random_tensor(n * d, 2),
              v = longattn::bench::random_tensor(n * d, 3);
   std::vector<float> out(static_cast<std::size_t>(n * d));
-  longattn::AttentionOptions options;
-  options.window = window;
   options.threads = threads;
   longattn::AttentionStats stats;
   double seconds = 0;
@@ -53,8 +54,48 @@ void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
 
-BENCHMARK_CAPTURE(BM_attention, full, longattn::Window::full())->Apply(sizes);
-BENCHMARK_CAPTURE(BM_attention, causal, longattn::Window::causal())->Apply(sizes);
+longattn::AttentionOptions with_window(longattn::Window w) {
+  longattn::AttentionOptions o;
+  o.window = w;
+  return o;
+}
+
+// Truncated attention: cost O(n·w), so n reaches a million tokens.
+void window_sizes(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2})
+    for (std::int64_t n = 16384; n <= (1 << 20); n *= 4) b->Args({n, 64, threads});
+  b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+}
+
+// 10 % of 256 × 256 tiles visible, seeded: against the dense time of the same n.
+const std::vector<std::array<std::int64_t, 2>>& tenth_of_tiles(std::int64_t n) {
+  static std::map<std::int64_t, std::vector<std::array<std::int64_t, 2>>> layouts;
+  auto& tiles = layouts[n];
+  if (tiles.empty()) {
+    std::mt19937 rng(7);
+    std::bernoulli_distribution visible(0.1);
+    for (std::int64_t qb = 0; qb < n / 256; ++qb)
+      for (std::int64_t kb = 0; kb < n / 256; ++kb)
+        if (visible(rng)) tiles.push_back({qb, kb});
+  }
+  return tiles;
+}
+
+void BM_block_sparse(benchmark::State& state) {
+  longattn::AttentionOptions options;
+  options.block_sparse = {256, 256, tenth_of_tiles(state.range(0))};
+  BM_attention(state, options);
+}
+
+void sparse_sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : {4096, 16384}) b->Args({n, 64, 1});
+  b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+}
+
+BENCHMARK_CAPTURE(BM_attention, full, with_window(longattn::Window::full()))->Apply(sizes);
+BENCHMARK_CAPTURE(BM_attention, causal, with_window(longattn::Window::causal()))->Apply(sizes);
+BENCHMARK_CAPTURE(BM_attention, window_256_256, with_window({256, 256}))->Apply(window_sizes);
+BENCHMARK(BM_block_sparse)->Apply(sparse_sizes);
 
 }  // namespace
 

@@ -34,16 +34,38 @@ std::int64_t peak_rss_bytes() {
 }
 
 std::vector<float> random_tensor(std::int64_t elements, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> t(static_cast<std::size_t>(elements));
-  std::generate(t.begin(), t.end(), [&] { return normal(rng); });
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    // splitmix64 of (seed, i); the top 24 bits give a uniform in [-sqrt(3), sqrt(3)).
+    std::uint64_t z = (static_cast<std::uint64_t>(seed) << 40) + i + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    t[i] = (static_cast<float>(z >> 40) * 0x1.0p-24f * 2.0f - 1.0f) * 1.7320508f;
+  }
   return t;
 }
 
+namespace {
+
+// The random block-sparse layout of a run: each block × block tile visible with `density`.
+std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t n, std::int64_t block, double density) {
+  std::mt19937 rng(7);
+  std::bernoulli_distribution visible(density);
+  std::vector<std::array<std::int64_t, 2>> tiles;
+  const std::int64_t blocks = (n + block - 1) / block;
+  for (std::int64_t qb = 0; qb < blocks; ++qb)
+    for (std::int64_t kb = 0; kb < blocks; ++kb)
+      if (visible(rng)) tiles.push_back({qb, kb});
+  return tiles;
+}
+
+}  // namespace
+
 AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
-  if (config.mode != "full" && config.mode != "causal") {
-    throw Error("mode: expected full or causal, got \"" + config.mode + "\"");
+  if (config.mode != "full" && config.mode != "causal" && config.mode != "window" &&
+      config.mode != "block-sparse") {
+    throw Error("mode: expected full, causal, window or block-sparse, got \"" + config.mode + "\"");
   }
   if (config.baseline != "onednn" && config.baseline != "none") {
     throw Error("baseline: expected onednn or none, got \"" + config.baseline + "\"");
@@ -60,19 +82,25 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   const auto ov = bhnd(out.data(), B, H, N, D);
 
   AttentionOptions options;
-  options.window = config.mode == "causal" ? Window::causal() : Window::full();
+  if (config.mode == "causal") options.window = Window::causal();
+  if (config.mode == "window") options.window = {config.window_left, config.window_right};
+  std::vector<std::array<std::int64_t, 2>> layout;
+  if (config.mode == "block-sparse") {
+    layout = random_layout(N, config.block, config.density);
+    options.block_sparse = {config.block, config.block, layout};
+  }
   options.threads = config.threads;
   options.isa = config.isa;
   AttentionStats stats;
   r.longattn.seconds = median_seconds([&] { stats = attention(qv, kv, vv, ov, options); }, config.repeats);
   r.isa = stats.isa;
   r.flops = stats.flops;
+  r.visible_pairs = stats.visible_pairs;
   r.longattn.gflops = r.flops / r.longattn.seconds * 1e-9;
   r.longattn.scratch_bytes = stats.scratch_bytes;
 
   if (config.baseline == "onednn") {
-    OneDnnAttention baseline(N, N, D, D, 1.0f / std::sqrt(static_cast<float>(D)),
-                             config.mode == "causal", config.threads);
+    OneDnnAttention baseline(N, N, D, D, options, config.threads);
     r.baseline.seconds = median_seconds([&] { baseline.run(qv, kv, vv, ov); }, config.repeats);
     r.baseline.gflops = r.flops / r.baseline.seconds * 1e-9;
     r.baseline.scratch_bytes = baseline.scratch_bytes();

@@ -2,6 +2,7 @@
 // their figures agree.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -17,11 +18,15 @@ double median_seconds(const std::function<void()>& fn, int repeats);
 // Peak resident set of this process so far, in bytes.
 std::int64_t peak_rss_bytes();
 
-// Contiguous [B, H, N, D] tensor of normal(0, 1) floats, seeded.
+// `elements` floats, uniform with mean 0 and variance 1, a pure function of (seed, index):
+// fast enough to fill the gigabytes of a million-token run.
 std::vector<float> random_tensor(std::int64_t elements, unsigned seed);
 
 struct AttentionBenchConfig {
-  std::string mode = "full";  // full | causal
+  std::string mode = "full";  // full | causal | window | block-sparse
+  std::int64_t window_left = 256, window_right = 256;  // mode window
+  std::int64_t block = 256;  // mode block-sparse: block size of the layout
+  double density = 0.1;      // mode block-sparse: fraction of tiles visible (random, seeded)
   std::int64_t n = 16384, d = 64, heads = 8, kv_heads = 0;  // kv_heads 0 = heads
   std::int64_t batch = 1;
   int threads = 1;
@@ -40,6 +45,7 @@ struct AttentionBenchResult {
   AttentionBenchConfig config;
   Isa isa = Isa::automatic;
   double flops = 0;  // DESIGN.md §4
+  std::int64_t visible_pairs = 0;
   Measurement longattn;
   bool has_baseline = false;
   Measurement baseline;

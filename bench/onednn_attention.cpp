@@ -3,6 +3,8 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -14,7 +16,9 @@ using dt = memory::data_type;
 
 struct OneDnnAttention::Impl {
   std::int64_t nq, nk, d, dv;
-  bool causal;
+  Window window;
+  std::int64_t block_q = 0, block_k = 0;
+  std::vector<std::vector<char>> visible_blocks;  // [query block][key block]
   int threads;
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
@@ -25,10 +29,17 @@ struct OneDnnAttention::Impl {
 };
 
 OneDnnAttention::OneDnnAttention(std::int64_t nq, std::int64_t nk, std::int64_t d, std::int64_t dv,
-                                 float scale, bool causal, int threads)
+                                 const AttentionOptions& options, int threads)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  m.nq = nq, m.nk = nk, m.d = d, m.dv = dv, m.causal = causal, m.threads = threads;
+  m.nq = nq, m.nk = nk, m.d = d, m.dv = dv, m.window = options.window, m.threads = threads;
+  const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(d)));
+  if (options.block_sparse.enabled()) {
+    m.block_q = options.block_sparse.block_q;
+    m.block_k = options.block_sparse.block_k;
+    m.visible_blocks.assign((nq + m.block_q - 1) / m.block_q, std::vector<char>((nk + m.block_k - 1) / m.block_k, 0));
+    for (const auto& [qb, kb] : options.block_sparse.visible) m.visible_blocks[qb][kb] = 1;
+  }
   m.scores.resize(static_cast<std::size_t>(nq * nk));
   m.scores_md = memory::desc({nq, nk}, dt::f32, tag::ab);
   dnnl::primitive_attr qk_attr;
@@ -67,12 +78,25 @@ void OneDnnAttention::run(const HeadsView<const float>& q, const HeadsView<const
       memory om(memory::desc({m.nq, m.dv}, dt::f32, tag::ab), m.engine, at(out, h));
       m.qk.execute(m.stream, {{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, scores}});
       m.stream.wait();
-      if (m.causal) {
+      if (!m.window.is_full() || m.block_q > 0) {
         float* s = m.scores.data();
+        constexpr float hidden = -std::numeric_limits<float>::infinity();
 #pragma omp parallel for num_threads(m.threads)
         for (std::int64_t i = 0; i < m.nq; ++i) {
-          const std::int64_t first_hidden = std::max<std::int64_t>(0, i + offset + 1);
-          for (std::int64_t j = first_hidden; j < m.nk; ++j) s[i * m.nk + j] = -std::numeric_limits<float>::infinity();
+          float* row = s + i * m.nk;
+          const std::int64_t pos = i + offset;
+          const std::int64_t lo = m.window.left < 0 ? 0 : std::clamp<std::int64_t>(pos - m.window.left, 0, m.nk);
+          const std::int64_t hi = m.window.right < 0 ? m.nk : std::clamp<std::int64_t>(pos + m.window.right + 1, lo, m.nk);
+          std::fill(row, row + lo, hidden);
+          std::fill(row + hi, row + m.nk, hidden);
+          if (m.block_q > 0) {
+            const auto& blocks = m.visible_blocks[i / m.block_q];
+            for (std::size_t kb = 0; kb < blocks.size(); ++kb) {
+              if (!blocks[kb]) {
+                std::fill(row + kb * m.block_k, row + std::min<std::int64_t>(m.nk, (kb + 1) * m.block_k), hidden);
+              }
+            }
+          }
         }
       }
       m.softmax.execute(m.stream, {{DNNL_ARG_SRC, scores}, {DNNL_ARG_DST, scores}});

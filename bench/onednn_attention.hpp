@@ -1,11 +1,13 @@
 // The baseline: attention as a user of our dependencies would write it without longattn.
-// Per (batch, head): S = scale · Q Kᵀ with oneDNN matmul, the causal mask written into S,
-// oneDNN's softmax primitive, O = S V with oneDNN matmul. S is the full Nq × Nk matrix.
+// Per (batch, head): S = scale · Q Kᵀ with oneDNN matmul, the window and block-sparse masks
+// written into S as -inf, oneDNN's softmax primitive, O = S V with oneDNN matmul. S is the
+// full Nq × Nk matrix, whatever the masks hide.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
+#include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
 
 namespace longattn::bench {
@@ -13,8 +15,9 @@ namespace longattn::bench {
 class OneDnnAttention {
  public:
   // Primitives are created once per shape; run() may be called many times.
-  OneDnnAttention(std::int64_t nq, std::int64_t nk, std::int64_t d, std::int64_t dv, float scale,
-                  bool causal, int threads);
+  // options: scale, window and block_sparse are honoured (no key lengths or explicit mask).
+  OneDnnAttention(std::int64_t nq, std::int64_t nk, std::int64_t d, std::int64_t dv,
+                  const AttentionOptions& options, int threads);
   ~OneDnnAttention();
 
   // q, k, v, out contiguous [B, H, N, D] (the layout the primitives were created for).

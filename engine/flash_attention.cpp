@@ -21,6 +21,12 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// Partial tiles are run in slices of this many query rows, each over the panels its rows can
+// see, so a window's edges and the causal diagonal waste fewer masked scores. Measured on a
+// (256, 256) window, n = 16384: slices of 6 / 12 / 24 / 48 / 96 rows gave 108–119 / 116–120 /
+// 113–117 / 114–115 / 110 GFLOP/s. A multiple of every target's row group (6 and 4).
+constexpr std::int64_t kSliceRows = 12;
+
 
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
@@ -167,7 +173,6 @@ class FlashRunner {
     const std::int64_t rows = std::min(plan_.block_rows, nq - i0), i1 = i0 + rows;
     RowState st(scratch.rows.data(), plan_.block_rows);
     float* q = scratch.q.data();
-    float* s = scratch.scores.data();
     float* acc = scratch.acc.data();
 
     const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
@@ -189,25 +194,25 @@ class FlashRunner {
       const std::int64_t begin = std::max(range.begin, chunk.begin), end = std::min(range.end, chunk.end);
       for (std::int64_t j0 = begin; j0 < end; j0 += Bc) {
         const std::int64_t panels = (std::min(j0 + Bc, end) - j0 + P - 1) / P;
-        const std::int64_t width = panels * P;
-        std::fill(st.tile_max, st.tile_max + rows, kNegInf);
-        kern.qk_tile(q, rows, D, chunk.key_panels + (j0 - chunk.begin) * D, panels, s, Bc, st.tile_max);
-        if (!plan_.visibility.all_visible(b, i0, i1, j0, j0 + width)) {
-          // Only partial tiles pay for element masks; padded keys past Nk are hidden too.
-          plan_.visibility.mask_tile(b, i0, rows, j0, width, s, Bc);
-          for (std::int64_t r = 0; r < rows; ++r) st.tile_max[r] = kern.max_of(s + r * Bc, width);
+        const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, j0 + panels * P);
+        if (kind != TileKind::partial) {
+          if (kind == TileKind::full) run_tile(scratch, st, chunk, b, i0, 0, rows, j0, panels, false);
+          continue;
         }
-        for (std::int64_t r = 0; r < rows; ++r) {
-          const float grown = std::max(st.max[r], st.tile_max[r]);
-          // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
-          // probability and the (zero) accumulator exact without a NaN.
-          st.rescale[r] = grown == st.max[r] ? 1.0f : std::exp2(st.max[r] - grown);
-          st.shift[r] = grown == kNegInf ? 0.0f : grown;
-          st.max[r] = grown;
+        // A partial tile (a window's edge, the causal diagonal, padding, a mask): each slice of
+        // rows visits only the panels some of its rows can see, masked only where needed.
+        for (std::int64_t r0 = 0; r0 < rows; r0 += kSliceRows) {
+          const std::int64_t n = std::min(kSliceRows, rows - r0);
+          const KeyRange hull = plan_.visibility.hull(b, i0 + r0, i0 + r0 + n);
+          const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, j0 + panels * P);
+          if (hi <= lo) continue;  // these rows see nothing here: their state stays as it is
+          const std::int64_t first = (lo - j0) / P, count = (hi - j0 + P - 1) / P - first;
+          const std::int64_t k0 = j0 + first * P;
+          const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k0 + count * P);
+          if (part != TileKind::skipped) {
+            run_tile(scratch, st, chunk, b, i0, r0, n, k0, count, part == TileKind::partial);
+          }
         }
-        kern.exp2_rows(s, rows, Bc, width, st.shift, st.tile_sum);
-        for (std::int64_t r = 0; r < rows; ++r) st.sum[r] = st.sum[r] * st.rescale[r] + st.tile_sum[r];
-        kern.pv_tile(s, rows, Bc, width, chunk.value_rows + (j0 - chunk.begin) * W, W, acc, st.rescale);
       }
     }
     if (chunk.last) {
@@ -215,6 +220,39 @@ class FlashRunner {
     } else {
       save_rows(st, acc, chunk.carry, b, h, i0, rows);
     }
+  }
+
+  // Rows [r0, r0 + n) of the query block against keys [j0, j0 + panels·P) of the chunk:
+  // scores, element masks when `masked`, the online-softmax update, then P·V.
+  void run_tile(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
+                std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
+                std::int64_t panels, bool masked) const {
+    const simd::KernelTable& kern = *plan_.kernels;
+    const std::int64_t D = plan_.shape.d, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t width = panels * kern.panel_width;
+    float* s = scratch.scores.data() + r0 * Bc;
+    float* acc = scratch.acc.data() + r0 * W;
+    float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *shift = st.shift + r0;
+    float *tile_max = st.tile_max + r0, *tile_sum = st.tile_sum + r0;
+
+    std::fill(tile_max, tile_max + n, kNegInf);
+    kern.qk_tile(scratch.q.data() + r0 * D, n, D, chunk.key_panels + (j0 - chunk.begin) * D, panels,
+                 s, Bc, tile_max);
+    if (masked) {
+      plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, Bc);
+      for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * Bc, width);
+    }
+    for (std::int64_t r = 0; r < n; ++r) {
+      const float grown = std::max(max[r], tile_max[r]);
+      // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
+      // probability and the (zero) accumulator exact without a NaN.
+      rescale[r] = grown == max[r] ? 1.0f : std::exp2(max[r] - grown);
+      shift[r] = grown == kNegInf ? 0.0f : grown;
+      max[r] = grown;
+    }
+    kern.exp2_rows(s, n, Bc, width, shift, tile_sum);
+    for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
+    kern.pv_tile(s, n, Bc, width, chunk.value_rows + (j0 - chunk.begin) * W, W, acc, rescale);
   }
 
   // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.

@@ -92,9 +92,12 @@ void VisibilityPlan::layout_ranges(std::int64_t i0, std::int64_t i1,
 void VisibilityPlan::key_ranges(std::int64_t b, std::int64_t i0, std::int64_t i1,
                                 std::vector<KeyRange>& out) const {
   out.clear();
-  KeyRange seen = window_.keys_of_rows(i0, i1);
-  seen.end = std::min(seen.end, key_length(b));
+  const KeyRange seen = hull(b, i0, i1);
   if (seen.empty()) return;
+  if (mask_.empty() && layout_.empty()) {  // a window and padding: one range
+    out.push_back({seen.begin / panel_width_ * panel_width_, seen.end});
+    return;
+  }
   std::vector<KeyRange> ranges{seen};
   if (!mask_.empty()) {
     std::vector<KeyRange> by_mask;
@@ -110,26 +113,51 @@ void VisibilityPlan::key_ranges(std::int64_t b, std::int64_t i0, std::int64_t i1
   for (const KeyRange& r : ranges) append(out, r.begin / panel_width_ * panel_width_, r.end);
 }
 
-bool VisibilityPlan::all_visible(std::int64_t b, std::int64_t i0, std::int64_t i1,
-                                 std::int64_t j0, std::int64_t j1) const {
-  if (j1 > key_length(b) || window_.classify(i0, i1, j0, j1) != TileKind::full) return false;
-  if (!mask_.empty()) {  // j0 is panel-aligned and j1 <= Nk here
-    const std::int32_t* counts = mask_counts_.data() + (i0 / block_rows_) * panels_;
-    const std::int64_t rows = i1 - i0;
-    for (std::int64_t p = j0 / panel_width_; p * panel_width_ < j1; ++p) {
-      const std::int64_t keys = std::min(nk_, (p + 1) * panel_width_) - p * panel_width_;
-      if (counts[p] != rows * keys) return false;
-    }
+// The kinds of independent rules combine: any skipped → skipped, all full → full.
+static TileKind combine(TileKind a, TileKind b) {
+  if (a == TileKind::skipped || b == TileKind::skipped) return TileKind::skipped;
+  return a == TileKind::full && b == TileKind::full ? TileKind::full : TileKind::partial;
+}
+
+TileKind VisibilityPlan::classify(std::int64_t b, std::int64_t i0, std::int64_t i1,
+                                  std::int64_t j0, std::int64_t j1) const {
+  const std::int64_t length = key_length(b);
+  TileKind kind = j0 >= length ? TileKind::skipped
+                  : j1 > length ? TileKind::partial  // padding, or keys past Nk
+                                : TileKind::full;
+  kind = combine(kind, window_.classify(i0, i1, j0, j1));
+  if (kind != TileKind::skipped && !mask_.empty()) kind = combine(kind, classify_mask(i0, i1, j0, j1));
+  if (kind != TileKind::skipped && !layout_.empty()) kind = combine(kind, classify_layout(i0, i1, j0, j1));
+  return kind;
+}
+
+TileKind VisibilityPlan::classify_mask(std::int64_t i0, std::int64_t i1, std::int64_t j0,
+                                       std::int64_t j1) const {
+  // Occupancy is counted per whole query block: a slice of one can only learn "nothing here".
+  const std::int64_t qb = i0 / block_rows_;
+  const bool whole_block = i0 % block_rows_ == 0 && i1 == std::min(nq_, i0 + block_rows_);
+  const std::int32_t* counts = mask_counts_.data() + qb * panels_;
+  bool empty = true, full = whole_block;
+  for (std::int64_t p = j0 / panel_width_; p * panel_width_ < std::min(j1, nk_); ++p) {
+    const std::int64_t keys = std::min(nk_, (p + 1) * panel_width_) - p * panel_width_;
+    empty = empty && counts[p] == 0;
+    full = full && counts[p] == (i1 - i0) * keys;
   }
-  if (!layout_.empty()) {
-    for (std::int64_t qb = i0 / block_q_; qb <= (i1 - 1) / block_q_; ++qb) {
-      const auto& blocks = layout_[qb];
-      for (std::int64_t kb = j0 / block_k_; kb * block_k_ < j1; ++kb) {
-        if (!std::binary_search(blocks.begin(), blocks.end(), kb)) return false;
-      }
-    }
+  return empty ? TileKind::skipped : full ? TileKind::full : TileKind::partial;
+}
+
+TileKind VisibilityPlan::classify_layout(std::int64_t i0, std::int64_t i1, std::int64_t j0,
+                                         std::int64_t j1) const {
+  const std::int64_t kb0 = j0 / block_k_, kb1 = (std::min(j1, nk_) - 1) / block_k_;
+  bool empty = true, full = true;
+  for (std::int64_t qb = i0 / block_q_; qb <= (i1 - 1) / block_q_; ++qb) {
+    const auto& blocks = layout_[qb];
+    const auto first = std::lower_bound(blocks.begin(), blocks.end(), kb0);
+    const auto last = std::upper_bound(first, blocks.end(), kb1);
+    empty = empty && first == last;
+    full = full && last - first == kb1 - kb0 + 1;
   }
-  return true;
+  return empty ? TileKind::skipped : full ? TileKind::full : TileKind::partial;
 }
 
 void VisibilityPlan::mask_tile(std::int64_t b, std::int64_t i0, std::int64_t rows,
@@ -144,9 +172,21 @@ void VisibilityPlan::mask_tile(std::int64_t b, std::int64_t i0, std::int64_t row
     const std::int64_t hi = std::clamp(std::min(keys.end, length) - j0, lo, width);
     std::fill(row, row + lo, kHidden);
     std::fill(row + hi, row + width, kHidden);
-    if (!mask_.empty() || !layout_.empty()) {
+    if (!layout_.empty()) {
+      // Hide the gaps between the row's visible key blocks, a block at a time.
+      std::int64_t shown = lo;  // keys before `shown` are settled
+      const auto& blocks = layout_[i / block_q_];
+      for (auto it = std::lower_bound(blocks.begin(), blocks.end(), (j0 + lo) / block_k_);
+           it != blocks.end() && *it * block_k_ < j0 + hi; ++it) {
+        const std::int64_t begin = std::clamp(*it * block_k_ - j0, shown, hi);
+        std::fill(row + shown, row + begin, kHidden);
+        shown = std::clamp((*it + 1) * block_k_ - j0, shown, hi);
+      }
+      std::fill(row + shown, row + hi, kHidden);
+    }
+    if (!mask_.empty()) {
       for (std::int64_t c = lo; c < hi; ++c) {
-        if (!mask_allows(i, j0 + c) || !layout_allows(i, j0 + c)) row[c] = kHidden;
+        if (!mask_allows(i, j0 + c)) row[c] = kHidden;
       }
     }
   }

@@ -3,6 +3,7 @@
 // per work unit, so that skipped keys cost nothing and only partial tiles evaluate masks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -24,9 +25,18 @@ class VisibilityPlan {
   void key_ranges(std::int64_t b, std::int64_t i0, std::int64_t i1,
                   std::vector<KeyRange>& out) const;
 
-  // Whether every row of [i0, i1) sees every key of [j0, j1): the tile needs no mask.
-  bool all_visible(std::int64_t b, std::int64_t i0, std::int64_t i1, std::int64_t j0,
-                   std::int64_t j1) const;
+  // A range containing every key the rows [i0, i1) of batch b see (window and padding).
+  KeyRange hull(std::int64_t b, std::int64_t i0, std::int64_t i1) const {
+    KeyRange keys = window_.keys_of_rows(i0, i1);
+    keys.end = std::min(keys.end, key_length(b));
+    return keys;
+  }
+
+  // Keys [j0, j1) against rows [i0, i1) of batch b: skipped when no row sees any of them,
+  // full when every row sees all of them (no element mask), partial otherwise. Rows either
+  // form one whole query block or lie inside one (a slice of it).
+  TileKind classify(std::int64_t b, std::int64_t i0, std::int64_t i1, std::int64_t j0,
+                    std::int64_t j1) const;
 
   // Sets the scores of hidden pairs to -inf: rows [i0, i0 + rows), keys [j0, j0 + width),
   // s[r * lds + c] holding the score of (i0 + r, j0 + c). Keys past Nk are hidden.
@@ -49,6 +59,8 @@ class VisibilityPlan {
   // Panels of keys with at least one visible mask entry for the rows of query block qb.
   void mask_ranges(std::int64_t qb, std::vector<KeyRange>& out) const;
   void layout_ranges(std::int64_t i0, std::int64_t i1, std::vector<KeyRange>& out) const;
+  TileKind classify_mask(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1) const;
+  TileKind classify_layout(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1) const;
 
   std::int64_t batch_, nq_, nk_, block_rows_, panel_width_, panels_;
   WindowPlan window_;

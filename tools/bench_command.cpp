@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -18,6 +21,9 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
   const auto& c = r.config;
   nlohmann::json j = {
       {"mode", c.mode},
+      {"window", c.mode == "window" ? nlohmann::json::array({c.window_left, c.window_right}) : nlohmann::json(nullptr)},
+      {"block_sparse", c.mode == "block-sparse" ? nlohmann::json{{"block", c.block}, {"density", c.density}} : nlohmann::json(nullptr)},
+      {"visible_pairs", r.visible_pairs},
       {"n", c.n},
       {"d", c.d},
       {"heads", c.heads},
@@ -47,8 +53,11 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
 
 void print_text(const bench::AttentionBenchResult& r) {
   const auto& c = r.config;
-  std::printf("attention %s  B=%lld H=%lld Hkv=%lld n=%lld D=%lld  threads=%d  isa=%s\n",
-              c.mode.c_str(), (long long)c.batch, (long long)c.heads,
+  std::string detail;
+  if (c.mode == "window") detail = " (" + std::to_string(c.window_left) + ", " + std::to_string(c.window_right) + ")";
+  if (c.mode == "block-sparse") detail = " (" + std::to_string(c.block) + "-tiles, density " + std::to_string(c.density) + ")";
+  std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld D=%lld  threads=%d  isa=%s\n",
+              c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, (long long)c.d,
               c.threads, to_string(r.isa).c_str());
   std::printf("  fp32 FMA peak (measured)  %8.1f GFLOP/s\n", r.peak_gflops);
@@ -73,7 +82,14 @@ void add_bench_command(CLI::App& app) {
   auto isa = std::make_shared<std::string>("auto");
   auto output = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("bench", "Time attention on random inputs against a baseline");
-  cmd->add_option("--mode", config->mode, "full or causal")->check(CLI::IsMember({"full", "causal"}));
+  cmd->add_option("--mode", config->mode, "full, causal, window or block-sparse")
+      ->check(CLI::IsMember({"full", "causal", "window", "block-sparse"}));
+  auto window = std::make_shared<std::vector<std::int64_t>>();
+  cmd->add_option("--window", *window, "LEFT RIGHT of --mode window (-1 = unbounded); default 256 256")
+      ->expected(2)->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
+  cmd->add_option("--block", config->block, "Tile size of --mode block-sparse")->check(CLI::PositiveNumber);
+  cmd->add_option("--density", config->density, "Fraction of tiles visible in --mode block-sparse")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--causal", *causal, "Same as --mode causal");
   cmd->add_option("--n", config->n, "Sequence length")->check(CLI::PositiveNumber);
   cmd->add_option("--d", config->d, "Head dimension")->check(CLI::PositiveNumber);
@@ -88,6 +104,11 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--output", *output, "Also write the JSON object to this file");
   cmd->callback([=] {
     if (*causal) config->mode = "causal";
+    if (!window->empty()) {
+      config->mode = "window";
+      config->window_left = (*window)[0];
+      config->window_right = (*window)[1];
+    }
     config->isa = parse_isa(*isa);
     const bench::AttentionBenchResult result = bench::run_attention_bench(*config);
     const nlohmann::json j = to_json(result);
