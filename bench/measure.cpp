@@ -96,6 +96,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   r.isa = stats.isa;
   r.flops = stats.flops;
   r.visible_pairs = stats.visible_pairs;
+  r.computed_pairs = stats.computed_pairs;
   r.longattn.gflops = r.flops / r.longattn.seconds * 1e-9;
   r.longattn.scratch_bytes = stats.scratch_bytes;
 

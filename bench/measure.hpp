@@ -46,6 +46,7 @@ struct AttentionBenchResult {
   Isa isa = Isa::automatic;
   double flops = 0;  // DESIGN.md §4
   std::int64_t visible_pairs = 0;
+  std::int64_t computed_pairs = 0;  // one call's
   Measurement longattn;
   bool has_baseline = false;
   Measurement baseline;

@@ -35,6 +35,7 @@ struct BlockScratch {
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
   std::vector<KeyRange> key_ranges;  // what the current query block sees
+  std::int64_t computed_pairs = 0;   // scores this thread computed
 
   BlockScratch(const FlashPlan& plan)
       : q(plan.block_rows * plan.shape.d),
@@ -150,7 +151,10 @@ class FlashRunner {
     stats.flops = 2.0 * static_cast<double>(s.d + s.dv) * static_cast<double>(stats.visible_pairs);
     stats.scratch_bytes = packed.bytes() + carry.bytes() + plan_.visibility.scratch_bytes() +
                           static_cast<std::int64_t>(chunk_span.size() * sizeof(chunk_span[0]));
-    for (const BlockScratch& one : scratch) stats.scratch_bytes += one.bytes();
+    for (const BlockScratch& one : scratch) {
+      stats.scratch_bytes += one.bytes();
+      stats.computed_pairs += one.computed_pairs;
+    }
     stats.isa = plan_.kernels->isa;
     return stats;
   }
@@ -189,29 +193,22 @@ class FlashRunner {
     }
 
     plan_.visibility.key_ranges(b, i0, i1, scratch.key_ranges);
+    // Tiles are cut apart where every row starts and stops seeing keys (the panel-aligned
+    // common range), so a window's edges and the causal diagonal fall in narrow partial
+    // tiles and the keys all rows see run in full tiles.
+    const KeyRange common = plan_.visibility.common(b, i0, i1);
+    const std::int64_t full_begin = (common.begin + P - 1) / P * P, full_end = common.end / P * P;
     for (const KeyRange& range : scratch.key_ranges) {
-      // Chunk bounds are multiples of Bc: tiles keep their panel alignment.
+      // Chunk bounds are multiples of Bc and P: tiles keep their panel alignment.
       const std::int64_t begin = std::max(range.begin, chunk.begin), end = std::min(range.end, chunk.end);
-      for (std::int64_t j0 = begin; j0 < end; j0 += Bc) {
-        const std::int64_t panels = (std::min(j0 + Bc, end) - j0 + P - 1) / P;
-        const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, j0 + panels * P);
-        if (kind != TileKind::partial) {
-          if (kind == TileKind::full) run_tile(scratch, st, chunk, b, i0, 0, rows, j0, panels, false);
-          continue;
-        }
-        // A partial tile (a window's edge, the causal diagonal, padding, a mask): each slice of
-        // rows visits only the panels some of its rows can see, masked only where needed.
-        for (std::int64_t r0 = 0; r0 < rows; r0 += kSliceRows) {
-          const std::int64_t n = std::min(kSliceRows, rows - r0);
-          const KeyRange hull = plan_.visibility.hull(b, i0 + r0, i0 + r0 + n);
-          const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, j0 + panels * P);
-          if (hi <= lo) continue;  // these rows see nothing here: their state stays as it is
-          const std::int64_t first = (lo - j0) / P, count = (hi - j0 + P - 1) / P - first;
-          const std::int64_t k0 = j0 + first * P;
-          const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k0 + count * P);
-          if (part != TileKind::skipped) {
-            run_tile(scratch, st, chunk, b, i0, r0, n, k0, count, part == TileKind::partial);
-          }
+      std::int64_t cuts[4] = {begin, begin, end, end};
+      if (full_begin < full_end) {
+        cuts[1] = std::clamp(full_begin, begin, end);
+        cuts[2] = std::clamp(full_end, cuts[1], end);
+      }
+      for (int segment = 0; segment < 3; ++segment) {
+        for (std::int64_t j0 = cuts[segment]; j0 < cuts[segment + 1]; j0 += Bc) {
+          run_tiles(scratch, st, chunk, b, i0, rows, j0, std::min(j0 + Bc, cuts[segment + 1]));
         }
       }
     }
@@ -219,6 +216,31 @@ class FlashRunner {
       write_rows(st, acc, b, h, i0, rows);
     } else {
       save_rows(st, acc, chunk.carry, b, h, i0, rows);
+    }
+  }
+
+  // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
+  // row slices over only the panels they can see, masked where needed.
+  void run_tiles(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
+                 std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t j1) const {
+    const std::int64_t P = plan_.kernels->panel_width, i1 = i0 + rows;
+    const std::int64_t panels = (j1 - j0 + P - 1) / P;
+    const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, j0 + panels * P);
+    if (kind != TileKind::partial) {
+      if (kind == TileKind::full) run_tile(scratch, st, chunk, b, i0, 0, rows, j0, panels, false);
+      return;
+    }
+    for (std::int64_t r0 = 0; r0 < rows; r0 += kSliceRows) {
+      const std::int64_t n = std::min(kSliceRows, rows - r0);
+      const KeyRange hull = plan_.visibility.hull(b, i0 + r0, i0 + r0 + n);
+      const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, j0 + panels * P);
+      if (hi <= lo) continue;  // these rows see nothing here: their state stays as it is
+      const std::int64_t first = (lo - j0) / P, count = (hi - j0 + P - 1) / P - first;
+      const std::int64_t k0 = j0 + first * P;
+      const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k0 + count * P);
+      if (part != TileKind::skipped) {
+        run_tile(scratch, st, chunk, b, i0, r0, n, k0, count, part == TileKind::partial);
+      }
     }
   }
 
@@ -235,6 +257,7 @@ class FlashRunner {
     float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *shift = st.shift + r0;
     float *tile_max = st.tile_max + r0, *tile_sum = st.tile_sum + r0;
 
+    scratch.computed_pairs += n * width;
     std::fill(tile_max, tile_max + n, kNegInf);
     kern.qk_tile(scratch.q.data() + r0 * D, n, D, chunk.key_panels + (j0 - chunk.begin) * D, panels,
                  s, Bc, tile_max);

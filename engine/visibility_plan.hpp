@@ -32,6 +32,12 @@ class VisibilityPlan {
     return keys;
   }
 
+  // Keys every row of [i0, i1) sees under window and padding (may be empty): where tiles can
+  // be full, so the driver tiles it apart from the edges.
+  KeyRange common(std::int64_t b, std::int64_t i0, std::int64_t i1) const {
+    return {window_.keys_of(i1 - 1).begin, std::min(window_.keys_of(i0).end, key_length(b))};
+  }
+
   // Keys [j0, j1) against rows [i0, i1) of batch b: skipped when no row sees any of them,
   // full when every row sees all of them (no element mask), partial otherwise. Rows either
   // form one whole query block or lie inside one (a slice of it).

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -24,6 +25,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"window", c.mode == "window" ? nlohmann::json::array({c.window_left, c.window_right}) : nlohmann::json(nullptr)},
       {"block_sparse", c.mode == "block-sparse" ? nlohmann::json{{"block", c.block}, {"density", c.density}} : nlohmann::json(nullptr)},
       {"visible_pairs", r.visible_pairs},
+      {"computed_pairs", r.computed_pairs},
       {"n", c.n},
       {"d", c.d},
       {"heads", c.heads},
@@ -70,6 +72,7 @@ void print_text(const bench::AttentionBenchResult& r) {
                 100.0 * r.baseline.gflops / r.peak_gflops, r.baseline.scratch_bytes / 1048576.0);
     std::printf("  speedup vs %s: %.2fx\n", c.baseline.c_str(), r.baseline.seconds / r.longattn.seconds);
   }
+  std::printf("  scores computed / visible: %.3f\n", double(r.computed_pairs) / double(std::max<std::int64_t>(1, r.visible_pairs)));
   std::printf("  peak RSS of the process: %.1f MiB\n", r.peak_rss_bytes / 1048576.0);
 }
 

@@ -63,6 +63,9 @@ struct AttentionOptions {
 struct AttentionStats {
   double flops = 0;            // 2·(D + Dv) per visible (query, key) pair, all heads
   std::int64_t visible_pairs = 0;  // summed over batch and query heads
+  // (query, key) scores the kernels computed, masked ones included: visible_pairs / this is
+  // how much of the work was useful (tiles at a window's edge, the causal diagonal).
+  std::int64_t computed_pairs = 0;
   std::int64_t scratch_bytes = 0;
   Isa isa = Isa::automatic;    // the path that ran
 };
