@@ -117,7 +117,7 @@ class FlashRunner {
           const std::int64_t p0 = p_begin + (task % tasks_per_head) * kPanelsPerTask;
           const std::int64_t p1 = std::min(p_end, p0 + kPanelsPerTask);
           float* keys = packed.data() + local * chunk_floats;
-          pack_key_panels(k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
+          pack_key_panels(*plan_.kernels, k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
                           keys + (p0 - p_begin) * P * D);
           pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
                           keys + chunk_keys * D + (p0 - p_begin) * P * W);

@@ -4,14 +4,18 @@
 
 namespace longattn::engine {
 
-void pack_key_panels(const HeadsView<const float>& k, std::int64_t b, std::int64_t h,
-                     const PackedHeadLayout& layout, std::int64_t first_panel,
-                     std::int64_t last_panel, float* panels) {
+void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+                     std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
+                     std::int64_t first_panel, std::int64_t last_panel, float* panels) {
   const std::int64_t P = layout.panel_width, D = layout.d;
   const float* head = k.data + b * k.strides[0] + h * k.strides[1];
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
     float* panel = panels + (p - first_panel) * D * P;
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
+    if (k.strides[3] == 1) {  // both common layouts: transposed in registers
+      kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, panel);
+      continue;
+    }
     for (std::int64_t c = 0; c < keys; ++c) {
       const float* key = head + (j0 + c) * k.strides[2];
       for (std::int64_t d = 0; d < D; ++d) panel[d * P + c] = key[d * k.strides[3]];
@@ -30,6 +34,10 @@ void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64
     std::int64_t c = 0;
     if (j < layout.nk) {
       const float* value = head + j * v.strides[2];
+      if (v.strides[3] == 1) {
+        std::copy_n(value, layout.dv, row);
+        c = layout.dv;
+      }
       for (; c < layout.dv; ++c) row[c] = value[c * v.strides[3]];
     }
     std::fill(row + c, row + W, 0.0f);

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "longattn/tensor_view.hpp"
+#include "simd/kernel_table.hpp"
 
 namespace longattn::engine {
 
@@ -22,9 +23,9 @@ struct PackedHeadLayout {
 
 // Packs key panels [first_panel, last_panel) of head (b, h) of k into `panels`, which
 // receives panel first_panel at its start.
-void pack_key_panels(const HeadsView<const float>& k, std::int64_t b, std::int64_t h,
-                     const PackedHeadLayout& layout, std::int64_t first_panel,
-                     std::int64_t last_panel, float* panels);
+void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+                     std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
+                     std::int64_t first_panel, std::int64_t last_panel, float* panels);
 
 // Packs the value rows of the same key panels of head (b, h) of v into `rows`, which
 // receives the first row of panel first_panel at its start.

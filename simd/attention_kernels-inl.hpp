@@ -167,6 +167,31 @@ void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
   }
 }
 
+// Lays `count` <= NV·lanes keys (rows of d contiguous features, `stride` floats apart) out
+// as one panel [d][NV·lanes], zero past count: lanes × lanes blocks transposed in registers.
+template <class V, int NV>
+void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
+                    float* panel) {
+  constexpr int L = V::lanes, P = NV * L;
+  std::int64_t f = 0;
+  if constexpr (L > 1) {
+    for (; f + L <= d; f += L) {
+      for (int g = 0; g < NV; ++g) {
+        V block[L];
+        for (int i = 0; i < L; ++i) {
+          const std::int64_t key = g * L + i;
+          block[i] = key < count ? V::load(keys + key * stride + f) : V::zero();
+        }
+        V::transpose(block);
+        for (int i = 0; i < L; ++i) block[i].store(panel + (f + i) * P + g * L);
+      }
+    }
+  }
+  for (; f < d; ++f) {
+    for (std::int64_t key = 0; key < P; ++key) panel[f * P + key] = key < count ? keys[key * stride + f] : 0.0f;
+  }
+}
+
 template <class V>
 float max_of(const float* x, std::int64_t n) {
   V m = V::broadcast(-std::numeric_limits<float>::infinity());
@@ -210,6 +235,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &pv_tile<V, R, NV>,
       &exp2_rows<V>,
       &max_of<V>,
+      &pack_key_panel<V, NV>,
       &exp2_array<V>,
       &fma_peak_probe<V, kChains>,
   };

@@ -38,6 +38,11 @@ struct KernelTable {
   // max_j x[j] for j < n (n a multiple of lanes).
   float (*max_of)(const float* x, std::int64_t n);
 
+  // One key panel from `count` <= panel_width keys whose d features are contiguous, rows
+  // `stride` floats apart; keys past count are zero.
+  void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count,
+                         std::int64_t d, float* panel);
+
   // y[i] = 2^x[i], the vectorized exp2 the kernels use (for its accuracy test).
   void (*exp2)(const float* x, float* y, std::int64_t n);
 

@@ -10,6 +10,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -74,6 +75,67 @@ struct VecF32 {
     return *std::max_element(tmp, tmp + lanes);
   }
 
+  // rows[i][j] <-> rows[j][i] for a lanes × lanes block held in registers.
+  static void transpose(VecF32* rows) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; ++i) r[i] = rows[i].v;
+      // Pairs of rows interleaved, then pairs of pairs: each 128-bit lane of r[4g + c] holds
+      // column 4·lane + c of rows 4g .. 4g + 3.
+      for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int g = 0; g < 16; g += 4) {
+        const __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 1]);
+        const __m512d c = _mm512_castps_pd(t[g + 2]), d = _mm512_castps_pd(t[g + 3]);
+        r[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+      }
+      // Then whole 128-bit lanes move: even lanes of rows 0-7 with those of 8-15, odd likewise.
+      for (int c = 0; c < 4; ++c) {
+        t[c] = _mm512_shuffle_f32x4(r[c], r[c + 4], 0x88);
+        t[c + 4] = _mm512_shuffle_f32x4(r[c], r[c + 4], 0xdd);
+        t[c + 8] = _mm512_shuffle_f32x4(r[c + 8], r[c + 12], 0x88);
+        t[c + 12] = _mm512_shuffle_f32x4(r[c + 8], r[c + 12], 0xdd);
+      }
+      for (int c = 0; c < 8; ++c) {
+        rows[c].v = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
+        rows[c + 8].v = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xdd);
+      }
+      return;
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (lanes == 8) {
+      __m256 t[8], u[8];
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(rows[i].v, rows[i + 1].v);
+        t[i + 1] = _mm256_unpackhi_ps(rows[i].v, rows[i + 1].v);
+      }
+      for (int g = 0; g < 8; g += 4) {
+        u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+        u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xee);
+        u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+        u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xee);
+      }
+      for (int c = 0; c < 4; ++c) {
+        rows[c].v = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+        rows[c + 4].v = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+      }
+      return;
+    }
+#endif
+    alignas(64) float block[lanes][lanes];
+    for (int i = 0; i < lanes; ++i) rows[i].v.store_aligned(block[i]);
+    for (int i = 0; i < lanes; ++i)
+      for (int j = 0; j < i; ++j) std::swap(block[i][j], block[j][i]);
+    for (int i = 0; i < lanes; ++i) rows[i].v = batch::load_aligned(block[i]);
+  }
+
   // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp.
   friend VecF32 exp2(VecF32 x) {
 #if defined(__AVX512F__)
@@ -117,6 +179,7 @@ struct VecF32<ScalarArch> {
   friend VecF32 max(VecF32 a, VecF32 b) { return {std::max(a.v, b.v)}; }
   float reduce_add() const { return v; }
   float reduce_max() const { return v; }
+  static void transpose(VecF32*) {}
 
   friend VecF32 exp2(VecF32 x) {
     float c = std::max(x.v, kExp2MinBits);

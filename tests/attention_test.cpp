@@ -54,9 +54,10 @@ TEST_CASE("grouped-query heads, batches, Dv != D, custom scale") {
   AttentionTester().n(300).d(64).scale(0.5).check();
 }
 
-TEST_CASE("BNHD layout is read and written in place") {
+TEST_CASE("BNHD layout is read and written in place, and so is any stride") {
   AttentionTester().batch(2).heads(4, 2).n(300).d(64).layout(Layout::bnhd).check();
   AttentionTester().heads(3).n(129).dims(80, 24).causal().layout(Layout::bnhd).check();
+  AttentionTester().batch(2).heads(2, 1).n(200).dims(37, 20).layout(Layout::bhdn).check();
 }
 
 TEST_CASE("large logits stay exact") {
@@ -88,7 +89,7 @@ TEST_CASE("random shapes, windows and layouts (seeded)") {
         .tokens(nq, nk)
         .dims(pick(1, 96), pick(1, 96))
         .window(left, right)
-        .layout(pick(0, 1) == 0 ? Layout::bhnd : Layout::bnhd)
+        .layout(static_cast<Layout>(pick(0, 2)))
         .seed(static_cast<unsigned>(trial))
         .check();
   }

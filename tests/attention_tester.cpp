@@ -51,13 +51,17 @@ struct Stored {
   Layout layout;
   Stored(std::int64_t b, std::int64_t h, std::int64_t n, std::int64_t d, Layout l)
       : data(b * h * n * d), B(b), H(h), N(n), D(d), layout(l) {}
-  HeadsView<float> view() {
-    return layout == Layout::bhnd ? bhnd(data.data(), B, H, N, D) : bnhd(data.data(), B, N, H, D);
+  template <class T>
+  HeadsView<T> view_of(T* p) const {
+    switch (layout) {
+      case Layout::bhnd: return bhnd(p, B, H, N, D);
+      case Layout::bnhd: return bnhd(p, B, N, H, D);
+      case Layout::bhdn: return {p, {B, H, N, D}, {H * D * N, D * N, 1, N}};
+    }
+    return {};
   }
-  HeadsView<const float> cview() const {
-    auto* p = data.data();
-    return layout == Layout::bhnd ? bhnd(p, B, H, N, D) : bnhd(p, B, N, H, D);
-  }
+  HeadsView<float> view() { return view_of(data.data()); }
+  HeadsView<const float> cview() const { return view_of<const float>(data.data()); }
   // Contiguous BHND copy of the logical tensor.
   std::vector<float> to_bhnd() const {
     const auto v = cview();

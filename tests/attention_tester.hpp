@@ -12,7 +12,8 @@
 
 namespace longattn::testing {
 
-enum class Layout { bhnd, bnhd };
+// bhdn stores each head feature-major ([B, H, D, N]): a view whose feature stride is not 1.
+enum class Layout { bhnd, bnhd, bhdn };
 
 // The tolerance of ../shared/golden/README.md: relative 1e-5 (fp32) plus what the rounding
 // of logits in the hundreds can cost.
