@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Re-measures every figure bench/RESULTS.md quotes, one command per line, each result kept
+# as JSON in the folder given (default reports/results-<time>). Takes about 5 minutes on
+# 2 cores; run it on an otherwise idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-reports/results-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+cli=build/release/tools/longattn
+cmake --build build/release --target longattn_cli longattn_kernel_benchmarks > /dev/null
+
+run() {  # name, then the bench arguments
+  local name=$1; shift
+  echo "== longattn bench $*"
+  "$cli" bench "$@" --output "$out/$name.json" | sed 's/^/   /'
+}
+
+run full_d64        --mode full   --n 16384 --d 64  --heads 8 --threads 1
+run full_d128       --mode full   --n 16384 --d 128 --heads 8 --threads 1
+run full_d64_nobase --mode full   --n 16384 --d 64  --heads 8 --threads 1 --baseline none
+run causal_d64      --mode causal --n 16384 --d 64  --heads 8 --threads 1 --baseline none
+run avx2_d64        --mode full   --n 16384 --d 64  --heads 8 --threads 1 --isa avx2 --baseline none
+run full_d64_t2     --mode full   --n 16384 --d 64  --heads 8 --threads 2
+for n in 16384 65536 262144 1048576; do
+  run "window_$n" --mode window --window 256 256 --n "$n" --d 64 --heads 8 --threads 1 --baseline none
+done
+run sparse10_d64    --mode block-sparse --block 256 --density 0.1 --n 16384 --d 64 --heads 8 --threads 1 --baseline none
+run full_n65536_t2  --mode full --n 65536 --d 64 --heads 8 --threads 2 --baseline none --repeats 1
+echo "== micro-kernels"
+build/release/bench/longattn_kernel_benchmarks --benchmark_out="$out/kernels.json" --benchmark_out_format=json | sed 's/^/   /'
+
+python3 - "$out" <<'PY'
+import json, math, sys, pathlib
+d = pathlib.Path(sys.argv[1])
+j = lambda name: json.loads((d / f"{name}.json").read_text())
+pts = [(n, j(f"window_{n}")["seconds"]) for n in (16384, 65536, 262144, 1048576)]
+xs, ys = [math.log(n) for n, _ in pts], [math.log(t) for _, t in pts]
+mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+full, causal = j("full_d64_nobase"), j("causal_d64")
+print(f"window (256, 256) time slope over n = 16K..1M: {slope:.3f}")
+print(f"window / full GFLOP/s at n = 16384: {j('window_16384')['gflops'] / full['gflops']:.3f}")
+print(f"causal / full time: {causal['seconds'] / full['seconds']:.3f}")
+print(f"block-sparse 10 % / full time: {j('sparse10_d64')['seconds'] / full['seconds']:.3f}")
+for name in ("window_1048576", "full_n65536_t2"):
+    r = j(name)
+    inputs = 4 * r["heads"] * r["n"] * r["d"] * 4
+    print(f"{name}: peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB = inputs {inputs / 2**20:.0f} MiB + {(r['peak_rss_bytes'] - inputs) / 2**20:.0f} MiB")
+PY
