@@ -2,6 +2,7 @@
 #pragma once
 
 #include "longattn/error.hpp"
+#include "longattn/export.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
 
@@ -17,12 +18,12 @@ namespace longattn {
 // Query i sits at position i + Nk - Nq (bottom-right alignment). A query with no visible key
 // gets a zero row. Arguments are validated before anything is written; a violation throws
 // longattn::Error.
-AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
+LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
                          HeadsView<const float> v, HeadsView<float> out,
                          const AttentionOptions& options = {},
                          TensorView<float, 3> lse = {});
 
 // Visible (query, key) pairs of one head under `window`, the count DESIGN.md §4 multiplies.
-std::int64_t visible_pairs(std::int64_t nq, std::int64_t nk, Window window);
+LONGATTN_API std::int64_t visible_pairs(std::int64_t nq, std::int64_t nk, Window window);
 
 }  // namespace longattn

@@ -4,11 +4,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "longattn/export.hpp"
+
 namespace longattn {
 
 // Thrown by every public entry point before it writes anything. The message names the
 // argument, the value that was expected and the value that was given.
-class Error : public std::invalid_argument {
+class LONGATTN_API Error : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
 };

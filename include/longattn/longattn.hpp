@@ -6,3 +6,4 @@
 #include "longattn/machine.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
+#include "longattn/version.hpp"

@@ -2,13 +2,14 @@
 // denominator of every "% of peak" longattn reports (DESIGN.md §4).
 #pragma once
 
+#include "longattn/export.hpp"
 #include "longattn/options.hpp"
 
 namespace longattn {
 
 // The path Isa::automatic resolves to here (LONGATTN_ISA included); throws Error when a
 // forced path is not runnable.
-Isa resolve_isa(Isa requested = Isa::automatic);
+LONGATTN_API Isa resolve_isa(Isa requested = Isa::automatic);
 
 struct PeakFlops {
   double gflops = 0;  // all threads together
@@ -18,6 +19,6 @@ struct PeakFlops {
 
 // Measures the fp32 FMA rate of `isa`'s vector registers on `threads` threads (each runs
 // independent FMA chains for about `seconds`; the best of three rounds counts).
-PeakFlops measure_fp32_peak(Isa isa = Isa::automatic, int threads = 1, double seconds = 0.2);
+LONGATTN_API PeakFlops measure_fp32_peak(Isa isa = Isa::automatic, int threads = 1, double seconds = 0.2);
 
 }  // namespace longattn

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 
+#include "longattn/export.hpp"
 #include "longattn/tensor_view.hpp"
 
 namespace longattn {
@@ -15,8 +16,8 @@ namespace longattn {
 // the environment variable LONGATTN_ISA=avx512|avx2|scalar forces one.
 enum class Isa { automatic, avx512, avx2, scalar };
 
-std::string to_string(Isa isa);
-Isa parse_isa(const std::string& name);  // throws Error on an unknown name
+LONGATTN_API std::string to_string(Isa isa);
+LONGATTN_API Isa parse_isa(const std::string& name);  // throws Error on an unknown name
 
 // Keys visible to a query at aligned position p: p - left <= j <= p + right; -1 = unbounded.
 struct Window {
