@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libdnnl-dev libtbb-dev libxsimd-dev xtl-dev doctest-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
+  clang libclang-rt-14-dev python3-numpy
 )
 
 missing=()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds longattn and runs every test: the release build on every ISA path the CPU has, then
-# the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
+# Builds longattn and runs every test: the release build on every ISA path the CPU has; the
+# install and the two example applications built against it (find_package, pkg-config); the
+# suite again under AddressSanitizer + UndefinedBehaviorSanitizer; a bounded fuzz run of the
+# .npy reader.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -10,8 +12,26 @@ cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release --output-on-failure
 
+# Install into a temporary prefix; build and run the examples as an application would.
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install build/release --prefix "$prefix" > /dev/null
+cmake -S examples/find_package -B build/example -G Ninja -DCMAKE_PREFIX_PATH="$prefix" > /dev/null
+cmake --build build/example
+build/example/attention_example
+build/example/attention_example_static
+PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name longattn.pc)")" make -s -C examples/pkg_config OUT="$PWD/build/example"
+build/example/attention_example_pkgconfig
+
 cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLONGATTN_SANITIZE=address,undefined -DLONGATTN_BUILD_BENCH=OFF
 cmake --build build/sanitize -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/sanitize --output-on-failure
+
+# Fuzz the .npy reader for a bounded time, seeded with the golden arrays.
+mkdir -p build/fuzz/corpus
+clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. -Iinclude \
+  tests/fuzz/npy_fuzzer.cpp tools/npy.cpp -o build/fuzz/npy_fuzzer
+find ../shared/golden -name '*.npy' -size -64k -exec cp {} build/fuzz/corpus/ \; 2>/dev/null || true
+build/fuzz/npy_fuzzer -max_total_time=30 -rss_limit_mb=2048 build/fuzz/corpus 2>&1 | tail -n 3

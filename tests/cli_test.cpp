@@ -1,0 +1,207 @@
+// The `longattn` command line, run as a user runs it: golden cases through `longattn run`,
+// every kind of bad input, and a round trip with arrays written by NumPy (when Debian's
+// python3-numpy is there).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <sys/wait.h>
+#include <vector>
+
+#include "tools/npy.hpp"
+
+namespace fs = std::filesystem;
+namespace npy = longattn::npy;
+
+namespace {
+
+struct Outcome {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+Outcome run_cli(const std::string& args) {
+  const std::string cmd = std::string(LONGATTN_CLI) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+fs::path scratch_dir() {
+  const fs::path dir = fs::temp_directory_path() / ("longattn_cli_test_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+fs::path golden_dir() {
+  const char* env = std::getenv("LONGATTN_GOLDEN_DIR");
+  return env != nullptr && *env != '\0' ? fs::path(env) : fs::path(LONGATTN_DEFAULT_GOLDEN_DIR);
+}
+
+void write_bytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string npy_header(const std::string& dict) {
+  std::string header = dict;
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header += '\n';
+  std::string file = "\x93NUMPY\x01";
+  file += '\0';
+  file += static_cast<char>(header.size() & 0xff);
+  file += static_cast<char>(header.size() >> 8);
+  return file + header;
+}
+
+}  // namespace
+
+TEST_CASE("longattn run reproduces the golden cases it supports") {
+  const fs::path tmp = scratch_dir();
+  int ran = 0;
+  for (const auto& entry : fs::directory_iterator(golden_dir())) {
+    const fs::path dir = entry.path();
+    std::ifstream in(dir / "case.json");
+    if (!in) continue;
+    const auto c = nlohmann::json::parse(in);
+    if (c.value("op", "") != "attention" || c.value("normalizer", "softmax") != "softmax") continue;
+    bool plain = true;
+    for (const auto& f : c["files"]) {
+      const std::string name = f.get<std::string>();
+      plain = plain && (name == "q.npy" || name == "k.npy" || name == "v.npy" || name.rfind("expected_", 0) == 0 ||
+                        name == "key_lengths.npy" || name == "mask.npy");
+    }
+    if (!plain || c.contains("alibi") || c.contains("rope_pairing")) continue;
+    std::string args = "run --q " + (dir / "q.npy").string() + " --k " + (dir / "k.npy").string() + " --v " +
+                       (dir / "v.npy").string() + " --out " + (tmp / "out.npy").string() + " --lse " +
+                       (tmp / "lse.npy").string();
+    if (c.contains("window")) {
+      args += " --window " + std::to_string(c["window"][0].get<int>()) + " " + std::to_string(c["window"][1].get<int>());
+    }
+    if (c.contains("scale")) args += " --scale " + c["scale"].dump();
+    if (fs::exists(dir / "key_lengths.npy")) args += " --key-lengths " + (dir / "key_lengths.npy").string();
+    if (fs::exists(dir / "mask.npy")) args += " --mask " + (dir / "mask.npy").string();
+    CAPTURE(dir.filename().string());
+    const Outcome r = run_cli(args);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const std::vector<float> out = npy::load(tmp / "out.npy").values<float>();
+    const std::vector<double> expected = npy::load(dir / "expected_out.npy").values<double>();
+    REQUIRE(out.size() == expected.size());
+    double max_expected = 1, worst = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      max_expected = std::max(max_expected, std::abs(expected[i]));
+      worst = std::max(worst, std::abs(out[i] - expected[i]));
+    }
+    // large_logits needs the README's second term; the rest meet the first alone.
+    CHECK(worst <= (dir.filename() == "large_logits" ? 1e-3 : 1e-5 * max_expected));
+    ++ran;
+  }
+  CHECK(ran >= 10);
+  fs::remove_all(tmp);
+}
+
+TEST_CASE("longattn run: each kind of bad input is one clear line, exit code 2, no output") {
+  const fs::path tmp = scratch_dir();
+  const fs::path q = golden_dir() / "full_tiny" / "q.npy", k = golden_dir() / "full_tiny" / "k.npy",
+                 v = golden_dir() / "full_tiny" / "v.npy", out = tmp / "out.npy";
+  auto args_with_q = [&](const fs::path& query) {
+    return "run --q " + query.string() + " --k " + k.string() + " --v " + v.string() + " --out " + out.string();
+  };
+  auto expect_failure = [&](const std::string& args, const std::string& needle) {
+    CAPTURE(args);
+    const Outcome r = run_cli(args);
+    CAPTURE(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(needle) != std::string::npos);
+    CHECK(!fs::exists(out));
+    CHECK(!fs::exists(out.string() + ".partial"));
+  };
+  expect_failure(args_with_q(q) + " --frobnicate", "--frobnicate");
+  expect_failure(args_with_q(tmp / "missing.npy"), "missing.npy");
+
+  write_bytes(tmp / "garbage.npy", "this is not numpy");
+  expect_failure(args_with_q(tmp / "garbage.npy"), "garbage.npy: not a .npy file");
+  const std::string good = npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2, 4), }");
+  write_bytes(tmp / "truncated_header.npy", good.substr(0, 30));
+  expect_failure(args_with_q(tmp / "truncated_header.npy"), "truncated_header.npy: truncated header");
+  write_bytes(tmp / "short_data.npy", good + std::string(12, '\0'));
+  expect_failure(args_with_q(tmp / "short_data.npy"), "short_data.npy: expected 32 bytes of data for the shape, got 12");
+  write_bytes(tmp / "fortran.npy", npy_header("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1, 2, 4), }") +
+                                       std::string(32, '\0'));
+  expect_failure(args_with_q(tmp / "fortran.npy"), "fortran.npy: Fortran order is not supported");
+  write_bytes(tmp / "doubles.npy", npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 2, 4), }") +
+                                       std::string(64, '\0'));
+  expect_failure(args_with_q(tmp / "doubles.npy"), "doubles.npy: expected dtype float32 (<f4), got <f8");
+  write_bytes(tmp / "flat.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (8,), }") +
+                                    std::string(32, '\0'));
+  expect_failure(args_with_q(tmp / "flat.npy"), "flat.npy: expected 4 dimensions, got shape [8]");
+  // Shapes that disagree between files: the engine names the argument.
+  write_bytes(tmp / "wide.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2, 5), }") +
+                                    std::string(40, '\0'));
+  expect_failure(args_with_q(tmp / "wide.npy"), "k.shape[3] (features): expected 5");
+  fs::remove_all(tmp);
+}
+
+TEST_CASE("longattn golden reports pass or fail per case") {
+  const Outcome r = run_cli("golden " + golden_dir().string());
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("pass full_tiny") != std::string::npos);
+  CHECK(r.output.find(" 0 failed") != std::string::npos);
+}
+
+TEST_CASE("arrays written by NumPy round-trip through longattn run") {
+  // Debian's python3-numpy serves /usr/bin/python3, which may not be first on PATH.
+  std::string python;
+  for (const char* candidate : {"/usr/bin/python3", "python3"}) {
+    if (std::system((std::string(candidate) + " -c 'import numpy' > /dev/null 2>&1").c_str()) == 0) {
+      python = candidate;
+      break;
+    }
+  }
+  if (python.empty()) {
+    MESSAGE("skipped: no python3 with NumPy (Debian's python3-numpy) is installed");
+    return;
+  }
+  const fs::path tmp = scratch_dir();
+  const std::string make = python + " - <<'PY'\n"
+                           "import numpy as np\n"
+                           "rng = np.random.default_rng(3)\n"
+                           "d = '" + tmp.string() + "'\n"
+                           "for name, shape in (('q', (2, 40, 4, 16)), ('k', (2, 50, 2, 16)), ('v', (2, 50, 2, 8))):\n"
+                           "    np.save(f'{d}/{name}.npy', rng.standard_normal(shape, dtype=np.float32))\n"
+                           "PY";
+  REQUIRE(std::system(make.c_str()) == 0);
+  const Outcome r = run_cli("run --layout bnhd --causal --q " + (tmp / "q.npy").string() + " --k " +
+                            (tmp / "k.npy").string() + " --v " + (tmp / "v.npy").string() + " --out " +
+                            (tmp / "out.npy").string());
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string check = python + " - <<'PY'\n"
+                            "import numpy as np\n"
+                            "d = '" + tmp.string() + "'\n"
+                            "q, k, v, out = (np.load(f'{d}/{n}.npy').astype(np.float64) for n in ('q', 'k', 'v', 'out'))\n"
+                            "q, k, v = (np.transpose(t, (0, 2, 1, 3)) for t in (q, k, v))\n"
+                            "k, v = np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)\n"
+                            "s = q @ np.swapaxes(k, -1, -2) / 4.0\n"
+                            "pos = np.arange(40)[:, None] + 10\n"
+                            "s = np.where(np.arange(50)[None, :] <= pos, s, -np.inf)\n"
+                            "p = np.exp(s - s.max(-1, keepdims=True)); p /= p.sum(-1, keepdims=True)\n"
+                            "ref = np.transpose(p @ v, (0, 2, 1, 3))\n"
+                            "assert out.shape == ref.shape, out.shape\n"
+                            "err = np.abs(out - ref).max()\n"
+                            "assert err < 1e-5, err\n"
+                            "PY";
+  CHECK(std::system(check.c_str()) == 0);
+  fs::remove_all(tmp);
+}

@@ -1,0 +1,141 @@
+#include "tools/golden_cases.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <vector>
+
+#include "longattn/attention.hpp"
+#include "longattn/error.hpp"
+#include "tools/npy.hpp"
+
+namespace fs = std::filesystem;
+
+namespace longattn::golden {
+namespace {
+
+// Why the engine cannot run a case yet, or "" when it can.
+std::string unsupported_feature(const nlohmann::json& c) {
+  if (c.value("op", "") != "attention") return "op " + c.value("op", std::string("?"));
+  if (c.value("normalizer", "softmax") != "softmax") return "normalizer " + c["normalizer"].get<std::string>();
+  for (const char* key : {"alibi", "rope_pairing", "sigmoid_bias"}) {
+    if (c.contains(key) && !(c[key].is_boolean() && !c[key].get<bool>())) return key;
+  }
+  static const std::set<std::string> known = {"q.npy",           "k.npy",           "v.npy",
+                                              "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
+                                              "mask.npy"};
+  for (const auto& f : c.value("files", nlohmann::json::array())) {
+    if (!known.count(f.get<std::string>())) return f.get<std::string>();
+  }
+  if (c.value("layout", "BHND") != "BHND") return "layout " + c["layout"].get<std::string>();
+  return "";
+}
+
+const std::vector<std::int64_t>& shape4(const npy::Array& a, const fs::path& file) {
+  if (a.shape.size() != 4 || a.dtype != "<f4") {
+    throw Error(file.string() + ": expected a float32 (<f4) array of 4 dimensions [B, H, N, D]");
+  }
+  return a.shape;
+}
+
+// max |a − e| over finite expectations; -inf expectations must be met exactly.
+double max_error(const std::vector<float>& a, const std::vector<double>& e, bool& exact_inf) {
+  double worst = 0;
+  for (std::size_t i = 0; i < e.size(); ++i) {
+    if (std::isinf(e[i])) {
+      exact_inf = exact_inf && a[i] == e[i];
+    } else if (!std::isfinite(a[i])) {
+      worst = INFINITY;
+    } else {
+      worst = std::max(worst, std::abs(a[i] - e[i]));
+    }
+  }
+  return worst;
+}
+
+}  // namespace
+
+CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
+  std::ifstream in(dir / "case.json");
+  if (!in) throw Error((dir / "case.json").string() + ": cannot open");
+  const nlohmann::json c = nlohmann::json::parse(in, nullptr, false);
+  if (c.is_discarded()) throw Error((dir / "case.json").string() + ": not valid JSON");
+  CaseResult result;
+  if (std::string missing = unsupported_feature(c); !missing.empty()) {
+    result.detail = "not implemented yet: " + missing;
+    return result;
+  }
+
+  const npy::Array qa = npy::load(dir / "q.npy"), ka = npy::load(dir / "k.npy"),
+                   va = npy::load(dir / "v.npy"), ea = npy::load(dir / "expected_out.npy");
+  const auto &qs = shape4(qa, dir / "q.npy"), &ks = shape4(ka, dir / "k.npy"), &vs = shape4(va, dir / "v.npy");
+  const std::vector<float> q = qa.values<float>(), k = ka.values<float>(), v = va.values<float>();
+  const std::vector<double> expected = ea.values<double>();
+  std::vector<double> expected_lse;
+  if (fs::exists(dir / "expected_lse.npy")) expected_lse = npy::load(dir / "expected_lse.npy").values<double>();
+
+  AttentionOptions options;
+  options.isa = isa;
+  options.threads = threads;
+  std::vector<std::int64_t> key_lengths;
+  if (fs::exists(dir / "key_lengths.npy")) key_lengths = npy::load(dir / "key_lengths.npy").values<std::int64_t>();
+  options.key_lengths = key_lengths;
+  std::vector<std::uint8_t> mask;
+  if (fs::exists(dir / "mask.npy")) {
+    const npy::Array m = npy::load(dir / "mask.npy");
+    mask = m.values<std::uint8_t>();
+    options.mask = {mask.data(), {m.shape.size() == 2 ? m.shape[0] : -1, m.shape.size() == 2 ? m.shape[1] : -1},
+                    {m.shape.size() == 2 ? m.shape[1] : 0, 1}};
+  }
+  if (c.contains("scale")) options.scale = c["scale"].get<float>();
+  if (c.contains("window")) options.window = {c["window"][0].get<std::int64_t>(), c["window"][1].get<std::int64_t>()};
+
+  std::vector<float> out(static_cast<std::size_t>(qs[0] * qs[1] * qs[2] * vs[3]), NAN);
+  std::vector<float> lse(static_cast<std::size_t>(qs[0] * qs[1] * qs[2]), NAN);
+  if (out.size() != expected.size()) throw Error((dir / "expected_out.npy").string() + ": size disagrees with q and v");
+  attention(bhnd<const float>(q.data(), qs[0], qs[1], qs[2], qs[3]),
+            bhnd<const float>(k.data(), ks[0], ks[1], ks[2], ks[3]),
+            bhnd<const float>(v.data(), vs[0], vs[1], vs[2], vs[3]), bhnd(out.data(), qs[0], qs[1], qs[2], vs[3]),
+            options, bhn(lse.data(), qs[0], qs[1], qs[2]));
+
+  // The README's bound: 1e-5 · max(1, max |expected|) + 1e-6 · max |s| · max |v|.
+  const double scale = c.contains("scale") ? c["scale"].get<double>() : 1.0 / std::sqrt(double(qs[3]));
+  double max_abs_score = 0, max_abs_value = 0, max_expected = 0;
+  for (float x : v) max_abs_value = std::max<double>(max_abs_value, std::abs(x));
+  for (double x : expected) max_expected = std::max(max_expected, std::abs(x));
+  const std::int64_t group = qs[1] / ks[1];
+  for (std::int64_t b = 0; b < qs[0]; ++b)
+    for (std::int64_t h = 0; h < qs[1]; ++h)
+      for (std::int64_t i = 0; i < qs[2]; ++i)
+        for (std::int64_t j = 0; j < ks[2]; ++j) {
+          double dot = 0;
+          for (std::int64_t d = 0; d < qs[3]; ++d)
+            dot += double(q[((b * qs[1] + h) * qs[2] + i) * qs[3] + d]) * k[((b * ks[1] + h / group) * ks[2] + j) * ks[3] + d];
+          max_abs_score = std::max(max_abs_score, std::abs(scale * dot));
+        }
+  result.bound = 1e-5 * std::max(1.0, max_expected) + 1e-6 * max_abs_score * max_abs_value;
+  bool exact_inf = true;
+  result.max_error = max_error(out, expected, exact_inf);
+  if (!expected_lse.empty()) {
+    double lse_max = 0;
+    for (double x : expected_lse) if (std::isfinite(x)) lse_max = std::max(lse_max, std::abs(x));
+    const double lse_bound = 1e-5 * std::max(1.0, lse_max) + 1e-6 * max_abs_score;
+    const double lse_error = max_error(lse, expected_lse, exact_inf);
+    if (lse_error > lse_bound) {
+      result.status = CaseResult::Status::failed;
+      result.detail = "lse error " + std::to_string(lse_error) + " > " + std::to_string(lse_bound);
+      return result;
+    }
+  }
+  const bool ok = exact_inf && result.max_error <= result.bound;
+  result.status = ok ? CaseResult::Status::passed : CaseResult::Status::failed;
+  result.detail = !exact_inf ? "a query that sees no key must give lse = -inf"
+                             : "max error " + std::to_string(result.max_error) + (ok ? " <= " : " > ") +
+                                   std::to_string(result.bound);
+  return result;
+}
+
+}  // namespace longattn::golden

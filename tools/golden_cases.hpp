@@ -1,0 +1,24 @@
+// The golden cases of ../shared/golden (computed by an independent float64 implementation):
+// what a case asks, whether longattn implements it yet, and how far its result is from the
+// expected one under the folder README's tolerance. Used by `longattn golden` and the tests.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "longattn/options.hpp"
+
+namespace longattn::golden {
+
+struct CaseResult {
+  enum class Status { passed, failed, skipped } status = Status::skipped;
+  std::string detail;      // why skipped, or the error against its bound
+  double max_error = 0;    // max |out − expected| (and |lse − expected| where given)
+  double bound = 0;        // the README's tolerance for this case
+};
+
+// Runs the case in `dir` on `isa` with `threads` threads. Throws longattn::Error when the
+// folder is malformed (missing or unreadable case.json or .npy files).
+CaseResult run_case(const std::filesystem::path& dir, Isa isa, int threads);
+
+}  // namespace longattn::golden
