@@ -205,3 +205,29 @@ TEST_CASE("arrays written by NumPy round-trip through longattn run") {
   CHECK(std::system(check.c_str()) == 0);
   fs::remove_all(tmp);
 }
+
+TEST_CASE("a --quick scaling report runs and its outputs parse") {
+  const fs::path tmp = scratch_dir() / "report";
+  const Outcome r = run_cli("report --quick --threads 1 --methods cnn,rnn,full,window,materialized --out " + tmp.string());
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("Report written to") != std::string::npos);
+  std::ifstream json_file(tmp / "report.json");
+  const auto j = nlohmann::json::parse(json_file);
+  CHECK(j["points"].size() == 4 * 5);
+  for (const auto& p : j["points"]) CHECK(p["measured"].get<bool>());
+  std::ifstream csv(tmp / "points.csv");
+  int lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  CHECK(lines == 1 + 4 * 5);
+  for (const char* svg : {"time.svg", "memory.svg"}) {
+    std::ifstream in(tmp / svg);
+    std::string head;
+    std::getline(in, head);
+    CHECK(head.rfind("<svg", 0) == 0);
+  }
+  const Outcome compared = run_cli("report --compare " + tmp.string() + " " + tmp.string() + " --out " + (tmp / "cmp").string());
+  CHECK(compared.exit_code == 0);
+  CHECK(fs::exists(tmp / "cmp" / "summary.md"));
+  fs::remove_all(tmp.parent_path());
+}

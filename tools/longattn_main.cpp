@@ -6,11 +6,13 @@
 #include <exception>
 
 #include "tools/bench_command.hpp"
+#include "tools/report_command.hpp"
 #include "tools/run_command.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"longattn: exact self-attention on CPUs for long sequences"};
   app.require_subcommand(1);
+  longattn::tools::add_report_command(app);
   longattn::tools::add_run_command(app);
   longattn::tools::add_bench_command(app);
   longattn::tools::add_golden_command(app);
