@@ -91,6 +91,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   }
   options.threads = config.threads;
   options.isa = config.isa;
+  options.normalizer = config.normalizer;
   AttentionStats stats;
   r.longattn.seconds = median_seconds([&] { stats = attention(qv, kv, vv, ov, options); }, config.repeats);
   r.isa = stats.isa;
@@ -100,6 +101,10 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   r.longattn.gflops = r.flops / r.longattn.seconds * 1e-9;
   r.longattn.scratch_bytes = stats.scratch_bytes;
 
+  if (config.baseline == "onednn" && config.normalizer != Normalizer::softmax) {
+    throw Error("baseline: the oneDNN baseline computes softmax attention; use --baseline none with --normalizer " +
+                to_string(config.normalizer));
+  }
   if (config.baseline == "onednn") {
     OneDnnAttention baseline(N, N, D, D, options, config.threads);
     r.baseline.seconds = median_seconds([&] { baseline.run(qv, kv, vv, ov); }, config.repeats);

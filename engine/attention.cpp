@@ -3,6 +3,7 @@
 
 #include "engine/attention_validation.hpp"
 #include "engine/flash_attention.hpp"
+#include "engine/linear_attention.hpp"
 #include "engine/window_plan.hpp"
 
 namespace longattn {
@@ -11,6 +12,7 @@ AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
                          HeadsView<const float> v, HeadsView<float> out,
                          const AttentionOptions& options, TensorView<float, 3> lse) {
   const engine::AttentionShape shape = engine::validate_attention(q, k, v, out, lse, options);
+  if (options.normalizer == Normalizer::linear) return engine::run_linear_attention(shape, options, q, k, v, out);
   const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
   return engine::run_flash_attention(plan, q, k, v, out, lse);
 }

@@ -172,6 +172,22 @@ AttentionShape validate_attention(const HeadsView<const float>& q, const HeadsVi
     fail("window: expected left and right >= -1 (-1 = unbounded), got (" +
          std::to_string(options.window.left) + ", " + std::to_string(options.window.right) + ")");
   }
+  if (!lse.empty() && options.normalizer != Normalizer::softmax) {
+    fail("lse: defined for the softmax normalizer only, got " + to_string(options.normalizer));
+  }
+  if (options.sigmoid_bias && !std::isfinite(*options.sigmoid_bias)) {
+    fail("sigmoid_bias: expected a finite number, got " + std::to_string(*options.sigmoid_bias));
+  }
+  if (options.normalizer == Normalizer::linear) {
+    if (!(options.window == Window::full() || options.window == Window::causal())) {
+      fail("window: linear attention runs full (-1, -1) or causal (-1, 0), got (" +
+           std::to_string(options.window.left) + ", " + std::to_string(options.window.right) + ")");
+    }
+    if (!options.mask.empty() || options.block_sparse.enabled()) {
+      fail("normalizer: linear attention has no scores to mask; an explicit mask or block-sparse layout needs "
+           "softmax, sigmoid or relu");
+    }
+  }
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("scale: expected a finite number, got " + std::to_string(*options.scale));
   }

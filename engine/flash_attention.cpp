@@ -182,7 +182,7 @@ class FlashRunner {
     const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
     for (std::int64_t r = 0; r < rows; ++r) {
       const float* row = q_head + (i0 + r) * q_.strides[2];
-      for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d * q_.strides[3]] * plan_.q_scale_log2;
+      for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d * q_.strides[3]] * plan_.q_scale;
     }
     if (chunk.first) {
       std::fill(st.max, st.max + rows, kNegInf);
@@ -261,8 +261,20 @@ class FlashRunner {
     std::fill(tile_max, tile_max + n, kNegInf);
     kern.qk_tile(scratch.q.data() + r0 * D, n, D, chunk.key_panels + (j0 - chunk.begin) * D, panels,
                  s, Bc, tile_max);
+    if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, Bc);
+    const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * W;
+    if (plan_.normalizer != Normalizer::softmax) {
+      // Weights of their own, no running max: P = sigmoid(S + b) or relu(S), O += P V.
+      if (plan_.normalizer == Normalizer::sigmoid) {
+        kern.sigmoid_rows(s, n, Bc, width, plan_.sigmoid_bias);
+      } else {
+        kern.relu_rows(s, n, Bc, width);
+      }
+      std::fill(rescale, rescale + n, 1.0f);
+      kern.pv_tile(s, n, Bc, width, value_rows, W, acc, rescale);
+      return;
+    }
     if (masked) {
-      plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, Bc);
       for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * Bc, width);
     }
     for (std::int64_t r = 0; r < n; ++r) {
@@ -275,7 +287,7 @@ class FlashRunner {
     }
     kern.exp2_rows(s, n, Bc, width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
-    kern.pv_tile(s, n, Bc, width, chunk.value_rows + (j0 - chunk.begin) * W, W, acc, rescale);
+    kern.pv_tile(s, n, Bc, width, value_rows, W, acc, rescale);
   }
 
   // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.
@@ -309,9 +321,14 @@ class FlashRunner {
                   std::int64_t i0, std::int64_t rows) const {
     const std::int64_t W = plan_.dv_padded;
     float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
+    // relu divides by Nk; sigmoid weights stand as they are; softmax divides by its sum.
+    const float relu_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, plan_.shape.nk));
     for (std::int64_t r = 0; r < rows; ++r) {
       const bool any = st.sum[r] > 0.0f;
-      const float inv = any ? 1.0f / st.sum[r] : 0.0f;
+      const float inv = plan_.normalizer == Normalizer::relu      ? relu_scale
+                        : plan_.normalizer == Normalizer::sigmoid ? 1.0f
+                        : any                                     ? 1.0f / st.sum[r]
+                                                                  : 0.0f;
       float* row = out_head + (i0 + r) * out_.strides[2];
       for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = acc[r * W + c] * inv;
       if (!lse_.empty()) {
@@ -347,9 +364,12 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const std::int64_t block_rows = 96;
   const std::int64_t block_keys = 256;
   const std::int64_t dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
+  const bool softmax = options.normalizer == Normalizer::softmax;
   return FlashPlan{shape,
                    VisibilityPlan(shape, options, block_rows, kernels.panel_width),
-                   scale * std::numbers::log2e_v<float>,
+                   options.normalizer,
+                   softmax ? scale * std::numbers::log2e_v<float> : scale,
+                   options.sigmoid_bias.value_or(-std::log(static_cast<float>(std::max<std::int64_t>(1, shape.nk)))),
                    &kernels,
                    block_rows,
                    block_keys,

@@ -15,7 +15,9 @@ namespace longattn::engine {
 struct FlashPlan {
   AttentionShape shape;
   VisibilityPlan visibility;
-  float q_scale_log2;  // scale · log2(e): the softmax runs on exp2
+  Normalizer normalizer;  // softmax, sigmoid or relu (linear attention has its own driver)
+  float q_scale;          // scale · log2(e) for softmax, which runs on exp2; scale otherwise
+  float sigmoid_bias;
   const simd::KernelTable* kernels;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width

@@ -16,6 +16,7 @@ ctest --test-dir build/release --output-on-failure
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install build/release --prefix "$prefix" > /dev/null
+rm -rf build/example  # built against this prefix only
 cmake -S examples/find_package -B build/example -G Ninja -DCMAKE_PREFIX_PATH="$prefix" > /dev/null
 cmake --build build/example
 build/example/attention_example

@@ -192,6 +192,52 @@ void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, 
   }
 }
 
+// p = sigmoid(s + bias) = 1 / (1 + 2^(-(s + bias)·log2 e)) in place. The argument of exp2 is
+// capped at 128, where 2^128 = +inf gives p = 0 exactly: also for masked scores (-inf).
+template <class V>
+void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float bias) {
+  const V minus_log2e = V::broadcast(-1.4426950408889634f), shift = V::broadcast(bias);
+  const V one = V::broadcast(1.0f), cap = V::broadcast(128.0f);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    for (std::int64_t j = 0; j < cols; j += V::lanes) {
+      const V t = min((V::load(row + j) + shift) * minus_log2e, cap);
+      (one / (one + exp2(t))).store(row + j);
+    }
+  }
+}
+
+// p = max(s, 0) in place (masked scores, -inf, become 0).
+template <class V>
+void relu_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols) {
+  const V zero = V::zero();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    for (std::int64_t j = 0; j < cols; j += V::lanes) max(V::load(row + j), zero).store(row + j);
+  }
+}
+
+// S[i][:] += a[i] · b[:] over d rows of dv_padded floats: one key's φ(k) vᵀ in linear
+// attention's state.
+template <class V>
+void rank1_update(float* state, std::int64_t d, std::int64_t dv_padded, const float* a, const float* b) {
+  for (std::int64_t i = 0; i < d; ++i) {
+    const V ai = V::broadcast(a[i]);
+    float* row = state + i * dv_padded;
+    for (std::int64_t c = 0; c < dv_padded; c += V::lanes) fma(ai, V::load(b + c), V::load(row + c)).store(row + c);
+  }
+}
+
+// out[:] = Σ_i x[i] · S[i][:] over d rows of dv_padded floats: φ(q)ᵀ S.
+template <class V>
+void vector_matrix(const float* x, const float* state, std::int64_t d, std::int64_t dv_padded, float* out) {
+  for (std::int64_t c = 0; c < dv_padded; c += V::lanes) {
+    V acc = V::zero();
+    for (std::int64_t i = 0; i < d; ++i) acc = fma(V::broadcast(x[i]), V::load(state + i * dv_padded + c), acc);
+    acc.store(out + c);
+  }
+}
+
 template <class V>
 float max_of(const float* x, std::int64_t n) {
   V m = V::broadcast(-std::numeric_limits<float>::infinity());
@@ -234,6 +280,10 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &qk_tile<V, R, NV>,
       &pv_tile<V, R, NV>,
       &exp2_rows<V>,
+      &sigmoid_rows<V>,
+      &relu_rows<V>,
+      &rank1_update<V>,
+      &vector_matrix<V>,
       &max_of<V>,
       &pack_key_panel<V, NV>,
       &exp2_array<V>,

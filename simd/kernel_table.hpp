@@ -35,6 +35,18 @@ struct KernelTable {
   void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
                     const float* row_max, float* row_sum);
 
+  // p = sigmoid(s + bias) in place for j < cols (a multiple of lanes); -inf gives 0.
+  void (*sigmoid_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float bias);
+
+  // p = max(s, 0) in place for j < cols (a multiple of lanes).
+  void (*relu_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols);
+
+  // state[i][:] += a[i] · b[:] for i < d; rows of dv_padded floats (linear attention).
+  void (*rank1_update)(float* state, std::int64_t d, std::int64_t dv_padded, const float* a, const float* b);
+
+  // out[:] = Σ_{i < d} x[i] · state[i][:]; rows of dv_padded floats (linear attention).
+  void (*vector_matrix)(const float* x, const float* state, std::int64_t d, std::int64_t dv_padded, float* out);
+
   // max_j x[j] for j < n (n a multiple of lanes).
   float (*max_of)(const float* x, std::int64_t n);
 

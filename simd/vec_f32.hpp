@@ -54,6 +54,8 @@ struct VecF32 {
   friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
   friend VecF32 operator+(VecF32 a, VecF32 b) { return {a.v + b.v}; }
   friend VecF32 max(VecF32 a, VecF32 b) { return {xsimd::max(a.v, b.v)}; }
+  friend VecF32 min(VecF32 a, VecF32 b) { return {xsimd::min(a.v, b.v)}; }
+  friend VecF32 operator/(VecF32 a, VecF32 b) { return {a.v / b.v}; }
 
   float reduce_add() const { return xsimd::hadd(v); }
   float reduce_max() const {
@@ -177,6 +179,8 @@ struct VecF32<ScalarArch> {
   friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
   friend VecF32 operator+(VecF32 a, VecF32 b) { return {a.v + b.v}; }
   friend VecF32 max(VecF32 a, VecF32 b) { return {std::max(a.v, b.v)}; }
+  friend VecF32 min(VecF32 a, VecF32 b) { return {std::min(a.v, b.v)}; }
+  friend VecF32 operator/(VecF32 a, VecF32 b) { return {a.v / b.v}; }
   float reduce_add() const { return v; }
   float reduce_max() const { return v; }
   static void transpose(VecF32*) {}

@@ -127,3 +127,23 @@ TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried a
       .packed_budget(40 << 10).layout(Layout::bnhd).check();
   AttentionTester().tokens(5, 3000).d(64).random_mask(0.1).packed_budget(64 << 10).check();
 }
+
+TEST_CASE("sigmoid and ReLU attention: same tiling and masks, no running max") {
+  AttentionTester().n(300).d(64).normalizer("sigmoid").check();
+  AttentionTester().n(1000).dims(80, 24).normalizer("sigmoid").sigmoid_bias(-2.5).causal().check();
+  AttentionTester().batch(2).heads(4, 2).n(400).d(32).normalizer("sigmoid").window(40, 7).key_lengths({400, 99}).check();
+  AttentionTester().n(300).d(64).normalizer("relu").check();
+  AttentionTester().tokens(70, 900).d(16).normalizer("relu").causal().random_mask(0.5).check();
+  AttentionTester().n(500).d(8).normalizer("relu").random_blocks(64, 64, 0.3).layout(Layout::bnhd).check();
+  AttentionTester().tokens(300, 100).d(16).normalizer("sigmoid").causal().check();  // rows that see nothing: zeros
+}
+
+TEST_CASE("linear attention: full and causal (recurrent, chunk-parallel), padding, GQA") {
+  AttentionTester().n(300).d(64).normalizer("linear").check();
+  AttentionTester().n(1000).dims(32, 48).normalizer("linear").causal().check();
+  AttentionTester().n(70000 / 64).d(16).normalizer("linear").causal().check();  // many chunks
+  AttentionTester().batch(2).heads(4, 2).n(257).d(16).normalizer("linear").causal().key_lengths({257, 100}).check();
+  AttentionTester().tokens(5, 600).d(64).normalizer("linear").causal().check();  // decode, bottom-right
+  AttentionTester().tokens(300, 100).d(8).normalizer("linear").causal().check(); // early queries see nothing
+  AttentionTester().batch(2).n(1).d(1).normalizer("linear").key_lengths({0, 1}).check();
+}

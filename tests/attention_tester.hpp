@@ -38,6 +38,8 @@ class AttentionTester {
   AttentionTester& layout(Layout l) { layout_ = l; return *this; }
   AttentionTester& value_range(float magnitude) { magnitude_ = magnitude; return *this; }
   AttentionTester& seed(unsigned s) { seed_ = s; return *this; }
+  AttentionTester& normalizer(const std::string& name) { p_.normalizer = name; return *this; }
+  AttentionTester& sigmoid_bias(double b) { p_.sigmoid_bias = b; return *this; }
   // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
   AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
   AttentionTester& key_lengths(std::vector<std::int64_t> lengths) { p_.key_lengths = std::move(lengths); return *this; }

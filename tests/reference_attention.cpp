@@ -39,8 +39,35 @@ Result attention(const Problem& p) {
           r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));
         }
         if (m == -std::numeric_limits<double>::infinity()) continue;  // sees no key: zeros
-        double sum = 0;
         double* oi = &r.out[((b * p.q_heads + h) * p.nq + i) * p.dv];
+        if (p.normalizer == "linear") {
+          // φ = elu + 1 on raw q and k (no scale): Σ_j φ(q)·φ(k_j) v_j / Σ_j φ(q)·φ(k_j).
+          auto phi = [](double x) { return x > 0 ? x + 1 : std::exp(x); };
+          double denominator = 0;
+          for (std::int64_t j = 0; j < p.nk; ++j) {
+            if (!visible[j]) continue;
+            const float* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
+            double w = 0;
+            for (std::int64_t c = 0; c < p.d; ++c) w += phi(qi[c]) * phi(kj[c]);
+            denominator += w;
+            const float* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
+            for (std::int64_t c = 0; c < p.dv; ++c) oi[c] += w * vj[c];
+          }
+          for (std::int64_t c = 0; c < p.dv; ++c) oi[c] /= denominator;
+          continue;
+        }
+        if (p.normalizer == "sigmoid" || p.normalizer == "relu") {
+          const double bias = std::isnan(p.sigmoid_bias) ? -std::log(double(p.nk)) : p.sigmoid_bias;
+          for (std::int64_t j = 0; j < p.nk; ++j) {
+            if (!visible[j]) continue;
+            const double w = p.normalizer == "sigmoid" ? 1.0 / (1.0 + std::exp(-(s[j] + bias)))
+                                                       : std::max(0.0, s[j]) / double(p.nk);
+            const float* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
+            for (std::int64_t c = 0; c < p.dv; ++c) oi[c] += w * vj[c];
+          }
+          continue;
+        }
+        double sum = 0;
         for (std::int64_t j = 0; j < p.nk; ++j) {
           if (!visible[j]) continue;
           const double e = std::exp(s[j] - m);

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace longattn::reference {
@@ -18,11 +20,13 @@ struct Problem {
   std::vector<std::uint8_t> mask;         // [Nq, Nk] row-major, empty: no mask
   std::int64_t block_q = 0, block_k = 0;  // block-sparse layout when block_q > 0
   std::vector<std::array<std::int64_t, 2>> visible_blocks;
+  std::string normalizer = "softmax";  // softmax, sigmoid, relu, linear
+  double sigmoid_bias = NAN;          // NaN: -log(Nk)
 };
 
 struct Result {
   std::vector<double> out;  // [B, Hq, Nq, Dv]
-  std::vector<double> lse;  // [B, Hq, Nq], -inf for a query that sees no key
+  std::vector<double> lse;  // [B, Hq, Nq], -inf for a query that sees no key (softmax only)
   double max_abs_score = 0;
   std::int64_t visible_pairs = 0;  // over all batches and query heads
 };

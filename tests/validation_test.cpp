@@ -95,6 +95,18 @@ TEST_CASE("key lengths, masks and block-sparse layouts") {
   ok.run();
 }
 
+TEST_CASE("normalizers: what each one allows") {
+  expect_error([](Call& c) { c.options.normalizer = Normalizer::sigmoid; }, "lse: defined for the softmax normalizer only, got sigmoid");
+  expect_error([](Call& c) { c.lse = {}; c.options.normalizer = Normalizer::linear; c.options.window = {4, 4}; },
+               "window: linear attention runs full (-1, -1) or causal (-1, 0), got (4, 4)");
+  static std::uint8_t mask[8 * 8] = {};
+  expect_error([](Call& c) { c.lse = {}; c.options.normalizer = Normalizer::linear; c.options.mask = {mask, {8, 8}, {8, 1}}; },
+               "normalizer: linear attention has no scores to mask");
+  expect_error([](Call& c) { c.lse = {}; c.options.normalizer = Normalizer::sigmoid; c.options.sigmoid_bias = INFINITY; },
+               "sigmoid_bias: expected a finite number");
+  CHECK_THROWS_AS(parse_normalizer("softermax"), Error);
+}
+
 TEST_CASE("pointers, strides, sizes and aliasing") {
   expect_error([](Call& c) { c.q.data = nullptr; }, "q.data: expected a pointer, got null");
   expect_error([](Call& c) { c.out.data = nullptr; }, "out.data: expected a pointer");

@@ -22,6 +22,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
   const auto& c = r.config;
   nlohmann::json j = {
       {"mode", c.mode},
+      {"normalizer", to_string(c.normalizer)},
       {"window", c.mode == "window" ? nlohmann::json::array({c.window_left, c.window_right}) : nlohmann::json(nullptr)},
       {"block_sparse", c.mode == "block-sparse" ? nlohmann::json{{"block", c.block}, {"density", c.density}} : nlohmann::json(nullptr)},
       {"visible_pairs", r.visible_pairs},
@@ -58,6 +59,7 @@ void print_text(const bench::AttentionBenchResult& r) {
   std::string detail;
   if (c.mode == "window") detail = " (" + std::to_string(c.window_left) + ", " + std::to_string(c.window_right) + ")";
   if (c.mode == "block-sparse") detail = " (" + std::to_string(c.block) + "-tiles, density " + std::to_string(c.density) + ")";
+  if (c.normalizer != Normalizer::softmax) detail += " " + to_string(c.normalizer);
   std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld D=%lld  threads=%d  isa=%s\n",
               c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, (long long)c.d,
@@ -84,12 +86,15 @@ void add_bench_command(CLI::App& app) {
   auto causal = std::make_shared<bool>(false);
   auto isa = std::make_shared<std::string>("auto");
   auto output = std::make_shared<std::string>();
+  auto normalizer = std::make_shared<std::string>("softmax");
   CLI::App* cmd = app.add_subcommand("bench", "Time attention on random inputs against a baseline");
   cmd->add_option("--mode", config->mode, "full, causal, window or block-sparse")
       ->check(CLI::IsMember({"full", "causal", "window", "block-sparse"}));
   auto window = std::make_shared<std::vector<std::int64_t>>();
   cmd->add_option("--window", *window, "LEFT RIGHT of --mode window (-1 = unbounded); default 256 256")
       ->expected(2)->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
+  cmd->add_option("--normalizer", *normalizer, "softmax, sigmoid, relu or linear")
+      ->check(CLI::IsMember({"softmax", "sigmoid", "relu", "linear"}));
   cmd->add_option("--block", config->block, "Tile size of --mode block-sparse")->check(CLI::PositiveNumber);
   cmd->add_option("--density", config->density, "Fraction of tiles visible in --mode block-sparse")
       ->check(CLI::Range(0.0, 1.0));
@@ -113,6 +118,7 @@ void add_bench_command(CLI::App& app) {
       config->window_right = (*window)[1];
     }
     config->isa = parse_isa(*isa);
+    config->normalizer = parse_normalizer(*normalizer);
     const bench::AttentionBenchResult result = bench::run_attention_bench(*config);
     const nlohmann::json j = to_json(result);
     if (*json) {

@@ -73,7 +73,7 @@ report::Report load_report(const std::string& path) {
 void add_report_command(CLI::App& app) {
   auto s = std::make_shared<report::Settings>();
   auto out = std::make_shared<std::string>();
-  auto methods = std::make_shared<std::string>("cnn,rnn,full,causal,window,materialized");
+  auto methods = std::make_shared<std::string>("cnn,rnn,full,causal,window,linear,materialized");
   auto compare = std::make_shared<std::vector<std::string>>();
   auto quick = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
@@ -89,7 +89,7 @@ void add_report_command(CLI::App& app) {
   cmd->add_option("--fit-min", s->fit_min, "Fit slopes over points with n >= this")->check(CLI::PositiveNumber);
   cmd->add_option("--materialized-max-bytes", s->materialized_max_bytes,
                   "Largest n×n score matrix the materialized baseline may allocate");
-  cmd->add_option("--methods", *methods, "Comma-separated: cnn, rnn, lstm, full, causal, window, materialized");
+  cmd->add_option("--methods", *methods, "Comma-separated: cnn, rnn, lstm, full, causal, window, linear, materialized");
   cmd->add_flag("--quick", *quick, "Smoke run: n = 256 … 2048, one timed run per point");
   cmd->add_option("--out", *out, "Report folder (default reports/scaling-<date-time>)");
   cmd->add_option("--compare", *compare, "A B: compare two report folders instead of measuring")->expected(2);

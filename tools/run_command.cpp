@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,8 @@ namespace longattn::tools {
 namespace {
 
 struct RunArgs {
-  std::string q, k, v, out, lse, layout = "bhnd", key_lengths, mask, blocks, isa = "auto";
+  std::string q, k, v, out, lse, layout = "bhnd", key_lengths, mask, blocks, isa = "auto", normalizer = "softmax";
+  std::optional<float> sigmoid_bias;
   std::vector<std::int64_t> window, block_size;
   bool causal = false;
   float scale = 0;
@@ -86,6 +88,8 @@ void run(const RunArgs& args) {
   if (!args.window.empty()) options.window = {args.window[0], args.window[1]};
   options.threads = args.threads;
   options.isa = parse_isa(args.isa);
+  options.normalizer = parse_normalizer(args.normalizer);
+  options.sigmoid_bias = args.sigmoid_bias;
 
   std::vector<std::int64_t> lengths;
   if (!args.key_lengths.empty()) {
@@ -155,6 +159,9 @@ void add_run_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--block", args->block_size, "BQ BK: tile size of --blocks")->expected(2);
   cmd->add_option("--scale", args->scale, "Score scale (default 1/sqrt(D))");
+  cmd->add_option("--normalizer", args->normalizer, "softmax, sigmoid, relu or linear")
+      ->check(CLI::IsMember({"softmax", "sigmoid", "relu", "linear"}));
+  cmd->add_option("--sigmoid-bias", args->sigmoid_bias, "b of sigmoid(s + b) (default -log(Nk))");
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", args->isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   cmd->callback([args] { run(*args); });

@@ -19,6 +19,17 @@ enum class Isa { automatic, avx512, avx2, scalar };
 LONGATTN_API std::string to_string(Isa isa);
 LONGATTN_API Isa parse_isa(const std::string& name);  // throws Error on an unknown name
 
+// How scores become weights (DESIGN.md §1):
+// softmax  o_i = Σ_j softmax_j(s_ij) v_j                 (streaming, with a running max)
+// sigmoid  o_i = Σ_j sigmoid(s_ij + b) v_j, b = sigmoid_bias or -log(Nk)
+// relu     o_i = Σ_j relu(s_ij) v_j / Nk
+// linear   o_i = φ(q_i)ᵀ S / (φ(q_i)ᵀ z), S = Σ_j φ(k_j) v_jᵀ, z = Σ_j φ(k_j), φ = elu + 1
+//          (Katharopoulos et al.; no scale; O(n·D·Dv); full or causal windows only)
+enum class Normalizer { softmax, sigmoid, relu, linear };
+
+LONGATTN_API std::string to_string(Normalizer normalizer);
+LONGATTN_API Normalizer parse_normalizer(const std::string& name);  // throws Error on an unknown name
+
 // Keys visible to a query at aligned position p: p - left <= j <= p + right; -1 = unbounded.
 struct Window {
   std::int64_t left = -1;
@@ -44,6 +55,8 @@ struct AttentionOptions {
   // Multiplies q·k; 1/sqrt(D) when unset.
   std::optional<float> scale;
   Window window = Window::full();
+  Normalizer normalizer = Normalizer::softmax;
+  std::optional<float> sigmoid_bias;  // -log(Nk) when unset
 
   // Further visibility rules, all combined with the window (a key is visible when every rule
   // allows it). They reference caller memory, which must outlive the call.

@@ -111,13 +111,16 @@ ChildResult measure_attention(const Settings& s, const std::string& method, std:
   options.threads = s.threads;
   if (method == "causal") options.window = Window::causal();
   if (method == "window") options.window = {s.window, s.window};
+  if (method == "linear") options.normalizer = Normalizer::linear;
   ChildResult r;
-  r.values[1] = 2.0 * double(2 * D) * double(visible_pairs(n, n, options.window)) * double(H);
   if (method == "materialized") {
     bench::OneDnnAttention baseline(n, n, D, D, options, s.threads);
     r.values[0] = median_time([&] { baseline.run(qv, kv, vv, ov); }, s.repeats);
+    r.values[1] = 2.0 * double(2 * D) * double(visible_pairs(n, n, options.window)) * double(H);
   } else {
-    r.values[0] = median_time([&] { attention(qv, kv, vv, ov, options); }, s.repeats);
+    AttentionStats stats;
+    r.values[0] = median_time([&] { stats = attention(qv, kv, vv, ov, options); }, s.repeats);
+    r.values[1] = stats.flops;
   }
   return r;
 }

@@ -9,7 +9,8 @@
 namespace longattn::report {
 
 const std::vector<std::string>& known_methods() {
-  static const std::vector<std::string> names = {"cnn", "rnn", "lstm", "full", "causal", "window", "materialized"};
+  static const std::vector<std::string> names = {"cnn",    "rnn",    "lstm",  "full",
+                                                 "causal", "window", "linear", "materialized"};
   return names;
 }
 
@@ -21,6 +22,7 @@ const MethodTheory& theory_of(const std::string& method) {
       {"full", {"self-attention, full (longattn)", "attention, full", "O(n²·d)", "O(1)", "O(1)", 2, 1}},
       {"causal", {"self-attention, causal (longattn)", "attention, causal", "O(n²·d)", "O(1)", "O(1)", 2, 1}},
       {"window", {"self-attention, truncated ±w (longattn)", "attention, window ±w", "O(n·w·d)", "O(1)", "O(n/w)", 1, 1}},
+      {"linear", {"self-attention, linear φ = elu+1 (longattn)", "attention, linear", "O(n·d²)", "O(1)", "O(1)", 1, 1}},
       {"materialized", {"self-attention, n×n matrix (oneDNN)", "attention, n×n (oneDNN)", "O(n²·d)", "O(1)", "O(1)", 2, 2}},
   };
   const auto it = table.find(method);

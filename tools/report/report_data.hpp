@@ -21,7 +21,7 @@ struct Settings {
   int repeats = 3;
   std::int64_t fit_min = 4096;              // slopes fit over points with n >= fit_min
   std::int64_t materialized_max_bytes = std::int64_t{2} << 30;  // the n×n score matrix
-  std::vector<std::string> methods = {"cnn", "rnn", "full", "causal", "window", "materialized"};
+  std::vector<std::string> methods = {"cnn", "rnn", "full", "causal", "window", "linear", "materialized"};
   // Filled in by the run:
   std::string isa, cpu, version, date;
   double peak_gflops = 0;

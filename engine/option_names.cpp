@@ -22,4 +22,21 @@ Isa parse_isa(const std::string& name) {
   throw Error("isa: expected auto, avx512, avx2 or scalar, got \"" + name + "\"");
 }
 
+std::string to_string(Normalizer normalizer) {
+  switch (normalizer) {
+    case Normalizer::softmax: return "softmax";
+    case Normalizer::sigmoid: return "sigmoid";
+    case Normalizer::relu: return "relu";
+    case Normalizer::linear: return "linear";
+  }
+  return "unknown";
+}
+
+Normalizer parse_normalizer(const std::string& name) {
+  for (Normalizer n : {Normalizer::softmax, Normalizer::sigmoid, Normalizer::relu, Normalizer::linear}) {
+    if (name == to_string(n)) return n;
+  }
+  throw Error("normalizer: expected softmax, sigmoid, relu or linear, got \"" + name + "\"");
+}
+
 }  // namespace longattn

@@ -1,0 +1,19 @@
+// Linear attention (Katharopoulos et al., "Transformers are RNNs"): φ = elu + 1 features of
+// queries and keys, a D × Dv state instead of scores, O(n·D·Dv) time and O(D·Dv) state.
+#pragma once
+
+#include "engine/attention_validation.hpp"
+#include "longattn/options.hpp"
+#include "longattn/tensor_view.hpp"
+
+namespace longattn::engine {
+
+// Full window: o_i = φ(q_i)ᵀ S / (φ(q_i)ᵀ z) over every valid key. Causal: the recurrent form,
+// key j visible to query i when j <= i + Nk - Nq, computed chunk-parallel (per-chunk sums,
+// a prefix over chunks, then each chunk of queries from its prefix state), so it runs on
+// every thread and the result does not depend on how many there are.
+AttentionStats run_linear_attention(const AttentionShape& shape, const AttentionOptions& options,
+                                    const HeadsView<const float>& q, const HeadsView<const float>& k,
+                                    const HeadsView<const float>& v, const HeadsView<float>& out);
+
+}  // namespace longattn::engine
