@@ -1,4 +1,5 @@
-// Google Benchmark suite: the attention kernel at long n, full and causal, D = 64 and 128.
+// Google Benchmark suite: the attention kernel at long n: full, causal, sigmoid (D = 64, 128),
+// windows, linear attention (up to n = 2^20) and a block-sparse layout.
 // Counters: GFLOP/s (DESIGN.md §4 FLOPs), % of the measured fp32 peak, scratch bytes.
 // Single head, batch 1, so n = 65536 stays a few seconds per iteration; --benchmark_filter
 // picks sizes, LONGATTN_ISA the path. Output works with Google Benchmark's compare.py.
@@ -95,6 +96,19 @@ void sparse_sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK_CAPTURE(BM_attention, full, with_window(longattn::Window::full()))->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, causal, with_window(longattn::Window::causal()))->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, window_256_256, with_window({256, 256}))->Apply(window_sizes);
+
+longattn::AttentionOptions with_normalizer(longattn::Normalizer normalizer, longattn::Window w) {
+  longattn::AttentionOptions o = with_window(w);
+  o.normalizer = normalizer;
+  return o;
+}
+// Linear attention: O(n·D²), so n reaches a million tokens too.
+BENCHMARK_CAPTURE(BM_attention, linear, with_normalizer(longattn::Normalizer::linear, longattn::Window::full()))
+    ->Apply(window_sizes);
+BENCHMARK_CAPTURE(BM_attention, linear_causal, with_normalizer(longattn::Normalizer::linear, longattn::Window::causal()))
+    ->Apply(window_sizes);
+BENCHMARK_CAPTURE(BM_attention, sigmoid, with_normalizer(longattn::Normalizer::sigmoid, longattn::Window::full()))
+    ->Apply(sizes);
 BENCHMARK(BM_block_sparse)->Apply(sparse_sizes);
 
 }  // namespace
