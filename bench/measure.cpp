@@ -92,6 +92,14 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   options.threads = config.threads;
   options.isa = config.isa;
   options.normalizer = config.normalizer;
+  std::vector<float> wq, wk, w;
+  if (config.additive_da > 0) {
+    const std::int64_t Da = config.additive_da;
+    wq = random_tensor(Da * D, 4), wk = random_tensor(Da * D, 5), w = random_tensor(Da, 6);
+    for (auto* m : {&wq, &wk})
+      for (float& x : *m) x /= std::sqrt(static_cast<float>(D));
+    options.additive = {{wq.data(), {Da, D}, {D, 1}}, {wk.data(), {Da, D}, {D, 1}}, w};
+  }
   AttentionStats stats;
   r.longattn.seconds = median_seconds([&] { stats = attention(qv, kv, vv, ov, options); }, config.repeats);
   r.isa = stats.isa;
@@ -101,9 +109,9 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   r.longattn.gflops = r.flops / r.longattn.seconds * 1e-9;
   r.longattn.scratch_bytes = stats.scratch_bytes;
 
-  if (config.baseline == "onednn" && config.normalizer != Normalizer::softmax) {
-    throw Error("baseline: the oneDNN baseline computes softmax attention; use --baseline none with --normalizer " +
-                to_string(config.normalizer));
+  if (config.baseline == "onednn" && (config.normalizer != Normalizer::softmax || config.additive_da > 0)) {
+    throw Error("baseline: the oneDNN baseline computes dot-product softmax attention; use --baseline none with "
+                "--normalizer " + to_string(config.normalizer) + (config.additive_da > 0 ? " and --additive-da" : ""));
   }
   if (config.baseline == "onednn") {
     OneDnnAttention baseline(N, N, D, D, options, config.threads);

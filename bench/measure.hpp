@@ -28,6 +28,7 @@ struct AttentionBenchConfig {
   std::int64_t block = 256;  // mode block-sparse: block size of the layout
   double density = 0.1;      // mode block-sparse: fraction of tiles visible (random, seeded)
   Normalizer normalizer = Normalizer::softmax;
+  std::int64_t additive_da = 0;  // > 0: additive scores with random Wq, Wk [Da, D], w [Da]
   std::int64_t n = 16384, d = 64, heads = 8, kv_heads = 0;  // kv_heads 0 = heads
   std::int64_t batch = 1;
   int threads = 1;

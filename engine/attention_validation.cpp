@@ -188,6 +188,18 @@ AttentionShape validate_attention(const HeadsView<const float>& q, const HeadsVi
            "softmax, sigmoid or relu");
     }
   }
+  if (const AdditiveScoring& a = options.additive; a.enabled() || !a.wq.empty() || !a.wk.empty()) {
+    const std::int64_t da = static_cast<std::int64_t>(a.w.size());
+    if (da < 1) fail("additive.w: expected Da >= 1 weights, got none");
+    for (const auto& [view, name] : {std::pair{a.wq, "additive.wq"}, {a.wk, "additive.wk"}}) {
+      check_view(view, name);
+      if (view.shape[0] != da || view.shape[1] != s.d) {
+        fail(std::string(name) + ".shape: expected [" + std::to_string(da) + ", " + std::to_string(s.d) +
+             "] ([Da, D]), got [" + std::to_string(view.shape[0]) + ", " + std::to_string(view.shape[1]) + "]");
+      }
+    }
+    if (options.normalizer == Normalizer::linear) fail("additive: linear attention has no scores to replace");
+  }
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("scale: expected a finite number, got " + std::to_string(*options.scale));
   }

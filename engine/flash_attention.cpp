@@ -38,7 +38,7 @@ struct BlockScratch {
   std::int64_t computed_pairs = 0;   // scores this thread computed
 
   BlockScratch(const FlashPlan& plan)
-      : q(plan.block_rows * plan.shape.d),
+      : q(plan.block_rows * std::max(plan.shape.d, plan.score_depth)),
         scores(plan.block_rows * plan.block_keys),
         acc(plan.block_rows * plan.dv_padded),
         rows(6 * plan.block_rows) {}
@@ -64,12 +64,12 @@ class FlashRunner {
               const HeadsView<const float>& k, const HeadsView<const float>& v,
               const HeadsView<float>& out, const TensorView<float, 3>& lse)
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
-        layout_{plan.shape.nk, plan.shape.d, plan.shape.dv, plan.kernels->panel_width,
+        layout_{plan.shape.nk, plan.score_depth, plan.shape.dv, plan.kernels->panel_width,
                 plan.dv_padded} {}
 
   AttentionStats run() {
     const AttentionShape& s = plan_.shape;
-    const std::int64_t D = s.d, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t D = layout_.d, W = plan_.dv_padded, Bc = plan_.block_keys;
     const std::int64_t P = layout_.panel_width;
     const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t heads = s.batch * s.kv_heads;
@@ -117,8 +117,13 @@ class FlashRunner {
           const std::int64_t p0 = p_begin + (task % tasks_per_head) * kPanelsPerTask;
           const std::int64_t p1 = std::min(p_end, p0 + kPanelsPerTask);
           float* keys = packed.data() + local * chunk_floats;
-          pack_key_panels(*plan_.kernels, k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
-                          keys + (p0 - p_begin) * P * D);
+          if (plan_.additive.enabled()) {
+            pack_projected_key_panels(*plan_.kernels, k_, plan_.additive.wk, head / s.kv_heads, head % s.kv_heads,
+                                      layout_, p0, p1, keys + (p0 - p_begin) * P * D);
+          } else {
+            pack_key_panels(*plan_.kernels, k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
+                            keys + (p0 - p_begin) * P * D);
+          }
           pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
                           keys + chunk_keys * D + (p0 - p_begin) * P * W);
         });
@@ -148,7 +153,8 @@ class FlashRunner {
 
     AttentionStats stats;
     stats.visible_pairs = plan_.visibility.visible_pairs() * s.q_heads;
-    stats.flops = 2.0 * static_cast<double>(s.d + s.dv) * static_cast<double>(stats.visible_pairs);
+    // Per visible pair: the score (D multiply-adds, or Da tanh terms) and its row of P·V.
+    stats.flops = 2.0 * static_cast<double>(plan_.score_depth + s.dv) * static_cast<double>(stats.visible_pairs);
     stats.scratch_bytes = packed.bytes() + carry.bytes() + plan_.visibility.scratch_bytes() +
                           static_cast<std::int64_t>(chunk_span.size() * sizeof(chunk_span[0]));
     for (const BlockScratch& one : scratch) {
@@ -180,9 +186,13 @@ class FlashRunner {
     float* acc = scratch.acc.data();
 
     const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float* row = q_head + (i0 + r) * q_.strides[2];
-      for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d * q_.strides[3]] * plan_.q_scale;
+    if (plan_.additive.enabled()) {
+      project_queries(q_head, i0, rows, q);
+    } else {
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float* row = q_head + (i0 + r) * q_.strides[2];
+        for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d * q_.strides[3]] * plan_.q_scale;
+      }
     }
     if (chunk.first) {
       std::fill(st.max, st.max + rows, kNegInf);
@@ -244,13 +254,27 @@ class FlashRunner {
     }
   }
 
+  // Additive scoring: qp[r][a] = Σ_d Wq[a][d] q[i0 + r][d].
+  void project_queries(const float* q_head, std::int64_t i0, std::int64_t rows, float* qp) const {
+    const TensorView<const float, 2>& wq = plan_.additive.wq;
+    const std::int64_t Da = plan_.score_depth, D = plan_.shape.d;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* query = q_head + (i0 + r) * q_.strides[2];
+      for (std::int64_t a = 0; a < Da; ++a) {
+        float sum = 0;
+        for (std::int64_t d = 0; d < D; ++d) sum += wq.data[a * wq.strides[0] + d * wq.strides[1]] * query[d * q_.strides[3]];
+        qp[r * Da + a] = sum;
+      }
+    }
+  }
+
   // Rows [r0, r0 + n) of the query block against keys [j0, j0 + panels·P) of the chunk:
   // scores, element masks when `masked`, the online-softmax update, then P·V.
   void run_tile(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
                 std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
                 std::int64_t panels, bool masked) const {
     const simd::KernelTable& kern = *plan_.kernels;
-    const std::int64_t D = plan_.shape.d, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, Bc = plan_.block_keys;
     const std::int64_t width = panels * kern.panel_width;
     float* s = scratch.scores.data() + r0 * Bc;
     float* acc = scratch.acc.data() + r0 * W;
@@ -259,8 +283,13 @@ class FlashRunner {
 
     scratch.computed_pairs += n * width;
     std::fill(tile_max, tile_max + n, kNegInf);
-    kern.qk_tile(scratch.q.data() + r0 * D, n, D, chunk.key_panels + (j0 - chunk.begin) * D, panels,
-                 s, Bc, tile_max);
+    const float* key_panels = chunk.key_panels + (j0 - chunk.begin) * D;
+    if (plan_.additive.enabled()) {
+      kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, panels, plan_.additive.w.data(),
+                         plan_.score_scale, s, Bc, tile_max);
+    } else {
+      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, panels, s, Bc, tile_max);
+    }
     if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, Bc);
     const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * W;
     if (plan_.normalizer != Normalizer::softmax) {
@@ -370,6 +399,9 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
                    options.normalizer,
                    softmax ? scale * std::numbers::log2e_v<float> : scale,
                    options.sigmoid_bias.value_or(-std::log(static_cast<float>(std::max<std::int64_t>(1, shape.nk)))),
+                   options.additive,
+                   options.additive.enabled() ? static_cast<std::int64_t>(options.additive.w.size()) : shape.d,
+                   softmax ? std::numbers::log2e_v<float> : 1.0f,
                    &kernels,
                    block_rows,
                    block_keys,

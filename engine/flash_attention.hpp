@@ -18,6 +18,9 @@ struct FlashPlan {
   Normalizer normalizer;  // softmax, sigmoid or relu (linear attention has its own driver)
   float q_scale;          // scale · log2(e) for softmax, which runs on exp2; scale otherwise
   float sigmoid_bias;
+  AdditiveScoring additive;  // enabled: scores are wᵀ tanh(Wq q + Wk k) instead of q·k
+  std::int64_t score_depth;  // features per packed key: D, or Da for additive scores
+  float score_scale;         // additive scores are multiplied by this (log2 e for softmax)
   const simd::KernelTable* kernels;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width

@@ -1,6 +1,7 @@
 #include "engine/key_value_packing.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace longattn::engine {
 
@@ -21,6 +22,28 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const flo
       for (std::int64_t d = 0; d < D; ++d) panel[d * P + c] = key[d * k.strides[3]];
     }
     for (std::int64_t d = 0; d < D; ++d) std::fill(panel + d * P + keys, panel + (d + 1) * P, 0.0f);
+  }
+}
+
+void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+                               const TensorView<const float, 2>& wk, std::int64_t b, std::int64_t h,
+                               const PackedHeadLayout& layout, std::int64_t first_panel,
+                               std::int64_t last_panel, float* panels) {
+  const std::int64_t P = layout.panel_width, Da = layout.d, D = wk.shape[1];
+  const float* head = k.data + b * k.strides[0] + h * k.strides[1];
+  std::vector<float> projected(static_cast<std::size_t>(P * Da));
+  for (std::int64_t p = first_panel; p < last_panel; ++p) {
+    const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
+    for (std::int64_t c = 0; c < keys; ++c) {
+      const float* key = head + (j0 + c) * k.strides[2];
+      for (std::int64_t a = 0; a < Da; ++a) {
+        const float* row = wk.data + a * wk.strides[0];
+        float sum = 0;
+        for (std::int64_t d = 0; d < D; ++d) sum += row[d * wk.strides[1]] * key[d * k.strides[3]];
+        projected[c * Da + a] = sum;
+      }
+    }
+    kernels.pack_key_panel(projected.data(), Da, keys, Da, panels + (p - first_panel) * Da * P);
   }
 }
 

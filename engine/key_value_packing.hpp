@@ -27,6 +27,13 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const flo
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
                      std::int64_t first_panel, std::int64_t last_panel, float* panels);
 
+// Additive scoring: packs Wk k_j (Da features per key, Wk [Da, D]) like key panels, with
+// layout.d = Da.
+void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+                               const TensorView<const float, 2>& wk, std::int64_t b, std::int64_t h,
+                               const PackedHeadLayout& layout, std::int64_t first_panel,
+                               std::int64_t last_panel, float* panels);
+
 // Packs the value rows of the same key panels of head (b, h) of v into `rows`, which
 // receives the first row of panel first_panel at its start.
 void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64_t h,

@@ -217,6 +217,42 @@ void relu_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols)
   }
 }
 
+// tanh(x) = (1 - e) / (1 + e), e = e^(-2x) = 2^(-2x·log2 e): the exponent is capped at 126
+// so that e stays finite and large negative x give -1.
+template <class V>
+inline V tanh_of(V x) {
+  const V one = V::broadcast(1.0f);
+  const V e = exp2(min(x * V::broadcast(-2.8853900817779268f), V::broadcast(126.0f)));
+  return (one - e) / (one + e);
+}
+
+// Additive scores s[r][j] = scale · Σ_a w[a] · tanh(qp[r][a] + kp[a][j]) for the keys of
+// `panels` projected-key panels laid out like key panels ([da][panel_width]); row_max[r] is
+// raised to the row's largest score.
+template <class V, int NV>
+void additive_tile(const float* qp, std::int64_t rows, std::int64_t da, const float* key_panels,
+                   std::int64_t panels, const float* w, float scale, float* s, std::int64_t lds, float* row_max) {
+  constexpr int L = V::lanes, P = NV * L;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    V vmax = V::broadcast(-std::numeric_limits<float>::infinity());
+    for (std::int64_t p = 0; p < panels; ++p) {
+      const float* panel = key_panels + p * da * P;
+      V acc[NV];
+      for (int v = 0; v < NV; ++v) acc[v] = V::zero();
+      for (std::int64_t a = 0; a < da; ++a) {
+        const V x = V::broadcast(qp[r * da + a]), wa = V::broadcast(w[a] * scale);
+        for (int v = 0; v < NV; ++v) acc[v] = fma(wa, tanh_of(x + V::load(panel + a * P + v * L)), acc[v]);
+      }
+      for (int v = 0; v < NV; ++v) {
+        acc[v].store(s + r * lds + p * P + v * L);
+        vmax = max(vmax, acc[v]);
+      }
+    }
+    const float m = vmax.reduce_max();
+    if (m > row_max[r]) row_max[r] = m;
+  }
+}
+
 // S[i][:] += a[i] · b[:] over d rows of dv_padded floats: one key's φ(k) vᵀ in linear
 // attention's state.
 template <class V>
@@ -282,6 +318,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &exp2_rows<V>,
       &sigmoid_rows<V>,
       &relu_rows<V>,
+      &additive_tile<V, NV>,
       &rank1_update<V>,
       &vector_matrix<V>,
       &max_of<V>,

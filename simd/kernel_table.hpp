@@ -41,6 +41,12 @@ struct KernelTable {
   // p = max(s, 0) in place for j < cols (a multiple of lanes).
   void (*relu_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols);
 
+  // Additive scores: s[r][j] = scale · Σ_{a < da} w[a] tanh(qp[r][a] + kp[a][j]) over `panels`
+  // panels of projected keys laid out like key panels; row_max raised like qk_tile's.
+  void (*additive_tile)(const float* qp, std::int64_t rows, std::int64_t da, const float* key_panels,
+                        std::int64_t panels, const float* w, float scale, float* s, std::int64_t lds,
+                        float* row_max);
+
   // state[i][:] += a[i] · b[:] for i < d; rows of dv_padded floats (linear attention).
   void (*rank1_update)(float* state, std::int64_t d, std::int64_t dv_padded, const float* a, const float* b);
 

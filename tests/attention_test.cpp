@@ -147,3 +147,11 @@ TEST_CASE("linear attention: full and causal (recurrent, chunk-parallel), paddin
   AttentionTester().tokens(300, 100).d(8).normalizer("linear").causal().check(); // early queries see nothing
   AttentionTester().batch(2).n(1).d(1).normalizer("linear").key_lengths({0, 1}).check();
 }
+
+TEST_CASE("additive (Bahdanau) scores, with every normalizer that has scores") {
+  AttentionTester().n(130).d(16).additive(24).check();
+  AttentionTester().n(300).dims(8, 20).additive(5).causal().key_lengths({250}).check();
+  AttentionTester().batch(2).heads(4, 2).n(97).d(3).additive(1).window(10, 3).layout(Layout::bnhd).check();
+  AttentionTester().n(200).d(16).additive(16).normalizer("sigmoid").random_mask(0.5).check();
+  AttentionTester().n(200).d(16).additive(16).normalizer("relu").check();
+}

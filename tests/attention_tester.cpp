@@ -96,6 +96,15 @@ void AttentionTester::check() const {
       for (std::int64_t kb = 0; kb * p.block_k < p.nk; ++kb)
         if (coin_block(rng)) p.visible_blocks.push_back({qb, kb});
   }
+  if (additive_da_ > 0) {
+    std::normal_distribution<float> weight(0.0f, 1.0f / std::sqrt(float(p.d)));
+    for (auto* w : {&p.additive_wq, &p.additive_wk}) {
+      w->resize(additive_da_ * p.d);
+      for (float& x : *w) x = weight(rng);
+    }
+    p.additive_w.resize(additive_da_);
+    for (float& x : p.additive_w) x = normal(rng);
+  }
   p.q = q.to_bhnd();
   p.k = k.to_bhnd();
   p.v = v.to_bhnd();
@@ -108,6 +117,10 @@ void AttentionTester::check() const {
   options.window = {p.window_left, p.window_right};
   options.normalizer = parse_normalizer(p.normalizer);
   if (!std::isnan(p.sigmoid_bias)) options.sigmoid_bias = static_cast<float>(p.sigmoid_bias);
+  if (!p.additive_w.empty()) {
+    const std::int64_t da = static_cast<std::int64_t>(p.additive_w.size());
+    options.additive = {{p.additive_wq.data(), {da, p.d}, {p.d, 1}}, {p.additive_wk.data(), {da, p.d}, {p.d, 1}}, p.additive_w};
+  }
   const bool softmax = p.normalizer == "softmax";
   options.key_lengths = p.key_lengths;
   if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};
@@ -139,7 +152,8 @@ void AttentionTester::check() const {
       }
       CHECK(stats.isa == isa);
       CHECK(stats.visible_pairs == expected.visible_pairs);
-      if (p.normalizer != "linear") CHECK(stats.flops == 2.0 * double(p.d + p.dv) * double(expected.visible_pairs));
+      const double score_depth = p.additive_w.empty() ? double(p.d) : double(p.additive_w.size());
+      if (p.normalizer != "linear") CHECK(stats.flops == 2.0 * (score_depth + double(p.dv)) * double(expected.visible_pairs));
       const std::vector<float> actual = out.to_bhnd();
       CHECK(within_tolerance(actual, expected.out, expected.max_abs_score, max_abs_value));
       if (softmax) CHECK(within_tolerance(lse, expected.lse, expected.max_abs_score, 1.0));

@@ -40,6 +40,8 @@ class AttentionTester {
   AttentionTester& seed(unsigned s) { seed_ = s; return *this; }
   AttentionTester& normalizer(const std::string& name) { p_.normalizer = name; return *this; }
   AttentionTester& sigmoid_bias(double b) { p_.sigmoid_bias = b; return *this; }
+  // Additive (Bahdanau) scores with random Wq, Wk [da, D] and w [da].
+  AttentionTester& additive(std::int64_t da) { additive_da_ = da; return *this; }
   // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
   AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
   AttentionTester& key_lengths(std::vector<std::int64_t> lengths) { p_.key_lengths = std::move(lengths); return *this; }
@@ -59,6 +61,7 @@ class AttentionTester {
   unsigned seed_ = 1;
   double mask_density_ = -1, block_density_ = -1;
   std::int64_t budget_ = 0;
+  std::int64_t additive_da_ = 0;
 };
 
 }  // namespace longattn::testing

@@ -78,7 +78,7 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     for (const auto& f : c["files"]) {
       const std::string name = f.get<std::string>();
       plain = plain && (name == "q.npy" || name == "k.npy" || name == "v.npy" || name.rfind("expected_", 0) == 0 ||
-                        name == "key_lengths.npy" || name == "mask.npy");
+                        name == "key_lengths.npy" || name == "mask.npy" || name.rfind("additive_", 0) == 0);
     }
     if (!plain || c.contains("alibi") || c.contains("rope_pairing")) continue;
     std::string args = "run --q " + (dir / "q.npy").string() + " --k " + (dir / "k.npy").string() + " --v " +
@@ -94,6 +94,10 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     if (normalizer != "softmax") args.replace(args.find(" --lse "), std::string(" --lse " + (tmp / "lse.npy").string()).size(), "");
     if (fs::exists(dir / "key_lengths.npy")) args += " --key-lengths " + (dir / "key_lengths.npy").string();
     if (fs::exists(dir / "mask.npy")) args += " --mask " + (dir / "mask.npy").string();
+    if (fs::exists(dir / "additive_w.npy")) {
+      args += " --additive " + (dir / "additive_wq.npy").string() + " " + (dir / "additive_wk.npy").string() + " " +
+              (dir / "additive_w.npy").string();
+    }
     CAPTURE(dir.filename().string());
     const Outcome r = run_cli(args);
     INFO(r.output);
@@ -110,7 +114,7 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     CHECK(worst <= (dir.filename() == "large_logits" ? 1e-3 : 1e-5 * max_expected));
     ++ran;
   }
-  CHECK(ran >= 14);
+  CHECK(ran >= 15);
   fs::remove_all(tmp);
 }
 

@@ -32,9 +32,21 @@ Result attention(const Problem& p) {
           if (!visible[j]) continue;
           ++r.visible_pairs;
           const float* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
-          double dot = 0;
-          for (std::int64_t c = 0; c < p.d; ++c) dot += static_cast<double>(qi[c]) * kj[c];
-          s[j] = scale * dot;
+          if (!p.additive_w.empty()) {
+            double score = 0;
+            for (std::size_t a = 0; a < p.additive_w.size(); ++a) {
+              double x = 0;
+              for (std::int64_t c = 0; c < p.d; ++c) {
+                x += double(p.additive_wq[a * p.d + c]) * qi[c] + double(p.additive_wk[a * p.d + c]) * kj[c];
+              }
+              score += p.additive_w[a] * std::tanh(x);
+            }
+            s[j] = score;
+          } else {
+            double dot = 0;
+            for (std::int64_t c = 0; c < p.d; ++c) dot += static_cast<double>(qi[c]) * kj[c];
+            s[j] = scale * dot;
+          }
           m = std::max(m, s[j]);
           r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));
         }

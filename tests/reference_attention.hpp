@@ -22,6 +22,8 @@ struct Problem {
   std::vector<std::array<std::int64_t, 2>> visible_blocks;
   std::string normalizer = "softmax";  // softmax, sigmoid, relu, linear
   double sigmoid_bias = NAN;          // NaN: -log(Nk)
+  // Additive scores wᵀ tanh(Wq q + Wk k) when additive_w is not empty; Wq, Wk [Da, D].
+  std::vector<float> additive_wq, additive_wk, additive_w;
 };
 
 struct Result {

@@ -105,6 +105,13 @@ TEST_CASE("normalizers: what each one allows") {
   expect_error([](Call& c) { c.lse = {}; c.options.normalizer = Normalizer::sigmoid; c.options.sigmoid_bias = INFINITY; },
                "sigmoid_bias: expected a finite number");
   CHECK_THROWS_AS(parse_normalizer("softermax"), Error);
+  static const float weights[3 * 16] = {}, w[3] = {1, 2, 3};
+  expect_error([](Call& c) { c.options.additive = {{weights, {3, 8}, {8, 1}}, {weights, {3, 16}, {16, 1}}, w}; },
+               "additive.wq.shape: expected [3, 16] ([Da, D]), got [3, 8]");
+  expect_error([](Call& c) { c.options.additive = {{weights, {3, 16}, {16, 1}}, {nullptr, {3, 16}, {16, 1}}, w}; },
+               "additive.wk.data: expected a pointer, got null");
+  expect_error([](Call& c) { c.options.additive = {{weights, {3, 16}, {16, 1}}, {weights, {3, 16}, {16, 1}}, {}}; },
+               "additive.w: expected Da >= 1 weights");
 }
 
 TEST_CASE("pointers, strides, sizes and aliasing") {

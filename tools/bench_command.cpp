@@ -23,6 +23,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
   nlohmann::json j = {
       {"mode", c.mode},
       {"normalizer", to_string(c.normalizer)},
+      {"additive_da", c.additive_da},
       {"window", c.mode == "window" ? nlohmann::json::array({c.window_left, c.window_right}) : nlohmann::json(nullptr)},
       {"block_sparse", c.mode == "block-sparse" ? nlohmann::json{{"block", c.block}, {"density", c.density}} : nlohmann::json(nullptr)},
       {"visible_pairs", r.visible_pairs},
@@ -60,6 +61,7 @@ void print_text(const bench::AttentionBenchResult& r) {
   if (c.mode == "window") detail = " (" + std::to_string(c.window_left) + ", " + std::to_string(c.window_right) + ")";
   if (c.mode == "block-sparse") detail = " (" + std::to_string(c.block) + "-tiles, density " + std::to_string(c.density) + ")";
   if (c.normalizer != Normalizer::softmax) detail += " " + to_string(c.normalizer);
+  if (c.additive_da > 0) detail += " additive Da=" + std::to_string(c.additive_da);
   std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld D=%lld  threads=%d  isa=%s\n",
               c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, (long long)c.d,
@@ -95,6 +97,8 @@ void add_bench_command(CLI::App& app) {
       ->expected(2)->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
   cmd->add_option("--normalizer", *normalizer, "softmax, sigmoid, relu or linear")
       ->check(CLI::IsMember({"softmax", "sigmoid", "relu", "linear"}));
+  cmd->add_option("--additive-da", config->additive_da, "Additive scores wᵀ tanh(Wq q + Wk k) with Da features (random weights)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--block", config->block, "Tile size of --mode block-sparse")->check(CLI::PositiveNumber);
   cmd->add_option("--density", config->density, "Fraction of tiles visible in --mode block-sparse")
       ->check(CLI::Range(0.0, 1.0));

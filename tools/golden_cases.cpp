@@ -25,7 +25,7 @@ std::string unsupported_feature(const nlohmann::json& c) {
   }
   static const std::set<std::string> known = {"q.npy",           "k.npy",           "v.npy",
                                               "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
-                                              "mask.npy"};
+                                              "mask.npy", "additive_wq.npy", "additive_wk.npy", "additive_w.npy"};
   for (const auto& f : c.value("files", nlohmann::json::array())) {
     if (!known.count(f.get<std::string>())) return f.get<std::string>();
   }
@@ -89,6 +89,16 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
     options.mask = {mask.data(), {m.shape.size() == 2 ? m.shape[0] : -1, m.shape.size() == 2 ? m.shape[1] : -1},
                     {m.shape.size() == 2 ? m.shape[1] : 0, 1}};
   }
+  std::vector<float> wq, wk, w;
+  if (fs::exists(dir / "additive_w.npy")) {
+    const npy::Array a_wq = npy::load(dir / "additive_wq.npy"), a_wk = npy::load(dir / "additive_wk.npy");
+    wq = a_wq.values<float>(), wk = a_wk.values<float>(), w = npy::load(dir / "additive_w.npy").values<float>();
+    auto view = [](const npy::Array& a, const std::vector<float>& data) {
+      const std::int64_t rows = a.shape.size() == 2 ? a.shape[0] : -1, cols = a.shape.size() == 2 ? a.shape[1] : -1;
+      return TensorView<const float, 2>{data.data(), {rows, cols}, {cols, 1}};
+    };
+    options.additive = {view(a_wq, wq), view(a_wk, wk), w};
+  }
   if (c.contains("scale")) options.scale = c["scale"].get<float>();
   options.normalizer = parse_normalizer(c.value("normalizer", "softmax"));
   if (c.contains("sigmoid_bias")) options.sigmoid_bias = c["sigmoid_bias"].get<float>();
@@ -106,10 +116,11 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
   // The README's bound: 1e-5 · max(1, max |expected|) + 1e-6 · max |s| · max |v|.
   const double scale = c.contains("scale") ? c["scale"].get<double>() : 1.0 / std::sqrt(double(qs[3]));
   double max_abs_score = 0, max_abs_value = 0, max_expected = 0;
+  for (float x : w) max_abs_score += std::abs(x);  // additive: |wᵀ tanh(.)| <= Σ |w|
   for (float x : v) max_abs_value = std::max<double>(max_abs_value, std::abs(x));
   for (double x : expected) max_expected = std::max(max_expected, std::abs(x));
   const std::int64_t group = qs[1] / ks[1];
-  for (std::int64_t b = 0; b < qs[0]; ++b)
+  for (std::int64_t b = 0; b < (w.empty() ? qs[0] : 0); ++b)
     for (std::int64_t h = 0; h < qs[1]; ++h)
       for (std::int64_t i = 0; i < qs[2]; ++i)
         for (std::int64_t j = 0; j < ks[2]; ++j) {

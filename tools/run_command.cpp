@@ -23,6 +23,7 @@ namespace {
 struct RunArgs {
   std::string q, k, v, out, lse, layout = "bhnd", key_lengths, mask, blocks, isa = "auto", normalizer = "softmax";
   std::optional<float> sigmoid_bias;
+  std::vector<std::string> additive;  // wq.npy wk.npy w.npy
   std::vector<std::int64_t> window, block_size;
   bool causal = false;
   float scale = 0;
@@ -122,6 +123,23 @@ void run(const RunArgs& args) {
     options.block_sparse = {args.block_size[0], args.block_size[1], tiles};
   }
 
+  std::vector<float> wq, wk, w;
+  std::array<npy::Array, 3> additive_arrays;
+  if (!args.additive.empty()) {
+    for (int i = 0; i < 3; ++i) {
+      additive_arrays[i] = npy::load(args.additive[i]);
+      const npy::Array& a = additive_arrays[i];
+      if (a.dtype != "<f4" || a.shape.size() != (i < 2 ? 2u : 1u)) {
+        bad_file(args.additive[i], std::string("expected a float32 array ") + (i < 2 ? "[Da, D]" : "[Da]") + ", got " +
+                                       a.dtype + " " + shape_text(a.shape));
+      }
+    }
+    wq = additive_arrays[0].values<float>(), wk = additive_arrays[1].values<float>(), w = additive_arrays[2].values<float>();
+    const auto& sq = additive_arrays[0].shape;
+    const auto& sk = additive_arrays[1].shape;
+    options.additive = {{wq.data(), {sq[0], sq[1]}, {sq[1], 1}}, {wk.data(), {sk[0], sk[1]}, {sk[1], 1}}, w};
+  }
+
   // Outputs in the inputs' layout: [B, Hq, Nq, Dv] for bhnd, [B, Nq, Hq, Dv] for bnhd.
   const std::vector<std::int64_t> out_shape =
       args.layout == "bnhd" ? std::vector<std::int64_t>{B, Nq, Hq, Dv} : std::vector<std::int64_t>{B, Hq, Nq, Dv};
@@ -162,6 +180,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--normalizer", args->normalizer, "softmax, sigmoid, relu or linear")
       ->check(CLI::IsMember({"softmax", "sigmoid", "relu", "linear"}));
   cmd->add_option("--sigmoid-bias", args->sigmoid_bias, "b of sigmoid(s + b) (default -log(Nk))");
+  cmd->add_option("--additive", args->additive, "WQ WK W: .npy files [Da, D], [Da, D], [Da]: scores wᵀ tanh(Wq q + Wk k)")
+      ->expected(3)->check(CLI::ExistingFile);
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", args->isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   cmd->callback([args] { run(*args); });

@@ -51,6 +51,16 @@ struct BlockSparseLayout {
   bool enabled() const { return block_q > 0; }
 };
 
+// Additive (Bahdanau) scores s_ij = wᵀ tanh(Wq q_i + Wk k_j), used in place of scale · q_i·k_j
+// (no scale) with any normalizer but linear. Wq and Wk are [Da, D] row-major, w has Da
+// entries. The slow path it is: O(n²·Da) tanh evaluations.
+struct AdditiveScoring {
+  TensorView<const float, 2> wq, wk;
+  std::span<const float> w;
+
+  bool enabled() const { return !w.empty(); }
+};
+
 struct AttentionOptions {
   // Multiplies q·k; 1/sqrt(D) when unset.
   std::optional<float> scale;
@@ -66,6 +76,7 @@ struct AttentionOptions {
   // every batch and head. Empty view = no mask.
   TensorView<const std::uint8_t, 2> mask;
   BlockSparseLayout block_sparse;
+  AdditiveScoring additive;
 
   Isa isa = Isa::automatic;
   // Worker threads; 0 uses every core TBB may use. Results are bit-identical for any count.
