@@ -4,7 +4,6 @@
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
-#include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "engine/aligned_buffer.hpp"
+#include "engine/thread_arena.hpp"
 #include "engine/key_value_packing.hpp"
 
 namespace longattn::engine {
@@ -415,11 +415,7 @@ AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const 
                                    const HeadsView<const float>& v, const HeadsView<float>& out,
                                    const TensorView<float, 3>& lse) {
   FlashRunner runner(plan, q, k, v, out, lse);
-  if (plan.threads > 0) {
-    tbb::task_arena arena(plan.threads);
-    return arena.execute([&] { return runner.run(); });
-  }
-  return runner.run();
+  return run_on_threads(plan.threads, [&] { return runner.run(); });
 }
 
 }  // namespace longattn::engine

@@ -1,13 +1,13 @@
 #include "engine/linear_attention.hpp"
 
 #include <oneapi/tbb/parallel_for.h>
-#include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "engine/aligned_buffer.hpp"
+#include "engine/thread_arena.hpp"
 #include "simd/kernel_table.hpp"
 
 namespace longattn::engine {
@@ -152,11 +152,7 @@ AttentionStats run_linear_attention(const AttentionShape& shape, const Attention
                                     const HeadsView<const float>& q, const HeadsView<const float>& k,
                                     const HeadsView<const float>& v, const HeadsView<float>& out) {
   LinearRunner runner(shape, options, q, k, v, out);
-  if (options.threads > 0) {
-    tbb::task_arena arena(options.threads);
-    return arena.execute([&] { return runner.run(); });
-  }
-  return runner.run();
+  return run_on_threads(options.threads, [&] { return runner.run(); });
 }
 
 }  // namespace longattn::engine

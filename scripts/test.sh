@@ -30,9 +30,11 @@ cmake --build build/sanitize -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/sanitize --output-on-failure
 
-# Fuzz the .npy reader for a bounded time, seeded with the golden arrays.
+# Fuzz the .npy reader for a bounded time, seeded with the golden arrays and the inputs that
+# once crashed it (tests/npy_corpus).
 mkdir -p build/fuzz/corpus
 clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. -Iinclude \
   tests/fuzz/npy_fuzzer.cpp tools/npy.cpp -o build/fuzz/npy_fuzzer
 find ../shared/golden -name '*.npy' -size -64k -exec cp {} build/fuzz/corpus/ \; 2>/dev/null || true
-build/fuzz/npy_fuzzer -max_total_time=30 -rss_limit_mb=2048 build/fuzz/corpus 2>&1 | tail -n 3
+cp tests/npy_corpus/*.npy build/fuzz/corpus/
+build/fuzz/npy_fuzzer -max_total_time=30 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ build/fuzz/corpus 2>&1 | tail -n 3

@@ -153,6 +153,8 @@ TEST_CASE("longattn run: each kind of bad input is one clear line, exit code 2, 
   write_bytes(tmp / "flat.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (8,), }") +
                                     std::string(32, '\0'));
   expect_failure(args_with_q(tmp / "flat.npy"), "flat.npy: expected 4 dimensions, got shape [8]");
+  expect_failure(args_with_q(fs::path(LONGATTN_SOURCE_DIR) / "tests/npy_corpus/huge_shape_dimension.npy"),
+                 "describes more data than any file holds");
   // Shapes that disagree between files: the engine names the argument.
   write_bytes(tmp / "wide.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2, 5), }") +
                                     std::string(40, '\0'));

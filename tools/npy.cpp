@@ -93,14 +93,20 @@ Array parse(const std::vector<char>& file, const std::string& name) {
   }
   const std::string shape = field(header, "shape", "\\(([0-9,\\s]*)\\)", name);
   std::regex number("[0-9]+");
-  for (auto it = std::sregex_iterator(shape.begin(), shape.end(), number); it != std::sregex_iterator(); ++it) {
-    a.shape.push_back(std::stoll(it->str()));
-  }
   const std::int64_t elem = dtype_bytes(a.dtype);
   if (elem == 0) fail(name, "unsupported dtype " + a.dtype);
-  const std::size_t data_bytes = static_cast<std::size_t>(a.size() * elem);
+  // The data must fit in the file, so any shape whose byte count overflows is malformed.
+  std::int64_t data_bytes = elem;
+  for (auto it = std::sregex_iterator(shape.begin(), shape.end(), number); it != std::sregex_iterator(); ++it) {
+    const std::string digits = it->str();
+    const std::int64_t dim = digits.size() > 18 ? -1 : std::stoll(digits);
+    if (dim < 0 || __builtin_mul_overflow(data_bytes, dim, &data_bytes)) {
+      fail(name, "shape (" + shape + ") describes more data than any file holds");
+    }
+    a.shape.push_back(dim);
+  }
   const std::size_t have = file.size() - offset - header_len;
-  if (have != data_bytes) {
+  if (have != static_cast<std::size_t>(data_bytes)) {
     fail(name, "expected " + std::to_string(data_bytes) + " bytes of data for the shape, got " +
                    std::to_string(have));
   }
