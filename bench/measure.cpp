@@ -14,13 +14,17 @@
 
 namespace longattn::bench {
 
-double median_seconds(const std::function<void()>& fn, int repeats) {
+double median_seconds(const std::function<void()>& fn, int repeats, double min_total_seconds, int max_runs) {
   fn();
   std::vector<double> times;
-  for (int i = 0; i < std::max(1, repeats); ++i) {
+  double total = 0;
+  const std::size_t least = static_cast<std::size_t>(std::max(1, repeats));
+  const std::size_t most = std::max<std::size_t>(least, static_cast<std::size_t>(std::max(0, max_runs)));
+  while (times.size() < least || (total < min_total_seconds && times.size() < most)) {
     const auto start = std::chrono::steady_clock::now();
     fn();
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    total += times.back();
   }
   std::sort(times.begin(), times.end());
   const std::size_t mid = times.size() / 2;

@@ -12,8 +12,11 @@
 
 namespace longattn::bench {
 
-// Runs fn once to warm up, then `repeats` times; returns the median wall time in seconds.
-double median_seconds(const std::function<void()>& fn, int repeats);
+// Runs fn once to warm up, then at least `repeats` times, and more (up to max_runs) while the
+// runs add up to less than min_total_seconds, so quick calls are not one timer tick; returns
+// the median wall time in seconds.
+double median_seconds(const std::function<void()>& fn, int repeats, double min_total_seconds = 0,
+                      int max_runs = 0);
 
 // Peak resident set of this process so far, in bytes.
 std::int64_t peak_rss_bytes();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measures every figure bench/RESULTS.md quotes, one command per line, each result kept
-# as JSON in the folder given (default reports/results-<time>). Takes about 5 minutes on
+# as JSON in the folder given (default reports/results-<time>). Takes about 10 minutes on
 # 2 cores; run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,12 @@ for n in 16384 65536 262144 1048576; do
 done
 run sparse10_d64    --mode block-sparse --block 256 --density 0.1 --n 16384 --d 64 --heads 8 --threads 1 --baseline none
 run full_n65536_t2  --mode full --n 65536 --d 64 --heads 8 --threads 2 --baseline none --repeats 1
+run sigmoid_d64     --mode full --n 16384 --d 64 --heads 8 --threads 1 --baseline none --normalizer sigmoid
+for n in 4096 16384 65536 262144 1048576; do
+  run "linear_$n"        --mode full   --n "$n" --d 64 --heads 8 --threads 1 --baseline none --normalizer linear
+  run "linear_causal_$n" --mode causal --n "$n" --d 64 --heads 8 --threads 1 --baseline none --normalizer linear
+done
+run full_n65536_t1  --mode full --n 65536 --d 64 --heads 8 --threads 1 --baseline none --repeats 1
 echo "== micro-kernels"
 build/release/bench/longattn_kernel_benchmarks --benchmark_out="$out/kernels.json" --benchmark_out_format=json | sed 's/^/   /'
 
@@ -33,12 +39,18 @@ python3 - "$out" <<'PY'
 import json, math, sys, pathlib
 d = pathlib.Path(sys.argv[1])
 j = lambda name: json.loads((d / f"{name}.json").read_text())
-pts = [(n, j(f"window_{n}")["seconds"]) for n in (16384, 65536, 262144, 1048576)]
-xs, ys = [math.log(n) for n, _ in pts], [math.log(t) for _, t in pts]
-mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+def slope(names_and_n):
+    pts = [(n, j(name)["seconds"]) for name, n in names_and_n]
+    xs, ys = [math.log(n) for n, _ in pts], [math.log(t) for _, t in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 full, causal = j("full_d64_nobase"), j("causal_d64")
-print(f"window (256, 256) time slope over n = 16K..1M: {slope:.3f}")
+print(f"window (256, 256) time slope over n = 16K..1M: {slope([(f'window_{n}', n) for n in (16384, 65536, 262144, 1048576)]):.3f}")
+for kind in ("linear", "linear_causal"):
+    ns = (4096, 16384, 65536, 262144, 1048576)
+    print(f"{kind} time slope over n = 4K..1M: {slope([(f'{kind}_{n}', n) for n in ns]):.3f}; "
+          f"softmax / {kind} time at n = 65536: {j('full_n65536_t1')['seconds'] / j(f'{kind}_65536')['seconds']:.1f}")
+print(f"sigmoid / softmax time at n = 16384: {j('sigmoid_d64')['seconds'] / full['seconds']:.3f}")
 print(f"window / full GFLOP/s at n = 16384: {j('window_16384')['gflops'] / full['gflops']:.3f}")
 print(f"causal / full time: {causal['seconds'] / full['seconds']:.3f}")
 print(f"block-sparse 10 % / full time: {j('sparse10_d64')['seconds'] / full['seconds']:.3f}")

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "engine/aligned_buffer.hpp"
-#include "engine/thread_arena.hpp"
 #include "engine/key_value_packing.hpp"
+#include "engine/thread_arena.hpp"
 
 namespace longattn::engine {
 namespace {
@@ -27,10 +27,9 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // 113–117 / 114–115 / 110 GFLOP/s. A multiple of every target's row group (6 and 4).
 constexpr std::int64_t kSliceRows = 12;
 
-
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
-  AlignedBuffer q;       // [Br][D], pre-scaled by scale·log2(e)
+  AlignedBuffer q;       // [Br][D] queries times FlashPlan::q_scale, or [Br][Da] projected
   AlignedBuffer scores;  // [Br][Bc], scores then probabilities
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
@@ -76,8 +75,8 @@ class FlashRunner {
 
     // Packed keys of one kv head are shared by all its query blocks. When a whole head does
     // not fit the budget, keys are packed a chunk at a time and each query block carries its
-    // softmax state from chunk to chunk (in `out` and `carry`), so memory stays O(n·D)-free
-    // beyond the caller's tensors at any n.
+    // softmax state from chunk to chunk (in `out` and `carry`), so the engine's memory stays
+    // bounded at any n.
     std::int64_t chunk_keys = std::max<std::int64_t>(P, layout_.nk_padded());
     std::int64_t heads_at_once = 1;
     if (chunk_keys * key_bytes <= plan_.packed_budget_bytes) {

@@ -4,9 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <chrono>
-#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -72,21 +69,8 @@ ChildResult run_in_child(const std::function<ChildResult()>& body) {
   return r;
 }
 
-// Median seconds of `fn` after a warm-up: at least `repeats` runs, more (up to 15) while
-// they add up to under 0.3 s, so quick points are not one timer tick.
-double median_time(const std::function<void()>& fn, int repeats) {
-  fn();
-  std::vector<double> times;
-  double total = 0;
-  while (times.size() < static_cast<std::size_t>(std::max(1, repeats)) || (total < 0.3 && times.size() < 15)) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    total += times.back();
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
+// Quick points repeat until they add up to 0.3 s (15 runs at most).
+double median_time(const std::function<void()>& fn, int repeats) { return bench::median_seconds(fn, repeats, 0.3, 15); }
 
 // The step's memory: the high-water mark of the run minus what was resident before it, after
 // a run at a small n brought up the thread pools (every worker with its own malloc arena and
