@@ -75,7 +75,8 @@ std::string crossover_sentences(const Report& r) {
   std::string text;
   const auto& methods = r.settings.methods;
   auto has = [&](const std::string& m) { return std::find(methods.begin(), methods.end(), m) != methods.end(); };
-  for (const std::string& attention : {std::string("full"), std::string("causal"), std::string("materialized")}) {
+  for (const std::string& attention : {std::string("full"), std::string("causal"), std::string("window"),
+                                        std::string("linear"), std::string("materialized")}) {
     for (const std::string& other : {std::string("rnn"), std::string("lstm"), std::string("cnn")}) {
       if (!has(attention) || !has(other)) continue;
       std::vector<double> n, a, b;
