@@ -12,6 +12,7 @@
 #include "engine/attention_validation.hpp"
 #include "engine/flash_attention.hpp"
 #include "simd/kernel_table.hpp"
+#include "tools/golden_cases.hpp"
 
 namespace longattn::testing {
 
@@ -27,7 +28,7 @@ bool within_tolerance(const std::vector<float>& actual, const std::vector<double
     max_expected = std::max(max_expected, std::abs(expected[i]));
     max_error = std::max(max_error, std::abs(actual[i] - expected[i]));
   }
-  const double bound = rel * std::max(1.0, max_expected) + 1e-6 * max_abs_score * max_abs_value;
+  const double bound = golden::tolerance(max_expected, max_abs_score, max_abs_value, rel);
   if (max_error > bound) {
     MESSAGE("max error " << max_error << " exceeds " << bound);
     return false;

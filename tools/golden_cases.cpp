@@ -57,6 +57,10 @@ double max_error(const std::vector<float>& a, const std::vector<double>& e, bool
 
 }  // namespace
 
+double tolerance(double max_abs_expected, double max_abs_score, double max_abs_value, double rel) {
+  return rel * std::max(1.0, max_abs_expected) + 1e-6 * max_abs_score * max_abs_value;
+}
+
 CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
   std::ifstream in(dir / "case.json");
   if (!in) throw Error((dir / "case.json").string() + ": cannot open");
@@ -129,13 +133,13 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
             dot += double(q[((b * qs[1] + h) * qs[2] + i) * qs[3] + d]) * k[((b * ks[1] + h / group) * ks[2] + j) * ks[3] + d];
           max_abs_score = std::max(max_abs_score, std::abs(scale * dot));
         }
-  result.bound = 1e-5 * std::max(1.0, max_expected) + 1e-6 * max_abs_score * max_abs_value;
+  result.bound = tolerance(max_expected, max_abs_score, max_abs_value);
   bool exact_inf = true;
   result.max_error = max_error(out, expected, exact_inf);
   if (!expected_lse.empty() && softmax) {
     double lse_max = 0;
     for (double x : expected_lse) if (std::isfinite(x)) lse_max = std::max(lse_max, std::abs(x));
-    const double lse_bound = 1e-5 * std::max(1.0, lse_max) + 1e-6 * max_abs_score;
+    const double lse_bound = tolerance(lse_max, max_abs_score, 1.0);
     const double lse_error = max_error(lse, expected_lse, exact_inf);
     if (lse_error > lse_bound) {
       result.status = CaseResult::Status::failed;

@@ -17,6 +17,10 @@ struct CaseResult {
   double bound = 0;        // the README's tolerance for this case
 };
 
+// The folder README's tolerance: rel · max(1, max |expected|) + 1e-6 · max |s| · max |v|
+// (rel = 1e-5 for fp32, 2e-2 for bf16).
+double tolerance(double max_abs_expected, double max_abs_score, double max_abs_value, double rel = 1e-5);
+
 // Runs the case in `dir` on `isa` with `threads` threads. Throws longattn::Error when the
 // folder is malformed (missing or unreadable case.json or .npy files).
 CaseResult run_case(const std::filesystem::path& dir, Isa isa, int threads);
