@@ -15,23 +15,10 @@
 namespace fs = std::filesystem;
 using longattn::golden::CaseResult;
 
-namespace {
-
-fs::path golden_dir() {
-  const char* env = std::getenv("LONGATTN_GOLDEN_DIR");
-  return env != nullptr && *env != '\0' ? fs::path(env) : fs::path(LONGATTN_DEFAULT_GOLDEN_DIR);
-}
-
-}  // namespace
-
 TEST_CASE("golden cases") {
-  const fs::path root = golden_dir();
+  const fs::path root = longattn::golden::golden_root(LONGATTN_DEFAULT_GOLDEN_DIR);
   REQUIRE_MESSAGE(fs::is_directory(root), "golden folder not found: " << root << " (set LONGATTN_GOLDEN_DIR)");
-  std::vector<fs::path> cases;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (fs::exists(entry.path() / "case.json")) cases.push_back(entry.path());
-  }
-  std::sort(cases.begin(), cases.end());
+  const std::vector<fs::path> cases = longattn::golden::case_folders(root);
   REQUIRE(!cases.empty());
   int ran = 0;
   std::string skipped;

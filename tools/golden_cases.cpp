@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <vector>
@@ -17,8 +18,15 @@ namespace fs = std::filesystem;
 namespace longattn::golden {
 namespace {
 
-// Why the engine cannot run a case yet, or "" when it can.
-std::string unsupported_feature(const nlohmann::json& c) {
+nlohmann::json read_case(const fs::path& dir) {
+  std::ifstream in(dir / "case.json");
+  if (!in) throw Error((dir / "case.json").string() + ": cannot open");
+  nlohmann::json c = nlohmann::json::parse(in, nullptr, false);
+  if (c.is_discarded()) throw Error((dir / "case.json").string() + ": not valid JSON");
+  return c;
+}
+
+std::string unsupported_feature_of(const nlohmann::json& c) {
   if (c.value("op", "") != "attention") return "op " + c.value("op", std::string("?"));
   for (const char* key : {"alibi", "rope_pairing"}) {
     if (c.contains(key) && !(c[key].is_boolean() && !c[key].get<bool>())) return key;
@@ -61,13 +69,26 @@ double tolerance(double max_abs_expected, double max_abs_score, double max_abs_v
   return rel * std::max(1.0, max_abs_expected) + 1e-6 * max_abs_score * max_abs_value;
 }
 
+fs::path golden_root(const fs::path& fallback) {
+  const char* env = std::getenv("LONGATTN_GOLDEN_DIR");
+  return env != nullptr && *env != '\0' ? fs::path(env) : fallback;
+}
+
+std::vector<fs::path> case_folders(const fs::path& root) {
+  std::vector<fs::path> cases;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (fs::exists(entry.path() / "case.json")) cases.push_back(entry.path());
+  }
+  std::sort(cases.begin(), cases.end());
+  return cases;
+}
+
+std::string unsupported_feature(const fs::path& dir) { return unsupported_feature_of(read_case(dir)); }
+
 CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
-  std::ifstream in(dir / "case.json");
-  if (!in) throw Error((dir / "case.json").string() + ": cannot open");
-  const nlohmann::json c = nlohmann::json::parse(in, nullptr, false);
-  if (c.is_discarded()) throw Error((dir / "case.json").string() + ": not valid JSON");
+  const nlohmann::json c = read_case(dir);
   CaseResult result;
-  if (std::string missing = unsupported_feature(c); !missing.empty()) {
+  if (std::string missing = unsupported_feature_of(c); !missing.empty()) {
     result.detail = "not implemented yet: " + missing;
     return result;
   }

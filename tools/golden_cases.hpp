@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "longattn/options.hpp"
 
@@ -20,6 +21,16 @@ struct CaseResult {
 // The folder README's tolerance: rel · max(1, max |expected|) + 1e-6 · max |s| · max |v|
 // (rel = 1e-5 for fp32, 2e-2 for bf16).
 double tolerance(double max_abs_expected, double max_abs_score, double max_abs_value, double rel = 1e-5);
+
+// The golden folder: $LONGATTN_GOLDEN_DIR when set, `fallback` otherwise.
+std::filesystem::path golden_root(const std::filesystem::path& fallback);
+
+// The case folders (those holding a case.json) under `root`, sorted by name.
+std::vector<std::filesystem::path> case_folders(const std::filesystem::path& root);
+
+// Why longattn cannot run the case in `dir` yet (the feature it waits for), or "" when it
+// can. Throws longattn::Error when case.json is missing or malformed.
+std::string unsupported_feature(const std::filesystem::path& dir);
 
 // Runs the case in `dir` on `isa` with `threads` threads. Throws longattn::Error when the
 // folder is malformed (missing or unreadable case.json or .npy files).

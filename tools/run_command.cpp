@@ -197,11 +197,7 @@ void add_golden_command(CLI::App& app) {
   cmd->add_option("--isa", *isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   cmd->add_option("--threads", *threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->callback([=] {
-    std::vector<fs::path> cases;
-    for (const auto& entry : fs::directory_iterator(*dir)) {
-      if (fs::exists(entry.path() / "case.json")) cases.push_back(entry.path());
-    }
-    std::sort(cases.begin(), cases.end());
+    const std::vector<fs::path> cases = golden::case_folders(*dir);
     int passed = 0, failed = 0, skipped = 0;
     for (const fs::path& c : cases) {
       using Status = golden::CaseResult::Status;
