@@ -8,7 +8,6 @@
 #include <array>
 #include <chrono>
 #include <map>
-#include <random>
 #include <vector>
 
 #include "bench/measure.hpp"
@@ -72,13 +71,7 @@ void window_sizes(benchmark::internal::Benchmark* b) {
 const std::vector<std::array<std::int64_t, 2>>& tenth_of_tiles(std::int64_t n) {
   static std::map<std::int64_t, std::vector<std::array<std::int64_t, 2>>> layouts;
   auto& tiles = layouts[n];
-  if (tiles.empty()) {
-    std::mt19937 rng(7);
-    std::bernoulli_distribution visible(0.1);
-    for (std::int64_t qb = 0; qb < n / 256; ++qb)
-      for (std::int64_t kb = 0; kb < n / 256; ++kb)
-        if (visible(rng)) tiles.push_back({qb, kb});
-  }
+  if (tiles.empty()) tiles = longattn::bench::random_layout(n, 256, 0.1);
   return tiles;
 }
 

@@ -50,9 +50,6 @@ std::vector<float> random_tensor(std::int64_t elements, unsigned seed) {
   return t;
 }
 
-namespace {
-
-// The random block-sparse layout of a run: each block × block tile visible with `density`.
 std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t n, std::int64_t block, double density) {
   std::mt19937 rng(7);
   std::bernoulli_distribution visible(density);
@@ -63,8 +60,6 @@ std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t n, std::int6
       if (visible(rng)) tiles.push_back({qb, kb});
   return tiles;
 }
-
-}  // namespace
 
 AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   if (config.mode != "full" && config.mode != "causal" && config.mode != "window" &&

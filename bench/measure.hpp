@@ -25,6 +25,10 @@ std::int64_t peak_rss_bytes();
 // fast enough to fill the gigabytes of a million-token run.
 std::vector<float> random_tensor(std::int64_t elements, unsigned seed);
 
+// A block-sparse layout of an n × n score matrix in block × block tiles, each visible with
+// `density` (seeded: the same layout every run).
+std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t n, std::int64_t block, double density);
+
 struct AttentionBenchConfig {
   std::string mode = "full";  // full | causal | window | block-sparse
   std::int64_t window_left = 256, window_right = 256;  // mode window
