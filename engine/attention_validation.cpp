@@ -200,6 +200,24 @@ AttentionShape validate_attention(const HeadsView<const float>& q, const HeadsVi
     }
     if (options.normalizer == Normalizer::linear) fail("additive: linear attention has no scores to replace");
   }
+  if (options.rope.enabled()) {
+    if (s.d % 2 != 0) fail("rope: rotates pairs of features, expected an even D, got " + std::to_string(s.d));
+    if (!(std::isfinite(options.rope.base) && options.rope.base > 0)) {
+      fail("rope.base: expected a finite number > 0, got " + std::to_string(options.rope.base));
+    }
+    if (options.additive.enabled()) fail("rope: rotates q·k dot products; additive scores have none");
+  }
+  if (const auto& table = options.relative_bias; !table.empty() || table.shape[0] != 0 || table.shape[1] != 0) {
+    check_view(table, "relative_bias");
+    if (table.shape[0] != s.q_heads || table.shape[1] < 1 || table.shape[1] % 2 == 0) {
+      fail("relative_bias.shape: expected [" + std::to_string(s.q_heads) + ", 2K+1] ([q heads, odd offsets]), got [" +
+           std::to_string(table.shape[0]) + ", " + std::to_string(table.shape[1]) + "]");
+    }
+  }
+  if (options.normalizer == Normalizer::linear &&
+      (options.rope.enabled() || options.alibi || !options.relative_bias.empty())) {
+    fail("normalizer: linear attention has no scores for RoPE, ALiBi or a relative bias; use softmax, sigmoid or relu");
+  }
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("scale: expected a finite number, got " + std::to_string(*options.scale));
   }

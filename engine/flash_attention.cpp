@@ -33,6 +33,7 @@ struct BlockScratch {
   AlignedBuffer scores;  // [Br][Bc], scores then probabilities
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
+  AlignedBuffer diagonals;  // Br + Bc floats: the position bias of a tile along its diagonals
   std::vector<KeyRange> key_ranges;  // what the current query block sees
   std::int64_t computed_pairs = 0;   // scores this thread computed
 
@@ -40,8 +41,11 @@ struct BlockScratch {
       : q(plan.block_rows * std::max(plan.shape.d, plan.score_depth)),
         scores(plan.block_rows * plan.block_keys),
         acc(plan.block_rows * plan.dv_padded),
-        rows(6 * plan.block_rows) {}
-  std::int64_t bytes() const { return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes(); }
+        rows(6 * plan.block_rows),
+        diagonals(plan.bias.enabled() ? plan.block_rows + plan.block_keys : 0) {}
+  std::int64_t bytes() const {
+    return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes();
+  }
 };
 
 // Online-softmax state of the rows of one query block (log2 domain).
@@ -121,7 +125,7 @@ class FlashRunner {
                                       layout_, p0, p1, keys + (p0 - p_begin) * P * D);
           } else {
             pack_key_panels(*plan_.kernels, k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
-                            keys + (p0 - p_begin) * P * D);
+                            keys + (p0 - p_begin) * P * D, plan_.rope.enabled() ? &plan_.rope : nullptr);
           }
           pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
                           keys + chunk_keys * D + (p0 - p_begin) * P * W);
@@ -187,6 +191,11 @@ class FlashRunner {
     const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
     if (plan_.additive.enabled()) {
       project_queries(q_head, i0, rows, q);
+    } else if (plan_.rope.enabled()) {
+      const std::int64_t first_position = i0 + plan_.shape.nk - nq;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, plan_.q_scale, q + r * D);
+      }
     } else {
       for (std::int64_t r = 0; r < rows; ++r) {
         const float* row = q_head + (i0 + r) * q_.strides[2];
@@ -217,7 +226,7 @@ class FlashRunner {
       }
       for (int segment = 0; segment < 3; ++segment) {
         for (std::int64_t j0 = cuts[segment]; j0 < cuts[segment + 1]; j0 += Bc) {
-          run_tiles(scratch, st, chunk, b, i0, rows, j0, std::min(j0 + Bc, cuts[segment + 1]));
+          run_tiles(scratch, st, chunk, b, h, i0, rows, j0, std::min(j0 + Bc, cuts[segment + 1]));
         }
       }
     }
@@ -231,12 +240,12 @@ class FlashRunner {
   // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
   // row slices over only the panels they can see, masked where needed.
   void run_tiles(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
-                 std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t j1) const {
+                 std::int64_t h, std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t j1) const {
     const std::int64_t P = plan_.kernels->panel_width, i1 = i0 + rows;
     const std::int64_t panels = (j1 - j0 + P - 1) / P;
     const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, j0 + panels * P);
     if (kind != TileKind::partial) {
-      if (kind == TileKind::full) run_tile(scratch, st, chunk, b, i0, 0, rows, j0, panels, false);
+      if (kind == TileKind::full) run_tile(scratch, st, chunk, b, h, i0, 0, rows, j0, panels, false);
       return;
     }
     for (std::int64_t r0 = 0; r0 < rows; r0 += kSliceRows) {
@@ -248,7 +257,7 @@ class FlashRunner {
       const std::int64_t k0 = j0 + first * P;
       const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k0 + count * P);
       if (part != TileKind::skipped) {
-        run_tile(scratch, st, chunk, b, i0, r0, n, k0, count, part == TileKind::partial);
+        run_tile(scratch, st, chunk, b, h, i0, r0, n, k0, count, part == TileKind::partial);
       }
     }
   }
@@ -270,7 +279,7 @@ class FlashRunner {
   // Rows [r0, r0 + n) of the query block against keys [j0, j0 + panels·P) of the chunk:
   // scores, element masks when `masked`, the online-softmax update, then P·V.
   void run_tile(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
-                std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
+                std::int64_t h, std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
                 std::int64_t panels, bool masked) const {
     const simd::KernelTable& kern = *plan_.kernels;
     const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, Bc = plan_.block_keys;
@@ -288,6 +297,15 @@ class FlashRunner {
                          plan_.score_scale, s, Bc, tile_max);
     } else {
       kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, panels, s, Bc, tile_max);
+    }
+    if (plan_.bias.enabled()) {
+      // Row r, column c sits at offset δ = j0 + c - (pos of row 0) - r: diagonal t = c + n - 1 - r
+      // holds the bias of δ = j0 - pos0 - (n - 1) + t.
+      const std::int64_t first_position = i0 + r0 + plan_.shape.nk - plan_.shape.nq;
+      float* diagonals = scratch.diagonals.data();
+      plan_.bias.fill(h, j0 - first_position - (n - 1), n - 1 + width, diagonals);
+      std::fill(tile_max, tile_max + n, kNegInf);
+      kern.add_diagonal_bias(s, n, Bc, width, diagonals, tile_max);
     }
     if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, Bc);
     const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * W;
@@ -401,6 +419,8 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
                    options.additive,
                    options.additive.enabled() ? static_cast<std::int64_t>(options.additive.w.size()) : shape.d,
                    softmax ? std::numbers::log2e_v<float> : 1.0f,
+                   RotaryTable(options.rope, shape.d, std::max(shape.nk, shape.nq)),
+                   PositionBias(shape, options, softmax ? std::numbers::log2e_v<float> : 1.0f),
                    &kernels,
                    block_rows,
                    block_keys,

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "engine/attention_validation.hpp"
+#include "engine/positional_encoding.hpp"
 #include "engine/visibility_plan.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
@@ -21,6 +22,8 @@ struct FlashPlan {
   AdditiveScoring additive;  // enabled: scores are wᵀ tanh(Wq q + Wk k) instead of q·k
   std::int64_t score_depth;  // features per packed key: D, or Da for additive scores
   float score_scale;         // additive scores are multiplied by this (log2 e for softmax)
+  RotaryTable rope;          // enabled: q and k rotated as they are copied and packed
+  PositionBias bias;         // enabled: ALiBi / relative bias added to every score tile
   const simd::KernelTable* kernels;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width

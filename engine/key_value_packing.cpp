@@ -7,12 +7,21 @@ namespace longattn::engine {
 
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
-                     std::int64_t first_panel, std::int64_t last_panel, float* panels) {
+                     std::int64_t first_panel, std::int64_t last_panel, float* panels,
+                     const RotaryTable* rope) {
   const std::int64_t P = layout.panel_width, D = layout.d;
   const float* head = k.data + b * k.strides[0] + h * k.strides[1];
+  std::vector<float> rotated(rope != nullptr ? static_cast<std::size_t>(P * D) : 0);
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
     float* panel = panels + (p - first_panel) * D * P;
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
+    if (rope != nullptr) {  // rotated one panel at a time into rows, then transposed like any key
+      for (std::int64_t c = 0; c < keys; ++c) {
+        rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, 1.0f, rotated.data() + c * D);
+      }
+      kernels.pack_key_panel(rotated.data(), D, keys, D, panel);
+      continue;
+    }
     if (k.strides[3] == 1) {  // both common layouts: transposed in registers
       kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, panel);
       continue;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "engine/positional_encoding.hpp"
 #include "longattn/tensor_view.hpp"
 #include "simd/kernel_table.hpp"
 
@@ -22,10 +23,11 @@ struct PackedHeadLayout {
 };
 
 // Packs key panels [first_panel, last_panel) of head (b, h) of k into `panels`, which
-// receives panel first_panel at its start.
+// receives panel first_panel at its start; with `rope`, key j rotated to position j.
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
-                     std::int64_t first_panel, std::int64_t last_panel, float* panels);
+                     std::int64_t first_panel, std::int64_t last_panel, float* panels,
+                     const RotaryTable* rope = nullptr);
 
 // Additive scoring: packs Wk k_j (Da features per key, Wk [Da, D]) like key panels, with
 // layout.d = Da.

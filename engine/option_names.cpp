@@ -40,3 +40,23 @@ Normalizer parse_normalizer(const std::string& name) {
 }
 
 }  // namespace longattn
+
+namespace longattn {
+
+std::string to_string(RopePairing pairing) {
+  switch (pairing) {
+    case RopePairing::none: return "none";
+    case RopePairing::half: return "half";
+    case RopePairing::interleaved: return "interleaved";
+  }
+  return "unknown";
+}
+
+RopePairing parse_rope_pairing(const std::string& name) {
+  for (RopePairing p : {RopePairing::none, RopePairing::half, RopePairing::interleaved}) {
+    if (name == to_string(p)) return p;
+  }
+  throw Error("rope: expected none, half or interleaved, got \"" + name + "\"");
+}
+
+}  // namespace longattn

@@ -167,6 +167,26 @@ void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
   }
 }
 
+// s[r][c] += diagonals[c + rows - 1 - r]: a term that depends on c - r alone (a position
+// bias: the key's offset from the query), read as one unaligned vector per row and column
+// block; row_max[r] is raised to the row's largest biased score.
+template <class V>
+void add_diagonal_bias(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+                       const float* diagonals, float* row_max) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    const float* bias = diagonals + (rows - 1 - r);
+    V vmax = V::broadcast(-std::numeric_limits<float>::infinity());
+    for (std::int64_t j = 0; j < cols; j += V::lanes) {
+      const V x = V::load(row + j) + V::load(bias + j);
+      x.store(row + j);
+      vmax = max(vmax, x);
+    }
+    const float m = vmax.reduce_max();
+    if (m > row_max[r]) row_max[r] = m;
+  }
+}
+
 // Lays `count` <= NV·lanes keys (rows of d contiguous features, `stride` floats apart) out
 // as one panel [d][NV·lanes], zero past count: lanes × lanes blocks transposed in registers.
 template <class V, int NV>
@@ -316,6 +336,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &qk_tile<V, R, NV>,
       &pv_tile<V, R, NV>,
       &exp2_rows<V>,
+      &add_diagonal_bias<V>,
       &sigmoid_rows<V>,
       &relu_rows<V>,
       &additive_tile<V, NV>,

@@ -35,6 +35,12 @@ struct KernelTable {
   void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
                     const float* row_max, float* row_sum);
 
+  // s[r][c] += diagonals[c + rows - 1 - r] for r < rows, c < cols (a multiple of lanes): a
+  // term of c - r alone, such as a position bias; row_max[r] is raised to the row's largest
+  // new score. diagonals holds rows - 1 + cols floats.
+  void (*add_diagonal_bias)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+                            const float* diagonals, float* row_max);
+
   // p = sigmoid(s + bias) in place for j < cols (a multiple of lanes); -inf gives 0.
   void (*sigmoid_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float bias);
 

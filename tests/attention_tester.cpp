@@ -106,6 +106,10 @@ void AttentionTester::check() const {
     p.additive_w.resize(additive_da_);
     for (float& x : p.additive_w) x = normal(rng);
   }
+  if (relative_clip_ >= 0) {
+    p.relative_bias.resize(p.q_heads * (2 * relative_clip_ + 1));
+    for (float& x : p.relative_bias) x = normal(rng);
+  }
   p.q = q.to_bhnd();
   p.k = k.to_bhnd();
   p.v = v.to_bhnd();
@@ -122,11 +126,17 @@ void AttentionTester::check() const {
     const std::int64_t da = static_cast<std::int64_t>(p.additive_w.size());
     options.additive = {{p.additive_wq.data(), {da, p.d}, {p.d, 1}}, {p.additive_wk.data(), {da, p.d}, {p.d, 1}}, p.additive_w};
   }
+  if (!p.rope.empty()) options.rope = {parse_rope_pairing(p.rope), p.rope_base};
+  options.alibi = p.alibi;
+  if (!p.relative_bias.empty()) {
+    options.relative_bias = {p.relative_bias.data(), {p.q_heads, 2 * relative_clip_ + 1}, {2 * relative_clip_ + 1, 1}};
+  }
   const bool softmax = p.normalizer == "softmax";
   options.key_lengths = p.key_lengths;
   if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};
   if (p.block_q > 0) options.block_sparse = {p.block_q, p.block_k, p.visible_blocks};
 
+  INFO("rope=" << p.rope << " alibi=" << p.alibi << " relative=" << relative_clip_);
   INFO("mask=" << !p.mask.empty() << " blocks=" << p.visible_blocks.size() << " lengths=" << p.key_lengths.size());
   INFO("B=" << p.batch << " Hq=" << p.q_heads << " Hkv=" << p.kv_heads << " Nq=" << p.nq
             << " Nk=" << p.nk << " D=" << p.d << " Dv=" << p.dv << " window=(" << p.window_left

@@ -42,6 +42,11 @@ class AttentionTester {
   AttentionTester& sigmoid_bias(double b) { p_.sigmoid_bias = b; return *this; }
   // Additive (Bahdanau) scores with random Wq, Wk [da, D] and w [da].
   AttentionTester& additive(std::int64_t da) { additive_da_ = da; return *this; }
+  // RoPE with "half" or "interleaved" pairs.
+  AttentionTester& rope(const std::string& pairing, double base = 10000) { p_.rope = pairing; p_.rope_base = base; return *this; }
+  AttentionTester& alibi() { p_.alibi = true; return *this; }
+  // A random relative position bias table [Hq, 2K+1].
+  AttentionTester& relative_bias(std::int64_t clip) { relative_clip_ = clip; return *this; }
   // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
   AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
   AttentionTester& key_lengths(std::vector<std::int64_t> lengths) { p_.key_lengths = std::move(lengths); return *this; }
@@ -62,6 +67,7 @@ class AttentionTester {
   double mask_density_ = -1, block_density_ = -1;
   std::int64_t budget_ = 0;
   std::int64_t additive_da_ = 0;
+  std::int64_t relative_clip_ = -1;
 };
 
 }  // namespace longattn::testing

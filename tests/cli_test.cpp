@@ -82,6 +82,11 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     if (normalizer == "softmax") args += " --lse " + (tmp / "lse.npy").string();
     if (fs::exists(dir / "key_lengths.npy")) args += " --key-lengths " + (dir / "key_lengths.npy").string();
     if (fs::exists(dir / "mask.npy")) args += " --mask " + (dir / "mask.npy").string();
+    if (fs::exists(dir / "rel_table.npy")) args += " --relative-bias " + (dir / "rel_table.npy").string();
+    if (c.value("alibi", false)) args += " --alibi";
+    if (c.contains("rope_pairing")) {
+      args += " --rope " + c["rope_pairing"].get<std::string>() + " --rope-base " + c.value("rope_base", nlohmann::json(10000.0)).dump();
+    }
     if (fs::exists(dir / "additive_w.npy")) {
       args += " --additive " + (dir / "additive_wq.npy").string() + " " + (dir / "additive_wk.npy").string() + " " +
               (dir / "additive_w.npy").string();
@@ -102,7 +107,7 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     CHECK(worst <= (dir.filename() == "large_logits" ? 1e-3 : 1e-5 * max_expected));
     ++ran;
   }
-  CHECK(ran >= 15);
+  CHECK(ran >= 26);
   fs::remove_all(tmp);
 }
 

@@ -6,8 +6,43 @@
 
 namespace longattn::reference {
 
+std::vector<double> alibi_slopes(std::int64_t heads) {
+  std::int64_t closest = 1;
+  while (closest * 2 <= heads) closest *= 2;
+  std::vector<double> slopes;
+  for (std::int64_t i = 0; i < closest; ++i) slopes.push_back(std::pow(2.0, -8.0 * double(i + 1) / double(closest)));
+  for (std::int64_t i = 0; i < heads - closest; ++i) slopes.push_back(std::pow(2.0, -4.0 * double(2 * i + 1) / double(closest)));
+  return slopes;
+}
+
+namespace {
+
+// x (n rows of d floats) in double, each row rotated to position first + row when `rope`.
+std::vector<double> rotated(const std::vector<float>& x, std::int64_t heads, std::int64_t n, std::int64_t d,
+                            std::int64_t first, const Problem& p) {
+  std::vector<double> y(x.begin(), x.end());
+  if (p.rope.empty()) return y;
+  for (std::int64_t row = 0; row < heads * n; ++row) {
+    const double pos = double(row % n + first);
+    for (std::int64_t i = 0; i < d / 2; ++i) {
+      const double angle = pos * std::pow(p.rope_base, -2.0 * double(i) / double(d));
+      const std::int64_t a = p.rope == "half" ? i : 2 * i, b = p.rope == "half" ? i + d / 2 : 2 * i + 1;
+      const double xa = x[row * d + a], xb = x[row * d + b];
+      y[row * d + a] = xa * std::cos(angle) - xb * std::sin(angle);
+      y[row * d + b] = xa * std::sin(angle) + xb * std::cos(angle);
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
 Result attention(const Problem& p) {
   Result r;
+  const std::vector<double> q = rotated(p.q, p.batch * p.q_heads, p.nq, p.d, p.nk - p.nq, p);
+  const std::vector<double> k = rotated(p.k, p.batch * p.kv_heads, p.nk, p.d, 0, p);
+  const std::vector<double> slopes = p.alibi ? alibi_slopes(p.q_heads) : std::vector<double>{};
+  const std::int64_t clip = (static_cast<std::int64_t>(p.relative_bias.size()) / std::max<std::int64_t>(1, p.q_heads) - 1) / 2;
   r.out.assign(p.batch * p.q_heads * p.nq * p.dv, 0.0);
   r.lse.assign(p.batch * p.q_heads * p.nq, -std::numeric_limits<double>::infinity());
   const double scale = p.scale != 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.d));
@@ -43,9 +78,15 @@ Result attention(const Problem& p) {
             }
             s[j] = score;
           } else {
+            const double* qr = &q[((b * p.q_heads + h) * p.nq + i) * p.d];
+            const double* kr = &k[((b * p.kv_heads + g) * p.nk + j) * p.d];
             double dot = 0;
-            for (std::int64_t c = 0; c < p.d; ++c) dot += static_cast<double>(qi[c]) * kj[c];
+            for (std::int64_t c = 0; c < p.d; ++c) dot += qr[c] * kr[c];
             s[j] = scale * dot;
+          }
+          if (p.alibi) s[j] -= slopes[h] * std::abs(double(pos - j));
+          if (!p.relative_bias.empty()) {
+            s[j] += p.relative_bias[h * (2 * clip + 1) + std::clamp(j - pos, -clip, clip) + clip];
           }
           m = std::max(m, s[j]);
           r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));

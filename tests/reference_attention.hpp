@@ -24,7 +24,15 @@ struct Problem {
   double sigmoid_bias = NAN;          // NaN: -log(Nk)
   // Additive scores wᵀ tanh(Wq q + Wk k) when additive_w is not empty; Wq, Wk [Da, D].
   std::vector<float> additive_wq, additive_wk, additive_w;
+  // RoPE ("half" or "interleaved", empty: none) rotating q at its aligned position, k at j.
+  std::string rope;
+  double rope_base = 10000;
+  bool alibi = false;              // bias -m_h |pos_i - j|, the paper's slopes for q_heads
+  std::vector<float> relative_bias;  // [Hq, 2K+1], empty: none
 };
+
+// The ALiBi slopes of Press et al. for `heads` heads, transcribed from the paper's code.
+std::vector<double> alibi_slopes(std::int64_t heads);
 
 struct Result {
   std::vector<double> out;  // [B, Hq, Nq, Dv]

@@ -143,3 +143,24 @@ TEST_CASE("empty sequences are valid: no keys means zero rows and lse = -inf") {
   for (float x : out) CHECK(x == 0.0f);
   for (float x : lse) CHECK(x == -INFINITY);
 }
+
+TEST_CASE("positional encodings: odd D with RoPE, bad base, tables of the wrong shape, linear") {
+  const std::vector<float> table(4 * 9, 0.1f);
+  expect_error([](Call& c) {
+    c.q.shape[3] = c.k.shape[3] = 15;
+    c.options.rope.pairing = RopePairing::half;
+  }, "rope: rotates pairs of features, expected an even D, got 15");
+  expect_error([](Call& c) { c.options.rope = {RopePairing::interleaved, 0.0}; }, "rope.base: expected a finite number > 0");
+  expect_error([&](Call& c) { c.options.relative_bias = {table.data(), {3, 9}, {9, 1}}; },
+               "relative_bias.shape: expected [4, 2K+1] ([q heads, odd offsets]), got [3, 9]");
+  expect_error([&](Call& c) { c.options.relative_bias = {table.data(), {4, 8}, {8, 1}}; },
+               "relative_bias.shape: expected [4, 2K+1]");
+  expect_error([&](Call& c) { c.options.relative_bias = {nullptr, {4, 9}, {9, 1}}; }, "relative_bias.data");
+  expect_error([](Call& c) {
+    c.options.normalizer = Normalizer::linear;
+    c.options.alibi = true;
+    c.lse = {};
+  }, "linear attention has no scores for RoPE, ALiBi or a relative bias");
+  CHECK_THROWS_AS(parse_rope_pairing("neox"), Error);
+  CHECK_THROWS_AS(alibi_slopes(0), Error);
+}

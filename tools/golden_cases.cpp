@@ -28,12 +28,10 @@ nlohmann::json read_case(const fs::path& dir) {
 
 std::string unsupported_feature_of(const nlohmann::json& c) {
   if (c.value("op", "") != "attention") return "op " + c.value("op", std::string("?"));
-  for (const char* key : {"alibi", "rope_pairing"}) {
-    if (c.contains(key) && !(c[key].is_boolean() && !c[key].get<bool>())) return key;
-  }
   static const std::set<std::string> known = {"q.npy",           "k.npy",           "v.npy",
                                               "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
-                                              "mask.npy", "additive_wq.npy", "additive_wk.npy", "additive_w.npy"};
+                                              "mask.npy", "additive_wq.npy", "additive_wk.npy", "additive_w.npy",
+                                              "rel_table.npy"};
   for (const auto& f : c.value("files", nlohmann::json::array())) {
     if (!known.count(f.get<std::string>())) return f.get<std::string>();
   }
@@ -124,6 +122,20 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
     };
     options.additive = {view(a_wq, wq), view(a_wk, wk), w};
   }
+  if (c.contains("rope_pairing")) {
+    options.rope = {parse_rope_pairing(c["rope_pairing"].get<std::string>()), c.value("rope_base", 10000.0)};
+  }
+  options.alibi = c.value("alibi", false);
+  std::vector<float> rel_table;
+  double max_abs_bias = 0;
+  if (fs::exists(dir / "rel_table.npy")) {
+    const npy::Array t = npy::load(dir / "rel_table.npy");
+    rel_table = t.values<float>();
+    const std::int64_t rows = t.shape.size() == 2 ? t.shape[0] : -1, cols = t.shape.size() == 2 ? t.shape[1] : -1;
+    options.relative_bias = {rel_table.data(), {rows, cols}, {cols, 1}};
+    for (float x : rel_table) max_abs_bias = std::max<double>(max_abs_bias, std::abs(x));
+  }
+  if (options.alibi) max_abs_bias += alibi_slopes(qs[1])[0] * static_cast<double>(std::max(qs[2], ks[2]));
   if (c.contains("scale")) options.scale = c["scale"].get<float>();
   options.normalizer = parse_normalizer(c.value("normalizer", "softmax"));
   if (c.contains("sigmoid_bias")) options.sigmoid_bias = c["sigmoid_bias"].get<float>();
@@ -140,7 +152,9 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
 
   // The README's bound: 1e-5 · max(1, max |expected|) + 1e-6 · max |s| · max |v|.
   const double scale = c.contains("scale") ? c["scale"].get<double>() : 1.0 / std::sqrt(double(qs[3]));
-  double max_abs_score = 0, max_abs_value = 0, max_expected = 0;
+  // Position terms add at most max_abs_bias to a logit (RoPE keeps |q|·|k| and is bounded by
+  // the product of norms; the unrotated dot is used as its estimate).
+  double max_abs_score = max_abs_bias, max_abs_value = 0, max_expected = 0;
   for (float x : w) max_abs_score += std::abs(x);  // additive: |wᵀ tanh(.)| <= Σ |w|
   for (float x : v) max_abs_value = std::max<double>(max_abs_value, std::abs(x));
   for (double x : expected) max_expected = std::max(max_expected, std::abs(x));

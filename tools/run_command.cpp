@@ -22,6 +22,9 @@ namespace {
 
 struct RunArgs {
   std::string q, k, v, out, lse, layout = "bhnd", key_lengths, mask, blocks, isa = "auto", normalizer = "softmax";
+  std::string rope = "none", relative_bias;
+  double rope_base = 10000;
+  bool alibi = false;
   std::optional<float> sigmoid_bias;
   std::vector<std::string> additive;  // wq.npy wk.npy w.npy
   std::vector<std::int64_t> window, block_size;
@@ -140,6 +143,18 @@ void run(const RunArgs& args) {
     options.additive = {{wq.data(), {sq[0], sq[1]}, {sq[1], 1}}, {wk.data(), {sk[0], sk[1]}, {sk[1], 1}}, w};
   }
 
+  options.rope = {parse_rope_pairing(args.rope), args.rope_base};
+  options.alibi = args.alibi;
+  std::vector<float> relative;
+  if (!args.relative_bias.empty()) {
+    const npy::Array a = npy::load(args.relative_bias);
+    if (a.dtype != "<f4" || a.shape.size() != 2) {
+      bad_file(args.relative_bias, "expected a float32 array [Hq, 2K+1], got " + a.dtype + " " + shape_text(a.shape));
+    }
+    relative = a.values<float>();
+    options.relative_bias = {relative.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
+  }
+
   // Outputs in the inputs' layout: [B, Hq, Nq, Dv] for bhnd, [B, Nq, Hq, Dv] for bnhd.
   const std::vector<std::int64_t> out_shape =
       args.layout == "bnhd" ? std::vector<std::int64_t>{B, Nq, Hq, Dv} : std::vector<std::int64_t>{B, Hq, Nq, Dv};
@@ -182,6 +197,14 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--sigmoid-bias", args->sigmoid_bias, "b of sigmoid(s + b) (default -log(Nk))");
   cmd->add_option("--additive", args->additive, "WQ WK W: .npy files [Da, D], [Da, D], [Da]: scores wᵀ tanh(Wq q + Wk k)")
       ->expected(3)->check(CLI::ExistingFile);
+  cmd->add_option("--rope", args->rope, "RoPE pairing of q and k features: none, half (NeoX, LLaMA) or interleaved (GPT-J)")
+      ->check(CLI::IsMember({"none", "half", "interleaved"}));
+  cmd->add_option("--rope-base", args->rope_base, "RoPE base: pair i turns by pos · base^(-2i/D) (default 10000)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--alibi", args->alibi, "ALiBi: add -m_h |pos_i - j| to the scores, the paper's slopes for Hq heads");
+  cmd->add_option("--relative-bias", args->relative_bias,
+                  "float32 [Hq, 2K+1]: add table[h][clip(j - pos_i, -K, K) + K] to the scores")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", args->isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   cmd->callback([args] { run(*args); });

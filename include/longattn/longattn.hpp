@@ -5,5 +5,6 @@
 #include "longattn/error.hpp"
 #include "longattn/machine.hpp"
 #include "longattn/options.hpp"
+#include "longattn/positional.hpp"
 #include "longattn/tensor_view.hpp"
 #include "longattn/version.hpp"

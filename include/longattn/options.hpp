@@ -8,6 +8,7 @@
 #include <string>
 
 #include "longattn/export.hpp"
+#include "longattn/positional.hpp"
 #include "longattn/tensor_view.hpp"
 
 namespace longattn {
@@ -77,6 +78,15 @@ struct AttentionOptions {
   TensorView<const std::uint8_t, 2> mask;
   BlockSparseLayout block_sparse;
   AdditiveScoring additive;
+
+  // Position terms computed inside the kernel (longattn/positional.hpp), with any normalizer
+  // but linear. RoPE rotates q at its aligned position i + Nk - Nq and k at j (D even).
+  Rope rope;
+  // ALiBi: bias_ij = -m_h · |pos_i - j| with the slopes of Hq heads, added to the scaled score.
+  bool alibi = false;
+  // Relative position bias [Hq, 2K+1]: bias_ij = table[h][clip(j - pos_i, -K, K) + K].
+  // Empty view = none.
+  TensorView<const float, 2> relative_bias;
 
   Isa isa = Isa::automatic;
   // Worker threads; 0 uses every core TBB may use. Results are bit-identical for any count.
