@@ -36,6 +36,9 @@ struct AttentionBenchConfig {
   double density = 0.1;      // mode block-sparse: fraction of tiles visible (random, seeded)
   Normalizer normalizer = Normalizer::softmax;
   std::int64_t additive_da = 0;  // > 0: additive scores with random Wq, Wk [Da, D], w [Da]
+  Rope rope;                     // position terms inside the kernel ...
+  bool alibi = false;
+  std::int64_t relative_clip = -1;  // >= 0: a random relative bias table [H, 2K+1]
   std::int64_t n = 16384, d = 64, heads = 8, kv_heads = 0;  // kv_heads 0 = heads
   std::int64_t batch = 1;
   int threads = 1;
@@ -57,6 +60,9 @@ struct AttentionBenchResult {
   std::int64_t visible_pairs = 0;
   std::int64_t computed_pairs = 0;  // one call's
   Measurement longattn;
+  // With position terms: the same call without them, timed in the same run (their cost).
+  bool has_plain = false;
+  Measurement plain;
   bool has_baseline = false;
   Measurement baseline;
   double peak_gflops = 0;  // measured fp32 FMA peak for this ISA and thread count

@@ -15,6 +15,7 @@
 #include "engine/aligned_buffer.hpp"
 #include "engine/key_value_packing.hpp"
 #include "engine/thread_arena.hpp"
+#include "simd/denormals.hpp"
 
 namespace longattn::engine {
 namespace {
@@ -136,6 +137,7 @@ class FlashRunner {
         tbb::parallel_for(
             tbb::blocked_range<std::int64_t>(0, units, 1),
             [&](const tbb::blocked_range<std::int64_t>& range) {
+              const simd::DenormalsFlushed flushed;
               for (std::int64_t unit = range.begin(); unit != range.end(); ++unit) {
                 const std::int64_t qb = unit % q_blocks, in_group = unit / q_blocks % s.group();
                 const std::int64_t local = unit / q_blocks / s.group(), head = first + local;

@@ -155,3 +155,13 @@ TEST_CASE("additive (Bahdanau) scores, with every normalizer that has scores") {
   AttentionTester().n(200).d(16).additive(16).normalizer("sigmoid").random_mask(0.5).check();
   AttentionTester().n(200).d(16).additive(16).normalizer("relu").check();
 }
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+TEST_CASE("denormals are flushed inside the kernel only: the caller's MXCSR is left as it was") {
+  const unsigned before = _mm_getcsr();
+  AttentionTester().heads(4).n(300).d(16).alibi().check();
+  CHECK(_mm_getcsr() == before);
+  CHECK((before & 0x8040u) == 0u);  // the default mode: no flushing leaked to this thread
+}
+#endif

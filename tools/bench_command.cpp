@@ -42,6 +42,11 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"peak_pct", 100.0 * r.longattn.gflops / r.peak_gflops},
       {"scratch_bytes", r.longattn.scratch_bytes},
       {"peak_rss_bytes", r.peak_rss_bytes},
+      {"rope", to_string(c.rope.pairing)},
+      {"alibi", c.alibi},
+      {"relative_clip", c.relative_clip >= 0 ? nlohmann::json(c.relative_clip) : nlohmann::json(nullptr)},
+      {"without_position_terms", r.has_plain ? nlohmann::json{{"seconds", r.plain.seconds}, {"gflops", r.plain.gflops}}
+                                             : nlohmann::json(nullptr)},
       {"baseline", nullptr},
       {"speedup_vs_baseline", nullptr},
   };
@@ -62,6 +67,9 @@ void print_text(const bench::AttentionBenchResult& r) {
   if (c.mode == "block-sparse") detail = " (" + std::to_string(c.block) + "-tiles, density " + std::to_string(c.density) + ")";
   if (c.normalizer != Normalizer::softmax) detail += " " + to_string(c.normalizer);
   if (c.additive_da > 0) detail += " additive Da=" + std::to_string(c.additive_da);
+  if (c.rope.enabled()) detail += " rope=" + to_string(c.rope.pairing);
+  if (c.alibi) detail += " alibi";
+  if (c.relative_clip >= 0) detail += " relative K=" + std::to_string(c.relative_clip);
   std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld D=%lld  threads=%d  isa=%s\n",
               c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, (long long)c.d,
@@ -70,6 +78,10 @@ void print_text(const bench::AttentionBenchResult& r) {
   std::printf("  longattn   %9.4f s  %8.1f GFLOP/s  %5.1f %% of peak  scratch %8.2f MiB\n",
               r.longattn.seconds, r.longattn.gflops, 100.0 * r.longattn.gflops / r.peak_gflops,
               r.longattn.scratch_bytes / 1048576.0);
+  if (r.has_plain) {
+    std::printf("  without position terms %9.4f s  %8.1f GFLOP/s  (with them: %.3fx the time)\n", r.plain.seconds,
+                r.plain.gflops, r.longattn.seconds / r.plain.seconds);
+  }
   if (r.has_baseline) {
     std::printf("  %-9s  %9.4f s  %8.1f GFLOP/s  %5.1f %% of peak  scratch %8.2f MiB\n",
                 c.baseline.c_str(), r.baseline.seconds, r.baseline.gflops,
@@ -99,6 +111,12 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"softmax", "sigmoid", "relu", "linear"}));
   cmd->add_option("--additive-da", config->additive_da, "Additive scores wᵀ tanh(Wq q + Wk k) with Da features (random weights)")
       ->check(CLI::NonNegativeNumber);
+  auto rope = std::make_shared<std::string>("none");
+  cmd->add_option("--rope", *rope, "RoPE pairing: none, half or interleaved")
+      ->check(CLI::IsMember({"none", "half", "interleaved"}));
+  cmd->add_flag("--alibi", config->alibi, "ALiBi score bias");
+  cmd->add_option("--relative-k", config->relative_clip, "Relative position bias with a random [H, 2K+1] table")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--block", config->block, "Tile size of --mode block-sparse")->check(CLI::PositiveNumber);
   cmd->add_option("--density", config->density, "Fraction of tiles visible in --mode block-sparse")
       ->check(CLI::Range(0.0, 1.0));
@@ -122,6 +140,7 @@ void add_bench_command(CLI::App& app) {
       config->window_right = (*window)[1];
     }
     config->isa = parse_isa(*isa);
+    config->rope.pairing = parse_rope_pairing(*rope);
     config->normalizer = parse_normalizer(*normalizer);
     const bench::AttentionBenchResult result = bench::run_attention_bench(*config);
     const nlohmann::json j = to_json(result);
