@@ -110,12 +110,13 @@ void AttentionTester::check() const {
     p.relative_bias.resize(p.q_heads * (2 * relative_clip_ + 1));
     for (float& x : p.relative_bias) x = normal(rng);
   }
-  p.q = q.to_bhnd();
-  p.k = k.to_bhnd();
-  p.v = v.to_bhnd();
+  for (auto [to, from] : {std::pair{&p.q, &q}, {&p.k, &k}, {&p.v, &v}}) {
+    const std::vector<float> values = from->to_bhnd();
+    to->assign(values.begin(), values.end());
+  }
   const reference::Result expected = reference::attention(p);
   double max_abs_value = 0;
-  for (float x : p.v) max_abs_value = std::max<double>(max_abs_value, std::abs(x));
+  for (double x : p.v) max_abs_value = std::max<double>(max_abs_value, std::abs(x));
 
   AttentionOptions options;
   if (p.scale != 0) options.scale = static_cast<float>(p.scale);

@@ -18,7 +18,7 @@ std::vector<double> alibi_slopes(std::int64_t heads) {
 namespace {
 
 // x (n rows of d floats) in double, each row rotated to position first + row when `rope`.
-std::vector<double> rotated(const std::vector<float>& x, std::int64_t heads, std::int64_t n, std::int64_t d,
+std::vector<double> rotated(const std::vector<double>& x, std::int64_t heads, std::int64_t n, std::int64_t d,
                             std::int64_t first, const Problem& p) {
   std::vector<double> y(x.begin(), x.end());
   if (p.rope.empty()) return y;
@@ -54,7 +54,7 @@ Result attention(const Problem& p) {
       const std::int64_t g = h / group;
       for (std::int64_t i = 0; i < p.nq; ++i) {
         const std::int64_t pos = i + p.nk - p.nq;  // bottom-right aligned
-        const float* qi = &p.q[((b * p.q_heads + h) * p.nq + i) * p.d];
+        const double* qi = &p.q[((b * p.q_heads + h) * p.nq + i) * p.d];
         double m = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j < p.nk; ++j) {
           visible[j] = (p.window_left < 0 || j >= pos - p.window_left) &&
@@ -66,7 +66,7 @@ Result attention(const Problem& p) {
                                               p.visible_blocks.end());
           if (!visible[j]) continue;
           ++r.visible_pairs;
-          const float* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
+          const double* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
           if (!p.additive_w.empty()) {
             double score = 0;
             for (std::size_t a = 0; a < p.additive_w.size(); ++a) {
@@ -99,11 +99,11 @@ Result attention(const Problem& p) {
           double denominator = 0;
           for (std::int64_t j = 0; j < p.nk; ++j) {
             if (!visible[j]) continue;
-            const float* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
+            const double* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
             double w = 0;
             for (std::int64_t c = 0; c < p.d; ++c) w += phi(qi[c]) * phi(kj[c]);
             denominator += w;
-            const float* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
+            const double* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
             for (std::int64_t c = 0; c < p.dv; ++c) oi[c] += w * vj[c];
           }
           for (std::int64_t c = 0; c < p.dv; ++c) oi[c] /= denominator;
@@ -115,7 +115,7 @@ Result attention(const Problem& p) {
             if (!visible[j]) continue;
             const double w = p.normalizer == "sigmoid" ? 1.0 / (1.0 + std::exp(-(s[j] + bias)))
                                                        : std::max(0.0, s[j]) / double(p.nk);
-            const float* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
+            const double* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
             for (std::int64_t c = 0; c < p.dv; ++c) oi[c] += w * vj[c];
           }
           continue;
@@ -125,7 +125,7 @@ Result attention(const Problem& p) {
           if (!visible[j]) continue;
           const double e = std::exp(s[j] - m);
           sum += e;
-          const float* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
+          const double* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
           for (std::int64_t c = 0; c < p.dv; ++c) oi[c] += e * vj[c];
         }
         for (std::int64_t c = 0; c < p.dv; ++c) oi[c] /= sum;

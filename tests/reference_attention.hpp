@@ -12,8 +12,8 @@ namespace longattn::reference {
 
 struct Problem {
   std::int64_t batch = 1, q_heads = 1, kv_heads = 1, nq = 1, nk = 1, d = 1, dv = 1;
-  // Contiguous [B, H, N, D] float32 inputs.
-  std::vector<float> q, k, v;
+  // Contiguous [B, H, N, D] inputs (float32 values, or the fp64 projections of a layer).
+  std::vector<double> q, k, v;
   double scale = 0;  // 0: 1/sqrt(d)
   std::int64_t window_left = -1, window_right = -1;
   std::vector<std::int64_t> key_lengths;  // [B], empty: all keys

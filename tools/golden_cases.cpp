@@ -11,6 +11,8 @@
 
 #include "longattn/attention.hpp"
 #include "longattn/error.hpp"
+#include "longattn/multi_head.hpp"
+#include "longattn/positional.hpp"
 #include "tools/npy.hpp"
 
 namespace fs = std::filesystem;
@@ -27,7 +29,17 @@ nlohmann::json read_case(const fs::path& dir) {
 }
 
 std::string unsupported_feature_of(const nlohmann::json& c) {
-  if (c.value("op", "") != "attention") return "op " + c.value("op", std::string("?"));
+  const std::string op = c.value("op", "");
+  if (op == "sinusoidal") return "";
+  if (op == "mha") {
+    static const std::set<std::string> known = {"x.npy",  "wq.npy", "wk.npy", "wv.npy", "wo.npy", "bq.npy",
+                                                "bk.npy", "bv.npy", "bo.npy", "pe_table.npy", "expected_out.npy"};
+    for (const auto& f : c.value("files", nlohmann::json::array())) {
+      if (!known.count(f.get<std::string>())) return f.get<std::string>();
+    }
+    return c.value("layout", "BNE") == "BNE" ? "" : "layout " + c["layout"].get<std::string>();
+  }
+  if (op != "attention") return "op " + c.value("op", std::string("?"));
   static const std::set<std::string> known = {"q.npy",           "k.npy",           "v.npy",
                                               "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
                                               "mask.npy", "additive_wq.npy", "additive_wk.npy", "additive_w.npy",
@@ -83,6 +95,88 @@ std::vector<fs::path> case_folders(const fs::path& root) {
 
 std::string unsupported_feature(const fs::path& dir) { return unsupported_feature_of(read_case(dir)); }
 
+namespace {
+
+// Compares `actual` with the case's expected_out.npy under the README's first term.
+CaseResult compare_output(const fs::path& dir, const std::vector<float>& actual) {
+  const std::vector<double> expected = npy::load(dir / "expected_out.npy").values<double>();
+  if (actual.size() != expected.size()) throw Error((dir / "expected_out.npy").string() + ": size disagrees with the inputs");
+  double max_expected = 0;
+  for (double x : expected) max_expected = std::max(max_expected, std::abs(x));
+  CaseResult result;
+  bool exact_inf = true;
+  result.bound = tolerance(max_expected, 0, 0);
+  result.max_error = max_error(actual, expected, exact_inf);
+  const bool ok = exact_inf && result.max_error <= result.bound;
+  result.status = ok ? CaseResult::Status::passed : CaseResult::Status::failed;
+  result.detail = "max error " + std::to_string(result.max_error) + (ok ? " <= " : " > ") + std::to_string(result.bound);
+  return result;
+}
+
+// op sinusoidal: the table of n positions and d features.
+CaseResult run_sinusoidal_case(const fs::path& dir, const nlohmann::json& c) {
+  return compare_output(dir, sinusoidal_table(c.at("n").get<std::int64_t>(), c.at("d").get<std::int64_t>()));
+}
+
+// A float32 matrix file as a [rows, cols] view of `data`.
+TensorView<const float, 2> matrix(const fs::path& file, std::vector<float>& data) {
+  const npy::Array a = npy::load(file);
+  if (a.dtype != "<f4" || a.shape.size() != 2) throw Error(file.string() + ": expected a float32 array of 2 dimensions");
+  data = a.values<float>();
+  return {data.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
+}
+
+std::vector<float> vector_or_empty(const fs::path& file) {
+  return fs::exists(file) ? npy::load(file).values<float>() : std::vector<float>{};
+}
+
+// op mha: the multi-head layer on x [B, N, E] with PyTorch-layout weights.
+CaseResult run_mha_case(const fs::path& dir, const nlohmann::json& c, Isa isa, int threads) {
+  const npy::Array xa = npy::load(dir / "x.npy");
+  if (xa.dtype != "<f4" || xa.shape.size() != 3) throw Error((dir / "x.npy").string() + ": expected float32 [B, N, E]");
+  const std::vector<float> x = xa.values<float>();
+  const std::int64_t B = xa.shape[0], N = xa.shape[1], E = xa.shape[2];
+  std::vector<float> wq, wk, wv, wo, table;
+  MultiHeadWeights weights;
+  weights.wq = matrix(dir / "wq.npy", wq);
+  weights.wk = matrix(dir / "wk.npy", wk);
+  weights.wv = matrix(dir / "wv.npy", wv);
+  weights.wo = matrix(dir / "wo.npy", wo);
+  const std::vector<float> bq = vector_or_empty(dir / "bq.npy"), bk = vector_or_empty(dir / "bk.npy"),
+                           bv = vector_or_empty(dir / "bv.npy"), bo = vector_or_empty(dir / "bo.npy");
+  weights.bq = bq, weights.bk = bk, weights.bv = bv, weights.bo = bo;
+
+  MultiHeadConfig config;
+  config.embed_dim = E;
+  config.heads = c.at("heads").get<std::int64_t>();
+  config.kv_heads = c.value("kv_heads", std::int64_t{0});
+  config.head_dim = weights.wq.shape[0] / config.heads;
+  const std::string positional = c.value("positional", "none");
+  if (positional == "sinusoidal") {
+    config.positions = AbsolutePositions::sinusoidal;
+  } else if (positional == "learned") {
+    config.positions = AbsolutePositions::learned;
+    weights.position_table = matrix(dir / "pe_table.npy", table);
+  } else if (positional != "none") {
+    throw Error((dir / "case.json").string() + ": unknown positional \"" + positional + "\"");
+  }
+  AttentionOptions& options = config.attention;
+  if (c.contains("window")) options.window = {c["window"][0].get<std::int64_t>(), c["window"][1].get<std::int64_t>()};
+  if (c.contains("rope_pairing")) {
+    options.rope = {parse_rope_pairing(c["rope_pairing"].get<std::string>()), c.value("rope_base", 10000.0)};
+  }
+  options.alibi = c.value("alibi", false);
+  options.isa = isa;
+  options.threads = threads;
+
+  MultiHeadSelfAttention layer(config, weights);
+  std::vector<float> y(static_cast<std::size_t>(B * N * E), NAN);
+  layer.forward({x.data(), {B, N, E}, {N * E, E, 1}}, {y.data(), {B, N, E}, {N * E, E, 1}});
+  return compare_output(dir, y);
+}
+
+}  // namespace
+
 CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
   const nlohmann::json c = read_case(dir);
   CaseResult result;
@@ -90,6 +184,8 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads) {
     result.detail = "not implemented yet: " + missing;
     return result;
   }
+  if (c.value("op", "") == "sinusoidal") return run_sinusoidal_case(dir, c);
+  if (c.value("op", "") == "mha") return run_mha_case(dir, c, isa, threads);
 
   const npy::Array qa = npy::load(dir / "q.npy"), ka = npy::load(dir / "k.npy"),
                    va = npy::load(dir / "v.npy"), ea = npy::load(dir / "expected_out.npy");

@@ -1,0 +1,306 @@
+// The multi-head layer: one oneDNN matmul makes Q, K and V together, written as one buffer
+// [B, N, (Hq + 2·Hkv)·D] that the kernel reads in place through strided views (no transpose
+// pass); the kernel writes each head's output straight into y's rows, and a second matmul
+// turns them into y a block of rows at a time.
+#include "longattn/multi_head.hpp"
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/attention_validation.hpp"
+#include "longattn/attention.hpp"
+#include "longattn/error.hpp"
+#include "longattn/positional.hpp"
+
+namespace longattn {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) { throw Error("multi-head attention: " + what); }
+
+std::string shape_text(std::int64_t rows, std::int64_t cols) {
+  std::string text = "[";  // appended piece by piece: GCC 12 warns falsely on "[" + to_string(..)
+  text += std::to_string(rows);
+  text += ", ";
+  text += std::to_string(cols);
+  text += "]";
+  return text;
+}
+
+// Appends a [rows, cols] weight, checked against its expected shape, to `out` row by row.
+void append_matrix(const TensorView<const float, 2>& w, std::int64_t rows, std::int64_t cols, const char* name,
+                   const char* meaning, std::vector<float>& out) {
+  if (w.shape[0] != rows || w.shape[1] != cols) {
+    fail(std::string(name) + ".shape: expected " + shape_text(rows, cols) + " (" + meaning + "), got " +
+         shape_text(w.shape[0], w.shape[1]));
+  }
+  if (w.data == nullptr) fail(std::string(name) + ".data: expected a pointer, got null");
+  if (w.strides[0] < 0 || w.strides[1] < 0) fail(std::string(name) + ".strides: expected >= 0");
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < cols; ++c) out.push_back(w.data[r * w.strides[0] + c * w.strides[1]]);
+  }
+}
+
+// Appends an optional bias of `size` floats (zeros when empty).
+void append_bias(std::span<const float> b, std::int64_t size, const char* name, std::vector<float>& out) {
+  if (b.empty()) {
+    out.insert(out.end(), static_cast<std::size_t>(size), 0.0f);
+    return;
+  }
+  if (static_cast<std::int64_t>(b.size()) != size) {
+    fail(std::string(name) + ": expected " + std::to_string(size) + " floats or none, got " + std::to_string(b.size()));
+  }
+  out.insert(out.end(), b.begin(), b.end());
+}
+
+// Sets oneDNN's OpenMP team to the layer's thread count for one scope, so that the
+// projections and the kernel (on TBB) use the same cores and never more.
+class OmpThreads {
+ public:
+  explicit OmpThreads(int threads) : saved_(omp_get_max_threads()), set_(threads > 0) {
+    if (set_) omp_set_num_threads(threads);
+  }
+  ~OmpThreads() {
+    if (set_) omp_set_num_threads(saved_);
+  }
+
+ private:
+  int saved_;
+  bool set_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+struct MultiHeadSelfAttention::Impl {
+  MultiHeadConfig config;
+  std::int64_t E, Hq, Hkv, D;
+  std::int64_t qkv_width;  // (Hq + 2·Hkv)·D: columns of the Q|K|V buffer
+  std::vector<float> w_qkv, b_qkv;  // [(Hq + 2Hkv)·D, E], nn.Linear layout
+  std::vector<float> w_out, b_out;  // [E, Hq·D]
+  std::vector<float> position_table;  // learned [max_len, E], or the sinusoidal rows made so far
+  std::int64_t max_len = 0;
+  std::vector<float> relative_bias;  // the layer's copy of config.attention.relative_bias
+
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  // Matmuls by (0 = projection / 1 = output, rows, source row stride, destination row stride).
+  std::map<std::array<std::int64_t, 4>, dnnl::matmul> matmuls;
+  std::vector<float> qkv;    // [B, N, qkv_width]
+  std::vector<float> block;  // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
+  std::vector<float> heads_out;  // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
+
+  // Rows per projection call: blocks keep the position-added copy of x and the output
+  // staging small (8 MiB at E = 512) while each matmul stays large enough to run at speed.
+  static constexpr std::int64_t kBlockRows = 4096;
+
+  // out[rows, n] (row stride ldd) = src[rows, k] (row stride lds) · Wᵀ + b, W [n, k].
+  void linear(int which, const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
+    const std::int64_t k = which == 0 ? E : Hq * D, n = which == 0 ? qkv_width : E;
+    const std::vector<float>& w = which == 0 ? w_qkv : w_out;
+    const std::vector<float>& b = which == 0 ? b_qkv : b_out;
+    using dnnl::memory;
+    const memory::desc src_md({rows, k}, memory::data_type::f32, memory::dims{lds, 1});
+    const memory::desc w_md({k, n}, memory::data_type::f32, memory::format_tag::ba);
+    const memory::desc b_md({1, n}, memory::data_type::f32, memory::format_tag::ab);
+    const memory::desc dst_md({rows, n}, memory::data_type::f32, memory::dims{ldd, 1});
+    const std::array<std::int64_t, 4> key{which, rows, lds, ldd};
+    auto it = matmuls.find(key);
+    if (it == matmuls.end()) {
+      it = matmuls.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
+                                    dnnl::matmul::desc(src_md, w_md, b_md, dst_md), engine))).first;
+    }
+    it->second.execute(stream, {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
+                                {DNNL_ARG_WEIGHTS, memory(w_md, engine, const_cast<float*>(w.data()))},
+                                {DNNL_ARG_BIAS, memory(b_md, engine, const_cast<float*>(b.data()))},
+                                {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
+    stream.wait();
+  }
+
+  const float* positions(std::int64_t n) {
+    if (config.positions == AbsolutePositions::sinusoidal && max_len < n) {
+      // Made once per length and kept, like a learned table of that length.
+      position_table = sinusoidal_table(n, E);
+      max_len = n;
+    }
+    return position_table.data();
+  }
+};
+
+MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, const MultiHeadWeights& weights)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.config = config;
+  const std::int64_t E = config.embed_dim, Hq = config.heads;
+  if (E < 1) fail("embed_dim: expected >= 1, got " + std::to_string(E));
+  if (Hq < 1) fail("heads: expected >= 1, got " + std::to_string(Hq));
+  const std::int64_t Hkv = config.kv_heads == 0 ? Hq : config.kv_heads;
+  if (Hkv < 1 || Hq % Hkv != 0) {
+    fail("kv_heads: expected a divisor of heads (" + std::to_string(Hq) + "), got " + std::to_string(Hkv));
+  }
+  if (config.head_dim == 0 && E % Hq != 0) {
+    fail("heads: expected a divisor of embed_dim (" + std::to_string(E) + ") when head_dim is 0, got " +
+         std::to_string(Hq));
+  }
+  const std::int64_t D = config.head_dim == 0 ? E / Hq : config.head_dim;
+  if (D < 1) fail("head_dim: expected >= 1 (or 0 = embed_dim / heads), got " + std::to_string(D));
+  m.E = E, m.Hq = Hq, m.Hkv = Hkv, m.D = D, m.qkv_width = (Hq + 2 * Hkv) * D;
+  m.config.kv_heads = Hkv;
+  m.config.head_dim = D;
+
+  const AttentionOptions& a = config.attention;
+  if (!a.key_lengths.empty() || !a.mask.empty() || a.block_sparse.enabled()) {
+    fail("attention: key_lengths, mask and block_sparse are per-call inputs of attention(), not part of a layer");
+  }
+  // The kernel's own checks (window, RoPE with odd D, relative table shape, normalizer, ...),
+  // now rather than at the first forward: run on a one-token problem of the layer's shape.
+  {
+    std::vector<float> q(Hq * D), kv(Hkv * D), out(Hq * D);
+    engine::validate_attention(bhnd<const float>(q.data(), 1, Hq, 1, D), bhnd<const float>(kv.data(), 1, Hkv, 1, D),
+                               bhnd<const float>(kv.data(), 1, Hkv, 1, D), bhnd(out.data(), 1, Hq, 1, D), {}, a);
+  }
+  if (!a.relative_bias.empty()) {
+    const auto& t = a.relative_bias;
+    for (std::int64_t h = 0; h < t.shape[0]; ++h)
+      for (std::int64_t c = 0; c < t.shape[1]; ++c) m.relative_bias.push_back(t.data[h * t.strides[0] + c * t.strides[1]]);
+    m.config.attention.relative_bias = {m.relative_bias.data(), t.shape, {t.shape[1], 1}};
+  }
+
+  const bool packed = !weights.in_proj_weight.empty();
+  if (packed) {
+    if (!weights.wq.empty() || !weights.wk.empty() || !weights.wv.empty()) {
+      fail("in_proj_weight: given together with wq, wk, wv; expected one or the other");
+    }
+    if (Hkv != Hq || Hq * D != E) {
+      fail("in_proj_weight: the packed [3E, E] layout of nn.MultiheadAttention needs kv_heads = heads and "
+           "heads · head_dim = E; got kv_heads " + std::to_string(Hkv) + ", heads · head_dim " + std::to_string(Hq * D));
+    }
+    append_matrix(weights.in_proj_weight, 3 * E, E, "in_proj_weight", "[3E, E]", m.w_qkv);
+    append_bias(weights.in_proj_bias, 3 * E, "in_proj_bias", m.b_qkv);
+  } else {
+    append_matrix(weights.wq, Hq * D, E, "wq", "[heads · head_dim, E]", m.w_qkv);
+    append_matrix(weights.wk, Hkv * D, E, "wk", "[kv_heads · head_dim, E]", m.w_qkv);
+    append_matrix(weights.wv, Hkv * D, E, "wv", "[kv_heads · head_dim, E]", m.w_qkv);
+    append_bias(weights.bq, Hq * D, "bq", m.b_qkv);
+    append_bias(weights.bk, Hkv * D, "bk", m.b_qkv);
+    append_bias(weights.bv, Hkv * D, "bv", m.b_qkv);
+  }
+  append_matrix(weights.wo, E, Hq * D, "wo", "[E, heads · head_dim]", m.w_out);
+  append_bias(weights.bo, E, "bo", m.b_out);
+
+  const TensorView<const float, 2>& table = weights.position_table;
+  if (config.positions == AbsolutePositions::learned) {
+    if (table.empty() || table.shape[1] != E || table.shape[0] < 1) {
+      fail("position_table.shape: expected [max_len, " + std::to_string(E) + "] ([max_len, E]), got " +
+           (table.empty() ? std::string("none") : shape_text(table.shape[0], table.shape[1])));
+    }
+    append_matrix(table, table.shape[0], E, "position_table", "[max_len, E]", m.position_table);
+    m.max_len = table.shape[0];
+  } else if (!table.empty()) {
+    fail("position_table: given, but positions is not AbsolutePositions::learned");
+  }
+}
+
+MultiHeadSelfAttention::~MultiHeadSelfAttention() = default;
+MultiHeadSelfAttention::MultiHeadSelfAttention(MultiHeadSelfAttention&&) noexcept = default;
+MultiHeadSelfAttention& MultiHeadSelfAttention::operator=(MultiHeadSelfAttention&&) noexcept = default;
+
+const MultiHeadConfig& MultiHeadSelfAttention::config() const { return impl_->config; }
+
+MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, TensorView<float, 3> y) {
+  Impl& m = *impl_;
+  const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
+  for (const auto& [view, name] : {std::pair{TensorView<const float, 3>{x}, "x"},
+                                   {TensorView<const float, 3>{y.data, y.shape, y.strides}, "y"}}) {
+    if (view.shape[0] < 1 || view.shape[1] < 1 || view.shape[2] != E) {
+      fail(std::string(name) + ".shape: expected [B >= 1, N >= 1, " + std::to_string(E) + "], got [" +
+           std::to_string(view.shape[0]) + ", " + std::to_string(view.shape[1]) + ", " + std::to_string(view.shape[2]) + "]");
+    }
+    if (view.data == nullptr) fail(std::string(name) + ".data: expected a pointer, got null");
+    if (view.strides[2] != 1 || view.strides[1] < E || view.strides[0] < view.strides[1] * (view.shape[1] - 1) + E) {
+      fail(std::string(name) + ".strides: expected features contiguous and rows apart (>= [N·E, E, 1]), got [" +
+           std::to_string(view.strides[0]) + ", " + std::to_string(view.strides[1]) + ", " +
+           std::to_string(view.strides[2]) + "]");
+    }
+  }
+  if (y.shape[0] != B || y.shape[1] != N) fail("y.shape: expected x's [B, N, E]");
+  const auto x_end = x.data + (B - 1) * x.strides[0] + (N - 1) * x.strides[1] + E;
+  const auto y_end = y.data + (B - 1) * y.strides[0] + (N - 1) * y.strides[1] + E;
+  if (y.data < x_end && x.data < y_end) fail("y: must not overlap x");
+  if (m.config.positions == AbsolutePositions::learned && N > m.max_len) {
+    fail("x.shape[1] (tokens): the learned position table has " + std::to_string(m.max_len) + " rows, got N = " +
+         std::to_string(N));
+  }
+
+  MultiHeadStats stats;
+  const OmpThreads omp_threads(m.config.attention.threads);
+  const std::int64_t C = m.qkv_width, HD = Hq * D;
+  m.qkv.resize(static_cast<std::size_t>(B * N * C));
+  m.block.resize(static_cast<std::size_t>(std::min(N, Impl::kBlockRows) * std::max(E, HD)));
+
+  // X (+ positions) → Q | K | V, row blocks of each batch.
+  auto start = std::chrono::steady_clock::now();
+  const float* table = m.config.positions == AbsolutePositions::none ? nullptr : m.positions(N);
+  for (std::int64_t b = 0; b < B; ++b) {
+    for (std::int64_t r0 = 0; r0 < N; r0 += Impl::kBlockRows) {
+      const std::int64_t rows = std::min(Impl::kBlockRows, N - r0);
+      const float* src = x.data + b * x.strides[0] + r0 * x.strides[1];
+      std::int64_t lds = x.strides[1];
+      if (table != nullptr) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const float* row = src + r * lds;
+          const float* p = table + (r0 + r) * E;
+          float* dst = m.block.data() + r * E;
+          for (std::int64_t c = 0; c < E; ++c) dst[c] = row[c] + p[c];
+        }
+        src = m.block.data(), lds = E;
+      }
+      m.linear(0, src, lds, rows, m.qkv.data() + (b * N + r0) * C, C);
+    }
+  }
+  stats.projection_seconds = seconds_since(start);
+
+  // Attention on strided views of the Q | K | V rows; head outputs into y's rows when they fit.
+  const bool in_y = HD <= E;
+  if (!in_y) m.heads_out.resize(static_cast<std::size_t>(B * N * HD));
+  const HeadsView<const float> q{m.qkv.data(), {B, Hq, N, D}, {N * C, D, C, 1}};
+  const HeadsView<const float> k{m.qkv.data() + HD, {B, Hkv, N, D}, {N * C, D, C, 1}};
+  const HeadsView<const float> v{m.qkv.data() + HD + Hkv * D, {B, Hkv, N, D}, {N * C, D, C, 1}};
+  const HeadsView<float> o = in_y ? HeadsView<float>{y.data, {B, Hq, N, D}, {y.strides[0], D, y.strides[1], 1}}
+                                  : bnhd(m.heads_out.data(), B, N, Hq, D);
+  start = std::chrono::steady_clock::now();
+  stats.attention = attention(q, k, v, o, m.config.attention);
+  stats.attention_seconds = seconds_since(start);
+
+  // O → Y. From y's own rows through a block buffer (each block is read before it is
+  // overwritten), or straight from the separate head outputs.
+  start = std::chrono::steady_clock::now();
+  for (std::int64_t b = 0; b < B; ++b) {
+    for (std::int64_t r0 = 0; r0 < N; r0 += Impl::kBlockRows) {
+      const std::int64_t rows = std::min(Impl::kBlockRows, N - r0);
+      float* y_rows = y.data + b * y.strides[0] + r0 * y.strides[1];
+      if (in_y) {
+        m.linear(1, y_rows, y.strides[1], rows, m.block.data(), E);
+        for (std::int64_t r = 0; r < rows; ++r) std::memcpy(y_rows + r * y.strides[1], m.block.data() + r * E, E * sizeof(float));
+      } else {
+        m.linear(1, m.heads_out.data() + (b * N + r0) * HD, HD, rows, y_rows, y.strides[1]);
+      }
+    }
+  }
+  stats.output_seconds = seconds_since(start);
+  stats.projection_flops = 2.0 * static_cast<double>(B * N) * static_cast<double>(E) * static_cast<double>(C + HD);
+  stats.scratch_bytes = static_cast<std::int64_t>((m.qkv.size() + m.block.size() + m.heads_out.size()) * sizeof(float));
+  return stats;
+}
+
+}  // namespace longattn

@@ -1,0 +1,82 @@
+// The multi-head self-attention layer (DESIGN.md §1): X → Q, K, V through learned
+// projections, attention per head, heads joined through Wo. Weights in PyTorch layout, so
+// those of nn.MultiheadAttention / nn.Linear load as they are.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "longattn/export.hpp"
+#include "longattn/options.hpp"
+#include "longattn/tensor_view.hpp"
+
+namespace longattn {
+
+// A position table added to X before the projections.
+enum class AbsolutePositions {
+  none,
+  sinusoidal,  // Vaswani et al.: sinusoidal_table(N, E), any N
+  learned,     // the caller's table [max_len, E]; N > max_len is an error
+};
+
+struct MultiHeadConfig {
+  std::int64_t embed_dim = 0;  // E
+  std::int64_t heads = 0;      // Hq
+  std::int64_t kv_heads = 0;   // Hkv (grouped-query / multi-query attention); 0 = heads
+  std::int64_t head_dim = 0;   // D; 0 = E / heads (then heads must divide E)
+  AbsolutePositions positions = AbsolutePositions::none;
+  // How each head attends: window, RoPE, ALiBi, relative bias, normalizer, scale, isa and
+  // threads (the projections use the same thread count). Per-call inputs (key_lengths, mask,
+  // block_sparse) are not part of a layer's description.
+  AttentionOptions attention;
+};
+
+// Weights as PyTorch stores them: nn.Linear's [out, in], y = x Wᵀ + b. Either wq, wk, wv or
+// nn.MultiheadAttention's packed in_proj_weight [3E, E] (rows: q, then k, then v; needs
+// Hkv = Hq and Hq·D = E). Biases are optional (empty = zero). Copied by the layer: the
+// caller's arrays need not outlive the constructor. NaN or inf in weights is not rejected:
+// it propagates to the outputs it touches, as in PyTorch.
+struct MultiHeadWeights {
+  TensorView<const float, 2> wq, wk, wv;  // [Hq·D, E], [Hkv·D, E], [Hkv·D, E]
+  TensorView<const float, 2> in_proj_weight;  // [3E, E], in place of wq, wk, wv
+  TensorView<const float, 2> wo;          // [E, Hq·D]
+  std::span<const float> bq, bk, bv;      // [Hq·D], [Hkv·D], [Hkv·D]
+  std::span<const float> in_proj_bias;    // [3E], with in_proj_weight
+  std::span<const float> bo;              // [E]
+  TensorView<const float, 2> position_table;  // [max_len, E] for AbsolutePositions::learned
+};
+
+// Where one forward call spent its time.
+struct MultiHeadStats {
+  double projection_seconds = 0;  // X (+ positions) → Q, K, V
+  double attention_seconds = 0;   // the kernel
+  double output_seconds = 0;      // O → Y
+  double projection_flops = 0;    // 2·B·N·E·(Hq + 2·Hkv)·D + 2·B·N·Hq·D·E
+  AttentionStats attention;       // the kernel's own figures (its scratch included)
+  std::int64_t scratch_bytes = 0;  // the layer's buffers (Q, K, V and blocks), kernel's excluded
+};
+
+class LONGATTN_API MultiHeadSelfAttention {
+ public:
+  // Validates the description and the weights, copies the weights and prepares the oneDNN
+  // projections. Throws Error naming the argument (wrong E, H not dividing E, Hkv not
+  // dividing Hq, a weight or table of the wrong shape, odd D with RoPE, ...).
+  MultiHeadSelfAttention(const MultiHeadConfig& config, const MultiHeadWeights& weights);
+  ~MultiHeadSelfAttention();
+  MultiHeadSelfAttention(MultiHeadSelfAttention&&) noexcept;
+  MultiHeadSelfAttention& operator=(MultiHeadSelfAttention&&) noexcept;
+
+  // y [B, N, E] = the layer applied to x [B, N, E] (features contiguous; y must not overlap
+  // x). Validates before writing anything. One call at a time per layer object: its buffers
+  // are reused from call to call.
+  MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y);
+
+  const MultiHeadConfig& config() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace longattn
