@@ -70,6 +70,7 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     if (!longattn::golden::unsupported_feature(dir).empty()) continue;
     std::ifstream in(dir / "case.json");
     const auto c = nlohmann::json::parse(in);
+    if (c["op"] != "attention") continue;  // the layer and the table: the next test case
     std::string args = "run --q " + (dir / "q.npy").string() + " --k " + (dir / "k.npy").string() + " --v " +
                        (dir / "v.npy").string() + " --out " + (tmp / "out.npy").string();
     if (c.contains("window")) {
@@ -108,6 +109,61 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     ++ran;
   }
   CHECK(ran >= 26);
+  fs::remove_all(tmp);
+}
+
+TEST_CASE("longattn run --x reproduces the golden multi-head layer cases") {
+  const fs::path tmp = scratch_dir();
+  int ran = 0;
+  for (const fs::path& dir : longattn::golden::case_folders(golden_dir())) {
+    std::ifstream in(dir / "case.json");
+    const auto c = nlohmann::json::parse(in);
+    if (c["op"] != "mha") continue;
+    std::string args = "run --x " + (dir / "x.npy").string() + " --out " + (tmp / "y.npy").string();
+    for (const char* w : {"wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo"}) {
+      if (fs::exists(dir / (std::string(w) + ".npy"))) args += std::string(" --") + w + " " + (dir / (std::string(w) + ".npy")).string();
+    }
+    args += " --heads " + c["heads"].dump() + " --kv-heads " + c.value("kv_heads", c["heads"]).dump();
+    args += " --positions " + c.value("positional", std::string("none"));
+    if (fs::exists(dir / "pe_table.npy")) args += " --position-table " + (dir / "pe_table.npy").string();
+    if (c.contains("window")) args += " --window " + c["window"][0].dump() + " " + c["window"][1].dump();
+    if (c.contains("rope_pairing")) args += " --rope " + c["rope_pairing"].get<std::string>();
+    if (c.value("alibi", false)) args += " --alibi";
+    CAPTURE(dir.filename().string());
+    const Outcome r = run_cli(args);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const std::vector<float> y = npy::load(tmp / "y.npy").values<float>();
+    const std::vector<double> expected = npy::load(dir / "expected_out.npy").values<double>();
+    REQUIRE(y.size() == expected.size());
+    double max_expected = 1, worst = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      max_expected = std::max(max_expected, std::abs(expected[i]));
+      worst = std::max(worst, std::abs(y[i] - expected[i]));
+    }
+    CHECK(worst <= 1e-5 * max_expected);
+    ++ran;
+  }
+  CHECK(ran >= 4);
+  // The layer's inputs are checked like the kernel's: one line, exit code 2, nothing written.
+  const fs::path case_dir = golden_dir() / "mha_sinusoidal";
+  const std::string base = "run --x " + (case_dir / "x.npy").string() + " --out " + (tmp / "y.npy").string();
+  fs::remove(tmp / "y.npy");
+  for (const auto& [extra, needle] : std::vector<std::pair<std::string, std::string>>{
+           {" --heads 4 --wq " + (case_dir / "wq.npy").string(), "--x needs --wo"},
+           {" --heads 3 --wq " + (case_dir / "wq.npy").string() + " --wk " + (case_dir / "wk.npy").string() + " --wv " +
+                (case_dir / "wv.npy").string() + " --wo " + (case_dir / "wo.npy").string(),
+            "heads: expected a divisor of embed_dim (32) when head_dim is 0, got 3"},
+           {" --heads 4 --wq " + (case_dir / "bq.npy").string() + " --wk " + (case_dir / "wk.npy").string() + " --wv " +
+                (case_dir / "wv.npy").string() + " --wo " + (case_dir / "wo.npy").string(),
+            "bq.npy: expected a float32 array [Hq·D, E], got <f4 [32]"},
+       }) {
+    CAPTURE(extra);
+    const Outcome r = run_cli(base + extra);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(needle) != std::string::npos);
+    CHECK(!fs::exists(tmp / "y.npy"));
+  }
   fs::remove_all(tmp);
 }
 

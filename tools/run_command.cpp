@@ -8,10 +8,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "longattn/attention.hpp"
 #include "longattn/error.hpp"
+#include "longattn/multi_head.hpp"
 #include "tools/golden_cases.hpp"
 #include "tools/npy.hpp"
 
@@ -23,6 +25,9 @@ namespace {
 struct RunArgs {
   std::string q, k, v, out, lse, layout = "bhnd", key_lengths, mask, blocks, isa = "auto", normalizer = "softmax";
   std::string rope = "none", relative_bias;
+  // The multi-head layer: x and PyTorch-layout weights instead of q, k, v.
+  std::string x, wq, wk, wv, wo, bq, bk, bv, bo, in_proj_weight, in_proj_bias, positions = "none", position_table;
+  std::int64_t heads = 0, kv_heads = 0, head_dim = 0;
   double rope_base = 10000;
   bool alibi = false;
   std::optional<float> sigmoid_bias;
@@ -56,6 +61,32 @@ HeadsView<T> heads_view(T* data, const std::vector<std::int64_t>& s, const std::
   return layout == "bnhd" ? bnhd(data, s[0], s[1], s[2], s[3]) : bhnd(data, s[0], s[1], s[2], s[3]);
 }
 
+// The options of the contract every run shares, from the flags.
+AttentionOptions kernel_options(const RunArgs& args) {
+  AttentionOptions options;
+  if (args.scale != 0) options.scale = args.scale;
+  if (args.causal) options.window = Window::causal();
+  if (!args.window.empty()) options.window = {args.window[0], args.window[1]};
+  options.threads = args.threads;
+  options.isa = parse_isa(args.isa);
+  options.normalizer = parse_normalizer(args.normalizer);
+  options.sigmoid_bias = args.sigmoid_bias;
+  options.rope = {parse_rope_pairing(args.rope), args.rope_base};
+  options.alibi = args.alibi;
+  return options;
+}
+
+// --relative-bias: the table into `data`, viewed by options.relative_bias.
+void load_relative_bias(const RunArgs& args, AttentionOptions& options, std::vector<float>& data) {
+  if (args.relative_bias.empty()) return;
+  const npy::Array a = npy::load(args.relative_bias);
+  if (a.dtype != "<f4" || a.shape.size() != 2) {
+    bad_file(args.relative_bias, "expected a float32 array [Hq, 2K+1], got " + a.dtype + " " + shape_text(a.shape));
+  }
+  data = a.values<float>();
+  options.relative_bias = {data.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
+}
+
 // Writes every file under a temporary name first and renames them together at the end, so a
 // failure leaves no half-written output behind.
 class AtomicOutputs {
@@ -78,7 +109,92 @@ class AtomicOutputs {
   std::vector<std::pair<std::string, std::string>> staged_;
 };
 
-void run(const RunArgs& args) {
+// A float32 array of `rank` dimensions.
+npy::Array load_float(const std::string& file, std::size_t rank, const char* expected) {
+  npy::Array a = npy::load(file);
+  if (a.dtype != "<f4" || a.shape.size() != rank) {
+    bad_file(file, std::string("expected a float32 array ") + expected + ", got " + a.dtype + " " + shape_text(a.shape));
+  }
+  return a;
+}
+
+TensorView<const float, 2> matrix_view(const npy::Array& a, const std::vector<float>& data) {
+  if (a.shape.empty()) return {};
+  return {data.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
+}
+
+// The multi-head layer: y [B, N, E] from x and the weights.
+void run_layer(const RunArgs& args) {
+  if (!args.q.empty() || !args.k.empty() || !args.v.empty()) throw Error("--x runs the layer: give it no --q, --k, --v");
+  if (args.heads < 1) throw Error("--x needs --heads (query heads of the layer)");
+  if (args.layout != "bhnd" || !args.key_lengths.empty() || !args.mask.empty() || !args.blocks.empty() ||
+      !args.additive.empty() || !args.lse.empty()) {
+    throw Error("--x runs the layer on [B, N, E]: --layout, --key-lengths, --mask, --blocks, --additive and --lse "
+                "apply to q, k, v only");
+  }
+  const npy::Array xa = load_float(args.x, 3, "[B, N, E]");
+  const std::vector<float> x = xa.values<float>();
+  const std::int64_t B = xa.shape[0], N = xa.shape[1], E = xa.shape[2];
+
+  struct Matrix {
+    npy::Array array;
+    std::vector<float> data;
+  };
+  // Files not named stay empty: optional in the layer, or missing (then reported below).
+  auto matrix = [](const std::string& file, const char* expected) {
+    Matrix m;
+    if (file.empty()) return m;
+    m.array = load_float(file, 2, expected);
+    m.data = m.array.values<float>();
+    return m;
+  };
+  auto vector = [](const std::string& file, const char* expected) {
+    return file.empty() ? std::vector<float>{} : load_float(file, 1, expected).values<float>();
+  };
+  const Matrix wq = matrix(args.wq, "[Hq·D, E]"), wk = matrix(args.wk, "[Hkv·D, E]"), wv = matrix(args.wv, "[Hkv·D, E]"),
+               wo = matrix(args.wo, "[E, Hq·D]"), packed = matrix(args.in_proj_weight, "[3E, E]"),
+               table = matrix(args.position_table, "[max_len, E]");
+  const std::vector<float> bq = vector(args.bq, "[Hq·D]"), bk = vector(args.bk, "[Hkv·D]"), bv = vector(args.bv, "[Hkv·D]"),
+                           bo = vector(args.bo, "[E]"), packed_bias = vector(args.in_proj_bias, "[3E]");
+  if (args.wo.empty()) throw Error("--x needs --wo (the output projection [E, Hq·D])");
+  if (args.in_proj_weight.empty() && (args.wq.empty() || args.wk.empty() || args.wv.empty())) {
+    throw Error("--x needs --wq, --wk and --wv, or --in-proj-weight");
+  }
+  MultiHeadWeights weights;
+  weights.wq = matrix_view(wq.array, wq.data), weights.wk = matrix_view(wk.array, wk.data);
+  weights.wv = matrix_view(wv.array, wv.data), weights.wo = matrix_view(wo.array, wo.data);
+  weights.in_proj_weight = matrix_view(packed.array, packed.data);
+  weights.position_table = matrix_view(table.array, table.data);
+  weights.bq = bq, weights.bk = bk, weights.bv = bv, weights.bo = bo, weights.in_proj_bias = packed_bias;
+
+  MultiHeadConfig config;
+  config.embed_dim = E;
+  config.heads = args.heads;
+  config.kv_heads = args.kv_heads;
+  // D from wq's rows when they split evenly into heads; otherwise the layer's own rule (E / Hq)
+  // and its error naming what disagrees.
+  const std::int64_t wq_rows = wq.array.shape.empty() ? 0 : wq.array.shape[0];
+  config.head_dim = args.head_dim > 0 ? args.head_dim : wq_rows % args.heads == 0 ? wq_rows / args.heads : 0;
+  config.positions = args.positions == "sinusoidal" ? AbsolutePositions::sinusoidal
+                     : args.positions == "learned"  ? AbsolutePositions::learned
+                                                    : AbsolutePositions::none;
+  config.attention = kernel_options(args);
+  std::vector<float> relative;
+  load_relative_bias(args, config.attention, relative);
+
+  MultiHeadSelfAttention layer(config, weights);
+  std::vector<float> y(static_cast<std::size_t>(B * N * E));
+  const MultiHeadStats stats = layer.forward({x.data(), {B, N, E}, {N * E, E, 1}}, {y.data(), {B, N, E}, {N * E, E, 1}});
+  AtomicOutputs outputs;
+  outputs.add(args.out, {B, N, E}, y);
+  outputs.commit();
+  std::fprintf(stderr, "longattn run: %s: [%lld, %lld, %lld], projections %.3g s, attention %.3g s, output %.3g s on %s\n",
+               args.out.c_str(), (long long)B, (long long)N, (long long)E, stats.projection_seconds,
+               stats.attention_seconds, stats.output_seconds, to_string(stats.attention.isa).c_str());
+}
+
+void run_kernel(const RunArgs& args) {
+  if (args.q.empty() || args.k.empty() || args.v.empty()) throw Error("run needs --q, --k and --v (or --x and weights)");
   std::vector<std::int64_t> qs, ks, vs;
   const std::vector<float> q = load_heads(args.q, qs), k = load_heads(args.k, ks), v = load_heads(args.v, vs);
   const auto qv = heads_view<const float>(q.data(), qs, args.layout);
@@ -86,14 +202,7 @@ void run(const RunArgs& args) {
   const auto vv = heads_view<const float>(v.data(), vs, args.layout);
   const std::int64_t B = qv.shape[0], Hq = qv.shape[1], Nq = qv.shape[2], Dv = vv.shape[3];
 
-  AttentionOptions options;
-  if (args.scale != 0) options.scale = args.scale;
-  if (args.causal) options.window = Window::causal();
-  if (!args.window.empty()) options.window = {args.window[0], args.window[1]};
-  options.threads = args.threads;
-  options.isa = parse_isa(args.isa);
-  options.normalizer = parse_normalizer(args.normalizer);
-  options.sigmoid_bias = args.sigmoid_bias;
+  AttentionOptions options = kernel_options(args);
 
   std::vector<std::int64_t> lengths;
   if (!args.key_lengths.empty()) {
@@ -143,17 +252,8 @@ void run(const RunArgs& args) {
     options.additive = {{wq.data(), {sq[0], sq[1]}, {sq[1], 1}}, {wk.data(), {sk[0], sk[1]}, {sk[1], 1}}, w};
   }
 
-  options.rope = {parse_rope_pairing(args.rope), args.rope_base};
-  options.alibi = args.alibi;
   std::vector<float> relative;
-  if (!args.relative_bias.empty()) {
-    const npy::Array a = npy::load(args.relative_bias);
-    if (a.dtype != "<f4" || a.shape.size() != 2) {
-      bad_file(args.relative_bias, "expected a float32 array [Hq, 2K+1], got " + a.dtype + " " + shape_text(a.shape));
-    }
-    relative = a.values<float>();
-    options.relative_bias = {relative.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
-  }
+  load_relative_bias(args, options, relative);
 
   // Outputs in the inputs' layout: [B, Hq, Nq, Dv] for bhnd, [B, Nq, Hq, Dv] for bnhd.
   const std::vector<std::int64_t> out_shape =
@@ -174,11 +274,29 @@ void run(const RunArgs& args) {
 
 void add_run_command(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
-  CLI::App* cmd = app.add_subcommand("run", "Attention on .npy files: q, k, v in, out (and lse) out");
-  cmd->add_option("--q", args->q, "Queries: float32 [B, Hq, Nq, D] (or [B, Nq, Hq, D] with --layout bnhd)")->required();
-  cmd->add_option("--k", args->k, "Keys: float32 [B, Hkv, Nk, D]")->required();
-  cmd->add_option("--v", args->v, "Values: float32 [B, Hkv, Nk, Dv]")->required();
-  cmd->add_option("--out", args->out, "Output .npy: float32 [B, Hq, Nq, Dv], in the inputs' layout")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Attention on .npy files: q, k, v in, out (and lse) out; or the multi-head layer: x and weights in, y out");
+  cmd->add_option("--q", args->q, "Queries: float32 [B, Hq, Nq, D] (or [B, Nq, Hq, D] with --layout bnhd)");
+  cmd->add_option("--k", args->k, "Keys: float32 [B, Hkv, Nk, D]");
+  cmd->add_option("--v", args->v, "Values: float32 [B, Hkv, Nk, Dv]");
+  cmd->add_option("--out", args->out, "Output .npy: float32 [B, Hq, Nq, Dv] in the inputs' layout; y [B, N, E] for --x")
+      ->required();
+  auto* layer = "Multi-head layer (PyTorch nn.Linear layout [out, in])";
+  cmd->add_option("--x", args->x, "Layer input: float32 [B, N, E]; runs the multi-head layer")->group(layer)->check(CLI::ExistingFile);
+  for (auto [flag, target, help] : {std::tuple{"--wq", &args->wq, "float32 [Hq·D, E]"}, {"--wk", &args->wk, "float32 [Hkv·D, E]"},
+                                    {"--wv", &args->wv, "float32 [Hkv·D, E]"}, {"--wo", &args->wo, "float32 [E, Hq·D]"},
+                                    {"--bq", &args->bq, "float32 [Hq·D] (optional)"}, {"--bk", &args->bk, "float32 [Hkv·D] (optional)"},
+                                    {"--bv", &args->bv, "float32 [Hkv·D] (optional)"}, {"--bo", &args->bo, "float32 [E] (optional)"},
+                                    {"--in-proj-weight", &args->in_proj_weight, "float32 [3E, E]: nn.MultiheadAttention's packed q, k, v"},
+                                    {"--in-proj-bias", &args->in_proj_bias, "float32 [3E] (optional)"},
+                                    {"--position-table", &args->position_table, "float32 [max_len, E] for --positions learned"}}) {
+    cmd->add_option(flag, *target, help)->group(layer)->check(CLI::ExistingFile);
+  }
+  cmd->add_option("--heads", args->heads, "Query heads Hq")->group(layer)->check(CLI::PositiveNumber);
+  cmd->add_option("--kv-heads", args->kv_heads, "Key/value heads Hkv (default Hq)")->group(layer)->check(CLI::PositiveNumber);
+  cmd->add_option("--head-dim", args->head_dim, "D (default: rows of --wq / Hq, or E / Hq)")->group(layer)->check(CLI::PositiveNumber);
+  cmd->add_option("--positions", args->positions, "Absolute positions added to x: none, sinusoidal or learned")
+      ->group(layer)->check(CLI::IsMember({"none", "sinusoidal", "learned"}));
   cmd->add_option("--lse", args->lse, "Also write the log-sum-exp of every query: float32 [B, Hq, Nq]");
   cmd->add_option("--layout", args->layout, "Memory layout of every array")->check(CLI::IsMember({"bhnd", "bnhd"}));
   cmd->add_flag("--causal", args->causal, "Causal mask (window -1 0), queries aligned bottom-right");
@@ -207,7 +325,7 @@ void add_run_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", args->isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args] { args->x.empty() ? run_kernel(*args) : run_layer(*args); });
 }
 
 void add_golden_command(CLI::App& app) {
