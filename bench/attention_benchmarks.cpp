@@ -1,5 +1,6 @@
 // Google Benchmark suite: the attention kernel at long n: full, causal, sigmoid (D = 64, 128),
-// windows, linear attention (up to n = 2^20) and a block-sparse layout.
+// RoPE and ALiBi, windows, linear attention (up to n = 2^20), a block-sparse layout, and the
+// multi-head layer (E = 512, 8 heads) with its projections.
 // Counters: GFLOP/s (DESIGN.md §4 FLOPs), % of the measured fp32 peak, scratch bytes.
 // Single head, batch 1, so n = 65536 stays a few seconds per iteration; --benchmark_filter
 // picks sizes, LONGATTN_ISA the path. Output works with Google Benchmark's compare.py.
@@ -13,6 +14,7 @@
 #include "bench/measure.hpp"
 #include "longattn/attention.hpp"
 #include "longattn/machine.hpp"
+#include "longattn/multi_head.hpp"
 
 namespace {
 
@@ -103,6 +105,62 @@ BENCHMARK_CAPTURE(BM_attention, linear_causal, with_normalizer(longattn::Normali
 BENCHMARK_CAPTURE(BM_attention, sigmoid, with_normalizer(longattn::Normalizer::sigmoid, longattn::Window::full()))
     ->Apply(sizes);
 BENCHMARK(BM_block_sparse)->Apply(sparse_sizes);
+
+longattn::AttentionOptions with_positions(longattn::RopePairing rope, bool alibi) {
+  longattn::AttentionOptions o;
+  o.rope.pairing = rope;
+  o.alibi = alibi;
+  return o;
+}
+void position_sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : {4096, 16384}) b->Args({n, 64, 1});
+  b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+}
+BENCHMARK_CAPTURE(BM_attention, rope_half, with_positions(longattn::RopePairing::half, false))->Apply(position_sizes);
+BENCHMARK_CAPTURE(BM_attention, alibi, with_positions(longattn::RopePairing::none, true))->Apply(position_sizes);
+
+// The multi-head layer, x [1, n, 512] → y, 8 heads of 64: GFLOP/s over attention and
+// projection FLOPs together; the share of the projections as a counter.
+void BM_multi_head(benchmark::State& state, longattn::AttentionOptions options) {
+  const std::int64_t n = state.range(0), E = 512, H = 8, Hkv = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const std::int64_t D = E / H;
+  const auto wq = longattn::bench::random_tensor(H * D * E, 11), wkv = longattn::bench::random_tensor(Hkv * D * E, 12),
+             wo = longattn::bench::random_tensor(E * H * D, 13), x = longattn::bench::random_tensor(n * E, 14);
+  std::vector<float> y(static_cast<std::size_t>(n * E));
+  longattn::MultiHeadConfig config;
+  config.embed_dim = E, config.heads = H, config.kv_heads = Hkv;
+  config.attention = options;
+  config.attention.threads = threads;
+  longattn::MultiHeadWeights w;
+  w.wq = {wq.data(), {H * D, E}, {E, 1}}, w.wk = w.wv = {wkv.data(), {Hkv * D, E}, {E, 1}}, w.wo = {wo.data(), {E, H * D}, {H * D, 1}};
+  longattn::MultiHeadSelfAttention layer(config, w);
+  longattn::MultiHeadStats stats;
+  double seconds = 0, projection_seconds = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    stats = layer.forward({x.data(), {1, n, E}, {n * E, E, 1}}, {y.data(), {1, n, E}, {n * E, E, 1}});
+    benchmark::DoNotOptimize(y.data());
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    projection_seconds += stats.projection_seconds + stats.output_seconds;
+  }
+  const double gflops = (stats.attention.flops + stats.projection_flops) * 1e-9 * static_cast<double>(state.iterations()) / seconds;
+  state.counters["GFLOPs"] = gflops;
+  state.counters["peak_pct"] = 100.0 * gflops / peak_gflops(threads);
+  state.counters["projection_pct"] = 100.0 * projection_seconds / seconds;
+  state.SetLabel(longattn::to_string(stats.attention.isa));
+}
+void layer_sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : {4096, 16384})
+    for (std::int64_t kv_heads : {8, 2}) b->Args({n, kv_heads, 1});
+  b->ArgNames({"n", "kv_heads", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+}
+BENCHMARK_CAPTURE(BM_multi_head, plain, longattn::AttentionOptions{})->Apply(layer_sizes);
+BENCHMARK_CAPTURE(BM_multi_head, causal_rope, [] {
+  longattn::AttentionOptions o = with_positions(longattn::RopePairing::half, false);
+  o.window = longattn::Window::causal();
+  return o;
+}())->Apply(layer_sizes);
 
 }  // namespace
 

@@ -290,3 +290,22 @@ TEST_CASE("a --quick scaling report runs and its outputs parse") {
   CHECK(fs::exists(tmp / "cmp" / "summary.md"));
   fs::remove_all(tmp.parent_path());
 }
+
+TEST_CASE("longattn bench --mode mha reports the time split and memory as JSON") {
+  const Outcome r = run_cli("bench --mode mha --n 300 --e 64 --heads 4 --kv-heads 2 --rope half --causal --repeats 1 --json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  CHECK(j["mode"] == "mha");
+  CHECK(j["d"] == 16);
+  CHECK(j["kv_heads"] == 2);
+  CHECK(j["rope"] == "half");
+  CHECK(j["layer"]["seconds"].get<double>() > 0);
+  CHECK(j["layer"]["attention_seconds"].get<double>() > 0);
+  CHECK(j["alone"]["gemm_seconds"].get<double>() > 0);
+  CHECK(j["plain_layer_seconds"].get<double>() > 0);
+  // 4 heads · 300 · 301 / 2 causal pairs · 2 · (16 + 16) FLOPs.
+  CHECK(j["attention_flops"].get<double>() == doctest::Approx(4.0 * 300 * 301 / 2 * 64));
+  CHECK(j["projection_flops"].get<double>() == doctest::Approx(2.0 * 300 * 64 * ((4 + 2 * 2) * 16 + 64)));
+  CHECK(j["memory"]["qkv_bytes"].get<double>() == 300.0 * 128 * 4);
+}

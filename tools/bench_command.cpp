@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 
+#include "bench/layer_bench.hpp"
 #include "bench/measure.hpp"
 #include "longattn/error.hpp"
 #include "longattn/options.hpp"
@@ -60,6 +61,72 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
   return j;
 }
 
+nlohmann::json to_json(const bench::LayerBenchResult& r) {
+  const auto& c = r.config;
+  const double layer_rate = (r.attention_flops + r.projection_flops) / r.layer_seconds * 1e-9;
+  const std::int64_t beyond = r.peak_rss_bytes - r.base_rss_bytes - r.io_bytes - r.weight_bytes - r.qkv_bytes;
+  return {
+      {"mode", "mha"},
+      {"n", c.n},
+      {"e", c.e},
+      {"heads", c.heads},
+      {"kv_heads", c.kv_heads > 0 ? c.kv_heads : c.heads},
+      {"d", c.e / c.heads},
+      {"batch", c.batch},
+      {"window", nlohmann::json::array({c.attention.window.left, c.attention.window.right})},
+      {"rope", to_string(c.attention.rope.pairing)},
+      {"alibi", c.attention.alibi},
+      {"threads", c.threads},
+      {"isa", to_string(r.isa)},
+      {"attention_flops", r.attention_flops},
+      {"projection_flops", r.projection_flops},
+      {"layer", {{"seconds", r.layer_seconds}, {"projection_seconds", r.layer_projection_seconds},
+                 {"attention_seconds", r.layer_attention_seconds}, {"output_seconds", r.layer_output_seconds},
+                 {"gflops", layer_rate}}},
+      {"alone", {{"gemm_seconds", r.gemm_alone_seconds}, {"kernel_seconds", r.kernel_alone_seconds},
+                 {"gemm_gflops", r.projection_flops / r.gemm_alone_seconds * 1e-9},
+                 {"kernel_gflops", r.attention_flops / r.kernel_alone_seconds * 1e-9}}},
+      {"plain_layer_seconds", r.plain_layer_seconds > 0 ? nlohmann::json(r.plain_layer_seconds) : nlohmann::json(nullptr)},
+      {"layer_over_parts", r.layer_seconds / (r.gemm_alone_seconds + r.kernel_alone_seconds)},
+      {"peak_gflops", r.peak_gflops},
+      {"memory", {{"peak_rss_bytes", r.peak_rss_bytes}, {"base_rss_bytes", r.base_rss_bytes}, {"io_bytes", r.io_bytes},
+                  {"weight_bytes", r.weight_bytes}, {"qkv_bytes", r.qkv_bytes},
+                  {"kernel_scratch_bytes", r.kernel_scratch_bytes}, {"beyond_qkv_bytes", beyond}}},
+  };
+}
+
+void print_text(const bench::LayerBenchResult& r) {
+  const auto& c = r.config;
+  const auto& a = c.attention;
+  std::string detail;
+  if (!a.window.is_full()) detail += " window (" + std::to_string(a.window.left) + ", " + std::to_string(a.window.right) + ")";
+  if (a.rope.enabled()) detail += " rope=" + to_string(a.rope.pairing);
+  if (a.alibi) detail += " alibi";
+  constexpr double MiB = 1048576.0;
+  std::printf("multi-head layer%s  B=%lld n=%lld E=%lld H=%lld Hkv=%lld D=%lld  threads=%d  isa=%s\n", detail.c_str(),
+              (long long)c.batch, (long long)c.n, (long long)c.e, (long long)c.heads,
+              (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)(c.e / c.heads), c.threads,
+              to_string(r.isa).c_str());
+  std::printf("  fp32 FMA peak (measured)  %8.1f GFLOP/s\n", r.peak_gflops);
+  std::printf("  layer forward   %9.4f s   projections %.4f s  attention %.4f s  output %.4f s\n", r.layer_seconds,
+              r.layer_projection_seconds, r.layer_attention_seconds, r.layer_output_seconds);
+  std::printf("  parts alone     %9.4f s   GEMMs %.4f s (%.1f GFLOP/s)  kernel %.4f s (%.1f GFLOP/s, %.1f %% of peak)\n",
+              r.gemm_alone_seconds + r.kernel_alone_seconds, r.gemm_alone_seconds,
+              r.projection_flops / r.gemm_alone_seconds * 1e-9, r.kernel_alone_seconds,
+              r.attention_flops / r.kernel_alone_seconds * 1e-9,
+              100.0 * r.attention_flops / r.kernel_alone_seconds * 1e-9 / r.peak_gflops);
+  if (r.plain_layer_seconds > 0) {
+    std::printf("  same layer without RoPE/ALiBi %9.4f s  (with them: %.3fx the time)\n", r.plain_layer_seconds,
+                r.layer_seconds / r.plain_layer_seconds);
+  }
+  std::printf("  layer / (GEMMs alone + kernel alone): %.3f\n", r.layer_seconds / (r.gemm_alone_seconds + r.kernel_alone_seconds));
+  const std::int64_t beyond = r.peak_rss_bytes - r.base_rss_bytes - r.io_bytes - r.weight_bytes - r.qkv_bytes;
+  std::printf("  peak RSS %.1f MiB = process %.1f + x, y %.1f + weights (caller's and layer's) %.1f + Q|K|V %.1f + "
+              "beyond %.1f MiB (kernel scratch %.1f)\n",
+              r.peak_rss_bytes / MiB, r.base_rss_bytes / MiB, r.io_bytes / MiB, r.weight_bytes / MiB, r.qkv_bytes / MiB,
+              beyond / MiB, r.kernel_scratch_bytes / MiB);
+}
+
 void print_text(const bench::AttentionBenchResult& r) {
   const auto& c = r.config;
   std::string detail;
@@ -92,6 +159,22 @@ void print_text(const bench::AttentionBenchResult& r) {
   std::printf("  peak RSS of the process: %.1f MiB\n", r.peak_rss_bytes / 1048576.0);
 }
 
+// Text or JSON on stdout, and the JSON in `output` when named.
+template <class Result>
+void emit(const Result& result, bool json, const std::string& output) {
+  const nlohmann::json j = to_json(result);
+  if (json) {
+    std::cout << j.dump(2) << std::endl;
+  } else {
+    print_text(result);
+  }
+  if (!output.empty()) {
+    std::ofstream file(output);
+    file << j.dump(2) << '\n';
+    if (!file) throw Error(output + ": cannot write");
+  }
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
@@ -102,8 +185,10 @@ void add_bench_command(CLI::App& app) {
   auto output = std::make_shared<std::string>();
   auto normalizer = std::make_shared<std::string>("softmax");
   CLI::App* cmd = app.add_subcommand("bench", "Time attention on random inputs against a baseline");
-  cmd->add_option("--mode", config->mode, "full, causal, window or block-sparse")
-      ->check(CLI::IsMember({"full", "causal", "window", "block-sparse"}));
+  cmd->add_option("--mode", config->mode, "full, causal, window, block-sparse, or mha (the multi-head layer)")
+      ->check(CLI::IsMember({"full", "causal", "window", "block-sparse", "mha"}));
+  auto embed = std::make_shared<std::int64_t>(512);
+  cmd->add_option("--e", *embed, "Model dimension E of --mode mha (D = E / heads)")->check(CLI::PositiveNumber);
   auto window = std::make_shared<std::vector<std::int64_t>>();
   cmd->add_option("--window", *window, "LEFT RIGHT of --mode window (-1 = unbounded); default 256 256")
       ->expected(2)->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
@@ -133,6 +218,18 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--json", *json, "Print one JSON object instead of text");
   cmd->add_option("--output", *output, "Also write the JSON object to this file");
   cmd->callback([=] {
+    if (config->mode == "mha") {
+      bench::LayerBenchConfig layer;
+      layer.n = config->n, layer.e = *embed, layer.heads = config->heads, layer.kv_heads = config->kv_heads;
+      layer.batch = config->batch, layer.threads = config->threads, layer.repeats = config->repeats;
+      if (*causal) layer.attention.window = Window::causal();
+      if (!window->empty()) layer.attention.window = {(*window)[0], (*window)[1]};
+      layer.attention.isa = parse_isa(*isa);
+      layer.attention.rope.pairing = parse_rope_pairing(*rope);
+      layer.attention.alibi = config->alibi;
+      emit(bench::run_layer_bench(layer), *json, *output);
+      return;
+    }
     if (*causal) config->mode = "causal";
     if (!window->empty()) {
       config->mode = "window";
@@ -142,18 +239,7 @@ void add_bench_command(CLI::App& app) {
     config->isa = parse_isa(*isa);
     config->rope.pairing = parse_rope_pairing(*rope);
     config->normalizer = parse_normalizer(*normalizer);
-    const bench::AttentionBenchResult result = bench::run_attention_bench(*config);
-    const nlohmann::json j = to_json(result);
-    if (*json) {
-      std::cout << j.dump(2) << std::endl;
-    } else {
-      print_text(result);
-    }
-    if (!output->empty()) {
-      std::ofstream file(*output);
-      file << j.dump(2) << '\n';
-      if (!file) throw Error(*output + ": cannot write");
-    }
+    emit(bench::run_attention_bench(*config), *json, *output);
   });
 }
 
