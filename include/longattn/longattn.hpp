@@ -4,6 +4,7 @@
 #include "longattn/attention.hpp"
 #include "longattn/error.hpp"
 #include "longattn/machine.hpp"
+#include "longattn/multi_head.hpp"
 #include "longattn/options.hpp"
 #include "longattn/positional.hpp"
 #include "longattn/tensor_view.hpp"
