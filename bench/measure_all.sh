@@ -31,6 +31,15 @@ for n in 4096 16384 65536 262144 1048576; do
   run "linear_$n"        --mode full   --n "$n" --d 64 --heads 8 --threads 1 --baseline none --normalizer linear
   run "linear_causal_$n" --mode causal --n "$n" --d 64 --heads 8 --threads 1 --baseline none --normalizer linear
 done
+# Positional terms in the kernel (each timed against the same call without them), the layer.
+run rope_d64        --mode full --n 16384 --d 64 --heads 8 --threads 1 --baseline none --rope half --repeats 5
+run alibi_d64       --mode full --n 16384 --d 64 --heads 8 --threads 1 --baseline none --alibi --repeats 5
+run relative_d64    --mode full --n 16384 --d 64 --heads 8 --threads 1 --baseline none --relative-k 64 --repeats 5
+run mha             --mode mha --n 16384 --e 512 --heads 8 --threads 1
+run mha_rope        --mode mha --n 16384 --e 512 --heads 8 --threads 1 --rope half
+run mha_alibi       --mode mha --n 16384 --e 512 --heads 8 --threads 1 --alibi
+run mha_gqa_causal  --mode mha --n 16384 --e 512 --heads 8 --kv-heads 2 --threads 1 --rope half --causal
+run mha_t2          --mode mha --n 16384 --e 512 --heads 8 --threads 2
 run full_n65536_t1  --mode full --n 65536 --d 64 --heads 8 --threads 1 --baseline none --repeats 1
 echo "== micro-kernels"
 build/release/bench/longattn_kernel_benchmarks --benchmark_out="$out/kernels.json" --benchmark_out_format=json | sed 's/^/   /'
@@ -54,6 +63,17 @@ print(f"sigmoid / softmax time at n = 16384: {j('sigmoid_d64')['seconds'] / full
 print(f"window / full GFLOP/s at n = 16384: {j('window_16384')['gflops'] / full['gflops']:.3f}")
 print(f"causal / full time: {causal['seconds'] / full['seconds']:.3f}")
 print(f"block-sparse 10 % / full time: {j('sparse10_d64')['seconds'] / full['seconds']:.3f}")
+for name in ("rope_d64", "alibi_d64", "relative_d64"):
+    r = j(name)
+    print(f"{name}: {r['seconds'] / r['without_position_terms']['seconds']:.3f}x the time without the terms")
+for name in ("mha", "mha_rope", "mha_alibi", "mha_gqa_causal", "mha_t2"):
+    r = j(name)
+    m = r["memory"]
+    plain = f", {r['layer']['seconds'] / r['plain_layer_seconds']:.3f}x the plain layer" if r["plain_layer_seconds"] else ""
+    print(f"{name}: layer {r['layer']['seconds']:.3f} s (projections {r['layer']['projection_seconds']:.3f}, "
+          f"attention {r['layer']['attention_seconds']:.3f}, output {r['layer']['output_seconds']:.3f}); "
+          f"layer / parts alone {r['layer_over_parts']:.3f}{plain}; peak RSS {m['peak_rss_bytes'] / 2**20:.0f} MiB, "
+          f"beyond x, y, weights, Q|K|V and the process {m['beyond_qkv_bytes'] / 2**20:.1f} MiB")
 for name in ("window_1048576", "full_n65536_t2"):
     r = j(name)
     inputs = 4 * r["heads"] * r["n"] * r["d"] * 4
