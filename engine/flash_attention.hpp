@@ -28,7 +28,8 @@ struct FlashPlan {
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
   std::int64_t dv_padded;   // Dv rounded up to whole vectors
-  std::int64_t packed_budget_bytes;  // packed K/V held at once (whole heads, or key chunks)
+  std::int64_t packed_budget_bytes;  // packed K/V held at once (several heads' key chunks)
+  std::int64_t chunk_bytes;          // packed K/V of one head's key chunk: sized for L2
   int threads;              // 0 = TBB's default
 };
 

@@ -154,10 +154,11 @@ void AttentionTester::check() const {
       std::vector<float> lse(p.batch * p.q_heads * p.nq, std::nanf(""));
       const auto lse_view = softmax ? bhn(lse.data(), p.batch, p.q_heads, p.nq) : TensorView<float, 3>{};
       AttentionStats stats;
-      if (budget_ > 0) {
+      if (budget_ > 0 || chunk_ > 0) {
         const auto shape = engine::validate_attention(q.cview(), k.cview(), v.cview(), out.view(), lse_view, options);
         engine::FlashPlan plan = engine::make_flash_plan(shape, options);
-        plan.packed_budget_bytes = budget_;
+        if (budget_ > 0) plan.packed_budget_bytes = budget_;
+        if (chunk_ > 0) plan.chunk_bytes = chunk_;
         stats = engine::run_flash_attention(plan, q.cview(), k.cview(), v.cview(), out.view(), lse_view);
       } else {
         stats = attention(q.cview(), k.cview(), v.cview(), out.view(), options, lse_view);

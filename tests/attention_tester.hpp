@@ -49,6 +49,8 @@ class AttentionTester {
   AttentionTester& relative_bias(std::int64_t clip) { relative_clip_ = clip; return *this; }
   // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
   AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
+  // ... and with key chunks of this many bytes per head (white box: several heads' chunks at once).
+  AttentionTester& chunk_bytes(std::int64_t bytes) { chunk_ = bytes; return *this; }
   AttentionTester& key_lengths(std::vector<std::int64_t> lengths) { p_.key_lengths = std::move(lengths); return *this; }
   // A random [Nq, Nk] mask, each entry visible with probability `density`.
   AttentionTester& random_mask(double density) { mask_density_ = density; return *this; }
@@ -65,7 +67,7 @@ class AttentionTester {
   float magnitude_ = 1.0f;
   unsigned seed_ = 1;
   double mask_density_ = -1, block_density_ = -1;
-  std::int64_t budget_ = 0;
+  std::int64_t budget_ = 0, chunk_ = 0;
   std::int64_t additive_da_ = 0;
   std::int64_t relative_clip_ = -1;
 };
