@@ -84,10 +84,19 @@ class FlashRunner {
     // in L2 while all the head's query blocks pass over it, each block carrying its softmax
     // state from chunk to chunk (in `out` and `carry`); the same mechanism bounds the engine's
     // memory at any n. Chunks of several heads are packed at once, within the budget, so that
-    // every thread has work.
+    // every thread has work. Query blocks that each see few keys (a window) find them in L2
+    // anyway, consecutive blocks sharing most of them: there chunks would only add state to carry.
+    const std::int64_t q_blocks = (s.nq + plan_.block_rows - 1) / plan_.block_rows;
+    std::int64_t widest = 0;  // keys one query block may see at most
+    for (std::int64_t b = 0; b < (plan_.visibility.depends_on_batch() ? s.batch : 1); ++b) {
+      for (std::int64_t qb = 0; qb < q_blocks; ++qb) {
+        const std::int64_t i0 = qb * plan_.block_rows;
+        widest = std::max(widest, plan_.visibility.hull(b, i0, std::min(s.nq, i0 + plan_.block_rows)).size());
+      }
+    }
     std::int64_t chunk_keys = std::max(P, layout_.nk_padded());
     const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
-    if (l2_keys < chunk_keys) chunk_keys = l2_keys;
+    if (l2_keys < chunk_keys && widest > l2_keys) chunk_keys = l2_keys;
     chunk_keys = std::min(chunk_keys, std::max(Bc, plan_.packed_budget_bytes / key_bytes / Bc * Bc));
     const std::int64_t heads_at_once =
         std::clamp<std::int64_t>(plan_.packed_budget_bytes / (chunk_keys * key_bytes), 1, std::max<std::int64_t>(1, heads));
@@ -99,7 +108,6 @@ class FlashRunner {
     tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
 
     // The chunks each query block needs: from the first to the last key it may see.
-    const std::int64_t q_blocks = (s.nq + plan_.block_rows - 1) / plan_.block_rows;
     const std::int64_t span_batches = plan_.visibility.depends_on_batch() ? s.batch : 1;
     std::vector<std::array<std::int64_t, 2>> chunk_span(static_cast<std::size_t>(span_batches * q_blocks));
     tbb::parallel_for(std::int64_t{0}, span_batches * q_blocks, [&](std::int64_t cell) {
