@@ -50,7 +50,7 @@ void BM_qk_tile(benchmark::State& state, Isa isa) {
   const auto& k = longattn::simd::kernels_for(isa);
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
-    k.qk_tile(t.q.data(), t.rows, t.d, t.key_panels.data(), t.keys / k.panel_width, t.scores.data(),
+    k.qk_tile(t.q.data(), t.rows, t.d, t.key_panels.data(), 0, t.keys, t.scores.data(),
               t.keys, t.row_max.data());
     benchmark::DoNotOptimize(t.scores.data());
   }
@@ -97,7 +97,7 @@ void BM_tile_pipeline(benchmark::State& state, Isa isa) {
     const float* key_panels = keys.data() + c * t.keys * t.d;
     const float* value_rows = values.data() + c * t.keys * t.d;
     c = (c + 1) % copies;
-    k.qk_tile(t.q.data(), t.rows, t.d, key_panels, t.keys / k.panel_width, t.scores.data(), t.keys,
+    k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys,
               t.row_max.data());
     k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
     k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.acc.data(), t.row_scale.data());

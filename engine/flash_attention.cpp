@@ -251,26 +251,27 @@ class FlashRunner {
   }
 
   // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
-  // row slices over only the panels they can see, masked where needed.
+  // row slices over only the keys they can see, a vector of keys at a time (whole panels for
+  // additive scores, whose kernel works on panels), masked where needed.
   void run_tiles(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
                  std::int64_t h, std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t j1) const {
     const std::int64_t P = plan_.kernels->panel_width, i1 = i0 + rows;
-    const std::int64_t panels = (j1 - j0 + P - 1) / P;
-    const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, j0 + panels * P);
+    const std::int64_t end = j0 + (j1 - j0 + P - 1) / P * P;
+    const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, end);
     if (kind != TileKind::partial) {
-      if (kind == TileKind::full) run_tile(scratch, st, chunk, b, h, i0, 0, rows, j0, panels, false);
+      if (kind == TileKind::full) run_tile(scratch, st, chunk, b, h, i0, 0, rows, j0, end - j0, false);
       return;
     }
+    const std::int64_t grain = plan_.additive.enabled() ? P : plan_.kernels->lanes;
     for (std::int64_t r0 = 0; r0 < rows; r0 += kSliceRows) {
       const std::int64_t n = std::min(kSliceRows, rows - r0);
       const KeyRange hull = plan_.visibility.hull(b, i0 + r0, i0 + r0 + n);
-      const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, j0 + panels * P);
+      const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, end);
       if (hi <= lo) continue;  // these rows see nothing here: their state stays as it is
-      const std::int64_t first = (lo - j0) / P, count = (hi - j0 + P - 1) / P - first;
-      const std::int64_t k0 = j0 + first * P;
-      const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k0 + count * P);
+      const std::int64_t k0 = lo / grain * grain, k1 = std::min(end, (hi + grain - 1) / grain * grain);
+      const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k1);
       if (part != TileKind::skipped) {
-        run_tile(scratch, st, chunk, b, h, i0, r0, n, k0, count, part == TileKind::partial);
+        run_tile(scratch, st, chunk, b, h, i0, r0, n, k0, k1 - k0, part == TileKind::partial);
       }
     }
   }
@@ -289,14 +290,15 @@ class FlashRunner {
     }
   }
 
-  // Rows [r0, r0 + n) of the query block against keys [j0, j0 + panels·P) of the chunk:
-  // scores, element masks when `masked`, the online-softmax update, then P·V.
+  // Rows [r0, r0 + n) of the query block against keys [j0, j0 + width) of the chunk (j0 and
+  // width multiples of lanes): scores, element masks when `masked`, the online-softmax
+  // update, then P·V.
   void run_tile(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
                 std::int64_t h, std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
-                std::int64_t panels, bool masked) const {
+                std::int64_t width, bool masked) const {
     const simd::KernelTable& kern = *plan_.kernels;
     const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, Bc = plan_.block_keys;
-    const std::int64_t width = panels * kern.panel_width;
+    const std::int64_t P = kern.panel_width, panel_begin = j0 / P * P;
     float* s = scratch.scores.data() + r0 * Bc;
     float* acc = scratch.acc.data() + r0 * W;
     float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *shift = st.shift + r0;
@@ -304,12 +306,12 @@ class FlashRunner {
 
     scratch.computed_pairs += n * width;
     std::fill(tile_max, tile_max + n, kNegInf);
-    const float* key_panels = chunk.key_panels + (j0 - chunk.begin) * D;
-    if (plan_.additive.enabled()) {
-      kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, panels, plan_.additive.w.data(),
+    const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
+    if (plan_.additive.enabled()) {  // j0 and width are whole panels here
+      kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, width / P, plan_.additive.w.data(),
                          plan_.score_scale, s, Bc, tile_max);
     } else {
-      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, panels, s, Bc, tile_max);
+      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, Bc, tile_max);
     }
     if (plan_.bias.enabled()) {
       // Row r, column c sits at offset δ = j0 + c - (pos of row 0) - r: diagonal t = c + n - 1 - r

@@ -103,8 +103,8 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
 }
 
 template <class V, int R, int NV>
-void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
-             std::int64_t panels, float* s, std::int64_t lds, float* row_max) {
+void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
+             std::int64_t keys, float* s, std::int64_t lds, float* row_max) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
   V vmax[kMaxTileRows];
@@ -112,11 +112,15 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
     vmax[r] = V::broadcast(-std::numeric_limits<float>::infinity());
   }
   // Panels outside, rows inside: one key panel (d · panel_width floats) stays in L1 while
-  // every row group of the query block passes over it.
-  for (std::int64_t p = 0; p < panels; ++p) {
-    const float* panel = key_panels + p * d * panel_width;
-    gemm_tile<V, R, NV>(rows, NV, q, d, panel, panel_width, d, s + p * panel_width, lds,
+  // every row group of the query block passes over it. The first and last panel may be used
+  // in part, a vector of keys at a time (the edges of a window or of the causal diagonal).
+  const std::int64_t first = first_key / L, last = (first_key + keys) / L;  // in vectors
+  for (std::int64_t v0 = first; v0 < last;) {
+    const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
+    const float* panel = key_panels + v0 / NV * d * panel_width;
+    gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
                         Start::zero, nullptr, vmax);
+    v0 += count;
   }
   for (std::int64_t r = 0; r < rows; ++r) {
     const float m = vmax[r].reduce_max();

@@ -21,10 +21,11 @@ struct KernelTable {
   int lanes;        // fp32 lanes in one vector
   int panel_width;  // keys per packed key panel
 
-  // s[r][0 .. panels·panel_width) = q[r] · key_panel columns, for r < rows; row_max[r] is
+  // s[r][c] = q[r] · key (first_key + c) of the key panels, for r < rows and c < keys; both
+  // first_key and keys are multiples of lanes, so a panel may be used in part. row_max[r] is
   // raised to the largest score stored in row r.
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
-                  std::int64_t panels, float* s, std::int64_t lds, float* row_max);
+                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float* row_max);
 
   // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns.
   void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys,
