@@ -30,7 +30,7 @@ void BM_attention(benchmark::State& state, longattn::AttentionOptions options) {
   const int threads = static_cast<int>(state.range(2));
   const auto q = longattn::bench::random_tensor(n * d, 1), k = longattn::bench::random_tensor(n * d, 2),
              v = longattn::bench::random_tensor(n * d, 3);
-  std::vector<float> out(static_cast<std::size_t>(n * d));
+  longattn::bench::Tensor out(static_cast<std::size_t>(n * d));
   options.threads = threads;
   longattn::AttentionStats stats;
   double seconds = 0;

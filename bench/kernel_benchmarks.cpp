@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "bench/cache_line_allocator.hpp"
 #include "longattn/machine.hpp"
 #include "simd/kernel_table.hpp"
 
@@ -14,16 +15,8 @@ namespace {
 
 using longattn::Isa;
 
-// Cache-line aligned like the engine's scratch: a zmm load that splits two lines costs twice.
-template <class T>
-struct LineAligned : std::allocator<T> {
-  template <class U> struct rebind { using other = LineAligned<U>; };
-  LineAligned() = default;
-  template <class U> LineAligned(const LineAligned<U>&) {}
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
-};
-using Floats = std::vector<float, LineAligned<float>>;
+// Cache-line aligned like the engine's scratch.
+using Floats = longattn::bench::Tensor;
 
 struct Tile {
   std::int64_t rows, keys, d;
@@ -61,7 +54,7 @@ void BM_pv_tile(benchmark::State& state, Isa isa) {
   const auto& k = longattn::simd::kernels_for(isa);
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
-    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, t.values.data(), t.d, t.acc.data(), t.row_scale.data());
+    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, t.values.data(), t.d, t.d, t.acc.data(), t.row_scale.data());
     benchmark::DoNotOptimize(t.acc.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -100,7 +93,7 @@ void BM_tile_pipeline(benchmark::State& state, Isa isa) {
     k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys,
               t.row_max.data());
     k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
-    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.acc.data(), t.row_scale.data());
+    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(), t.row_scale.data());
     benchmark::DoNotOptimize(t.acc.data());
   }
   report(state, isa, 4.0 * t.rows * t.keys * t.d);

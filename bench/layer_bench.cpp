@@ -81,15 +81,15 @@ LayerBenchResult run_layer_bench(const LayerBenchConfig& config) {
 
   // Weights scaled like nn.Linear's initialization, so activations stay of order one.
   auto weight = [&](std::int64_t rows, std::int64_t cols, unsigned seed) {
-    std::vector<float> w = random_tensor(rows * cols, seed);
+    Tensor w = random_tensor(rows * cols, seed);
     for (float& x : w) x /= std::sqrt(static_cast<float>(cols));
     return w;
   };
-  const std::vector<float> wq = weight(Hq * D, E, 11), wk = weight(Hkv * D, E, 12), wv = weight(Hkv * D, E, 13),
+  const Tensor wq = weight(Hq * D, E, 11), wk = weight(Hkv * D, E, 12), wv = weight(Hkv * D, E, 13),
                            wo = weight(E, Hq * D, 14), bq = random_tensor(Hq * D, 15), bk = random_tensor(Hkv * D, 16),
                            bv = random_tensor(Hkv * D, 17), bo = random_tensor(E, 18);
-  const std::vector<float> x = random_tensor(B * N * E, 19);
-  std::vector<float> y(static_cast<std::size_t>(B * N * E));
+  const Tensor x = random_tensor(B * N * E, 19);
+  Tensor y(static_cast<std::size_t>(B * N * E));
 
   MultiHeadConfig layer_config;
   layer_config.embed_dim = E, layer_config.heads = Hq, layer_config.kv_heads = Hkv;
@@ -116,17 +116,17 @@ LayerBenchResult run_layer_bench(const LayerBenchConfig& config) {
   r.kernel_scratch_bytes = first.attention.scratch_bytes;
 
   // The parts alone: the projection GEMMs over all rows, the kernel on contiguous q, k, v.
-  std::vector<float> wqkv(wq);
+  Tensor wqkv(wq);
   wqkv.insert(wqkv.end(), wk.begin(), wk.end());
   wqkv.insert(wqkv.end(), wv.begin(), wv.end());
-  std::vector<float> bqkv(bq);
+  Tensor bqkv(bq);
   bqkv.insert(bqkv.end(), bk.begin(), bk.end());
   bqkv.insert(bqkv.end(), bv.begin(), bv.end());
-  std::vector<float> qkv(static_cast<std::size_t>(B * N * C)), heads_out(static_cast<std::size_t>(B * N * Hq * D));
+  Tensor qkv(static_cast<std::size_t>(B * N * C)), heads_out(static_cast<std::size_t>(B * N * Hq * D));
   Gemm project(B * N, E, C, const_cast<float*>(x.data()), wqkv.data(), bqkv.data(), qkv.data());
   Gemm output(B * N, Hq * D, E, heads_out.data(), const_cast<float*>(wo.data()), const_cast<float*>(bo.data()), y.data());
-  const std::vector<float> q = random_tensor(B * Hq * N * D, 1), k = random_tensor(B * Hkv * N * D, 2),
-                           v = random_tensor(B * Hkv * N * D, 3);
+  const Tensor q = random_tensor(B * Hq * N * D, 1), k = random_tensor(B * Hkv * N * D, 2),
+               v = random_tensor(B * Hkv * N * D, 3);
   AttentionOptions kernel_options = layer_config.attention;
   const auto qv = bhnd(q.data(), B, Hq, N, D), kv = bhnd(k.data(), B, Hkv, N, D), vv = bhnd(v.data(), B, Hkv, N, D);
   const auto ov = bhnd(heads_out.data(), B, Hq, N, D);

@@ -37,8 +37,8 @@ std::int64_t peak_rss_bytes() {
   return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-std::vector<float> random_tensor(std::int64_t elements, unsigned seed) {
-  std::vector<float> t(static_cast<std::size_t>(elements));
+Tensor random_tensor(std::int64_t elements, unsigned seed) {
+  Tensor t(static_cast<std::size_t>(elements));
   for (std::size_t i = 0; i < t.size(); ++i) {
     // splitmix64 of (seed, i); the top 24 bits give a uniform in [-sqrt(3), sqrt(3)).
     std::uint64_t z = (static_cast<std::uint64_t>(seed) << 40) + i + 0x9e3779b97f4a7c15ULL;
@@ -73,9 +73,9 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   r.config = config;
   const std::int64_t B = config.batch, H = config.heads, N = config.n, D = config.d;
   const std::int64_t Hkv = config.kv_heads > 0 ? config.kv_heads : H;
-  const std::vector<float> q = random_tensor(B * H * N * D, 1), k = random_tensor(B * Hkv * N * D, 2),
-                           v = random_tensor(B * Hkv * N * D, 3);
-  std::vector<float> out(static_cast<std::size_t>(B * H * N * D));
+  const Tensor q = random_tensor(B * H * N * D, 1), k = random_tensor(B * Hkv * N * D, 2),
+               v = random_tensor(B * Hkv * N * D, 3);
+  Tensor out(static_cast<std::size_t>(B * H * N * D));
   const auto qv = bhnd(q.data(), B, H, N, D), kv = bhnd(k.data(), B, Hkv, N, D),
              vv = bhnd(v.data(), B, Hkv, N, D);
   const auto ov = bhnd(out.data(), B, H, N, D);
@@ -91,7 +91,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   options.threads = config.threads;
   options.isa = config.isa;
   options.normalizer = config.normalizer;
-  std::vector<float> wq, wk, w;
+  Tensor wq, wk, w;
   if (config.additive_da > 0) {
     const std::int64_t Da = config.additive_da;
     wq = random_tensor(Da * D, 4), wk = random_tensor(Da * D, 5), w = random_tensor(Da, 6);
@@ -102,7 +102,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   AttentionOptions plain = options;
   options.rope = config.rope;
   options.alibi = config.alibi;
-  std::vector<float> relative;
+  Tensor relative;
   if (config.relative_clip >= 0) {
     const std::int64_t width = 2 * config.relative_clip + 1;
     relative = random_tensor(H * width, 7);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cache_line_allocator.hpp"
 #include "longattn/options.hpp"
 
 namespace longattn::bench {
@@ -23,7 +24,7 @@ std::int64_t peak_rss_bytes();
 
 // `elements` floats, uniform with mean 0 and variance 1, a pure function of (seed, index):
 // fast enough to fill the gigabytes of a million-token run.
-std::vector<float> random_tensor(std::int64_t elements, unsigned seed);
+Tensor random_tensor(std::int64_t elements, unsigned seed);
 
 // A block-sparse layout of an n × n score matrix in block × block tiles, each visible with
 // `density` (seeded: the same layout every run).

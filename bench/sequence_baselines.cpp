@@ -20,7 +20,7 @@ using tag = memory::format_tag;
 memory random_memory(const memory::desc& md, const dnnl::engine& engine, float magnitude, unsigned seed) {
   memory m(md, engine);
   const std::size_t floats = md.get_size() / sizeof(float);
-  const std::vector<float> values = random_tensor(static_cast<std::int64_t>(floats), seed);
+  const Tensor values = random_tensor(static_cast<std::int64_t>(floats), seed);
   float* data = static_cast<float*>(m.get_data_handle());
   for (std::size_t i = 0; i < floats; ++i) data[i] = values[i] * magnitude;
   return m;

@@ -75,7 +75,13 @@ class FlashRunner {
     const AttentionShape& s = plan_.shape;
     const std::int64_t D = layout_.d, W = plan_.dv_padded, Bc = plan_.block_keys;
     const std::int64_t P = layout_.panel_width;
-    const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));
+    // Values whose rows are already whole, cache-line aligned vectors are read where they are
+    // (a vector load split across two lines costs two); others are packed into rows of
+    // dv_padded floats beside the keys.
+    const bool values_in_place = v_.strides[3] == 1 && s.dv == W && reinterpret_cast<std::uintptr_t>(v_.data) % 64 == 0 &&
+                                 v_.strides[2] % 16 == 0 && v_.strides[1] % 16 == 0 && v_.strides[0] % 16 == 0;
+    const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));  // what a chunk keeps in L2
+    const std::int64_t packed_key_bytes = (D + (values_in_place ? 0 : W)) * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t heads = s.batch * s.kv_heads;
 
     // Packed keys and values of a kv head are read by every one of its query blocks. Streamed
@@ -97,11 +103,11 @@ class FlashRunner {
     std::int64_t chunk_keys = std::max(P, layout_.nk_padded());
     const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
     if (l2_keys < chunk_keys && widest > l2_keys) chunk_keys = l2_keys;
-    chunk_keys = std::min(chunk_keys, std::max(Bc, plan_.packed_budget_bytes / key_bytes / Bc * Bc));
-    const std::int64_t heads_at_once =
-        std::clamp<std::int64_t>(plan_.packed_budget_bytes / (chunk_keys * key_bytes), 1, std::max<std::int64_t>(1, heads));
+    chunk_keys = std::min(chunk_keys, std::max(Bc, plan_.packed_budget_bytes / packed_key_bytes / Bc * Bc));
+    const std::int64_t heads_at_once = std::clamp<std::int64_t>(
+        plan_.packed_budget_bytes / (chunk_keys * packed_key_bytes), 1, std::max<std::int64_t>(1, heads));
     const std::int64_t chunks = std::max<std::int64_t>(1, (layout_.nk_padded() + chunk_keys - 1) / chunk_keys);
-    const std::int64_t chunk_floats = chunk_keys * (D + W);
+    const std::int64_t chunk_floats = chunk_keys * packed_key_bytes / static_cast<std::int64_t>(sizeof(float));
     AlignedBuffer packed(heads_at_once * chunk_floats);
     // [head of the round][query head of its group][max, sum][Nq]
     AlignedBuffer carry(chunks > 1 ? 2 * heads_at_once * s.group() * s.nq : 0);
@@ -138,8 +144,10 @@ class FlashRunner {
             pack_key_panels(*plan_.kernels, k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
                             keys + (p0 - p_begin) * P * D, plan_.rope.enabled() ? &plan_.rope : nullptr);
           }
-          pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
-                          keys + chunk_keys * D + (p0 - p_begin) * P * W);
+          if (!values_in_place) {
+            pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
+                            keys + chunk_keys * D + (p0 - p_begin) * P * W);
+          }
         });
         // Work units are (kv head, query head of its group, query block): partitioned by
         // data alone, so every output element is computed the same way for any thread count.
@@ -155,8 +163,11 @@ class FlashRunner {
                 const auto [first_chunk, last_chunk] = chunk_span[(span_batches > 1 ? b : 0) * q_blocks + qb];
                 if (c < first_chunk || c > last_chunk) continue;
                 const float* keys = packed.data() + local * chunk_floats;
-                const KeyChunk chunk{c * chunk_keys, (c + 1) * chunk_keys, keys, keys + chunk_keys * D,
-                                     c == first_chunk, c == last_chunk,
+                const float* values = values_in_place ? v_.data + b * v_.strides[0] + head % s.kv_heads * v_.strides[1] +
+                                                            c * chunk_keys * v_.strides[2]
+                                                      : keys + chunk_keys * D;
+                const KeyChunk chunk{c * chunk_keys, (c + 1) * chunk_keys, keys, values,
+                                     values_in_place ? v_.strides[2] : W, c == first_chunk, c == last_chunk,
                                      carry.data() == nullptr ? nullptr
                                                              : carry.data() + 2 * (local * s.group() + in_group) * s.nq};
                 run_block(scratch.local(), b, (head % s.kv_heads) * s.group() + in_group,
@@ -186,7 +197,8 @@ class FlashRunner {
   struct KeyChunk {
     std::int64_t begin, end;
     const float* key_panels;  // panel of key `begin` first
-    const float* value_rows;  // row of key `begin` first
+    const float* value_rows;  // row of key `begin` first: the caller's v, or packed rows
+    std::int64_t value_stride;  // floats from one value row to the next
     bool first, last;         // the first / last chunk this query block sees
     float* carry;             // [2][Nq] running max and sum between chunks, or null
   };
@@ -208,6 +220,11 @@ class FlashRunner {
       const std::int64_t first_position = i0 + plan_.shape.nk - nq;
       for (std::int64_t r = 0; r < rows; ++r) {
         plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, plan_.q_scale, q + r * D);
+      }
+    } else if (q_.strides[3] == 1) {  // a loop the compiler vectorizes
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float* row = q_head + (i0 + r) * q_.strides[2];
+        for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d] * plan_.q_scale;
       }
     } else {
       for (std::int64_t r = 0; r < rows; ++r) {
@@ -323,7 +340,9 @@ class FlashRunner {
       kern.add_diagonal_bias(s, n, Bc, width, diagonals, tile_max);
     }
     if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, Bc);
-    const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * W;
+    const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * chunk.value_stride;
+    // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
+    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
     if (plan_.normalizer != Normalizer::softmax) {
       // Weights of their own, no running max: P = sigmoid(S + b) or relu(S), O += P V.
       if (plan_.normalizer == Normalizer::sigmoid) {
@@ -332,7 +351,7 @@ class FlashRunner {
         kern.relu_rows(s, n, Bc, width);
       }
       std::fill(rescale, rescale + n, 1.0f);
-      kern.pv_tile(s, n, Bc, width, value_rows, W, acc, rescale);
+      kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale);
       return;
     }
     if (masked) {
@@ -348,7 +367,7 @@ class FlashRunner {
     }
     kern.exp2_rows(s, n, Bc, width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
-    kern.pv_tile(s, n, Bc, width, value_rows, W, acc, rescale);
+    kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale);
   }
 
   // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/aligned_buffer.hpp"
 #include "engine/attention_validation.hpp"
 #include "longattn/attention.hpp"
 #include "longattn/error.hpp"
@@ -96,9 +97,10 @@ struct MultiHeadSelfAttention::Impl {
   dnnl::stream stream{engine};
   // Matmuls by (0 = projection / 1 = output, rows, source row stride, destination row stride).
   std::map<std::array<std::int64_t, 4>, dnnl::matmul> matmuls;
-  std::vector<float> qkv;    // [B, N, qkv_width]
-  std::vector<float> block;  // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
-  std::vector<float> heads_out;  // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
+  // Cache-line aligned: the kernel reads value rows of Q|K|V in place when they are.
+  engine::AlignedBuffer qkv;        // [B, N, qkv_width]
+  engine::AlignedBuffer block;      // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
+  engine::AlignedBuffer heads_out;  // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
 
   // Rows per projection call: blocks keep the position-added copy of x and the output
   // staging small (8 MiB at E = 512) while each matmul stays large enough to run at speed.
@@ -245,8 +247,8 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   MultiHeadStats stats;
   const OmpThreads omp_threads(m.config.attention.threads);
   const std::int64_t C = m.qkv_width, HD = Hq * D;
-  m.qkv.resize(static_cast<std::size_t>(B * N * C));
-  m.block.resize(static_cast<std::size_t>(std::min(N, Impl::kBlockRows) * std::max(E, HD)));
+  m.qkv.resize(B * N * C);
+  m.block.resize(std::min(N, Impl::kBlockRows) * std::max(E, HD));
 
   // X (+ positions) → Q | K | V, row blocks of each batch.
   auto start = std::chrono::steady_clock::now();
@@ -272,7 +274,7 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
 
   // Attention on strided views of the Q | K | V rows; head outputs into y's rows when they fit.
   const bool in_y = HD <= E;
-  if (!in_y) m.heads_out.resize(static_cast<std::size_t>(B * N * HD));
+  if (!in_y) m.heads_out.resize(B * N * HD);
   const HeadsView<const float> q{m.qkv.data(), {B, Hq, N, D}, {N * C, D, C, 1}};
   const HeadsView<const float> k{m.qkv.data() + HD, {B, Hkv, N, D}, {N * C, D, C, 1}};
   const HeadsView<const float> v{m.qkv.data() + HD + Hkv * D, {B, Hkv, N, D}, {N * C, D, C, 1}};
@@ -299,7 +301,7 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   }
   stats.output_seconds = seconds_since(start);
   stats.projection_flops = 2.0 * static_cast<double>(B * N) * static_cast<double>(E) * static_cast<double>(C + HD);
-  stats.scratch_bytes = static_cast<std::int64_t>((m.qkv.size() + m.block.size() + m.heads_out.size()) * sizeof(float));
+  stats.scratch_bytes = m.qkv.bytes() + m.block.bytes() + m.heads_out.bytes();
   return stats;
 }
 

@@ -134,13 +134,12 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
 inline constexpr std::int64_t kPvKeyChunk = 128;
 
 template <class V, int R, int NV>
-void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys,
-             const float* v, std::int64_t dv_padded, float* o, const float* row_scale) {
+void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
+             std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale) {
   for (std::int64_t k0 = 0; k0 < keys; k0 += kPvKeyChunk) {
     const std::int64_t depth = keys - k0 < kPvKeyChunk ? keys - k0 : kPvKeyChunk;
-    gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * dv_padded, dv_padded,
-                        depth, o, dv_padded, k0 == 0 ? Start::load_scaled : Start::load,
-                        row_scale, static_cast<V*>(nullptr));
+    gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
+                        k0 == 0 ? Start::load_scaled : Start::load, row_scale, static_cast<V*>(nullptr));
   }
 }
 

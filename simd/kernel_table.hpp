@@ -27,9 +27,10 @@ struct KernelTable {
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
                   std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float* row_max);
 
-  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns.
-  void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys,
-                  const float* v, std::int64_t dv_padded, float* o, const float* row_scale);
+  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns; value
+  // rows are ldv floats apart (the caller's rows, or packed ones).
+  void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
+                  std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale);
 
   // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
   // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.

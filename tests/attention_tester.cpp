@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "bench/cache_line_allocator.hpp"
 #include "engine/attention_validation.hpp"
 #include "engine/flash_attention.hpp"
 #include "simd/kernel_table.hpp"
@@ -48,7 +49,7 @@ namespace {
 
 // A [B, H, N, D] tensor stored in the tester's layout, with a view in logical order.
 struct Stored {
-  std::vector<float> data;
+  bench::Tensor data;  // cache-line aligned like a framework's: value rows are read in place
   std::int64_t B, H, N, D;
   Layout layout;
   Stored(std::int64_t b, std::int64_t h, std::int64_t n, std::int64_t d, Layout l)
