@@ -61,6 +61,19 @@ std::string npy_header(const std::string& dict) {
   return file + header;
 }
 
+// max |output − expected| and max(1, max |expected|) for a case folder's expected_out.npy.
+std::pair<double, double> error_against_expected(const fs::path& output, const fs::path& case_dir) {
+  const std::vector<float> out = npy::load(output).values<float>();
+  const std::vector<double> expected = npy::load(case_dir / "expected_out.npy").values<double>();
+  REQUIRE(out.size() == expected.size());
+  double max_expected = 1, worst = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    max_expected = std::max(max_expected, std::abs(expected[i]));
+    worst = std::max(worst, std::abs(out[i] - expected[i]));
+  }
+  return {worst, max_expected};
+}
+
 }  // namespace
 
 TEST_CASE("longattn run reproduces the golden cases it supports") {
@@ -96,14 +109,7 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     const Outcome r = run_cli(args);
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
-    const std::vector<float> out = npy::load(tmp / "out.npy").values<float>();
-    const std::vector<double> expected = npy::load(dir / "expected_out.npy").values<double>();
-    REQUIRE(out.size() == expected.size());
-    double max_expected = 1, worst = 0;
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      max_expected = std::max(max_expected, std::abs(expected[i]));
-      worst = std::max(worst, std::abs(out[i] - expected[i]));
-    }
+    const auto [worst, max_expected] = error_against_expected(tmp / "out.npy", dir);
     // large_logits needs the README's second term; the rest meet the first alone.
     CHECK(worst <= (dir.filename() == "large_logits" ? 1e-3 : 1e-5 * max_expected));
     ++ran;
@@ -133,14 +139,7 @@ TEST_CASE("longattn run --x reproduces the golden multi-head layer cases") {
     const Outcome r = run_cli(args);
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
-    const std::vector<float> y = npy::load(tmp / "y.npy").values<float>();
-    const std::vector<double> expected = npy::load(dir / "expected_out.npy").values<double>();
-    REQUIRE(y.size() == expected.size());
-    double max_expected = 1, worst = 0;
-    for (std::size_t i = 0; i < y.size(); ++i) {
-      max_expected = std::max(max_expected, std::abs(expected[i]));
-      worst = std::max(worst, std::abs(y[i] - expected[i]));
-    }
+    const auto [worst, max_expected] = error_against_expected(tmp / "y.npy", dir);
     CHECK(worst <= 1e-5 * max_expected);
     ++ran;
   }
