@@ -22,6 +22,7 @@ class RotaryTable {
   bool enabled() const { return pairing_ != RopePairing::none; }
 
   // y[0 .. D) = rotate(x at `position`) · scale; x's features are `stride` floats apart.
+  // y may be x (stride 1): each pair is read before it is written.
   void rotate(const float* x, std::int64_t stride, std::int64_t position, float scale, float* y) const;
 
  private:
