@@ -22,6 +22,10 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// Softmax state carried between key chunks, for the heads packed in one round: 16 MiB holds
+// 8 heads at n = 262144 and keeps n = 2^20 within the caller's tensors + 64 MiB.
+constexpr std::int64_t kCarryBudgetBytes = 16 << 20;
+
 // Partial tiles are run in slices of this many query rows, each over the panels its rows can
 // see, so a window's edges and the causal diagonal waste fewer masked scores. Measured on a
 // (256, 256) window, n = 16384: slices of 6 / 12 / 24 / 48 / 96 rows gave 108–119 / 116–120 /
@@ -107,9 +111,13 @@ class FlashRunner {
     const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
     if (l2_keys < chunk_keys && widest > l2_keys) chunk_keys = l2_keys;
     chunk_keys = std::min(chunk_keys, std::max(Bc, plan_.packed_budget_bytes / packed_key_bytes / Bc * Bc));
-    const std::int64_t heads_at_once = std::clamp<std::int64_t>(
-        plan_.packed_budget_bytes / (chunk_keys * packed_key_bytes), 1, std::max<std::int64_t>(1, heads));
     const std::int64_t chunks = std::max<std::int64_t>(1, (layout_.nk_padded() + chunk_keys - 1) / chunk_keys);
+    std::int64_t heads_at_once = std::clamp<std::int64_t>(plan_.packed_budget_bytes / (chunk_keys * packed_key_bytes), 1,
+                                                          std::max<std::int64_t>(1, heads));
+    if (chunks > 1) {  // the carried state (max and sum per query row and head) of a round, too
+      const std::int64_t carry_bytes_per_head = 2 * s.group() * s.nq * static_cast<std::int64_t>(sizeof(float));
+      heads_at_once = std::min(heads_at_once, std::max<std::int64_t>(1, kCarryBudgetBytes / carry_bytes_per_head));
+    }
     const std::int64_t chunk_floats = chunk_keys * packed_key_bytes / static_cast<std::int64_t>(sizeof(float));
     AlignedBuffer packed(heads_at_once * chunk_floats);
     // [head of the round][query head of its group][max, sum][Nq]
