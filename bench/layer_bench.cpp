@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -18,32 +17,6 @@
 
 namespace longattn::bench {
 namespace {
-
-double seconds_of(const std::function<void()>& fn) {
-  const auto start = std::chrono::steady_clock::now();
-  fn();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> x) {
-  std::sort(x.begin(), x.end());
-  return x.size() % 2 ? x[x.size() / 2] : 0.5 * (x[x.size() / 2 - 1] + x[x.size() / 2]);
-}
-
-// Resident bytes of this process now (VmRSS of /proc/self/status).
-std::int64_t resident_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmRSS:") {
-      std::int64_t kib = 0;
-      status >> kib;
-      return kib * 1024;
-    }
-    status.ignore(1 << 10, '\n');
-  }
-  return 0;
-}
 
 // out[m, n] = src[m, k] · W[n, k]ᵀ + b with oneDNN, W in nn.Linear layout: what the layer's
 // projections cost when run as one GEMM over every row.
@@ -77,7 +50,7 @@ LayerBenchResult run_layer_bench(const LayerBenchConfig& config) {
   const std::int64_t Hkv = config.kv_heads > 0 ? config.kv_heads : Hq;
   if (Hq < 1 || E % Hq != 0) throw Error("heads: expected a divisor of --e (" + std::to_string(E) + "), got " + std::to_string(Hq));
   const std::int64_t D = E / Hq, C = (Hq + 2 * Hkv) * D;
-  r.base_rss_bytes = resident_bytes();
+  r.base_rss_bytes = status_bytes("VmRSS");
 
   // Weights scaled like nn.Linear's initialization, so activations stay of order one.
   auto weight = [&](std::int64_t rows, std::int64_t cols, unsigned seed) {

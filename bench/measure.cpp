@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include "bench/onednn_attention.hpp"
@@ -14,6 +15,18 @@
 
 namespace longattn::bench {
 
+double seconds_of(const std::function<void()>& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
 double median_seconds(const std::function<void()>& fn, int repeats, double min_total_seconds, int max_runs) {
   fn();
   std::vector<double> times;
@@ -21,20 +34,24 @@ double median_seconds(const std::function<void()>& fn, int repeats, double min_t
   const std::size_t least = static_cast<std::size_t>(std::max(1, repeats));
   const std::size_t most = std::max<std::size_t>(least, static_cast<std::size_t>(std::max(0, max_runs)));
   while (times.size() < least || (total < min_total_seconds && times.size() < most)) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(seconds_of(fn));
     total += times.back();
   }
-  std::sort(times.begin(), times.end());
-  const std::size_t mid = times.size() / 2;
-  return times.size() % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid]);
+  return median(std::move(times));
 }
 
 std::int64_t peak_rss_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::int64_t status_bytes(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1)) * 1024;  // in KiB
+  }
+  return 0;
 }
 
 Tensor random_tensor(std::int64_t elements, unsigned seed) {
@@ -116,19 +133,10 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
     std::vector<double> with_terms, without;
     stats = attention(qv, kv, vv, ov, options);
     attention(qv, kv, vv, ov, plain);
-    auto seconds_of = [&](const AttentionOptions& o) {
-      const auto start = std::chrono::steady_clock::now();
-      attention(qv, kv, vv, ov, o);
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
     for (int i = 0; i < config.repeats; ++i) {
-      with_terms.push_back(seconds_of(options));
-      without.push_back(seconds_of(plain));
+      with_terms.push_back(seconds_of([&] { attention(qv, kv, vv, ov, options); }));
+      without.push_back(seconds_of([&] { attention(qv, kv, vv, ov, plain); }));
     }
-    auto median = [](std::vector<double> x) {
-      std::sort(x.begin(), x.end());
-      return x.size() % 2 ? x[x.size() / 2] : 0.5 * (x[x.size() / 2 - 1] + x[x.size() / 2]);
-    };
     r.longattn.seconds = median(with_terms);
     r.plain.seconds = median(without);
     r.plain.gflops = stats.flops / r.plain.seconds * 1e-9;

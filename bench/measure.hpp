@@ -19,8 +19,18 @@ namespace longattn::bench {
 double median_seconds(const std::function<void()>& fn, int repeats, double min_total_seconds = 0,
                       int max_runs = 0);
 
+// Wall time of one call of fn, in seconds.
+double seconds_of(const std::function<void()>& fn);
+
+// The median of `values` (the mean of the middle two for an even count).
+double median(std::vector<double> values);
+
 // Peak resident set of this process so far, in bytes.
 std::int64_t peak_rss_bytes();
+
+// A field of /proc/self/status in bytes (VmRSS: resident now, VmHWM: its high-water mark);
+// 0 where the field is missing.
+std::int64_t status_bytes(const std::string& field);
 
 // `elements` floats, uniform with mean 0 and variance 1, a pure function of (seed, index):
 // fast enough to fill the gigabytes of a million-token run.

@@ -26,15 +26,6 @@ struct ChildResult {
   char error[256] = {};
 };
 
-// A field of /proc/self/status in bytes (VmRSS: resident now, VmHWM: its high-water mark).
-double status_bytes(const std::string& field) {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) * 1024.0;
-  }
-  return 0;
-}
-
 // Lowers the high-water mark to the current resident set: a forked child inherits its
 // parent's mark, which would otherwise hide a small step's peak.
 void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
@@ -78,9 +69,9 @@ double median_time(const std::function<void()>& fn, int repeats) { return bench:
 ChildResult measured_step(const std::function<ChildResult(std::int64_t)>& step, std::int64_t n) {
   step(512);
   reset_peak_resident();
-  const double before = status_bytes("VmRSS");
+  const double before = static_cast<double>(bench::status_bytes("VmRSS"));
   ChildResult r = step(n);
-  r.values[2] = std::max(0.0, status_bytes("VmHWM") - before);
+  r.values[2] = std::max(0.0, static_cast<double>(bench::status_bytes("VmHWM")) - before);
   return r;
 }
 
