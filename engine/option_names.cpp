@@ -1,62 +1,54 @@
+// The names of the option enums, as the command line and error messages spell them.
 #include <string>
+#include <utility>
 
 #include "longattn/error.hpp"
 #include "longattn/options.hpp"
+#include "longattn/positional.hpp"
 
 namespace longattn {
+namespace {
 
-std::string to_string(Isa isa) {
-  switch (isa) {
-    case Isa::automatic: return "auto";
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    case Isa::scalar: return "scalar";
+template <class E>
+using Names = std::pair<E, const char*>;
+
+constexpr Names<Isa> kIsaNames[] = {
+    {Isa::automatic, "auto"}, {Isa::avx512, "avx512"}, {Isa::avx2, "avx2"}, {Isa::scalar, "scalar"}};
+constexpr Names<Normalizer> kNormalizerNames[] = {{Normalizer::softmax, "softmax"},
+                                                  {Normalizer::sigmoid, "sigmoid"},
+                                                  {Normalizer::relu, "relu"},
+                                                  {Normalizer::linear, "linear"}};
+constexpr Names<RopePairing> kRopePairingNames[] = {
+    {RopePairing::none, "none"}, {RopePairing::half, "half"}, {RopePairing::interleaved, "interleaved"}};
+
+template <class E, std::size_t N>
+std::string name_of(const Names<E> (&names)[N], E value) {
+  for (const auto& [e, name] : names) {
+    if (e == value) return name;
   }
   return "unknown";
 }
 
-Isa parse_isa(const std::string& name) {
-  for (Isa isa : {Isa::automatic, Isa::avx512, Isa::avx2, Isa::scalar}) {
-    if (name == to_string(isa)) return isa;
+// The value called `name`; otherwise Error "<what>: expected a, b or c, got "<name>"".
+template <class E, std::size_t N>
+E value_named(const Names<E> (&names)[N], const std::string& name, const char* what) {
+  std::string expected;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (name == names[i].second) return names[i].first;
+    expected += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(names[i].second);
   }
-  throw Error("isa: expected auto, avx512, avx2 or scalar, got \"" + name + "\"");
+  throw Error(std::string(what) + ": expected " + expected + ", got \"" + name + "\"");
 }
 
-std::string to_string(Normalizer normalizer) {
-  switch (normalizer) {
-    case Normalizer::softmax: return "softmax";
-    case Normalizer::sigmoid: return "sigmoid";
-    case Normalizer::relu: return "relu";
-    case Normalizer::linear: return "linear";
-  }
-  return "unknown";
-}
+}  // namespace
 
-Normalizer parse_normalizer(const std::string& name) {
-  for (Normalizer n : {Normalizer::softmax, Normalizer::sigmoid, Normalizer::relu, Normalizer::linear}) {
-    if (name == to_string(n)) return n;
-  }
-  throw Error("normalizer: expected softmax, sigmoid, relu or linear, got \"" + name + "\"");
-}
+std::string to_string(Isa isa) { return name_of(kIsaNames, isa); }
+Isa parse_isa(const std::string& name) { return value_named(kIsaNames, name, "isa"); }
 
-}  // namespace longattn
+std::string to_string(Normalizer normalizer) { return name_of(kNormalizerNames, normalizer); }
+Normalizer parse_normalizer(const std::string& name) { return value_named(kNormalizerNames, name, "normalizer"); }
 
-namespace longattn {
-
-std::string to_string(RopePairing pairing) {
-  switch (pairing) {
-    case RopePairing::none: return "none";
-    case RopePairing::half: return "half";
-    case RopePairing::interleaved: return "interleaved";
-  }
-  return "unknown";
-}
-
-RopePairing parse_rope_pairing(const std::string& name) {
-  for (RopePairing p : {RopePairing::none, RopePairing::half, RopePairing::interleaved}) {
-    if (name == to_string(p)) return p;
-  }
-  throw Error("rope: expected none, half or interleaved, got \"" + name + "\"");
-}
+std::string to_string(RopePairing pairing) { return name_of(kRopePairingNames, pairing); }
+RopePairing parse_rope_pairing(const std::string& name) { return value_named(kRopePairingNames, name, "rope"); }
 
 }  // namespace longattn
