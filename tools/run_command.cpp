@@ -76,15 +76,26 @@ AttentionOptions kernel_options(const RunArgs& args) {
   return options;
 }
 
+// A float32 array of `rank` dimensions.
+npy::Array load_float(const std::string& file, std::size_t rank, const char* expected) {
+  npy::Array a = npy::load(file);
+  if (a.dtype != "<f4" || a.shape.size() != rank) {
+    bad_file(file, std::string("expected a float32 array ") + expected + ", got " + a.dtype + " " + shape_text(a.shape));
+  }
+  return a;
+}
+
+TensorView<const float, 2> matrix_view(const npy::Array& a, const std::vector<float>& data) {
+  if (a.shape.empty()) return {};
+  return {data.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
+}
+
 // --relative-bias: the table into `data`, viewed by options.relative_bias.
 void load_relative_bias(const RunArgs& args, AttentionOptions& options, std::vector<float>& data) {
   if (args.relative_bias.empty()) return;
-  const npy::Array a = npy::load(args.relative_bias);
-  if (a.dtype != "<f4" || a.shape.size() != 2) {
-    bad_file(args.relative_bias, "expected a float32 array [Hq, 2K+1], got " + a.dtype + " " + shape_text(a.shape));
-  }
+  const npy::Array a = load_float(args.relative_bias, 2, "[Hq, 2K+1]");
   data = a.values<float>();
-  options.relative_bias = {data.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
+  options.relative_bias = matrix_view(a, data);
 }
 
 // Writes every file under a temporary name first and renames them together at the end, so a
@@ -108,20 +119,6 @@ class AtomicOutputs {
  private:
   std::vector<std::pair<std::string, std::string>> staged_;
 };
-
-// A float32 array of `rank` dimensions.
-npy::Array load_float(const std::string& file, std::size_t rank, const char* expected) {
-  npy::Array a = npy::load(file);
-  if (a.dtype != "<f4" || a.shape.size() != rank) {
-    bad_file(file, std::string("expected a float32 array ") + expected + ", got " + a.dtype + " " + shape_text(a.shape));
-  }
-  return a;
-}
-
-TensorView<const float, 2> matrix_view(const npy::Array& a, const std::vector<float>& data) {
-  if (a.shape.empty()) return {};
-  return {data.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
-}
 
 // The multi-head layer: y [B, N, E] from x and the weights.
 void run_layer(const RunArgs& args) {
@@ -238,18 +235,9 @@ void run_kernel(const RunArgs& args) {
   std::vector<float> wq, wk, w;
   std::array<npy::Array, 3> additive_arrays;
   if (!args.additive.empty()) {
-    for (int i = 0; i < 3; ++i) {
-      additive_arrays[i] = npy::load(args.additive[i]);
-      const npy::Array& a = additive_arrays[i];
-      if (a.dtype != "<f4" || a.shape.size() != (i < 2 ? 2u : 1u)) {
-        bad_file(args.additive[i], std::string("expected a float32 array ") + (i < 2 ? "[Da, D]" : "[Da]") + ", got " +
-                                       a.dtype + " " + shape_text(a.shape));
-      }
-    }
+    for (int i = 0; i < 3; ++i) additive_arrays[i] = load_float(args.additive[i], i < 2 ? 2 : 1, i < 2 ? "[Da, D]" : "[Da]");
     wq = additive_arrays[0].values<float>(), wk = additive_arrays[1].values<float>(), w = additive_arrays[2].values<float>();
-    const auto& sq = additive_arrays[0].shape;
-    const auto& sk = additive_arrays[1].shape;
-    options.additive = {{wq.data(), {sq[0], sq[1]}, {sq[1], 1}}, {wk.data(), {sk[0], sk[1]}, {sk[1], 1}}, w};
+    options.additive = {matrix_view(additive_arrays[0], wq), matrix_view(additive_arrays[1], wk), w};
   }
 
   std::vector<float> relative;
