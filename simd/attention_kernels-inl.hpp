@@ -313,10 +313,14 @@ void exp2_array(const float* x, float* y, std::int64_t n) {
 
 template <class V, int kChains>
 double fma_peak_probe(std::int64_t iterations) {
+  // The operands come from volatiles: with constants the compiler proved 1·x + y == 1 for
+  // the first chain and folded it away, so the probe counted 12 chains and ran 11 (its
+  // "peak" read 9 % high).
+  volatile float start = 1.0f, factor = 0.999999f, term = 1e-6f;
   V acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = V::broadcast(1.0f + 0.001f * c);
-  const V x = V::broadcast(0.999999f);
-  const V y = V::broadcast(1e-6f);
+  for (int c = 0; c < kChains; ++c) acc[c] = V::broadcast(start + 0.001f * c);
+  const V x = V::broadcast(factor);
+  const V y = V::broadcast(term);
   for (std::int64_t i = 0; i < iterations; ++i) {
     for (int c = 0; c < kChains; ++c) acc[c] = fma(acc[c], x, y);
   }
