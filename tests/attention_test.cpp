@@ -134,6 +134,17 @@ TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried a
   AttentionTester().heads(4).tokens(3, 5000).d(64).causal().chunk_bytes(256 << 10).check();  // decode
 }
 
+TEST_CASE("scores whose row max keeps growing from tile to tile: every tile rescales") {
+  AttentionTester().n(1100).d(64).score_drift(0.02f).check();
+  AttentionTester().batch(2).heads(4, 2).n(900).d(32).score_drift(0.02f).causal().chunk_bytes(64 << 10).check();
+  // Growth within one tile far beyond 2^128: only exponentials against the tile's own max
+  // stay finite.
+  AttentionTester().n(1000).d(64).score_drift(4.0f).check();
+  AttentionTester().heads(2).n(1300).d(80).score_drift(0.5f).chunk_bytes(128 << 10).layout(Layout::bnhd).check();
+  // Falling scores: the first tile holds the max, later ones only add.
+  AttentionTester().n(1000).d(64).score_drift(-0.05f).check();
+}
+
 TEST_CASE("sigmoid and ReLU attention: same tiling and masks, no running max") {
   AttentionTester().n(300).d(64).normalizer("sigmoid").check();
   AttentionTester().n(1000).dims(80, 24).normalizer("sigmoid").sigmoid_bias(-2.5).causal().check();

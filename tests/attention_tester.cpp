@@ -88,6 +88,20 @@ void AttentionTester::check() const {
   Stored q(p.batch, p.q_heads, p.nq, p.d, layout_), k(p.batch, p.kv_heads, p.nk, p.d, layout_),
       v(p.batch, p.kv_heads, p.nk, p.dv, layout_);
   for (Stored* t : {&q, &k, &v}) std::generate(t->data.begin(), t->data.end(), [&] { return normal(rng); });
+  if (drift_ != 0.0f) {
+    const HeadsView<float> qv = q.view(), kv = k.view();
+    for (std::int64_t b = 0; b < p.batch; ++b) {
+      for (std::int64_t h = 0; h < p.q_heads; ++h) {
+        for (std::int64_t i = 0; i < p.nq; ++i) {
+          float& x = qv.data[b * qv.strides[0] + h * qv.strides[1] + i * qv.strides[2]];
+          x = 1.0f + std::abs(x);
+        }
+      }
+      for (std::int64_t h = 0; h < p.kv_heads; ++h) {
+        for (std::int64_t j = 0; j < p.nk; ++j) kv.data[b * kv.strides[0] + h * kv.strides[1] + j * kv.strides[2]] += drift_ * j;
+      }
+    }
+  }
   std::bernoulli_distribution coin_mask(std::max(0.0, mask_density_)), coin_block(std::max(0.0, block_density_));
   if (mask_density_ >= 0) {
     p.mask.resize(p.nq * p.nk);

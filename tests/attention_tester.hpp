@@ -47,6 +47,10 @@ class AttentionTester {
   AttentionTester& alibi() { p_.alibi = true; return *this; }
   // A random relative position bias table [Hq, 2K+1].
   AttentionTester& relative_bias(std::int64_t clip) { relative_clip_ = clip; return *this; }
+  // Scores that drift along the keys: key n gets per_key · n added to its feature 0 and every
+  // query a feature 0 of 1 + |q0|, so each row's max keeps growing (per_key > 0) from tile
+  // to tile and within tiles, or is set by the first keys (per_key < 0).
+  AttentionTester& score_drift(float per_key) { drift_ = per_key; return *this; }
   // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
   AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
   // ... and with key chunks of this many bytes per head (white box: several heads' chunks at once).
@@ -65,6 +69,7 @@ class AttentionTester {
   reference::Problem p_;
   Layout layout_ = Layout::bhnd;
   float magnitude_ = 1.0f;
+  float drift_ = 0.0f;
   unsigned seed_ = 1;
   double mask_density_ = -1, block_density_ = -1;
   std::int64_t budget_ = 0, chunk_ = 0;
