@@ -119,7 +119,7 @@ class FlashRunner {
       heads_at_once = std::min(heads_at_once, std::max<std::int64_t>(1, kCarryBudgetBytes / carry_bytes_per_head));
     }
     const std::int64_t chunk_floats = chunk_keys * packed_key_bytes / static_cast<std::int64_t>(sizeof(float));
-    AlignedBuffer packed(heads_at_once * chunk_floats);
+    PooledBuffer packed(heads_at_once * chunk_floats);
     // [head of the round][query head of its group][max, sum][Nq]
     AlignedBuffer carry(chunks > 1 ? 2 * heads_at_once * s.group() * s.nq : 0);
     tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
