@@ -10,6 +10,7 @@
 // The accumulators stay in registers for the whole depth loop (R·NV + NV + 1 registers).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -128,16 +129,20 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
   }
 }
 
-// Keys per pass over the output rows: 128 value rows (32 KB at Dv = 64) stay in L1 while every
-// row group of the block reads them. Measured on the 96 × 256 tile (AVX-512, D = 64), PV ran
-// at 0.84 / 0.93 / 0.98 / 0.89 of QKᵀ's rate for chunks of 32 / 64 / 128 / 256 keys.
-inline constexpr std::int64_t kPvKeyChunk = 128;
+// Value rows per pass over the output rows: 32 KiB of them (128 rows at Dv = 64, 64 at 128)
+// stay in L1 while every row group of the block reads them. Measured on the 96 × 256 tile
+// (AVX-512, D = 64), PV ran at 0.84 / 0.93 / 0.98 / 0.89 of QKᵀ's rate for chunks of 32 / 64
+// / 128 / 256 keys; in the engine at D = 128 (n = 16384), 32 / 64 / 128 keys gave 172 / 181
+// / 174 GFLOP/s.
+inline constexpr std::int64_t kPvChunkBytes = 32 << 10;
 
 template <class V, int R, int NV>
 void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
              std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale) {
-  for (std::int64_t k0 = 0; k0 < keys; k0 += kPvKeyChunk) {
-    const std::int64_t depth = keys - k0 < kPvKeyChunk ? keys - k0 : kPvKeyChunk;
+  const std::int64_t key_chunk =
+      std::max<std::int64_t>(16, kPvChunkBytes / (dv_padded * static_cast<std::int64_t>(sizeof(float))));
+  for (std::int64_t k0 = 0; k0 < keys; k0 += key_chunk) {
+    const std::int64_t depth = keys - k0 < key_chunk ? keys - k0 : key_chunk;
     gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
                         k0 == 0 ? Start::load_scaled : Start::load, row_scale, static_cast<V*>(nullptr));
   }
