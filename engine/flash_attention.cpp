@@ -422,18 +422,26 @@ class FlashRunner {
     float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
     // relu divides by Nk; sigmoid weights stand as they are; softmax divides by its sum.
     const float relu_scale = 1.0f / static_cast<float>(std::max<std::int64_t>(1, plan_.shape.nk));
+    float* inv = st.rescale;  // free once the block's last tile is done
     for (std::int64_t r = 0; r < rows; ++r) {
       const bool any = st.sum[r] > 0.0f;
-      const float inv = plan_.normalizer == Normalizer::relu      ? relu_scale
-                        : plan_.normalizer == Normalizer::sigmoid ? 1.0f
-                        : any                                     ? 1.0f / st.sum[r]
-                                                                  : 0.0f;
-      float* row = out_head + (i0 + r) * out_.strides[2];
-      for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = acc[r * W + c] * inv;
+      inv[r] = plan_.normalizer == Normalizer::relu      ? relu_scale
+               : plan_.normalizer == Normalizer::sigmoid ? 1.0f
+               : any                                     ? 1.0f / st.sum[r]
+                                                         : 0.0f;
       if (!lse_.empty()) {
         lse_.data[b * lse_.strides[0] + h * lse_.strides[1] + (i0 + r) * lse_.strides[2]] =
             any ? std::numbers::ln2_v<float> * (st.max[r] + std::log2(st.sum[r])) : kNegInf;
       }
+    }
+    float* first_row = out_head + i0 * out_.strides[2];
+    if (out_.strides[3] == 1) {
+      plan_.kernels->scale_rows(acc, rows, W, inv, first_row, out_.strides[2], plan_.shape.dv);
+      return;
+    }
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* row = first_row + r * out_.strides[2];
+      for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = acc[r * W + c] * inv[r];
     }
   }
 

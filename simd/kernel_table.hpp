@@ -64,6 +64,11 @@ struct KernelTable {
   // max_j x[j] for j < n (n a multiple of lanes).
   float (*max_of)(const float* x, std::int64_t n);
 
+  // out[r][c] = acc[r][c] · row_scale[r] for r < rows, c < cols, rows lda / ldo floats apart;
+  // out is written past the caches where its rows are vector-aligned.
+  void (*scale_rows)(const float* acc, std::int64_t rows, std::int64_t lda, const float* row_scale, float* out,
+                     std::int64_t ldo, std::int64_t cols);
+
   // One key panel from `count` <= panel_width keys whose d features are contiguous, rows
   // `stride` floats apart; keys past count are zero.
   void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count,

@@ -59,6 +59,28 @@ struct VecF32 {
   static VecF32 broadcast(float x) { return {batch(x)}; }
   static VecF32 zero() { return {batch(0.0f)}; }
   void store(float* p) const { v.store_unaligned(p); }
+  // A store that bypasses the caches (p aligned to the vector): for output written once.
+  void stream(float* p) const {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      _mm512_stream_ps(p, v);
+      return;
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (lanes == 8) {
+      _mm256_stream_ps(p, v);
+      return;
+    }
+#endif
+    v.store_aligned(p);
+  }
+  // Orders the streamed stores before what follows (they are weakly ordered).
+  static void stream_fence() {
+#if defined(__AVX__)
+    _mm_sfence();
+#endif
+  }
 
   friend VecF32 fma(VecF32 a, VecF32 b, VecF32 c) { return {xsimd::fma(a.v, b.v, c.v)}; }
   friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
@@ -185,6 +207,8 @@ struct VecF32<ScalarArch> {
   static VecF32 broadcast(float x) { return {x}; }
   static VecF32 zero() { return {0.0f}; }
   void store(float* p) const { *p = v; }
+  void stream(float* p) const { *p = v; }
+  static void stream_fence() {}
 
   // a·b + c, not std::fma: that is a slow library call on CPUs without FMA, this target's users.
   friend VecF32 fma(VecF32 a, VecF32 b, VecF32 c) { return {a.v * b.v + c.v}; }
