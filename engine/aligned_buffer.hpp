@@ -23,16 +23,16 @@ class AlignedBuffer {
   AlignedBuffer() = default;
   explicit AlignedBuffer(std::int64_t floats) { resize(floats); }
 
-  // Contents are unspecified after a resize that grows the buffer.
-  void resize(std::int64_t floats) {
+  // Contents are unspecified after a resize that grows the buffer. With huge_pages, a buffer
+  // of 2 MiB or more is 2 MiB-aligned and advised for huge pages: fewer page faults and TLB
+  // misses for scratch that is kept and reused (PooledBuffer), but a fresh one costs the
+  // zeroing of whole 2 MiB pages (linear attention's per-call state ran 34 % slower at
+  // n = 4096 with it).
+  void resize(std::int64_t floats, bool huge_pages = false) {
     if (floats <= capacity_) return;
-    // 64-byte lines, or 2 MiB pages for buffers of at least one: packed keys are read by
-    // every query block, and a fresh 32 MiB buffer in 4 KiB pages cost 8192 page faults per
-    // call (5 % of a (256, 256) window's time at n = 16384). The size is rounded up as
-    // aligned_alloc requires.
     std::size_t bytes = static_cast<std::size_t>(floats) * sizeof(float);
-    const std::size_t alignment = bytes >= kHugePage ? kHugePage : 64;
-    bytes = (bytes + alignment - 1) / alignment * alignment;
+    const std::size_t alignment = huge_pages && bytes >= kHugePage ? kHugePage : 64;
+    bytes = (bytes + alignment - 1) / alignment * alignment;  // as aligned_alloc requires
     void* p = std::aligned_alloc(alignment, bytes);
     if (p == nullptr) throw std::bad_alloc();
 #if defined(MADV_HUGEPAGE)
@@ -55,10 +55,11 @@ class AlignedBuffer {
 };
 
 // A large scratch buffer borrowed from a process-wide pool for one call and given back when
-// it ends, so that calls in a loop reuse the pages of the last one: a fresh 32 MiB buffer
-// cost its page faults and the kernel's zeroing of every page (4 % of a (256, 256) window's
-// time at n = 16384). The pool keeps at most kKept buffers (the largest), so memory held
-// between calls stays within the engine's scratch budget per concurrent caller.
+// it ends, in huge pages, so that calls in a loop reuse the pages of the last one: a fresh
+// 32 MiB buffer of packed keys in 4 KiB pages cost 8192 page faults and the zeroing of every
+// page (5 % of a (256, 256) window's time at n = 16384). The pool keeps at most kKept
+// buffers (the largest), so memory held between calls stays within the engine's scratch
+// budget per concurrent caller.
 class PooledBuffer {
   static constexpr std::size_t kKept = 2;
 
@@ -75,7 +76,7 @@ class PooledBuffer {
         }
       }
     }
-    buffer_.resize(floats);
+    buffer_.resize(floats, /*huge_pages=*/true);
   }
   ~PooledBuffer() {
     if (buffer_.bytes() == 0) return;
