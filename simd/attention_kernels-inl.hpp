@@ -233,7 +233,7 @@ void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t co
     float* row = s + r * lds;
     for (std::int64_t j = 0; j < cols; j += V::lanes) {
       const V t = min((V::load(row + j) + shift) * minus_log2e, cap);
-      (one / (one + exp2(t))).store(row + j);
+      reciprocal_at_least_one(one + exp2(t)).store(row + j);
     }
   }
 }

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -89,6 +90,21 @@ struct VecF32 {
   friend VecF32 max(VecF32 a, VecF32 b) { return {xsimd::max(a.v, b.v)}; }
   friend VecF32 min(VecF32 a, VecF32 b) { return {xsimd::min(a.v, b.v)}; }
   friend VecF32 operator/(VecF32 a, VecF32 b) { return {a.v / b.v}; }
+
+  // 1 / d for d >= 1 (finite or +inf, which gives 0): a reciprocal estimate refined by one
+  // Newton step, within 2 ulp. vdivps on 16 lanes holds its port for ~10 cycles: as the
+  // sigmoid's 1 / (1 + e^-x) it made sigmoid attention 1.12x softmax's time.
+  friend VecF32 reciprocal_at_least_one(VecF32 d) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      const batch r = _mm512_rcp14_ps(d.v);
+      const batch refined = xsimd::fma(r, xsimd::fnma(d.v, r, batch(1.0f)), r);
+      const __mmask16 finite = _mm512_cmp_ps_mask(d.v, batch(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+      return {batch(_mm512_maskz_mov_ps(finite, refined))};
+    }
+#endif
+    return {batch(1.0f) / d.v};
+  }
 
   float reduce_add() const { return xsimd::hadd(v); }
   float reduce_max() const {
@@ -218,6 +234,7 @@ struct VecF32<ScalarArch> {
   friend VecF32 max(VecF32 a, VecF32 b) { return {std::max(a.v, b.v)}; }
   friend VecF32 min(VecF32 a, VecF32 b) { return {std::min(a.v, b.v)}; }
   friend VecF32 operator/(VecF32 a, VecF32 b) { return {a.v / b.v}; }
+  friend VecF32 reciprocal_at_least_one(VecF32 d) { return {1.0f / d.v}; }
   float reduce_add() const { return v; }
   float reduce_max() const { return v; }
   static void transpose(VecF32*) {}
