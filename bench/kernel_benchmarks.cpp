@@ -21,6 +21,7 @@ using Floats = longattn::bench::Tensor;
 struct Tile {
   std::int64_t rows, keys, d;
   Floats q, key_panels, scores, values, acc, row_max, row_scale, row_sum;
+  longattn::simd::PrefetchQueue prefetch;  // empty: the tile's operands are all in cache
   Tile(std::int64_t r, std::int64_t k, std::int64_t dim)
       : rows(r), keys(k), d(dim), q(r * dim, 0.01f), key_panels(k * dim, 0.02f), scores(r * k, -1.0f),
         values(k * dim, 0.1f), acc(r * dim, 0.0f), row_max(r, 0.0f), row_scale(r, 1.0f), row_sum(r) {}
@@ -44,7 +45,7 @@ void BM_qk_tile(benchmark::State& state, Isa isa) {
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
     k.qk_tile(t.q.data(), t.rows, t.d, t.key_panels.data(), 0, t.keys, t.scores.data(),
-              t.keys, t.row_max.data());
+              t.keys, t.row_max.data(), t.prefetch);
     benchmark::DoNotOptimize(t.scores.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -54,7 +55,8 @@ void BM_pv_tile(benchmark::State& state, Isa isa) {
   const auto& k = longattn::simd::kernels_for(isa);
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
-    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, t.values.data(), t.d, t.d, t.acc.data(), t.row_scale.data());
+    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, t.values.data(), t.d, t.d, t.acc.data(), t.row_scale.data(),
+              t.prefetch);
     benchmark::DoNotOptimize(t.acc.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -91,9 +93,10 @@ void BM_tile_pipeline(benchmark::State& state, Isa isa) {
     const float* value_rows = values.data() + c * t.keys * t.d;
     c = (c + 1) % copies;
     k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys,
-              t.row_max.data());
+              t.row_max.data(), t.prefetch);
     k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
-    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(), t.row_scale.data());
+    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(), t.row_scale.data(),
+              t.prefetch);
     benchmark::DoNotOptimize(t.acc.data());
   }
   report(state, isa, 4.0 * t.rows * t.keys * t.d);

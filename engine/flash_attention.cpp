@@ -4,6 +4,7 @@
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +17,7 @@
 #include "engine/key_value_packing.hpp"
 #include "engine/thread_arena.hpp"
 #include "simd/denormals.hpp"
+#include "simd/prefetch.hpp"
 
 namespace longattn::engine {
 namespace {
@@ -32,6 +34,13 @@ constexpr std::int64_t kCarryBudgetBytes = 16 << 20;
 // 113–117 / 114–115 / 110 GFLOP/s. A multiple of every target's row group (6 and 4).
 constexpr std::int64_t kSliceRows = 12;
 
+// Query blocks that each see at most 1 / kBandWidthRatio of a head's keys are run in bands
+// (FlashRunner::run_bands) of at most kMaxBandBlocks blocks, about kBandTasksPerThread
+// bands per thread.
+constexpr std::int64_t kBandWidthRatio = 4;
+constexpr std::int64_t kMaxBandBlocks = 32;
+constexpr std::int64_t kBandTasksPerThread = 8;
+
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
   AlignedBuffer q;       // [Br][D] queries times FlashPlan::q_scale, or [Br][Da] projected
@@ -40,6 +49,8 @@ struct BlockScratch {
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
   AlignedBuffer diagonals;  // Br + Bc floats: the position bias of a tile along its diagonals
   std::vector<KeyRange> key_ranges;  // what the current query block sees
+  AlignedBuffer band;                // packed keys (and values) of the band a thread runs
+  simd::PrefetchQueue prefetch;      // rows of q, k, v the thread's next query block reads
   std::int64_t computed_pairs = 0;   // scores this thread computed
 
   BlockScratch(const FlashPlan& plan)
@@ -49,7 +60,7 @@ struct BlockScratch {
         rows(6 * plan.block_rows),
         diagonals(plan.bias.enabled() ? plan.block_rows + plan.block_keys : 0) {}
   std::int64_t bytes() const {
-    return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes();
+    return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes();
   }
 };
 
@@ -97,8 +108,8 @@ class FlashRunner {
     // in L2 while all the head's query blocks pass over it, each block carrying its softmax
     // state from chunk to chunk (in `out` and `carry`); the same mechanism bounds the engine's
     // memory at any n. Chunks of several heads are packed at once, within the budget, so that
-    // every thread has work. Query blocks that each see few keys (a window) find them in L2
-    // anyway, consecutive blocks sharing most of them: there chunks would only add state to carry.
+    // every thread has work. Query blocks that each see a narrow band of the keys (a window)
+    // are run in bands instead (run_bands), their keys packed as they are needed.
     const std::int64_t q_blocks = (s.nq + plan_.block_rows - 1) / plan_.block_rows;
     std::int64_t widest = 0;  // keys one query block may see at most
     for (std::int64_t b = 0; b < (plan_.visibility.depends_on_batch() ? s.batch : 1); ++b) {
@@ -107,6 +118,12 @@ class FlashRunner {
         widest = std::max(widest, plan_.visibility.hull(b, i0, std::min(s.nq, i0 + plan_.block_rows)).size());
       }
     }
+    tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
+    if (widest * kBandWidthRatio <= layout_.nk_padded()) {
+      run_bands(scratch, q_blocks, values_in_place);
+      return stats_of(scratch, 0);
+    }
+
     std::int64_t chunk_keys = std::max(P, layout_.nk_padded());
     const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
     if (l2_keys < chunk_keys && widest > l2_keys) chunk_keys = l2_keys;
@@ -122,7 +139,6 @@ class FlashRunner {
     PooledBuffer packed(heads_at_once * chunk_floats);
     // [head of the round][query head of its group][max, sum][Nq]
     AlignedBuffer carry(chunks > 1 ? 2 * heads_at_once * s.group() * s.nq : 0);
-    tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
 
     // The chunks each query block needs: from the first to the last key it may see.
     const std::int64_t span_batches = plan_.visibility.depends_on_batch() ? s.batch : 1;
@@ -148,17 +164,9 @@ class FlashRunner {
           const std::int64_t p0 = p_begin + (task % tasks_per_head) * kPanelsPerTask;
           const std::int64_t p1 = std::min(p_end, p0 + kPanelsPerTask);
           float* keys = packed.data() + local * chunk_floats;
-          if (plan_.additive.enabled()) {
-            pack_projected_key_panels(*plan_.kernels, k_, plan_.additive.wk, head / s.kv_heads, head % s.kv_heads,
-                                      layout_, p0, p1, keys + (p0 - p_begin) * P * D);
-          } else {
-            pack_key_panels(*plan_.kernels, k_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
-                            keys + (p0 - p_begin) * P * D, plan_.rope.enabled() ? &plan_.rope : nullptr);
-          }
-          if (!values_in_place) {
-            pack_value_rows(v_, head / s.kv_heads, head % s.kv_heads, layout_, p0, p1,
-                            keys + chunk_keys * D + (p0 - p_begin) * P * W);
-          }
+          pack_panels(head, p0, p1, keys + (p0 - p_begin) * P * D,
+                      values_in_place ? nullptr : keys + chunk_keys * D + (p0 - p_begin) * P * W,
+                      PanelStores::streamed);
         });
         // Work units are (kv head, query head of its group, query block): partitioned by
         // data alone, so every output element is computed the same way for any thread count.
@@ -189,12 +197,101 @@ class FlashRunner {
       }
     }
 
+    return stats_of(scratch, packed.bytes() + carry.bytes() +
+                                 static_cast<std::int64_t>(chunk_span.size() * sizeof(chunk_span[0])));
+  }
+
+ private:
+  // Query blocks that each see a narrow band of a long head's keys (a window): a task takes
+  // consecutive query blocks of a kv head and packs, into a buffer of its thread, the panels
+  // each block sees that the ones before it did not, just before running it. So each key is
+  // packed about once, into the caches it is read from right after, and no buffer grows with
+  // n. Packing whole heads first, through memory, a (256, 256) window at n = 16384 (D = 64,
+  // 1 thread) ran at 137.5 GFLOP/s; in bands at 142.4 (medians of 3, one run), 150.8 with
+  // the next block's rows prefetched (simd::PrefetchQueue; 147.3 without, medians of 5);
+  // D = 128: 147.6 -> 163.2.
+  void run_bands(tbb::enumerable_thread_specific<BlockScratch>& scratch, std::int64_t q_blocks,
+                 bool values_in_place) const {
+    const AttentionShape& s = plan_.shape;
+    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded, Br = plan_.block_rows;
+    const std::int64_t heads = s.batch * s.kv_heads;
+    // Enough tasks for every thread, few enough that repacking the first block's keys of
+    // each task stays small. Results do not depend on it: a block computes the same scores
+    // from any band.
+    const std::int64_t wanted_tasks = kBandTasksPerThread * tbb::this_task_arena::max_concurrency();
+    const std::int64_t wanted_bands = (wanted_tasks + heads - 1) / heads;
+    const std::int64_t band_blocks = std::clamp<std::int64_t>((q_blocks + wanted_bands - 1) / wanted_bands, 1, kMaxBandBlocks);
+    const std::int64_t bands = (q_blocks + band_blocks - 1) / band_blocks;
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, heads * bands, 1),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          const simd::DenormalsFlushed flushed;
+          BlockScratch& local = scratch.local();
+          for (std::int64_t task = range.begin(); task != range.end(); ++task) {
+            const std::int64_t head = task / bands, b = head / s.kv_heads, h = head % s.kv_heads;
+            const std::int64_t qb0 = task % bands * band_blocks, qb1 = std::min(q_blocks, qb0 + band_blocks);
+            const KeyRange band = plan_.visibility.hull(b, qb0 * Br, std::min(s.nq, qb1 * Br));
+            const std::int64_t p_first = band.empty() ? 0 : band.begin / P;
+            const std::int64_t p_last = band.empty() ? 0 : std::min(layout_.panels(), (band.end + P - 1) / P);
+            const std::int64_t band_keys = (p_last - p_first) * P;
+            local.band.resize(band_keys * (D + (values_in_place ? 0 : W)));
+            float* keys = local.band.data();
+            float* values = values_in_place ? nullptr : keys + band_keys * D;
+            const float* value_rows =
+                values_in_place ? v_.data + b * v_.strides[0] + h * v_.strides[1] + p_first * P * v_.strides[2] : values;
+            std::int64_t packed_until = p_first;
+            for (std::int64_t qb = qb0; qb < qb1; ++qb) {
+              const std::int64_t i0 = qb * Br;
+              const KeyRange seen = plan_.visibility.hull(b, i0, std::min(s.nq, i0 + Br));
+              const std::int64_t p_end = seen.empty() ? packed_until : std::min(p_last, (seen.end + P - 1) / P);
+              local.prefetch.clear();
+              if (qb + 1 < qb1) queue_block(local.prefetch, b, h, qb + 1, p_end, p_last);
+              if (p_end > packed_until) {
+                pack_panels(head, packed_until, p_end, keys + (packed_until - p_first) * P * D,
+                            values == nullptr ? nullptr : values + (packed_until - p_first) * P * W,
+                            PanelStores::cached);
+                packed_until = p_end;
+              }
+              const KeyChunk chunk{p_first * P, packed_until * P, keys, value_rows,
+                                   values_in_place ? v_.strides[2] : W, true, true, nullptr};
+              for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) {
+                run_block(local, b, h * s.group() + in_group, i0, chunk);
+              }
+            }
+          }
+        },
+        tbb::simple_partitioner());
+  }
+
+  // Queues the rows of q (every query head of kv head h's group) and the new rows of k and v
+  // that query block qb reads, from panel `packed_until` on.
+  void queue_block(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t h, std::int64_t qb,
+                   std::int64_t packed_until, std::int64_t p_last) const {
+    const AttentionShape& s = plan_.shape;
+    const std::int64_t P = layout_.panel_width, i0 = qb * plan_.block_rows;
+    const std::int64_t rows = std::min(plan_.block_rows, s.nq - i0);
+    constexpr std::int64_t F = sizeof(float);
+    for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) {
+      const float* q_rows = q_.data + b * q_.strides[0] + (h * s.group() + in_group) * q_.strides[1] + i0 * q_.strides[2];
+      if (q_.strides[3] == 1) queue.add_rows(q_rows, rows, s.d * F, q_.strides[2] * F);
+    }
+    const KeyRange seen = plan_.visibility.hull(b, i0, i0 + rows);
+    const std::int64_t j0 = packed_until * P, j1 = std::min({seen.end, p_last * P, s.nk});
+    if (j1 <= j0) return;
+    const float* k_rows = k_.data + b * k_.strides[0] + h * k_.strides[1] + j0 * k_.strides[2];
+    if (k_.strides[3] == 1) queue.add_rows(k_rows, j1 - j0, s.d * F, k_.strides[2] * F);
+    const float* v_rows = v_.data + b * v_.strides[0] + h * v_.strides[1] + j0 * v_.strides[2];
+    if (v_.strides[3] == 1) queue.add_rows(v_rows, j1 - j0, s.dv * F, v_.strides[2] * F);
+  }
+
+  AttentionStats stats_of(const tbb::enumerable_thread_specific<BlockScratch>& scratch,
+                          std::int64_t shared_scratch_bytes) const {
     AttentionStats stats;
-    stats.visible_pairs = plan_.visibility.visible_pairs() * s.q_heads;
+    stats.visible_pairs = plan_.visibility.visible_pairs() * plan_.shape.q_heads;
     // Per visible pair: the score (D multiply-adds, or Da tanh terms) and its row of P·V.
-    stats.flops = 2.0 * static_cast<double>(plan_.score_depth + s.dv) * static_cast<double>(stats.visible_pairs);
-    stats.scratch_bytes = packed.bytes() + carry.bytes() + plan_.visibility.scratch_bytes() +
-                          static_cast<std::int64_t>(chunk_span.size() * sizeof(chunk_span[0]));
+    stats.flops =
+        2.0 * static_cast<double>(plan_.score_depth + plan_.shape.dv) * static_cast<double>(stats.visible_pairs);
+    stats.scratch_bytes = shared_scratch_bytes + plan_.visibility.scratch_bytes();
     for (const BlockScratch& one : scratch) {
       stats.scratch_bytes += one.bytes();
       stats.computed_pairs += one.computed_pairs;
@@ -203,7 +300,6 @@ class FlashRunner {
     return stats;
   }
 
- private:
   // Keys [begin, end) of one kv head, packed; what a query block does with them.
   struct KeyChunk {
     std::int64_t begin, end;
@@ -213,6 +309,20 @@ class FlashRunner {
     bool first, last;         // the first / last chunk this query block sees
     float* carry;             // [2][Nq] running max and sum between chunks, or null
   };
+
+  // Key panels [p0, p1) of kv head `head` (b · kv_heads + h) into `keys`, and their value
+  // rows into `values` unless it is null (values read in place).
+  void pack_panels(std::int64_t head, std::int64_t p0, std::int64_t p1, float* keys, float* values,
+                   PanelStores stores) const {
+    const std::int64_t b = head / plan_.shape.kv_heads, h = head % plan_.shape.kv_heads;
+    if (plan_.additive.enabled()) {
+      pack_projected_key_panels(*plan_.kernels, k_, plan_.additive.wk, b, h, layout_, p0, p1, keys, stores);
+    } else {
+      pack_key_panels(*plan_.kernels, k_, b, h, layout_, p0, p1, keys, stores,
+                      plan_.rope.enabled() ? &plan_.rope : nullptr);
+    }
+    if (values != nullptr) pack_value_rows(v_, b, h, layout_, p0, p1, values);
+  }
 
   void run_block(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0,
                  const KeyChunk& chunk) const {
@@ -339,7 +449,8 @@ class FlashRunner {
       kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, width / P, plan_.additive.w.data(),
                          plan_.score_scale, s, Bc, tile_max);
     } else {
-      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, Bc, tile_max);
+      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, Bc, tile_max,
+                   scratch.prefetch);
     }
     if (plan_.bias.enabled()) {
       // Row r, column c sits at offset δ = j0 + c - (pos of row 0) - r: diagonal t = c + n - 1 - r
@@ -362,7 +473,7 @@ class FlashRunner {
         kern.relu_rows(s, n, Bc, width);
       }
       std::fill(rescale, rescale + n, 1.0f);
-      kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale);
+      kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
       return;
     }
     if (masked) {
@@ -378,7 +489,7 @@ class FlashRunner {
     }
     kern.exp2_rows(s, n, Bc, width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
-    kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale);
+    kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
   }
 
   // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.

@@ -8,8 +8,9 @@ namespace longattn::engine {
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
                      std::int64_t first_panel, std::int64_t last_panel, float* panels,
-                     const RotaryTable* rope) {
+                     PanelStores stores, const RotaryTable* rope) {
   const std::int64_t P = layout.panel_width, D = layout.d;
+  const bool streamed = stores == PanelStores::streamed;
   const float* head = k.data + b * k.strides[0] + h * k.strides[1];
   std::vector<float> rotated(rope != nullptr ? static_cast<std::size_t>(P * D) : 0);
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
@@ -19,11 +20,11 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const flo
       for (std::int64_t c = 0; c < keys; ++c) {
         rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, 1.0f, rotated.data() + c * D);
       }
-      kernels.pack_key_panel(rotated.data(), D, keys, D, panel);
+      kernels.pack_key_panel(rotated.data(), D, keys, D, panel, streamed);
       continue;
     }
     if (k.strides[3] == 1) {  // both common layouts: transposed in registers
-      kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, panel);
+      kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, panel, streamed);
       continue;
     }
     for (std::int64_t c = 0; c < keys; ++c) {
@@ -37,7 +38,7 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const flo
 void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                                const TensorView<const float, 2>& wk, std::int64_t b, std::int64_t h,
                                const PackedHeadLayout& layout, std::int64_t first_panel,
-                               std::int64_t last_panel, float* panels) {
+                               std::int64_t last_panel, float* panels, PanelStores stores) {
   const std::int64_t P = layout.panel_width, Da = layout.d, D = wk.shape[1];
   const float* head = k.data + b * k.strides[0] + h * k.strides[1];
   std::vector<float> projected(static_cast<std::size_t>(P * Da));
@@ -52,7 +53,8 @@ void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView
         projected[c * Da + a] = sum;
       }
     }
-    kernels.pack_key_panel(projected.data(), Da, keys, Da, panels + (p - first_panel) * Da * P);
+    kernels.pack_key_panel(projected.data(), Da, keys, Da, panels + (p - first_panel) * Da * P,
+                           stores == PanelStores::streamed);
   }
 }
 

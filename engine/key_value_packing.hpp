@@ -1,7 +1,8 @@
 // Lays out one kv head's keys and values the way the micro-kernels read them.
 //
 // Keys: panels of `panel_width` keys, each [D][panel_width], so the QKᵀ kernel loads whole
-// vectors of keys per feature. Packed once per head and reused by every query block.
+// vectors of keys per feature. Packed once per head (or key chunk) and reused by every
+// query block, or, for narrow windows, packed block by block as a band of blocks needs them.
 // Values: rows of dv_padded floats. Both zero-padded to a whole number of panels, so padded
 // keys contribute exact zeros (their scores are masked to -inf, their values are 0).
 #pragma once
@@ -22,19 +23,23 @@ struct PackedHeadLayout {
   std::int64_t value_floats() const { return nk_padded() * dv_padded; }
 };
 
+// Where packed panels go: past the caches when they outgrow L2 before they are read (a
+// head's keys packed once for all its query blocks), into them when read right away.
+enum class PanelStores { cached, streamed };
+
 // Packs key panels [first_panel, last_panel) of head (b, h) of k into `panels`, which
 // receives panel first_panel at its start; with `rope`, key j rotated to position j.
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
                      std::int64_t first_panel, std::int64_t last_panel, float* panels,
-                     const RotaryTable* rope = nullptr);
+                     PanelStores stores, const RotaryTable* rope = nullptr);
 
 // Additive scoring: packs Wk k_j (Da features per key, Wk [Da, D]) like key panels, with
 // layout.d = Da.
 void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                                const TensorView<const float, 2>& wk, std::int64_t b, std::int64_t h,
                                const PackedHeadLayout& layout, std::int64_t first_panel,
-                               std::int64_t last_panel, float* panels);
+                               std::int64_t last_panel, float* panels, PanelStores stores);
 
 // Packs the value rows of the same key panels of head (b, h) of v into `rows`, which
 // receives the first row of panel first_panel at its start.

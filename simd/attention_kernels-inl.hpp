@@ -22,6 +22,11 @@ namespace longattn::simd::LONGATTN_SIMD_TARGET {
 // Largest row count qk_tile accepts (the engine's query block never exceeds it).
 inline constexpr int kMaxTileRows = 256;
 
+// Lines of the prefetch queue issued after each register block (a 6 × 4 block over D = 64
+// is ~1500 FMAs): a query block of a (256, 256) window runs ~300 blocks and queues ~1150
+// lines for the next one.
+inline constexpr int kPrefetchLinesPerBlock = 4;
+
 // How a block of C starts: at zero (scores), or loaded (output accumulators), with the
 // softmax rescale of each row applied on the way in when the row max grew.
 enum class Start { zero, load, load_scaled };
@@ -81,10 +86,12 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
 }
 
 // gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks.
+// Between blocks, a few lines of the caller's prefetch queue are issued.
 template <class V, int R, int NV>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
-                      std::int64_t ldc, Start start, const float* row_scale, V* vmax) {
+                      std::int64_t ldc, Start start, const float* row_scale, V* vmax,
+                      PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
   for (; col + NV <= vectors; col += NV) {
@@ -93,19 +100,20 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
       gemm_rows<V, R, NV>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
                           ldc, start, row_scale ? row_scale + r : nullptr,
                           vmax ? vmax + r : nullptr);
+      prefetch.issue(kPrefetchLinesPerBlock);
     }
   }
   if constexpr (NV > 1) {
     if (col < vectors) {
       gemm_tile<V, R, NV - 1>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
-                              ldc, start, row_scale, vmax);
+                              ldc, start, row_scale, vmax, prefetch);
     }
   }
 }
 
 template <class V, int R, int NV>
 void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
-             std::int64_t keys, float* s, std::int64_t lds, float* row_max) {
+             std::int64_t keys, float* s, std::int64_t lds, float* row_max, PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
   V vmax[kMaxTileRows];
@@ -120,7 +128,7 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
     const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
     const float* panel = key_panels + v0 / NV * d * panel_width;
     gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
-                        Start::zero, nullptr, vmax);
+                        Start::zero, nullptr, vmax, prefetch);
     v0 += count;
   }
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -138,13 +146,13 @@ inline constexpr std::int64_t kPvChunkBytes = 32 << 10;
 
 template <class V, int R, int NV>
 void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
-             std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale) {
+             std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch) {
   const std::int64_t key_chunk =
       std::max<std::int64_t>(16, kPvChunkBytes / (dv_padded * static_cast<std::int64_t>(sizeof(float))));
   for (std::int64_t k0 = 0; k0 < keys; k0 += key_chunk) {
     const std::int64_t depth = keys - k0 < key_chunk ? keys - k0 : key_chunk;
     gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
-                        k0 == 0 ? Start::load_scaled : Start::load, row_scale, static_cast<V*>(nullptr));
+                        k0 == 0 ? Start::load_scaled : Start::load, row_scale, static_cast<V*>(nullptr), prefetch);
   }
 }
 
@@ -197,11 +205,12 @@ void add_diagonal_bias(float* s, std::int64_t rows, std::int64_t lds, std::int64
 
 // Lays `count` <= NV·lanes keys (rows of d contiguous features, `stride` floats apart) out
 // as one panel [d][NV·lanes], zero past count: lanes × lanes blocks transposed in registers.
-// The panel (vector-aligned) is streamed past the caches: a head's packed keys outgrow L2
-// before they are read (packing a (256, 256) window's keys took 5 % of its time).
+// With `streamed`, the panel (vector-aligned) is written past the caches, for packed keys
+// that outgrow L2 before they are read (packing a whole head's keys for a (256, 256) window
+// took 5 % of its time with ordinary stores).
 template <class V, int NV>
 void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
-                    float* panel) {
+                    float* panel, bool streamed) {
   constexpr int L = V::lanes, P = NV * L;
   std::int64_t f = 0;
   if constexpr (L > 1) {
@@ -213,14 +222,20 @@ void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, 
           block[i] = key < count ? V::load(keys + key * stride + f) : V::zero();
         }
         V::transpose(block);
-        for (int i = 0; i < L; ++i) block[i].stream(panel + (f + i) * P + g * L);
+        for (int i = 0; i < L; ++i) {
+          if (streamed) {
+            block[i].stream(panel + (f + i) * P + g * L);
+          } else {
+            block[i].store(panel + (f + i) * P + g * L);
+          }
+        }
       }
     }
   }
   for (; f < d; ++f) {
     for (std::int64_t key = 0; key < P; ++key) panel[f * P + key] = key < count ? keys[key * stride + f] : 0.0f;
   }
-  V::stream_fence();
+  if (streamed) V::stream_fence();
 }
 
 // p = sigmoid(s + bias) = 1 / (1 + 2^(-(s + bias)·log2 e)) in place. The argument of exp2 is

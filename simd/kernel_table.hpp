@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "longattn/options.hpp"
+#include "simd/prefetch.hpp"
 
 namespace longattn::simd {
 
@@ -23,14 +24,16 @@ struct KernelTable {
 
   // s[r][c] = q[r] · key (first_key + c) of the key panels, for r < rows and c < keys; both
   // first_key and keys are multiples of lanes, so a panel may be used in part. row_max[r] is
-  // raised to the largest score stored in row r.
+  // raised to the largest score stored in row r. Lines of `prefetch` are issued as it goes.
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
-                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float* row_max);
+                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float* row_max,
+                  PrefetchQueue& prefetch);
 
   // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns; value
-  // rows are ldv floats apart (the caller's rows, or packed ones).
+  // rows are ldv floats apart (the caller's rows, or packed ones). Issues `prefetch` lines.
   void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
-                  std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale);
+                  std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale,
+                  PrefetchQueue& prefetch);
 
   // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
   // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
@@ -70,9 +73,9 @@ struct KernelTable {
                      std::int64_t ldo, std::int64_t cols);
 
   // One key panel from `count` <= panel_width keys whose d features are contiguous, rows
-  // `stride` floats apart; keys past count are zero.
+  // `stride` floats apart; keys past count are zero. `streamed`: written past the caches.
   void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count,
-                         std::int64_t d, float* panel);
+                         std::int64_t d, float* panel, bool streamed);
 
   // y[i] = 2^x[i], the vectorized exp2 the kernels use (for its accuracy test).
   void (*exp2)(const float* x, float* y, std::int64_t n);

@@ -64,6 +64,21 @@ TEST_CASE("large logits stay exact") {
   AttentionTester().n(500).d(64).value_range(6.0f).check();
 }
 
+TEST_CASE("windows narrow against n: keys packed per band of query blocks, as they are needed") {
+  // A query block sees at most a quarter of the keys: each task packs, into a buffer of its
+  // own, the panels its consecutive blocks see, block by block.
+  AttentionTester().n(4099).d(64).window(256, 256).check();
+  AttentionTester().n(3000).d(80).window(0, 0).check();
+  AttentionTester().tokens(1000, 4099).d(1).window(300, 0).check();  // bottom-right aligned
+  AttentionTester().tokens(4099, 1500).d(3).window(20, 40).check();
+  AttentionTester().batch(2).heads(4, 2).n(2500).dims(48, 24).window(100, 30).layout(Layout::bnhd).check();
+  AttentionTester().batch(3).heads(2).n(2000).d(64).window(200, 200).key_lengths({2000, 0, 1111}).check();
+  AttentionTester().heads(2).n(2500).d(64).window(64, 64).alibi().rope("half").check();
+  AttentionTester().heads(4, 1).n(2600).d(32).window(50, 50).normalizer("sigmoid").check();
+  AttentionTester().n(1500).dims(16, 8).additive(24).window(40, 40).layout(Layout::bhdn).check();
+  AttentionTester().n(2000).d(32).window(100, 100).random_mask(0.5).check();
+}
+
 TEST_CASE("random shapes, windows and layouts (seeded)") {
   std::mt19937 rng(20261126);
   auto pick = [&](std::int64_t lo, std::int64_t hi) {
