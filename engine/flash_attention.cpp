@@ -55,10 +55,10 @@ struct BlockScratch {
 
   BlockScratch(const FlashPlan& plan)
       : q(plan.block_rows * std::max(plan.shape.d, plan.score_depth)),
-        scores(plan.block_rows * plan.block_keys),
+        scores(plan.block_rows * plan.max_tile_keys()),
         acc(plan.block_rows * plan.dv_padded),
         rows(6 * plan.block_rows),
-        diagonals(plan.bias.enabled() ? plan.block_rows + plan.block_keys : 0) {}
+        diagonals(plan.bias.enabled() ? plan.block_rows + plan.max_tile_keys() : 0) {}
   std::int64_t bytes() const {
     return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes();
   }
@@ -376,8 +376,9 @@ class FlashRunner {
         cuts[2] = std::clamp(full_end, cuts[1], end);
       }
       for (int segment = 0; segment < 3; ++segment) {
-        for (std::int64_t j0 = cuts[segment]; j0 < cuts[segment + 1]; j0 += Bc) {
-          run_tiles(scratch, st, chunk, b, h, i0, rows, j0, std::min(j0 + Bc, cuts[segment + 1]));
+        for (std::int64_t j0 = cuts[segment], width; j0 < cuts[segment + 1]; j0 += width) {
+          width = cuts[segment + 1] - j0 <= plan_.max_tile_keys() ? cuts[segment + 1] - j0 : Bc;
+          run_tiles(scratch, st, chunk, b, h, i0, rows, j0, j0 + width);
         }
       }
     }
@@ -435,9 +436,9 @@ class FlashRunner {
                 std::int64_t h, std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
                 std::int64_t width, bool masked) const {
     const simd::KernelTable& kern = *plan_.kernels;
-    const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, lds = plan_.max_tile_keys();
     const std::int64_t P = kern.panel_width, panel_begin = j0 / P * P;
-    float* s = scratch.scores.data() + r0 * Bc;
+    float* s = scratch.scores.data() + r0 * lds;
     float* acc = scratch.acc.data() + r0 * W;
     float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *shift = st.shift + r0;
     float *tile_max = st.tile_max + r0, *tile_sum = st.tile_sum + r0;
@@ -447,9 +448,9 @@ class FlashRunner {
     const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
     if (plan_.additive.enabled()) {  // j0 and width are whole panels here
       kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, width / P, plan_.additive.w.data(),
-                         plan_.score_scale, s, Bc, tile_max);
+                         plan_.score_scale, s, lds, tile_max);
     } else {
-      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, Bc, tile_max,
+      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds, tile_max,
                    scratch.prefetch);
     }
     if (plan_.bias.enabled()) {
@@ -459,25 +460,25 @@ class FlashRunner {
       float* diagonals = scratch.diagonals.data();
       plan_.bias.fill(h, j0 - first_position - (n - 1), n - 1 + width, diagonals);
       std::fill(tile_max, tile_max + n, kNegInf);
-      kern.add_diagonal_bias(s, n, Bc, width, diagonals, tile_max);
+      kern.add_diagonal_bias(s, n, lds, width, diagonals, tile_max);
     }
-    if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, Bc);
+    if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
     const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * chunk.value_stride;
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
     const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
     if (plan_.normalizer != Normalizer::softmax) {
       // Weights of their own, no running max: P = sigmoid(S + b) or relu(S), O += P V.
       if (plan_.normalizer == Normalizer::sigmoid) {
-        kern.sigmoid_rows(s, n, Bc, width, plan_.sigmoid_bias);
+        kern.sigmoid_rows(s, n, lds, width, plan_.sigmoid_bias);
       } else {
-        kern.relu_rows(s, n, Bc, width);
+        kern.relu_rows(s, n, lds, width);
       }
       std::fill(rescale, rescale + n, 1.0f);
-      kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
+      kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
       return;
     }
     if (masked) {
-      for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * Bc, width);
+      for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * lds, width);
     }
     for (std::int64_t r = 0; r < n; ++r) {
       const float grown = std::max(max[r], tile_max[r]);
@@ -487,9 +488,9 @@ class FlashRunner {
       shift[r] = grown == kNegInf ? 0.0f : grown;
       max[r] = grown;
     }
-    kern.exp2_rows(s, n, Bc, width, shift, tile_sum);
+    kern.exp2_rows(s, n, lds, width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
-    kern.pv_tile(s, n, Bc, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
+    kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
   }
 
   // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.
