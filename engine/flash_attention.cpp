@@ -253,7 +253,7 @@ class FlashRunner {
                 packed_until = p_end;
               }
               const KeyChunk chunk{p_first * P, packed_until * P, keys, value_rows,
-                                   values_in_place ? v_.strides[2] : W, true, true, nullptr};
+                                   values_in_place ? v_.strides[2] : W, true, true, nullptr, qb > qb0};
               for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) {
                 run_block(local, b, h * s.group() + in_group, i0, chunk);
               }
@@ -263,8 +263,8 @@ class FlashRunner {
         tbb::simple_partitioner());
   }
 
-  // Queues the rows of q (every query head of kv head h's group) and the new rows of k and v
-  // that query block qb reads, from panel `packed_until` on.
+  // Queues the rows of q and out (every query head of kv head h's group) and the new rows of
+  // k and v that query block qb reads and writes, from panel `packed_until` on.
   void queue_block(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t h, std::int64_t qb,
                    std::int64_t packed_until, std::int64_t p_last) const {
     const AttentionShape& s = plan_.shape;
@@ -274,9 +274,11 @@ class FlashRunner {
     for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) {
       const float* q_rows = q_.data + b * q_.strides[0] + (h * s.group() + in_group) * q_.strides[1] + i0 * q_.strides[2];
       if (q_.strides[3] == 1) queue.add_rows(q_rows, rows, s.d * F, q_.strides[2] * F);
+      const float* out_rows = out_.data + b * out_.strides[0] + (h * s.group() + in_group) * out_.strides[1] + i0 * out_.strides[2];
+      if (out_.strides[3] == 1) queue.add_rows(out_rows, rows, s.dv * F, out_.strides[2] * F);
     }
-    const KeyRange seen = plan_.visibility.hull(b, i0, i0 + rows);
-    const std::int64_t j0 = packed_until * P, j1 = std::min({seen.end, p_last * P, s.nk});
+    const KeyRange seen = plan_.visibility.hull(b, i0, i0 + rows);  // packed to the end of its panel
+    const std::int64_t j0 = packed_until * P, j1 = std::min({(seen.end + P - 1) / P * P, p_last * P, s.nk});
     if (j1 <= j0) return;
     const float* k_rows = k_.data + b * k_.strides[0] + h * k_.strides[1] + j0 * k_.strides[2];
     if (k_.strides[3] == 1) queue.add_rows(k_rows, j1 - j0, s.d * F, k_.strides[2] * F);
@@ -308,6 +310,7 @@ class FlashRunner {
     std::int64_t value_stride;  // floats from one value row to the next
     bool first, last;         // the first / last chunk this query block sees
     float* carry;             // [2][Nq] running max and sum between chunks, or null
+    bool out_prefetched = false;  // the block's rows of out were fetched ahead: cached stores
   };
 
   // Key panels [p0, p1) of kv head `head` (b · kv_heads + h) into `keys`, and their value
@@ -342,11 +345,8 @@ class FlashRunner {
       for (std::int64_t r = 0; r < rows; ++r) {
         plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, plan_.q_scale, q + r * D);
       }
-    } else if (q_.strides[3] == 1) {  // a loop the compiler vectorizes
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float* row = q_head + (i0 + r) * q_.strides[2];
-        for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d] * plan_.q_scale;
-      }
+    } else if (q_.strides[3] == 1) {
+      kern.scale_copy(q_head + i0 * q_.strides[2], rows, q_.strides[2], plan_.q_scale, q, D);
     } else {
       for (std::int64_t r = 0; r < rows; ++r) {
         const float* row = q_head + (i0 + r) * q_.strides[2];
@@ -383,7 +383,7 @@ class FlashRunner {
       }
     }
     if (chunk.last) {
-      write_rows(st, acc, b, h, i0, rows);
+      write_rows(st, acc, b, h, i0, rows, chunk.out_prefetched);
     } else {
       save_rows(st, acc, chunk.carry, b, h, i0, rows);
     }
@@ -529,7 +529,7 @@ class FlashRunner {
 
   // out = acc / sum once per row; lse = ln(Σ e^s) = ln2 · (max + log2 sum).
   void write_rows(const RowState& st, const float* acc, std::int64_t b, std::int64_t h,
-                  std::int64_t i0, std::int64_t rows) const {
+                  std::int64_t i0, std::int64_t rows, bool out_prefetched) const {
     const std::int64_t W = plan_.dv_padded;
     float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
     // relu divides by Nk; sigmoid weights stand as they are; softmax divides by its sum.
@@ -548,7 +548,7 @@ class FlashRunner {
     }
     float* first_row = out_head + i0 * out_.strides[2];
     if (out_.strides[3] == 1) {
-      plan_.kernels->scale_rows(acc, rows, W, inv, first_row, out_.strides[2], plan_.shape.dv);
+      plan_.kernels->scale_rows(acc, rows, W, inv, first_row, out_.strides[2], plan_.shape.dv, !out_prefetched);
       return;
     }
     for (std::int64_t r = 0; r < rows; ++r) {

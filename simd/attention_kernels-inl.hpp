@@ -321,26 +321,43 @@ void vector_matrix(const float* x, const float* state, std::int64_t d, std::int6
   }
 }
 
-// out[r][c] = acc[r][c] · row_scale[r] for r < rows, c < cols. Rows of out that start on a
-// vector boundary are streamed past the caches: the finished output is written once and not
+// out[r][c] = acc[r][c] · row_scale[r] for r < rows, c < cols. With `streamed`, rows of out
+// that start on a vector boundary are written past the caches: the finished output is not
 // read again here, and ordinary stores first read every line they miss (a (256, 256)
-// window spent 3 % of its time in that read).
+// window spent 3 % of its time in that read). Without, for rows the caller fetched ahead
+// (PrefetchQueue): the stores hit the cache and the lines go to memory later, in the
+// background, where streaming stores wait for the write-combining buffers to drain (the
+// window's streamed output still took 3 % of its time).
 template <class V>
 void scale_rows(const float* acc, std::int64_t rows, std::int64_t lda, const float* row_scale, float* out,
-                std::int64_t ldo, std::int64_t cols) {
+                std::int64_t ldo, std::int64_t cols, bool streamed) {
   constexpr int L = V::lanes;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* in = acc + r * lda;
     float* row = out + r * ldo;
     const V scale = V::broadcast(row_scale[r]);
     std::int64_t c = 0;
-    if (reinterpret_cast<std::uintptr_t>(row) % (L * sizeof(float)) == 0) {
+    if (streamed && reinterpret_cast<std::uintptr_t>(row) % (L * sizeof(float)) == 0) {
       for (; c + L <= cols; c += L) (V::load(in + c) * scale).stream(row + c);
     }
     for (; c + L <= cols; c += L) (V::load(in + c) * scale).store(row + c);
     for (; c < cols; ++c) row[c] = in[c] * row_scale[r];
   }
-  V::stream_fence();
+  if (streamed) V::stream_fence();
+}
+
+// y[r][c] = x[r][c] · scale for r < rows, c < cols; x rows ldx floats apart, y rows packed.
+template <class V>
+void scale_copy(const float* x, std::int64_t rows, std::int64_t ldx, float scale, float* y, std::int64_t cols) {
+  constexpr int L = V::lanes;
+  const V factor = V::broadcast(scale);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * ldx;
+    float* out = y + r * cols;
+    std::int64_t c = 0;
+    for (; c + L <= cols; c += L) (V::load(in + c) * factor).store(out + c);
+    for (; c < cols; ++c) out[c] = in[c] * scale;
+  }
 }
 
 template <class V>
@@ -397,6 +414,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &vector_matrix<V>,
       &max_of<V>,
       &scale_rows<V>,
+      &scale_copy<V>,
       &pack_key_panel<V, NV>,
       &exp2_array<V>,
       &fma_peak_probe<V, kChains>,
