@@ -50,7 +50,7 @@ struct BlockScratch {
   AlignedBuffer diagonals;  // Br + Bc floats: the position bias of a tile along its diagonals
   std::vector<KeyRange> key_ranges;  // what the current query block sees
   AlignedBuffer band;                // packed keys (and values) of the band a thread runs
-  simd::PrefetchQueue prefetch;      // rows of q, k, v the thread's next query block reads
+  simd::PrefetchQueue prefetch;      // rows of q, k, v, out of the thread's next query block
   std::int64_t computed_pairs = 0;   // scores this thread computed
 
   BlockScratch(const FlashPlan& plan)

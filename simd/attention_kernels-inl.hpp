@@ -24,8 +24,9 @@ inline constexpr int kMaxTileRows = 256;
 
 // Lines of the prefetch queue issued after each register block (a 6 × 4 block over D = 64
 // is ~1500 FMAs): a query block of a (256, 256) window runs ~300 blocks and queues ~1150
-// lines for the next one. Measured there (n = 16384, D = 64, 1 thread, medians of 7, two
-// runs), 2 / 4 / 8 / 16 / 32 lines: 151.4 / 154.0 / 157.2 and 156.0 / 152.6 / 146.5 GFLOP/s.
+// lines for the next one. Measured there (n = 16384, D = 64, 1 thread, medians of 7):
+// 2 / 4 / 8 lines 151.4 / 154.0 / 157.2 GFLOP/s; in a second run 8 / 16 / 32 lines 156.0 /
+// 152.6 / 146.5.
 inline constexpr int kPrefetchLinesPerBlock = 8;
 
 // How a block of C starts: at zero (scores), or loaded (output accumulators), with the

@@ -22,6 +22,7 @@ class PrefetchQueue {
   static constexpr int kMaxSets = 8;
 
   void clear() { sets_ = next_ = 0; }
+  bool empty() const { return next_ == sets_; }  // every queued line issued
 
   // Queues the lines of `rows` rows of `bytes` bytes each, `stride_bytes` apart (ignored
   // when the queue is full).
