@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measures every figure bench/RESULTS.md quotes, one command per line, each result kept
-# as JSON in the folder given (default reports/results-<time>). Takes about 10 minutes on
+# as JSON in the folder given (default reports/results-<time>). Takes about 17 minutes on
 # 2 cores; run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,22 @@ run mha_alibi       --mode mha --n 16384 --e 512 --heads 8 --threads 1 --alibi
 run mha_gqa_causal  --mode mha --n 16384 --e 512 --heads 8 --kv-heads 2 --threads 1 --rope half --causal
 run mha_t2          --mode mha --n 16384 --e 512 --heads 8 --threads 2
 run full_n65536_t1  --mode full --n 65536 --d 64 --heads 8 --threads 1 --baseline none --repeats 1
+# Ratios the issues set, from runs that alternate (this machine is shared: two runs minutes
+# apart can differ by more than the margin a goal leaves), kept as <name>_<round>.json.
+interleave() {  # name, rounds, then two argument lists separated by --
+  local name=$1 rounds=$2; shift 2
+  local -a first=() second=()
+  while [ "$1" != "--" ]; do first+=("$1"); shift; done; shift
+  second=("$@")
+  echo "== interleaved x$rounds: longattn bench ${first[*]}  /  ${second[*]}"
+  for r in $(seq "$rounds"); do
+    "$cli" bench "${first[@]}" --output "$out/${name}_a_$r.json" > /dev/null
+    "$cli" bench "${second[@]}" --output "$out/${name}_b_$r.json" > /dev/null
+  done
+}
+common=(--n 16384 --d 64 --heads 8 --threads 1 --baseline none)
+interleave window_vs_full 7 --mode window --window 256 256 "${common[@]}" -- --mode full "${common[@]}" --repeats 1
+interleave sigmoid_vs_softmax 3 --mode full "${common[@]}" --normalizer sigmoid --repeats 1 -- --mode full "${common[@]}" --repeats 1
 echo "== micro-kernels"
 build/release/bench/longattn_kernel_benchmarks --benchmark_out="$out/kernels.json" --benchmark_out_format=json | sed 's/^/   /'
 
@@ -61,6 +77,15 @@ for kind in ("linear", "linear_causal"):
           f"softmax / {kind} time at n = 65536: {j('full_n65536_t1')['seconds'] / j(f'{kind}_65536')['seconds']:.1f}")
 print(f"sigmoid / softmax time at n = 16384: {j('sigmoid_d64')['seconds'] / full['seconds']:.3f}")
 print(f"window / full GFLOP/s at n = 16384: {j('window_16384')['gflops'] / full['gflops']:.3f}")
+def interleaved(name, rounds, key):
+    import statistics
+    a = [j(f"{name}_a_{r}")[key] for r in range(1, rounds + 1)]
+    b = [j(f"{name}_b_{r}")[key] for r in range(1, rounds + 1)]
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
+w, f, ratio = interleaved("window_vs_full", 7, "gflops")
+print(f"window / full GFLOP/s at n = 16384, alternating runs: medians {w:.1f} / {f:.1f}, median of the 7 ratios {ratio:.3f}")
+sg, sm, ratio = interleaved("sigmoid_vs_softmax", 3, "seconds")
+print(f"sigmoid / softmax time at n = 16384, alternating runs: medians {sg:.3f} / {sm:.3f} s, median ratio {ratio:.3f}")
 print(f"causal / full time: {causal['seconds'] / full['seconds']:.3f}")
 print(f"block-sparse 10 % / full time: {j('sparse10_d64')['seconds'] / full['seconds']:.3f}")
 for name in ("rope_d64", "alibi_d64", "relative_d64"):
