@@ -346,7 +346,8 @@ class FlashRunner {
         plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, plan_.q_scale, q + r * D);
       }
     } else if (q_.strides[3] == 1) {
-      kern.scale_copy(q_head + i0 * q_.strides[2], rows, q_.strides[2], plan_.q_scale, q, D);
+      std::fill(st.rescale, st.rescale + rows, plan_.q_scale);  // free until the first tile
+      kern.scale_rows(q_head + i0 * q_.strides[2], rows, q_.strides[2], st.rescale, q, D, D, /*streamed=*/false);
     } else {
       for (std::int64_t r = 0; r < rows; ++r) {
         const float* row = q_head + (i0 + r) * q_.strides[2];

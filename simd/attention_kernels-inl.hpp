@@ -347,20 +347,6 @@ void scale_rows(const float* acc, std::int64_t rows, std::int64_t lda, const flo
   if (streamed) V::stream_fence();
 }
 
-// y[r][c] = x[r][c] · scale for r < rows, c < cols; x rows ldx floats apart, y rows packed.
-template <class V>
-void scale_copy(const float* x, std::int64_t rows, std::int64_t ldx, float scale, float* y, std::int64_t cols) {
-  constexpr int L = V::lanes;
-  const V factor = V::broadcast(scale);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float* in = x + r * ldx;
-    float* out = y + r * cols;
-    std::int64_t c = 0;
-    for (; c + L <= cols; c += L) (V::load(in + c) * factor).store(out + c);
-    for (; c < cols; ++c) out[c] = in[c] * scale;
-  }
-}
-
 template <class V>
 float max_of(const float* x, std::int64_t n) {
   V m = V::broadcast(-std::numeric_limits<float>::infinity());
@@ -415,7 +401,6 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &vector_matrix<V>,
       &max_of<V>,
       &scale_rows<V>,
-      &scale_copy<V>,
       &pack_key_panel<V, NV>,
       &exp2_array<V>,
       &fma_peak_probe<V, kChains>,

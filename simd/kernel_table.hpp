@@ -72,9 +72,6 @@ struct KernelTable {
   void (*scale_rows)(const float* acc, std::int64_t rows, std::int64_t lda, const float* row_scale, float* out,
                      std::int64_t ldo, std::int64_t cols, bool streamed);
 
-  // y[r][c] = x[r][c] · scale for r < rows, c < cols; rows of x ldx floats apart, of y cols.
-  void (*scale_copy)(const float* x, std::int64_t rows, std::int64_t ldx, float scale, float* y, std::int64_t cols);
-
   // One key panel from `count` <= panel_width keys whose d features are contiguous, rows
   // `stride` floats apart; keys past count are zero. `streamed`: written past the caches.
   void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count,
