@@ -34,6 +34,12 @@ constexpr std::int64_t kCarryBudgetBytes = 16 << 20;
 // 113–117 / 114–115 / 110 GFLOP/s. A multiple of every target's row group (6 and 4).
 constexpr std::int64_t kSliceRows = 12;
 
+// A tile run against its rows' running max (no tile max) keeps each row's probabilities at
+// most this large (2^20, a row max stale by at most 20 in log2 units): the output and sums
+// stay far from overflow for any sequence length; past it, the tile is taken again with
+// its max.
+constexpr float kLazySumLimit = 1 << 20;
+
 // Query blocks that each see at most 1 / kBandWidthRatio of a head's keys are run in bands
 // (FlashRunner::run_bands) of at most kMaxBandBlocks blocks, about kBandTasksPerThread
 // bands per thread.
@@ -446,6 +452,13 @@ class FlashRunner {
 
     scratch.computed_pairs += n * width;
     std::fill(tile_max, tile_max + n, kNegInf);
+    // Once every row has a finite max, plain softmax scores skip the tile max (a max per
+    // score vector; without it full attention ran 1.7 % faster at D = 64, 1.2 % at 128): the
+    // running max stays the shift, exact for any shift, unless a row's probabilities outgrow
+    // kLazySumLimit (see run_lazy_tile).
+    const bool lazy = !masked && plan_.normalizer == Normalizer::softmax && !plan_.bias.enabled() &&
+                      !plan_.additive.enabled() && std::none_of(max, max + n, [](float m) { return m == kNegInf; });
+    if (lazy && run_lazy_tile(scratch, st, chunk, r0, n, j0, width)) return;
     const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
     if (plan_.additive.enabled()) {  // j0 and width are whole panels here
       kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, width / P, plan_.additive.w.data(),
@@ -492,6 +505,31 @@ class FlashRunner {
     kern.exp2_rows(s, n, lds, width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
     kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
+  }
+
+  // A full tile's scores without their max, exponentiated against the rows' running max:
+  // false (and nothing changed but the scratch scores) when a row's sum of probabilities
+  // passes kLazySumLimit, where the caller takes the tile again with its max.
+  bool run_lazy_tile(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t r0, std::int64_t n,
+                     std::int64_t j0, std::int64_t width) const {
+    const simd::KernelTable& kern = *plan_.kernels;
+    const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, lds = plan_.max_tile_keys();
+    const std::int64_t P = kern.panel_width, panel_begin = j0 / P * P;
+    float* s = scratch.scores.data() + r0 * lds;
+    float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *tile_sum = st.tile_sum + r0;
+    const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
+    kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr,
+                 scratch.prefetch);
+    kern.exp2_rows(s, n, lds, width, max, tile_sum);
+    // !(x <= limit) also catches a sum that overflowed to inf.
+    if (std::any_of(tile_sum, tile_sum + n, [](float x) { return !(x <= kLazySumLimit); })) return false;
+    for (std::int64_t r = 0; r < n; ++r) sum[r] += tile_sum[r];
+    std::fill(rescale, rescale + n, 1.0f);
+    const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * chunk.value_stride;
+    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
+    kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, scratch.acc.data() + r0 * W, rescale,
+                 scratch.prefetch);
+    return true;
   }
 
   // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.

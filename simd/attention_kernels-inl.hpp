@@ -130,9 +130,10 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
     const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
     const float* panel = key_panels + v0 / NV * d * panel_width;
     gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
-                        Start::zero, nullptr, vmax, prefetch);
+                        Start::zero, nullptr, row_max ? vmax : nullptr, prefetch);
     v0 += count;
   }
+  if (row_max == nullptr) return;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float m = vmax[r].reduce_max();
     if (m > row_max[r]) row_max[r] = m;

@@ -24,7 +24,8 @@ struct KernelTable {
 
   // s[r][c] = q[r] · key (first_key + c) of the key panels, for r < rows and c < keys; both
   // first_key and keys are multiples of lanes, so a panel may be used in part. row_max[r] is
-  // raised to the largest score stored in row r. Lines of `prefetch` are issued as it goes.
+  // raised to the largest score stored in row r (no max is taken when row_max is null).
+  // Lines of `prefetch` are issued as it goes.
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
                   std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float* row_max,
                   PrefetchQueue& prefetch);

@@ -158,6 +158,10 @@ TEST_CASE("scores whose row max keeps growing from tile to tile: every tile resc
   AttentionTester().heads(2).n(1300).d(80).score_drift(0.5f).chunk_bytes(128 << 10).layout(Layout::bnhd).check();
   // Falling scores: the first tile holds the max, later ones only add.
   AttentionTester().n(1000).d(64).score_drift(-0.05f).check();
+  // Rises of ~9 (log2) per tile: after its first tile a row runs against a stale max
+  // (probabilities up to 2^9), and every second tile passes kLazySumLimit and is taken again.
+  AttentionTester().n(4099).d(64).score_drift(0.2f).check();
+  AttentionTester().heads(2, 1).n(2000).d(128).score_drift(0.2f).check();
 }
 
 TEST_CASE("sigmoid and ReLU attention: same tiling and masks, no running max") {
