@@ -455,17 +455,16 @@ class FlashRunner {
     // Once every row has a finite max, plain softmax scores skip the tile max (a max per
     // score vector; without it full attention ran 1.7 % faster at D = 64, 1.2 % at 128): the
     // running max stays the shift, exact for any shift, unless a row's probabilities outgrow
-    // kLazySumLimit (see run_lazy_tile).
+    // kLazySumLimit.
     const bool lazy = !masked && plan_.normalizer == Normalizer::softmax && !plan_.bias.enabled() &&
                       !plan_.additive.enabled() && std::none_of(max, max + n, [](float m) { return m == kNegInf; });
-    if (lazy && run_lazy_tile(scratch, st, chunk, r0, n, j0, width)) return;
     const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
     if (plan_.additive.enabled()) {  // j0 and width are whole panels here
       kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, width / P, plan_.additive.w.data(),
                          plan_.score_scale, s, lds, tile_max);
     } else {
-      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds, tile_max,
-                   scratch.prefetch);
+      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds,
+                   lazy ? nullptr : tile_max, scratch.prefetch);
     }
     if (plan_.bias.enabled()) {
       // Row r, column c sits at offset δ = j0 + c - (pos of row 0) - r: diagonal t = c + n - 1 - r
@@ -491,45 +490,34 @@ class FlashRunner {
       kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
       return;
     }
-    if (masked) {
-      for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * lds, width);
+    bool exponentiated = false;  // against the running max, which stands
+    if (lazy) {
+      kern.exp2_rows(s, n, lds, width, max, tile_sum);
+      // !(x <= limit) also catches a sum that overflowed to inf.
+      exponentiated = std::none_of(tile_sum, tile_sum + n, [](float x) { return !(x <= kLazySumLimit); });
+      if (exponentiated) {
+        std::fill(rescale, rescale + n, 1.0f);
+      } else {  // a row's probabilities outgrew the limit: the scores again, with their max
+        kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds, tile_max,
+                     scratch.prefetch);
+      }
     }
-    for (std::int64_t r = 0; r < n; ++r) {
-      const float grown = std::max(max[r], tile_max[r]);
-      // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
-      // probability and the (zero) accumulator exact without a NaN.
-      rescale[r] = grown == max[r] ? 1.0f : std::exp2(max[r] - grown);
-      shift[r] = grown == kNegInf ? 0.0f : grown;
-      max[r] = grown;
+    if (!exponentiated) {
+      if (masked) {
+        for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * lds, width);
+      }
+      for (std::int64_t r = 0; r < n; ++r) {
+        const float grown = std::max(max[r], tile_max[r]);
+        // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
+        // probability and the (zero) accumulator exact without a NaN.
+        rescale[r] = grown == max[r] ? 1.0f : std::exp2(max[r] - grown);
+        shift[r] = grown == kNegInf ? 0.0f : grown;
+        max[r] = grown;
+      }
+      kern.exp2_rows(s, n, lds, width, shift, tile_sum);
     }
-    kern.exp2_rows(s, n, lds, width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
     kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
-  }
-
-  // A full tile's scores without their max, exponentiated against the rows' running max:
-  // false (and nothing changed but the scratch scores) when a row's sum of probabilities
-  // passes kLazySumLimit, where the caller takes the tile again with its max.
-  bool run_lazy_tile(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t r0, std::int64_t n,
-                     std::int64_t j0, std::int64_t width) const {
-    const simd::KernelTable& kern = *plan_.kernels;
-    const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, lds = plan_.max_tile_keys();
-    const std::int64_t P = kern.panel_width, panel_begin = j0 / P * P;
-    float* s = scratch.scores.data() + r0 * lds;
-    float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *tile_sum = st.tile_sum + r0;
-    const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
-    kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr,
-                 scratch.prefetch);
-    kern.exp2_rows(s, n, lds, width, max, tile_sum);
-    // !(x <= limit) also catches a sum that overflowed to inf.
-    if (std::any_of(tile_sum, tile_sum + n, [](float x) { return !(x <= kLazySumLimit); })) return false;
-    for (std::int64_t r = 0; r < n; ++r) sum[r] += tile_sum[r];
-    std::fill(rescale, rescale + n, 1.0f);
-    const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * chunk.value_stride;
-    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
-    kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, scratch.acc.data() + r0 * W, rescale,
-                 scratch.prefetch);
-    return true;
   }
 
   // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.

@@ -119,7 +119,7 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
   V vmax[kMaxTileRows];
-  for (std::int64_t r = 0; r < rows; ++r) {
+  for (std::int64_t r = 0; row_max != nullptr && r < rows; ++r) {
     vmax[r] = V::broadcast(-std::numeric_limits<float>::infinity());
   }
   // Panels outside, rows inside: one key panel (d · panel_width floats) stays in L1 while
