@@ -45,7 +45,7 @@ void BM_qk_tile(benchmark::State& state, Isa isa) {
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
     k.qk_tile(t.q.data(), t.rows, t.d, t.key_panels.data(), 0, t.keys, t.scores.data(),
-              t.keys, t.row_max.data(), t.prefetch);
+              t.keys, nullptr, t.row_max.data(), t.prefetch);
     benchmark::DoNotOptimize(t.scores.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -92,7 +92,7 @@ void BM_tile_pipeline(benchmark::State& state, Isa isa) {
     const float* key_panels = keys.data() + c * t.keys * t.d;
     const float* value_rows = values.data() + c * t.keys * t.d;
     c = (c + 1) % copies;
-    k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys,
+    k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, nullptr,
               t.row_max.data(), t.prefetch);
     k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
     k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(), t.row_scale.data(),

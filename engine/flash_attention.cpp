@@ -49,7 +49,7 @@ constexpr std::int64_t kBandTasksPerThread = 8;
 
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
-  AlignedBuffer q;       // [Br][D] queries times FlashPlan::q_scale, or [Br][Da] projected
+  AlignedBuffer q;       // [Br][D] queries copied, rotated or projected ([Br][Da]), unless read in place
   AlignedBuffer scores;  // [Br][Bc], scores then probabilities
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
@@ -70,8 +70,11 @@ struct BlockScratch {
   }
 };
 
-// Online-softmax state of the rows of one query block (log2 domain).
+// The rows of one query block: where its queries and unnormalized output are, and their
+// online-softmax state (log2 domain).
 struct RowState {
+  const float* q = nullptr;  // query rows, score_depth floats apart
+  float* acc = nullptr;      // output rows, dv_padded floats apart
   float* max;        // running max of the scores seen so far
   float* sum;        // running Σ 2^(s - max)
   float* rescale;    // 2^(old max - new max) for the current tile
@@ -90,7 +93,10 @@ class FlashRunner {
               const HeadsView<float>& out, const TensorView<float, 3>& lse)
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
         layout_{plan.shape.nk, plan.score_depth, plan.shape.dv, plan.kernels->panel_width,
-                plan.dv_padded} {}
+                plan.dv_padded},
+        out_rows_like_acc_(plan.shape.dv == plan.dv_padded && out.strides[3] == 1 && out.strides[2] == plan.dv_padded &&
+                           reinterpret_cast<std::uintptr_t>(out.data) % 64 == 0 && out.strides[1] % 16 == 0 &&
+                           out.strides[0] % 16 == 0) {}
 
   AttentionStats run() {
     const AttentionShape& s = plan_.shape;
@@ -327,7 +333,7 @@ class FlashRunner {
     if (plan_.additive.enabled()) {
       pack_projected_key_panels(*plan_.kernels, k_, plan_.additive.wk, b, h, layout_, p0, p1, keys, stores);
     } else {
-      pack_key_panels(*plan_.kernels, k_, b, h, layout_, p0, p1, keys, stores,
+      pack_key_panels(*plan_.kernels, k_, b, h, layout_, p0, p1, plan_.key_scale, keys, stores,
                       plan_.rope.enabled() ? &plan_.rope : nullptr);
     }
     if (values != nullptr) pack_value_rows(v_, b, h, layout_, p0, p1, values);
@@ -336,36 +342,22 @@ class FlashRunner {
   void run_block(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0,
                  const KeyChunk& chunk) const {
     const simd::KernelTable& kern = *plan_.kernels;
-    const std::int64_t D = plan_.shape.d, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t W = plan_.dv_padded, Bc = plan_.block_keys;
     const std::int64_t P = kern.panel_width, nq = plan_.shape.nq;
     const std::int64_t rows = std::min(plan_.block_rows, nq - i0), i1 = i0 + rows;
     RowState st(scratch.rows.data(), plan_.block_rows);
-    float* q = scratch.q.data();
-    float* acc = scratch.acc.data();
-
-    const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
-    if (plan_.additive.enabled()) {
-      project_queries(q_head, i0, rows, q);
-    } else if (plan_.rope.enabled()) {
-      const std::int64_t first_position = i0 + plan_.shape.nk - nq;
-      for (std::int64_t r = 0; r < rows; ++r) {
-        plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, plan_.q_scale, q + r * D);
-      }
-    } else if (q_.strides[3] == 1) {
-      std::fill(st.rescale, st.rescale + rows, plan_.q_scale);  // free until the first tile
-      kern.scale_rows(q_head + i0 * q_.strides[2], rows, q_.strides[2], st.rescale, q, D, D, /*streamed=*/false);
-    } else {
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float* row = q_head + (i0 + r) * q_.strides[2];
-        for (std::int64_t d = 0; d < D; ++d) q[r * D + d] = row[d * q_.strides[3]] * plan_.q_scale;
-      }
-    }
+    st.q = query_rows(scratch.q.data(), b, h, i0, rows);
+    // While a block's keys come in several chunks, its output accumulates in out's own rows
+    // where they lie like the accumulator's: nothing is copied out and back between chunks.
+    float* out_rows = out_.data + b * out_.strides[0] + h * out_.strides[1] + i0 * out_.strides[2];
+    const bool acc_in_out = chunk.carry != nullptr && out_rows_like_acc_;
+    st.acc = acc_in_out ? out_rows : scratch.acc.data();
     if (chunk.first) {
       std::fill(st.max, st.max + rows, kNegInf);
       std::fill(st.sum, st.sum + rows, 0.0f);
-      std::fill(acc, acc + rows * W, 0.0f);
+      std::fill(st.acc, st.acc + rows * W, 0.0f);
     } else {
-      restore_rows(st, acc, chunk.carry, b, h, i0, rows);
+      restore_rows(st, chunk.carry, b, h, i0, rows, !acc_in_out);
     }
 
     plan_.visibility.key_ranges(b, i0, i1, scratch.key_ranges);
@@ -390,10 +382,35 @@ class FlashRunner {
       }
     }
     if (chunk.last) {
-      write_rows(st, acc, b, h, i0, rows, chunk.out_prefetched);
+      write_rows(st, b, h, i0, rows, chunk.out_prefetched);
     } else {
-      save_rows(st, acc, chunk.carry, b, h, i0, rows);
+      save_rows(st, chunk.carry, b, h, i0, rows, !acc_in_out);
     }
+  }
+
+  // The block's query rows, score_depth floats apart: q's own rows where they lie so (the
+  // score scale is in the packed keys), else copied, rotated (RoPE) or projected (additive
+  // scores) into `buffer`. Rows far apart (BNHD) are copied: read in place, 96 rows 2 KiB
+  // apart would fall into a few L1 sets.
+  const float* query_rows(float* buffer, std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows) const {
+    const std::int64_t D = plan_.shape.d;
+    const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
+    if (plan_.additive.enabled()) {
+      project_queries(q_head, i0, rows, buffer);
+    } else if (plan_.rope.enabled()) {
+      const std::int64_t first_position = i0 + plan_.shape.nk - plan_.shape.nq;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, 1.0f, buffer + r * D);
+      }
+    } else if (q_.strides[3] == 1 && q_.strides[2] == D) {
+      return q_head + i0 * D;
+    } else {
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float* row = q_head + (i0 + r) * q_.strides[2];
+        for (std::int64_t d = 0; d < D; ++d) buffer[r * D + d] = row[d * q_.strides[3]];
+      }
+    }
+    return buffer;
   }
 
   // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
@@ -446,7 +463,8 @@ class FlashRunner {
     const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, lds = plan_.max_tile_keys();
     const std::int64_t P = kern.panel_width, panel_begin = j0 / P * P;
     float* s = scratch.scores.data() + r0 * lds;
-    float* acc = scratch.acc.data() + r0 * W;
+    const float* q = st.q + r0 * D;
+    float* acc = st.acc + r0 * W;
     float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *shift = st.shift + r0;
     float *tile_max = st.tile_max + r0, *tile_sum = st.tile_sum + r0;
 
@@ -460,10 +478,13 @@ class FlashRunner {
                       !plan_.additive.enabled() && std::none_of(max, max + n, [](float m) { return m == kNegInf; });
     const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
     if (plan_.additive.enabled()) {  // j0 and width are whole panels here
-      kern.additive_tile(scratch.q.data() + r0 * D, n, D, key_panels, width / P, plan_.additive.w.data(),
+      kern.additive_tile(q, n, D, key_panels, width / P, plan_.additive.w.data(),
                          plan_.score_scale, s, lds, tile_max);
     } else {
-      kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds,
+      if (lazy) {  // the scores come out less the running max, ready for exp2
+        for (std::int64_t r = 0; r < n; ++r) shift[r] = -max[r];
+      }
+      kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr,
                    lazy ? nullptr : tile_max, scratch.prefetch);
     }
     if (plan_.bias.enabled()) {
@@ -486,20 +507,16 @@ class FlashRunner {
       } else {
         kern.relu_rows(s, n, lds, width);
       }
-      std::fill(rescale, rescale + n, 1.0f);
-      kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
+      kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, nullptr, scratch.prefetch);
       return;
     }
     bool exponentiated = false;  // against the running max, which stands
     if (lazy) {
-      kern.exp2_rows(s, n, lds, width, max, tile_sum);
+      kern.exp2_rows(s, n, lds, width, nullptr, tile_sum);
       // !(x <= limit) also catches a sum that overflowed to inf.
       exponentiated = std::none_of(tile_sum, tile_sum + n, [](float x) { return !(x <= kLazySumLimit); });
-      if (exponentiated) {
-        std::fill(rescale, rescale + n, 1.0f);
-      } else {  // a row's probabilities outgrew the limit: the scores again, with their max
-        kern.qk_tile(scratch.q.data() + r0 * D, n, D, key_panels, j0 - panel_begin, width, s, lds, tile_max,
-                     scratch.prefetch);
+      if (!exponentiated) {  // a row's probabilities outgrew the limit: the scores again, with their max
+        kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr, tile_max, scratch.prefetch);
       }
     }
     if (!exponentiated) {
@@ -516,47 +533,55 @@ class FlashRunner {
       }
       kern.exp2_rows(s, n, lds, width, shift, tile_sum);
     }
-    for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
-    kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, rescale, scratch.prefetch);
+    if (exponentiated) {  // the running max stands: nothing to rescale
+      for (std::int64_t r = 0; r < n; ++r) sum[r] += tile_sum[r];
+    } else {
+      for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
+    }
+    kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, exponentiated ? nullptr : rescale,
+                 scratch.prefetch);
   }
 
-  // Between key chunks the unnormalized accumulator waits in `out`, max and sum in carry.
-  void save_rows(const RowState& st, const float* acc, float* carry, std::int64_t b,
-                 std::int64_t h, std::int64_t i0, std::int64_t rows) const {
+  // Between key chunks max and sum wait in carry; the unnormalized accumulator in `out`,
+  // copied there when it is not kept there.
+  void save_rows(const RowState& st, float* carry, std::int64_t b, std::int64_t h, std::int64_t i0,
+                 std::int64_t rows, bool copy_acc) const {
     const std::int64_t W = plan_.dv_padded, nq = plan_.shape.nq;
     float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
     for (std::int64_t r = 0; r < rows; ++r) {
       float* row = out_head + (i0 + r) * out_.strides[2];
-      if (out_.strides[3] == 1) {
-        std::copy_n(acc + r * W, plan_.shape.dv, row);
-      } else {
-        for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = acc[r * W + c];
+      if (copy_acc && out_.strides[3] == 1) {
+        std::copy_n(st.acc + r * W, plan_.shape.dv, row);
+      } else if (copy_acc) {
+        for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = st.acc[r * W + c];
       }
       carry[i0 + r] = st.max[r];
       carry[nq + i0 + r] = st.sum[r];
     }
   }
 
-  void restore_rows(RowState& st, float* acc, const float* carry, std::int64_t b,
-                    std::int64_t h, std::int64_t i0, std::int64_t rows) const {
+  void restore_rows(RowState& st, const float* carry, std::int64_t b, std::int64_t h, std::int64_t i0,
+                    std::int64_t rows, bool copy_acc) const {
     const std::int64_t W = plan_.dv_padded, nq = plan_.shape.nq;
     const float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
     for (std::int64_t r = 0; r < rows; ++r) {
       const float* row = out_head + (i0 + r) * out_.strides[2];
-      if (out_.strides[3] == 1) {
-        std::copy_n(row, plan_.shape.dv, acc + r * W);
-      } else {
-        for (std::int64_t c = 0; c < plan_.shape.dv; ++c) acc[r * W + c] = row[c * out_.strides[3]];
+      float* acc = st.acc + r * W;
+      if (copy_acc && out_.strides[3] == 1) {
+        std::copy_n(row, plan_.shape.dv, acc);
+      } else if (copy_acc) {
+        for (std::int64_t c = 0; c < plan_.shape.dv; ++c) acc[c] = row[c * out_.strides[3]];
       }
-      std::fill(acc + r * W + plan_.shape.dv, acc + (r + 1) * W, 0.0f);
+      if (copy_acc) std::fill(acc + plan_.shape.dv, acc + W, 0.0f);
       st.max[r] = carry[i0 + r];
       st.sum[r] = carry[nq + i0 + r];
     }
   }
 
-  // out = acc / sum once per row; lse = ln(Σ e^s) = ln2 · (max + log2 sum).
-  void write_rows(const RowState& st, const float* acc, std::int64_t b, std::int64_t h,
-                  std::int64_t i0, std::int64_t rows, bool out_prefetched) const {
+  // out = acc / sum once per row (in place when acc is out's rows); lse = ln(Σ e^s) =
+  // ln2 · (max + log2 sum).
+  void write_rows(const RowState& st, std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows,
+                  bool out_prefetched) const {
     const std::int64_t W = plan_.dv_padded;
     float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
     // relu divides by Nk; sigmoid weights stand as they are; softmax divides by its sum.
@@ -575,12 +600,14 @@ class FlashRunner {
     }
     float* first_row = out_head + i0 * out_.strides[2];
     if (out_.strides[3] == 1) {
-      plan_.kernels->scale_rows(acc, rows, W, inv, first_row, out_.strides[2], plan_.shape.dv, !out_prefetched);
+      // Lines the accumulator already holds in the cache are written back as they are.
+      const bool streamed = !out_prefetched && st.acc != first_row;
+      plan_.kernels->scale_rows(st.acc, rows, W, inv, first_row, out_.strides[2], plan_.shape.dv, streamed);
       return;
     }
     for (std::int64_t r = 0; r < rows; ++r) {
       float* row = first_row + r * out_.strides[2];
-      for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = acc[r * W + c] * inv[r];
+      for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = st.acc[r * W + c] * inv[r];
     }
   }
 
@@ -591,6 +618,9 @@ class FlashRunner {
   const HeadsView<float>& out_;
   const TensorView<float, 3>& lse_;
   PackedHeadLayout layout_;
+  // out's rows lie as the accumulator's do (dv_padded floats apart, cache-line aligned): a
+  // block's output can accumulate there between key chunks.
+  bool out_rows_like_acc_;
 };
 
 }  // namespace

@@ -17,7 +17,9 @@ struct FlashPlan {
   AttentionShape shape;
   VisibilityPlan visibility;
   Normalizer normalizer;  // softmax, sigmoid or relu (linear attention has its own driver)
-  float q_scale;          // scale · log2(e) for softmax, which runs on exp2; scale otherwise
+  // scale · log2(e) for softmax, which runs on exp2; scale otherwise. Folded into the packed
+  // keys, packed once per head or chunk, so queries are read as they are.
+  float key_scale;
   float sigmoid_bias;
   AdditiveScoring additive;  // enabled: scores are wᵀ tanh(Wq q + Wk k) instead of q·k
   std::int64_t score_depth;  // features per packed key: D, or Da for additive scores

@@ -7,7 +7,7 @@ namespace longattn::engine {
 
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
-                     std::int64_t first_panel, std::int64_t last_panel, float* panels,
+                     std::int64_t first_panel, std::int64_t last_panel, float scale, float* panels,
                      PanelStores stores, const RotaryTable* rope) {
   const std::int64_t P = layout.panel_width, D = layout.d;
   const bool streamed = stores == PanelStores::streamed;
@@ -18,18 +18,18 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const flo
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
     if (rope != nullptr) {  // rotated one panel at a time into rows, then transposed like any key
       for (std::int64_t c = 0; c < keys; ++c) {
-        rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, 1.0f, rotated.data() + c * D);
+        rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, scale, rotated.data() + c * D);
       }
-      kernels.pack_key_panel(rotated.data(), D, keys, D, panel, streamed);
+      kernels.pack_key_panel(rotated.data(), D, keys, D, 1.0f, panel, streamed);
       continue;
     }
     if (k.strides[3] == 1) {  // both common layouts: transposed in registers
-      kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, panel, streamed);
+      kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, scale, panel, streamed);
       continue;
     }
     for (std::int64_t c = 0; c < keys; ++c) {
       const float* key = head + (j0 + c) * k.strides[2];
-      for (std::int64_t d = 0; d < D; ++d) panel[d * P + c] = key[d * k.strides[3]];
+      for (std::int64_t d = 0; d < D; ++d) panel[d * P + c] = key[d * k.strides[3]] * scale;
     }
     for (std::int64_t d = 0; d < D; ++d) std::fill(panel + d * P + keys, panel + (d + 1) * P, 0.0f);
   }
@@ -53,7 +53,7 @@ void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView
         projected[c * Da + a] = sum;
       }
     }
-    kernels.pack_key_panel(projected.data(), Da, keys, Da, panels + (p - first_panel) * Da * P,
+    kernels.pack_key_panel(projected.data(), Da, keys, Da, 1.0f, panels + (p - first_panel) * Da * P,
                            stores == PanelStores::streamed);
   }
 }

@@ -27,11 +27,12 @@ struct PackedHeadLayout {
 // head's keys packed once for all its query blocks), into them when read right away.
 enum class PanelStores { cached, streamed };
 
-// Packs key panels [first_panel, last_panel) of head (b, h) of k into `panels`, which
-// receives panel first_panel at its start; with `rope`, key j rotated to position j.
+// Packs key panels [first_panel, last_panel) of head (b, h) of k, times `scale`, into
+// `panels`, which receives panel first_panel at its start; with `rope`, key j rotated to
+// position j.
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
-                     std::int64_t first_panel, std::int64_t last_panel, float* panels,
+                     std::int64_t first_panel, std::int64_t last_panel, float scale, float* panels,
                      PanelStores stores, const RotaryTable* rope = nullptr);
 
 // Additive scoring: packs Wk k_j (Da features per key, Wk [Da, D]) like key panels, with

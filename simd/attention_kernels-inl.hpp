@@ -29,25 +29,28 @@ inline constexpr int kMaxTileRows = 256;
 // 152.6 / 146.5.
 inline constexpr int kPrefetchLinesPerBlock = 8;
 
-// How a block of C starts: at zero (scores), or loaded (output accumulators), with the
-// softmax rescale of each row applied on the way in when the row max grew.
-enum class Start { zero, load, load_scaled };
+// How a block of C starts: at zero or at a value per row (scores, less a known shift), or
+// loaded (output accumulators), with the softmax rescale of each row applied on the way in
+// when the row max grew. row_value[r] is the row's start or rescale.
+enum class Start { zero, row_value, load, load_scaled };
 
 // C[r][0 .. NV·lanes) = start + A[r][0 .. depth) · B[0 .. depth)[..] for r < R.
 // With vmax, the running per-row vector max is raised to the block's values.
 template <class V, int R, int NV>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
-                       const float* row_scale, V* vmax) {
+                       const float* row_value, V* vmax) {
   constexpr int L = V::lanes;
   V acc[R][NV];
   for (int r = 0; r < R; ++r) {
     if (start == Start::zero) {
       for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    } else if (start == Start::row_value) {
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::broadcast(row_value[r]);
     } else {
       for (int v = 0; v < NV; ++v) acc[r][v] = V::load(c + r * ldc + v * L);
       if (start == Start::load_scaled) {
-        const V scale = V::broadcast(row_scale[r]);
+        const V scale = V::broadcast(row_value[r]);
         for (int v = 0; v < NV; ++v) acc[r][v] = acc[r][v] * scale;
       }
     }
@@ -77,12 +80,12 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
 template <class V, int kRows, int NV>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
-                      Start start, const float* row_scale, V* vmax) {
+                      Start start, const float* row_value, V* vmax) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
-      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_scale, vmax);
+      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_value, vmax);
     } else {
-      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_scale, vmax);
+      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, vmax);
     }
   }
 }
@@ -92,7 +95,7 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
 template <class V, int R, int NV>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
-                      std::int64_t ldc, Start start, const float* row_scale, V* vmax,
+                      std::int64_t ldc, Start start, const float* row_value, V* vmax,
                       PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
@@ -100,7 +103,7 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
     for (std::int64_t r = 0; r < rows; r += R) {
       const int n = static_cast<int>(rows - r < R ? rows - r : R);
       gemm_rows<V, R, NV>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
-                          ldc, start, row_scale ? row_scale + r : nullptr,
+                          ldc, start, row_value ? row_value + r : nullptr,
                           vmax ? vmax + r : nullptr);
       prefetch.issue(kPrefetchLinesPerBlock);
     }
@@ -108,14 +111,15 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
   if constexpr (NV > 1) {
     if (col < vectors) {
       gemm_tile<V, R, NV - 1>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
-                              ldc, start, row_scale, vmax, prefetch);
+                              ldc, start, row_value, vmax, prefetch);
     }
   }
 }
 
 template <class V, int R, int NV>
 void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
-             std::int64_t keys, float* s, std::int64_t lds, float* row_max, PrefetchQueue& prefetch) {
+             std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, float* row_max,
+             PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
   V vmax[kMaxTileRows];
@@ -130,7 +134,7 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
     const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
     const float* panel = key_panels + v0 / NV * d * panel_width;
     gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
-                        Start::zero, nullptr, row_max ? vmax : nullptr, prefetch);
+                        row_offset ? Start::row_value : Start::zero, row_offset, row_max ? vmax : nullptr, prefetch);
     v0 += count;
   }
   if (row_max == nullptr) return;
@@ -155,34 +159,45 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
   for (std::int64_t k0 = 0; k0 < keys; k0 += key_chunk) {
     const std::int64_t depth = keys - k0 < key_chunk ? keys - k0 : key_chunk;
     gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
-                        k0 == 0 ? Start::load_scaled : Start::load, row_scale, static_cast<V*>(nullptr), prefetch);
+                        k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load, row_scale,
+                        static_cast<V*>(nullptr), prefetch);
   }
 }
 
-template <class V>
-void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
-               const float* row_max, float* row_sum) {
+template <class V, bool kSubtract>
+void exp2_rows_shifted(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+                       const float* row_max, float* row_sum) {
   constexpr int L = V::lanes;
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
-    const V m = V::broadcast(row_max[r]);
+    const V m = V::broadcast(kSubtract ? row_max[r] : 0.0f);
     // Two partial sums so consecutive vectors do not wait on one add chain.
     V sum0 = V::zero(), sum1 = V::zero();
     std::int64_t j = 0;
     for (; j + 2 * L <= cols; j += 2 * L) {
-      const V e0 = exp2(V::load(row + j) - m);
-      const V e1 = exp2(V::load(row + j + L) - m);
+      const V e0 = exp2(kSubtract ? V::load(row + j) - m : V::load(row + j));
+      const V e1 = exp2(kSubtract ? V::load(row + j + L) - m : V::load(row + j + L));
       e0.store(row + j);
       e1.store(row + j + L);
       sum0 = sum0 + e0;
       sum1 = sum1 + e1;
     }
     for (; j < cols; j += L) {
-      const V e = exp2(V::load(row + j) - m);
+      const V e = exp2(kSubtract ? V::load(row + j) - m : V::load(row + j));
       e.store(row + j);
       sum0 = sum0 + e;
     }
     row_sum[r] = (sum0 + sum1).reduce_add();
+  }
+}
+
+template <class V>
+void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+               const float* row_max, float* row_sum) {
+  if (row_max == nullptr) {  // scores already shifted (qk_tile's row_offset): no subtraction
+    exp2_rows_shifted<V, false>(s, rows, lds, cols, row_max, row_sum);
+  } else {
+    exp2_rows_shifted<V, true>(s, rows, lds, cols, row_max, row_sum);
   }
 }
 
@@ -206,15 +221,17 @@ void add_diagonal_bias(float* s, std::int64_t rows, std::int64_t lds, std::int64
   }
 }
 
-// Lays `count` <= NV·lanes keys (rows of d contiguous features, `stride` floats apart) out
-// as one panel [d][NV·lanes], zero past count: lanes × lanes blocks transposed in registers.
+// Lays `count` <= NV·lanes keys (rows of d contiguous features, `stride` floats apart) out,
+// times `scale`, as one panel [d][NV·lanes], zero past count: lanes × lanes blocks
+// transposed in registers.
 // With `streamed`, the panel (vector-aligned) is written past the caches, for packed keys
 // that outgrow L2 before they are read (packing a whole head's keys for a (256, 256) window
 // took 5 % of its time with ordinary stores).
 template <class V, int NV>
 void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
-                    float* panel, bool streamed) {
+                    float scale, float* panel, bool streamed) {
   constexpr int L = V::lanes, P = NV * L;
+  const V factor = V::broadcast(scale);
   std::int64_t f = 0;
   if constexpr (L > 1) {
     for (; f + L <= d; f += L) {
@@ -222,7 +239,7 @@ void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, 
         V block[L];
         for (int i = 0; i < L; ++i) {
           const std::int64_t key = g * L + i;
-          block[i] = key < count ? V::load(keys + key * stride + f) : V::zero();
+          block[i] = key < count ? V::load(keys + key * stride + f) * factor : V::zero();
         }
         V::transpose(block);
         for (int i = 0; i < L; ++i) {
@@ -236,7 +253,7 @@ void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, 
     }
   }
   for (; f < d; ++f) {
-    for (std::int64_t key = 0; key < P; ++key) panel[f * P + key] = key < count ? keys[key * stride + f] : 0.0f;
+    for (std::int64_t key = 0; key < P; ++key) panel[f * P + key] = key < count ? keys[key * stride + f] * scale : 0.0f;
   }
   if (streamed) V::stream_fence();
 }

@@ -22,22 +22,23 @@ struct KernelTable {
   int lanes;        // fp32 lanes in one vector
   int panel_width;  // keys per packed key panel
 
-  // s[r][c] = q[r] · key (first_key + c) of the key panels, for r < rows and c < keys; both
-  // first_key and keys are multiples of lanes, so a panel may be used in part. row_max[r] is
-  // raised to the largest score stored in row r (no max is taken when row_max is null).
-  // Lines of `prefetch` are issued as it goes.
+  // s[r][c] = row_offset[r] + q[r] · key (first_key + c) of the key panels, for r < rows and
+  // c < keys (no offset when row_offset is null); both first_key and keys are multiples of
+  // lanes, so a panel may be used in part. row_max[r] is raised to the largest score stored
+  // in row r (no max is taken when row_max is null). Lines of `prefetch` are issued as it goes.
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
-                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float* row_max,
-                  PrefetchQueue& prefetch);
+                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds,
+                  const float* row_offset, float* row_max, PrefetchQueue& prefetch);
 
-  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns; value
-  // rows are ldv floats apart (the caller's rows, or packed ones). Issues `prefetch` lines.
+  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns (no
+  // scaling when row_scale is null); value rows are ldv floats apart (the caller's rows, or
+  // packed ones). Issues `prefetch` lines.
   void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
                   std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale,
                   PrefetchQueue& prefetch);
 
-  // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
-  // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
+  // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes), 2^s[r][j]
+  // when row_max is null; row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
   void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
                     const float* row_max, float* row_sum);
 
@@ -74,9 +75,10 @@ struct KernelTable {
                      std::int64_t ldo, std::int64_t cols, bool streamed);
 
   // One key panel from `count` <= panel_width keys whose d features are contiguous, rows
-  // `stride` floats apart; keys past count are zero. `streamed`: written past the caches.
+  // `stride` floats apart, each feature times `scale`; keys past count are zero.
+  // `streamed`: written past the caches.
   void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count,
-                         std::int64_t d, float* panel, bool streamed);
+                         std::int64_t d, float scale, float* panel, bool streamed);
 
   // y[i] = 2^x[i], the vectorized exp2 the kernels use (for its accuracy test).
   void (*exp2)(const float* x, float* y, std::int64_t n);
