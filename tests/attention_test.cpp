@@ -162,6 +162,10 @@ TEST_CASE("scores whose row max keeps growing from tile to tile: every tile resc
   // (probabilities up to 2^9), and every second tile passes kLazySumLimit and is taken again.
   AttentionTester().n(2100).d(64).score_drift(0.2f).check();
   AttentionTester().heads(2, 1).n(1500).d(128).score_drift(0.2f).check();
+  // Rises of ~30 (log2) per tile with values near 1e30: probabilities against a stale max
+  // (up to 2^30 and more) stay finite, but times the values they would overflow the output;
+  // kLazySumLimit, not an overflow, sends these tiles back to be taken with their max.
+  AttentionTester().n(1100).d(64).score_drift(0.35f).value_scale(1e30f).check();
 }
 
 TEST_CASE("sigmoid and ReLU attention: same tiling and masks, no running max") {

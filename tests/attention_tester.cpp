@@ -88,6 +88,7 @@ void AttentionTester::check() const {
   Stored q(p.batch, p.q_heads, p.nq, p.d, layout_), k(p.batch, p.kv_heads, p.nk, p.d, layout_),
       v(p.batch, p.kv_heads, p.nk, p.dv, layout_);
   for (Stored* t : {&q, &k, &v}) std::generate(t->data.begin(), t->data.end(), [&] { return normal(rng); });
+  for (float& x : v.data) x *= value_scale_;
   if (drift_ != 0.0f) {
     const HeadsView<float> qv = q.view(), kv = k.view();
     for (std::int64_t b = 0; b < p.batch; ++b) {

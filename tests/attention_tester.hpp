@@ -51,6 +51,8 @@ class AttentionTester {
   // query a feature 0 of 1 + |q0|, so each row's max keeps growing (per_key > 0) from tile
   // to tile and within tiles, or is set by the first keys (per_key < 0).
   AttentionTester& score_drift(float per_key) { drift_ = per_key; return *this; }
+  // Values times `scale` (outputs near the fp32 limit when it is large).
+  AttentionTester& value_scale(float scale) { value_scale_ = scale; return *this; }
   // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
   AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
   // ... and with key chunks of this many bytes per head (white box: several heads' chunks at once).
@@ -70,6 +72,7 @@ class AttentionTester {
   Layout layout_ = Layout::bhnd;
   float magnitude_ = 1.0f;
   float drift_ = 0.0f;
+  float value_scale_ = 1.0f;
   unsigned seed_ = 1;
   double mask_density_ = -1, block_density_ = -1;
   std::int64_t budget_ = 0, chunk_ = 0;
