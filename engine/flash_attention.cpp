@@ -47,6 +47,16 @@ constexpr std::int64_t kBandWidthRatio = 4;
 constexpr std::int64_t kMaxBandBlocks = 32;
 constexpr std::int64_t kBandTasksPerThread = 8;
 
+// Whether the rows of a [B, H, N, width] view lie back to back as whole, cache-line aligned
+// rows of `padded` floats (BHND, width a whole number of vectors): the micro-kernels can then
+// read or write them where they are, as their own packed rows.
+template <class T>
+bool rows_lie_packed(const HeadsView<T>& view, std::int64_t width, std::int64_t padded) {
+  return width == padded && view.strides[3] == 1 && view.strides[2] == padded &&
+         reinterpret_cast<std::uintptr_t>(view.data) % 64 == 0 && view.strides[1] % 16 == 0 &&
+         view.strides[0] % 16 == 0;
+}
+
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
   AlignedBuffer q;       // [Br][D] queries copied, rotated or projected ([Br][Da]), unless read in place
@@ -94,9 +104,7 @@ class FlashRunner {
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
         layout_{plan.shape.nk, plan.score_depth, plan.shape.dv, plan.kernels->panel_width,
                 plan.dv_padded},
-        out_rows_like_acc_(plan.shape.dv == plan.dv_padded && out.strides[3] == 1 && out.strides[2] == plan.dv_padded &&
-                           reinterpret_cast<std::uintptr_t>(out.data) % 64 == 0 && out.strides[1] % 16 == 0 &&
-                           out.strides[0] % 16 == 0) {}
+        out_rows_like_acc_(rows_lie_packed(out, plan.shape.dv, plan.dv_padded)) {}
 
   AttentionStats run() {
     const AttentionShape& s = plan_.shape;
@@ -107,9 +115,7 @@ class FlashRunner {
     // dv_padded floats beside the keys. A vector load split across two lines costs two (in
     // place with unaligned v ran 6 % slower than packed), and rows far apart (the layer's
     // Q|K|V rows, 6 KiB) leave every line and page half used (the layer ran 1.28x its parts).
-    const bool values_in_place = v_.strides[3] == 1 && v_.strides[2] == s.dv && s.dv == W &&
-                                 reinterpret_cast<std::uintptr_t>(v_.data) % 64 == 0 && v_.strides[1] % 16 == 0 &&
-                                 v_.strides[0] % 16 == 0;
+    const bool values_in_place = rows_lie_packed(v_, s.dv, W);
     const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));  // what a chunk keeps in L2
     const std::int64_t packed_key_bytes = (D + (values_in_place ? 0 : W)) * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t heads = s.batch * s.kv_heads;
@@ -550,10 +556,12 @@ class FlashRunner {
     float* out_head = out_.data + b * out_.strides[0] + h * out_.strides[1];
     for (std::int64_t r = 0; r < rows; ++r) {
       float* row = out_head + (i0 + r) * out_.strides[2];
-      if (copy_acc && out_.strides[3] == 1) {
-        std::copy_n(st.acc + r * W, plan_.shape.dv, row);
-      } else if (copy_acc) {
-        for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = st.acc[r * W + c];
+      if (copy_acc) {
+        if (out_.strides[3] == 1) {
+          std::copy_n(st.acc + r * W, plan_.shape.dv, row);
+        } else {
+          for (std::int64_t c = 0; c < plan_.shape.dv; ++c) row[c * out_.strides[3]] = st.acc[r * W + c];
+        }
       }
       carry[i0 + r] = st.max[r];
       carry[nq + i0 + r] = st.sum[r];
@@ -567,12 +575,14 @@ class FlashRunner {
     for (std::int64_t r = 0; r < rows; ++r) {
       const float* row = out_head + (i0 + r) * out_.strides[2];
       float* acc = st.acc + r * W;
-      if (copy_acc && out_.strides[3] == 1) {
-        std::copy_n(row, plan_.shape.dv, acc);
-      } else if (copy_acc) {
-        for (std::int64_t c = 0; c < plan_.shape.dv; ++c) acc[c] = row[c * out_.strides[3]];
+      if (copy_acc) {
+        if (out_.strides[3] == 1) {
+          std::copy_n(row, plan_.shape.dv, acc);
+        } else {
+          for (std::int64_t c = 0; c < plan_.shape.dv; ++c) acc[c] = row[c * out_.strides[3]];
+        }
+        std::fill(acc + plan_.shape.dv, acc + W, 0.0f);
       }
-      if (copy_acc) std::fill(acc + plan_.shape.dv, acc + W, 0.0f);
       st.max[r] = carry[i0 + r];
       st.sum[r] = carry[nq + i0 + r];
     }

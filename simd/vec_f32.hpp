@@ -205,16 +205,6 @@ struct VecF32 {
     for (int i = 0; i < lanes; ++i) rows[i].v = batch::load_aligned(block[i]);
   }
 
-#if defined(__AVX512F__)
-  // 2^(x - floor x) from kExp2UnitPoly.
-  static batch exp2_of_fraction(batch x) {
-    const batch f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    batch p(kExp2UnitPoly[5]);
-    for (int i = 4; i >= 0; --i) p = fused(p, f, batch(kExp2UnitPoly[i]));
-    return p;
-  }
-#endif
-
   // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp.
   friend VecF32 exp2(VecF32 x) {
 #if defined(__AVX512F__)
@@ -225,7 +215,10 @@ struct VecF32 {
       // letting scalef underflow to 0 or to a denormal costs a microcode assist per lane on
       // Intel cores (measured: the exp2 pass of a masked tile ran 5x slower).
       const __mmask16 normal = _mm512_cmp_ps_mask(x.v, batch(kExp2MinScalef), _CMP_GE_OQ);
-      return {batch(_mm512_maskz_scalef_ps(normal, exp2_of_fraction(x.v), x.v))};
+      const batch f = _mm512_reduce_ps(x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+      batch p(kExp2UnitPoly[5]);
+      for (int i = 4; i >= 0; --i) p = fused(p, f, batch(kExp2UnitPoly[i]));
+      return {batch(_mm512_maskz_scalef_ps(normal, p, x.v))};
     }
 #endif
     const batch c = xsimd::max(x.v, batch(kExp2MinBits));

@@ -51,7 +51,8 @@ class AttentionTester {
   // query a feature 0 of 1 + |q0|, so each row's max keeps growing (per_key > 0) from tile
   // to tile and within tiles, or is set by the first keys (per_key < 0).
   AttentionTester& score_drift(float per_key) { drift_ = per_key; return *this; }
-  // Values times `scale` (outputs near the fp32 limit when it is large).
+  // The value tensor v alone times `scale` (value_range sets the spread of q, k and v
+  // alike): outputs near the fp32 limit when it is large.
   AttentionTester& value_scale(float scale) { value_scale_ = scale; return *this; }
   // Runs through the engine with this packed-K/V budget (white box: forces key chunking).
   AttentionTester& packed_budget(std::int64_t bytes) { budget_ = bytes; return *this; }
