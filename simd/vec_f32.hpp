@@ -124,7 +124,22 @@ struct VecF32 {
     return {batch(1.0f) / d.v};
   }
 
-  float reduce_add() const { return xsimd::hadd(v); }
+  // Halving the vector, as reduce_max does: with xsimd's hadd (vhaddps, three uops each) the
+  // row sums held up the unrolled AVX-512 exp2 pass (1.59 -> 1.49 ns per vector without it).
+  float reduce_add() const {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) return _mm512_reduce_add_ps(v);
+#endif
+#if defined(__AVX__)
+    if constexpr (lanes == 8) {
+      __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+      s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+      return _mm_cvtss_f32(s);
+    }
+#endif
+    return xsimd::hadd(v);
+  }
   float reduce_max() const {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) return _mm512_reduce_max_ps(v);
