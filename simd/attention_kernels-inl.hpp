@@ -179,8 +179,8 @@ void exp2_rows_shifted(float* s, std::int64_t rows, std::int64_t lds, std::int64
     // Two partial sums so consecutive vectors do not wait on one add chain.
     V sum0 = V::zero(), sum1 = V::zero();
     auto two_vectors = [&](std::int64_t j) {
-      const V e0 = exp2(kSubtract ? V::load(row + j) - m : V::load(row + j));
-      const V e1 = exp2(kSubtract ? V::load(row + j + L) - m : V::load(row + j + L));
+      const V e0 = kSubtract ? exp2(V::load(row + j) - m) : exp2_finite(V::load(row + j));
+      const V e1 = kSubtract ? exp2(V::load(row + j + L) - m) : exp2_finite(V::load(row + j + L));
       e0.store(row + j);
       e1.store(row + j + L);
       sum0 = sum0 + e0;
@@ -196,7 +196,7 @@ void exp2_rows_shifted(float* s, std::int64_t rows, std::int64_t lds, std::int64
     }
     for (; j + 2 * L <= cols; j += 2 * L) two_vectors(j);
     for (; j < cols; j += L) {
-      const V e = exp2(kSubtract ? V::load(row + j) - m : V::load(row + j));
+      const V e = kSubtract ? exp2(V::load(row + j) - m) : exp2_finite(V::load(row + j));
       e.store(row + j);
       sum0 = sum0 + e;
     }
@@ -207,7 +207,7 @@ void exp2_rows_shifted(float* s, std::int64_t rows, std::int64_t lds, std::int64
 template <class V>
 void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
                const float* row_max, float* row_sum) {
-  if (row_max == nullptr) {  // scores already shifted (qk_tile's row_offset): no subtraction
+  if (row_max == nullptr) {  // finite scores already shifted (qk_tile's row_offset): no subtraction
     exp2_rows_shifted<V, false>(s, rows, lds, cols, row_max, row_sum);
   } else {
     exp2_rows_shifted<V, true>(s, rows, lds, cols, row_max, row_sum);

@@ -38,7 +38,9 @@ struct KernelTable {
                   PrefetchQueue& prefetch);
 
   // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes), 2^s[r][j]
-  // when row_max is null; row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
+  // when row_max is null; row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros. With
+  // row_max null the scores must be finite (no masked keys) and the caller must flush
+  // denormals (simd::DenormalsFlushed): results under 2^-126 then come out as zeros unmasked.
   void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
                     const float* row_max, float* row_sum);
 

@@ -220,6 +220,22 @@ struct VecF32 {
     for (int i = 0; i < lanes; ++i) rows[i].v = batch::load_aligned(block[i]);
   }
 
+  // exp2 for finite x with denormals flushed (MXCSR FTZ, as the engine's tasks run): on
+  // AVX-512 without the lane mask, scalef's underflow giving the zeros. Full attention ran
+  // 1.015 / 1.027 faster (D = 64, two series of 8 paired rounds); the other targets' clamp
+  // is already unconditional.
+  friend VecF32 exp2_finite(VecF32 x) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      const batch f = _mm512_reduce_ps(x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+      batch p(kExp2UnitPoly[5]);
+      for (int i = 4; i >= 0; --i) p = fused(p, f, batch(kExp2UnitPoly[i]));
+      return {batch(_mm512_scalef_ps(p, x.v))};
+    }
+#endif
+    return exp2(x);
+  }
+
   // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp.
   friend VecF32 exp2(VecF32 x) {
 #if defined(__AVX512F__)
@@ -283,6 +299,7 @@ struct VecF32<ScalarArch> {
     std::memcpy(&scale, &bits, sizeof scale);
     return {p * scale};
   }
+  friend VecF32 exp2_finite(VecF32 x) { return exp2(x); }
 };
 
 }  // namespace longattn::simd::LONGATTN_SIMD_TARGET

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "simd/denormals.hpp"
 #include "simd/kernel_table.hpp"
 #include "tests/attention_tester.hpp"
 
@@ -44,5 +45,43 @@ TEST_CASE("exp2 is within 2 ulp on [-126, 0] and exact at the ends") {
     CHECK(ends_out[2] == 0.0f);
     CHECK(ends_out[3] == 1.0f);
     for (int i = 4; i < 64; ++i) CHECK(ends_out[i] == 0.0f);
+  }
+}
+
+// The exp2 pass over finite scores already shifted (row_max null, the engine's lazy tiles):
+// no lane mask there, so its bounds rest on flushed denormals as the engine runs it.
+TEST_CASE("exp2 pass over shifted finite scores: within 2 ulp, and zeros below 2^-126 with denormals flushed") {
+  const longattn::simd::DenormalsFlushed flushed;
+  std::vector<float> x;
+  for (float t = -126.0f; t <= 0.0f; t += 0.000977f) x.push_back(t);
+  const std::int64_t lanes = 16, cols = static_cast<std::int64_t>(x.size()) / lanes * lanes;
+  for (longattn::Isa isa : longattn::testing::runnable_isas()) {
+    CAPTURE(longattn::to_string(isa));
+    const auto& kernels = longattn::simd::kernels_for(isa);
+    std::vector<float> p(x.begin(), x.begin() + cols);
+    float sum = 0;
+    kernels.exp2_rows(p.data(), 1, cols, cols, nullptr, &sum);
+    double worst = 0, expected_sum = 0;
+    for (std::int64_t i = 0; i < cols; ++i) {
+      worst = std::max(worst, ulp_error(p[i], std::exp2(double(x[i]))));
+      expected_sum += std::exp2(double(x[i]));
+    }
+    MESSAGE(longattn::to_string(isa) << ": max exp2 error (shifted scores) " << worst << " ulp");
+    CHECK(worst <= 2.0);
+    CHECK(std::abs(sum - expected_sum) <= 1e-5 * expected_sum);
+
+    std::vector<float> far(lanes * 2, -1000.0f);
+    far[1] = -160.0f, far[2] = -127.5f, far[3] = -126.5f, far[4] = -3e38f, far[5] = 0.0f;
+    float far_sum = 0;
+    kernels.exp2_rows(far.data(), 1, lanes * 2, lanes * 2, nullptr, &far_sum);
+    for (int i = 0; i < lanes * 2; ++i) {
+      CAPTURE(i);
+      if (i == 5) {
+        CHECK(far[i] == 1.0f);
+      } else {
+        CHECK(far[i] == 0.0f);
+      }
+    }
+    CHECK(far_sum == 1.0f);
   }
 }
