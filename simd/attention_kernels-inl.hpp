@@ -272,16 +272,18 @@ void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, 
 }
 
 // p = sigmoid(s + bias) = 1 / (1 + 2^(-(s + bias)·log2 e)) in place. The argument of exp2 is
-// capped at 128, where 2^128 = +inf gives p = 0 exactly: also for masked scores (-inf).
+// capped at 128, where 2^128 = +inf gives p = 0 exactly: also for masked scores (-inf). So it
+// is finite, and exp2 needs no lane mask (the engine flushes denormals).
 template <class V>
 void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float bias) {
-  const V minus_log2e = V::broadcast(-1.4426950408889634f), shift = V::broadcast(bias);
+  constexpr float kLog2e = 1.4426950408889634f;
+  const V minus_log2e = V::broadcast(-kLog2e), shift = V::broadcast(-bias * kLog2e);
   const V one = V::broadcast(1.0f), cap = V::broadcast(128.0f);
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
     for (std::int64_t j = 0; j < cols; j += V::lanes) {
-      const V t = min((V::load(row + j) + shift) * minus_log2e, cap);
-      reciprocal_at_least_one(one + exp2(t)).store(row + j);
+      const V t = min(fma(V::load(row + j), minus_log2e, shift), cap);
+      reciprocal_at_least_one(one + exp2_finite(t)).store(row + j);
     }
   }
 }
