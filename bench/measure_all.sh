@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measures every figure bench/RESULTS.md quotes, one command per line, each result kept
-# as JSON in the folder given (default reports/results-<time>). Takes about 17 minutes on
+# as JSON in the folder given (default reports/results-<time>). Takes about 21 minutes on
 # 2 cores; run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,13 +55,22 @@ interleave() {  # name, rounds, then two argument lists separated by --
   done
 }
 common=(--n 16384 --d 64 --heads 8 --threads 1 --baseline none)
+# Issue 2's lines, full attention at D = 64 and 128, as a series: the median of several runs
+# says more than one run on this machine. Kept as series_full_d<D>_<round>.json.
+series() {  # name, rounds, then the bench arguments
+  local name=$1 rounds=$2; shift 2
+  echo "== x$rounds: longattn bench $*"
+  for r in $(seq "$rounds"); do "$cli" bench "$@" --output "$out/${name}_$r.json" > /dev/null; done
+}
+series series_full_d64 7 --mode full "${common[@]}" --repeats 3
+series series_full_d128 5 --mode full --n 16384 --d 128 --heads 8 --threads 1 --baseline none --repeats 3
 interleave window_vs_full 7 --mode window --window 256 256 "${common[@]}" -- --mode full "${common[@]}" --repeats 1
 interleave sigmoid_vs_softmax 3 --mode full "${common[@]}" --normalizer sigmoid --repeats 1 -- --mode full "${common[@]}" --repeats 1
 echo "== micro-kernels"
 build/release/bench/longattn_kernel_benchmarks --benchmark_out="$out/kernels.json" --benchmark_out_format=json | sed 's/^/   /'
 
 python3 - "$out" <<'PY'
-import json, math, sys, pathlib
+import json, math, statistics, sys, pathlib
 d = pathlib.Path(sys.argv[1])
 j = lambda name: json.loads((d / f"{name}.json").read_text())
 def slope(names_and_n):
@@ -78,10 +87,14 @@ for kind in ("linear", "linear_causal"):
 print(f"sigmoid / softmax time at n = 16384: {j('sigmoid_d64')['seconds'] / full['seconds']:.3f}")
 print(f"window / full GFLOP/s at n = 16384: {j('window_16384')['gflops'] / full['gflops']:.3f}")
 def interleaved(name, rounds, key):
-    import statistics
     a = [j(f"{name}_a_{r}")[key] for r in range(1, rounds + 1)]
     b = [j(f"{name}_b_{r}")[key] for r in range(1, rounds + 1)]
     return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
+for name, rounds in (("series_full_d64", 7), ("series_full_d128", 5)):
+    runs = [j(f"{name}_{r}") for r in range(1, rounds + 1)]
+    pct = sorted(x["peak_pct"] for x in runs)
+    print(f"{name}: % of each run's peak {', '.join(f'{p:.1f}' for p in pct)}; median {statistics.median(pct):.1f} % "
+          f"({statistics.median(x['gflops'] for x in runs):.1f} GFLOP/s)")
 w, f, ratio = interleaved("window_vs_full", 7, "gflops")
 print(f"window / full GFLOP/s at n = 16384, alternating runs: medians {w:.1f} / {f:.1f}, median of the 7 ratios {ratio:.3f}")
 sg, sm, ratio = interleaved("sigmoid_vs_softmax", 3, "seconds")
