@@ -100,6 +100,16 @@ struct VecF32 {
     return xsimd::fma(a, b, c);
   }
 
+#if defined(__AVX512F__)
+  // 2^(x - floor x), the part of AVX-512 exp2 that scalef then multiplies by 2^floor(x).
+  static batch exp2_of_fraction(batch x) {
+    const batch f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    batch p(kExp2UnitPoly[5]);
+    for (int i = 4; i >= 0; --i) p = fused(p, f, batch(kExp2UnitPoly[i]));
+    return p;
+  }
+#endif
+
   friend VecF32 fma(VecF32 a, VecF32 b, VecF32 c) { return {xsimd::fma(a.v, b.v, c.v)}; }
   friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
   friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
@@ -226,12 +236,7 @@ struct VecF32 {
   // is already unconditional.
   friend VecF32 exp2_finite(VecF32 x) {
 #if defined(__AVX512F__)
-    if constexpr (lanes == 16) {
-      const batch f = _mm512_reduce_ps(x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-      batch p(kExp2UnitPoly[5]);
-      for (int i = 4; i >= 0; --i) p = fused(p, f, batch(kExp2UnitPoly[i]));
-      return {batch(_mm512_scalef_ps(p, x.v))};
-    }
+    if constexpr (lanes == 16) return {batch(_mm512_scalef_ps(exp2_of_fraction(x.v), x.v))};
 #endif
     return exp2(x);
   }
@@ -246,10 +251,7 @@ struct VecF32 {
       // letting scalef underflow to 0 or to a denormal costs a microcode assist per lane on
       // Intel cores (measured: the exp2 pass of a masked tile ran 5x slower).
       const __mmask16 normal = _mm512_cmp_ps_mask(x.v, batch(kExp2MinScalef), _CMP_GE_OQ);
-      const batch f = _mm512_reduce_ps(x.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-      batch p(kExp2UnitPoly[5]);
-      for (int i = 4; i >= 0; --i) p = fused(p, f, batch(kExp2UnitPoly[i]));
-      return {batch(_mm512_maskz_scalef_ps(normal, p, x.v))};
+      return {batch(_mm512_maskz_scalef_ps(normal, exp2_of_fraction(x.v), x.v))};
     }
 #endif
     const batch c = xsimd::max(x.v, batch(kExp2MinBits));
