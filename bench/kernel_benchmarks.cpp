@@ -9,6 +9,7 @@
 
 #include "bench/cache_line_allocator.hpp"
 #include "longattn/machine.hpp"
+#include "simd/denormals.hpp"
 #include "simd/kernel_table.hpp"
 
 namespace {
@@ -45,7 +46,7 @@ void BM_qk_tile(benchmark::State& state, Isa isa) {
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
     k.qk_tile(t.q.data(), t.rows, t.d, t.key_panels.data(), 0, t.keys, t.scores.data(),
-              t.keys, nullptr, t.row_max.data(), t.prefetch);
+              t.keys, nullptr, t.row_max.data(), nullptr, t.prefetch);
     benchmark::DoNotOptimize(t.scores.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -79,24 +80,33 @@ void BM_exp2_rows(benchmark::State& state, Isa isa) {
 // QKᵀ, exp2 and P·V in turn on the same tile, hot in cache: what the three kernels reach
 // together before the engine adds its work (fresh K/V per tile, row bookkeeping). Scores
 // land near 0 (tiny q, k) so every probability is an ordinary number.
+// range(3) > 1: keys and values of that many tiles in turn, as the engine streams a head's.
+// range(4) = 1: the engine's usual tile, its scores against a known row max exponentiated in
+// the QKᵀ kernel; 0: a tile max, then the exp2 pass (a row's first tile).
 void BM_tile_pipeline(benchmark::State& state, Isa isa) {
   const auto& k = longattn::simd::kernels_for(isa);
+  const longattn::simd::DenormalsFlushed flushed;
   Tile t(state.range(0), state.range(1), state.range(2));
   std::fill(t.row_max.begin(), t.row_max.end(), 0.0f);
   Floats shift(t.rows, 0.0f);
-  // range(3) > 1: keys and values of that many tiles in turn, as the engine streams a head's.
   const std::int64_t copies = state.range(3);
+  const bool exp2_in_qk = state.range(4) == 1;
   Floats keys(copies * t.keys * t.d, 0.02f), values(copies * t.keys * t.d, 0.1f);
   std::int64_t c = 0;
   for (auto _ : state) {
     const float* key_panels = keys.data() + c * t.keys * t.d;
     const float* value_rows = values.data() + c * t.keys * t.d;
     c = (c + 1) % copies;
-    k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, nullptr,
-              t.row_max.data(), t.prefetch);
-    k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
-    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(), t.row_scale.data(),
-              t.prefetch);
+    if (exp2_in_qk) {
+      k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, shift.data(), nullptr,
+                t.row_sum.data(), t.prefetch);
+    } else {
+      k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, nullptr,
+                t.row_max.data(), nullptr, t.prefetch);
+      k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
+    }
+    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(),
+              exp2_in_qk ? nullptr : t.row_scale.data(), t.prefetch);
     benchmark::DoNotOptimize(t.acc.data());
   }
   report(state, isa, 4.0 * t.rows * t.keys * t.d);
@@ -116,8 +126,9 @@ int register_all() {
     benchmark::RegisterBenchmark(("exp2_rows/" + name).c_str(), BM_exp2_rows, isa)->Apply(tiles);
     benchmark::RegisterBenchmark(("tile_pipeline/" + name).c_str(), BM_tile_pipeline, isa)->Apply([](auto* b) {
       for (std::int64_t d : {64, 128})
-        for (std::int64_t copies : {1, 256}) b->Args({96, 256, d, copies});
-      b->ArgNames({"rows", "keys", "d", "kv_tiles"});
+        for (std::int64_t copies : {1, 256})
+          for (std::int64_t exp2_in_qk : {0, 1}) b->Args({96, 256, d, copies, exp2_in_qk});
+      b->ArgNames({"rows", "keys", "d", "kv_tiles", "exp2_in_qk"});
     });
   }
   return 0;

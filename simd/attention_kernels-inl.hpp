@@ -35,11 +35,12 @@ inline constexpr int kPrefetchLinesPerBlock = 8;
 enum class Start { zero, row_value, load, load_scaled };
 
 // C[r][0 .. NV·lanes) = start + A[r][0 .. depth) · B[0 .. depth)[..] for r < R.
-// With vmax, the running per-row vector max is raised to the block's values.
+// With vmax, the running per-row vector max is raised to the block's values. With vsum, C
+// is stored as 2^C (finite values, denormals flushed) and vsum[r] gains the row's terms.
 template <class V, int R, int NV>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
-                       const float* row_value, V* vmax) {
+                       const float* row_value, V* vmax, V* vsum) {
   constexpr int L = V::lanes;
   V acc[R][NV];
   for (int r = 0; r < R; ++r) {
@@ -63,6 +64,16 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
       for (int v = 0; v < NV; ++v) acc[r][v] = fma(ar, bk[v], acc[r][v]);
     }
   }
+  if (vsum != nullptr) {
+    for (int r = 0; r < R; ++r) {
+      V total = vsum[r];
+      for (int v = 0; v < NV; ++v) {
+        acc[r][v] = exp2_finite(acc[r][v]);
+        total = total + acc[r][v];
+      }
+      vsum[r] = total;
+    }
+  }
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < NV; ++v) acc[r][v].store(c + r * ldc + v * L);
   }
@@ -80,12 +91,12 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
 template <class V, int kRows, int NV>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
-                      Start start, const float* row_value, V* vmax) {
+                      Start start, const float* row_value, V* vmax, V* vsum) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
-      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_value, vmax);
+      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_value, vmax, vsum);
     } else {
-      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, vmax);
+      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, vmax, vsum);
     }
   }
 }
@@ -95,7 +106,7 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
 template <class V, int R, int NV>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
-                      std::int64_t ldc, Start start, const float* row_value, V* vmax,
+                      std::int64_t ldc, Start start, const float* row_value, V* vmax, V* vsum,
                       PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
@@ -104,14 +115,14 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
       const int n = static_cast<int>(rows - r < R ? rows - r : R);
       gemm_rows<V, R, NV>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
                           ldc, start, row_value ? row_value + r : nullptr,
-                          vmax ? vmax + r : nullptr);
+                          vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr);
       prefetch.issue(kPrefetchLinesPerBlock);
     }
   }
   if constexpr (NV > 1) {
     if (col < vectors) {
       gemm_tile<V, R, NV - 1>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
-                              ldc, start, row_value, vmax, prefetch);
+                              ldc, start, row_value, vmax, vsum, prefetch);
     }
   }
 }
@@ -119,13 +130,14 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
 template <class V, int R, int NV>
 void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
              std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, float* row_max,
-             PrefetchQueue& prefetch) {
+             float* row_sum, PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
-  V vmax[kMaxTileRows];
+  V vmax[kMaxTileRows], vsum[kMaxTileRows];
   for (std::int64_t r = 0; row_max != nullptr && r < rows; ++r) {
     vmax[r] = V::broadcast(-std::numeric_limits<float>::infinity());
   }
+  for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) vsum[r] = V::zero();
   // Panels outside, rows inside: one key panel (d · panel_width floats) stays in L1 while
   // every row group of the query block passes over it. The first and last panel may be used
   // in part, a vector of keys at a time (the edges of a window or of the causal diagonal).
@@ -134,9 +146,11 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
     const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
     const float* panel = key_panels + v0 / NV * d * panel_width;
     gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
-                        row_offset ? Start::row_value : Start::zero, row_offset, row_max ? vmax : nullptr, prefetch);
+                        row_offset ? Start::row_value : Start::zero, row_offset, row_max ? vmax : nullptr,
+                        row_sum ? vsum : nullptr, prefetch);
     v0 += count;
   }
+  for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) row_sum[r] = vsum[r].reduce_add();
   if (row_max == nullptr) return;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float m = vmax[r].reduce_max();
@@ -160,7 +174,7 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
     const std::int64_t depth = keys - k0 < key_chunk ? keys - k0 : key_chunk;
     gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
                         k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load, row_scale,
-                        static_cast<V*>(nullptr), prefetch);
+                        static_cast<V*>(nullptr), static_cast<V*>(nullptr), prefetch);
   }
 }
 
@@ -169,18 +183,17 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
 // per vector against a loop of two vectors per turn). AVX2, with 16 registers, gained nothing.
 inline constexpr int kExp2SegmentVectors = 16;
 
-template <class V, bool kSubtract>
-void exp2_rows_shifted(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
-                       const float* row_max, float* row_sum) {
+template <class V>
+void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, const float* row_max,
+               float* row_sum) {
   constexpr int L = V::lanes;
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
-    const V m = V::broadcast(kSubtract ? row_max[r] : 0.0f);
+    const V m = V::broadcast(row_max[r]);
     // Two partial sums so consecutive vectors do not wait on one add chain.
     V sum0 = V::zero(), sum1 = V::zero();
     auto two_vectors = [&](std::int64_t j) {
-      const V e0 = kSubtract ? exp2(V::load(row + j) - m) : exp2_finite(V::load(row + j));
-      const V e1 = kSubtract ? exp2(V::load(row + j + L) - m) : exp2_finite(V::load(row + j + L));
+      const V e0 = exp2(V::load(row + j) - m), e1 = exp2(V::load(row + j + L) - m);
       e0.store(row + j);
       e1.store(row + j + L);
       sum0 = sum0 + e0;
@@ -196,21 +209,11 @@ void exp2_rows_shifted(float* s, std::int64_t rows, std::int64_t lds, std::int64
     }
     for (; j + 2 * L <= cols; j += 2 * L) two_vectors(j);
     for (; j < cols; j += L) {
-      const V e = kSubtract ? exp2(V::load(row + j) - m) : exp2_finite(V::load(row + j));
+      const V e = exp2(V::load(row + j) - m);
       e.store(row + j);
       sum0 = sum0 + e;
     }
     row_sum[r] = (sum0 + sum1).reduce_add();
-  }
-}
-
-template <class V>
-void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
-               const float* row_max, float* row_sum) {
-  if (row_max == nullptr) {  // finite scores already shifted (qk_tile's row_offset): no subtraction
-    exp2_rows_shifted<V, false>(s, rows, lds, cols, row_max, row_sum);
-  } else {
-    exp2_rows_shifted<V, true>(s, rows, lds, cols, row_max, row_sum);
   }
 }
 

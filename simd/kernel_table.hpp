@@ -25,10 +25,13 @@ struct KernelTable {
   // s[r][c] = row_offset[r] + q[r] · key (first_key + c) of the key panels, for r < rows and
   // c < keys (no offset when row_offset is null); both first_key and keys are multiples of
   // lanes, so a panel may be used in part. row_max[r] is raised to the largest score stored
-  // in row r (no max is taken when row_max is null). Lines of `prefetch` are issued as it goes.
+  // in row r (no max is taken when row_max is null). With row_sum, s[r][c] = 2^(that score)
+  // instead and row_sum[r] = Σ_c s[r][c]; the scores must be finite and the caller must
+  // flush denormals (simd::DenormalsFlushed): results under 2^-126 then come out as zeros.
+  // Lines of `prefetch` are issued as it goes.
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
                   std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds,
-                  const float* row_offset, float* row_max, PrefetchQueue& prefetch);
+                  const float* row_offset, float* row_max, float* row_sum, PrefetchQueue& prefetch);
 
   // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns (no
   // scaling when row_scale is null); value rows are ldv floats apart (the caller's rows, or
@@ -37,10 +40,8 @@ struct KernelTable {
                   std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale,
                   PrefetchQueue& prefetch);
 
-  // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes), 2^s[r][j]
-  // when row_max is null; row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros. With
-  // row_max null the scores must be finite (no masked keys) and the caller must flush
-  // denormals (simd::DenormalsFlushed): results under 2^-126 then come out as zeros unmasked.
+  // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
+  // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
   void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
                     const float* row_max, float* row_sum);
 

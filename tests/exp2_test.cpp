@@ -1,4 +1,5 @@
-// The vectorized exp2 of every ISA path: at most 2 ulp over the range the softmax uses.
+// The vectorized exp2 of every ISA path, alone and inside the QKᵀ kernel: at most 2 ulp over
+// the range the softmax uses.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -48,39 +49,44 @@ TEST_CASE("exp2 is within 2 ulp on [-126, 0] and exact at the ends") {
   }
 }
 
-// The exp2 pass over finite scores already shifted (row_max null, the engine's lazy tiles):
-// no lane mask there, so its bounds rest on flushed denormals as the engine runs it.
-TEST_CASE("exp2 pass over shifted finite scores: within 2 ulp, and zeros below 2^-126 with denormals flushed") {
+// The QKᵀ kernel exponentiating its scores (row_sum given, the engine's lazy tiles): no lane
+// mask there, so its bounds rest on flushed denormals as the engine runs it. With d = 1 and
+// q = 1 a key panel [1][panel_width] is the scores themselves, each computed exactly.
+TEST_CASE("QK^T with exp2 in the kernel: within 2 ulp, and zeros below 2^-126 with denormals flushed") {
   const longattn::simd::DenormalsFlushed flushed;
-  std::vector<float> x;
-  for (float t = -126.0f; t <= 0.0f; t += 0.000977f) x.push_back(t);
-  const std::int64_t lanes = 16, cols = static_cast<std::int64_t>(x.size()) / lanes * lanes;
+  const float one = 1.0f, no_offset = 0.0f;
   for (longattn::Isa isa : longattn::testing::runnable_isas()) {
     CAPTURE(longattn::to_string(isa));
     const auto& kernels = longattn::simd::kernels_for(isa);
-    std::vector<float> p(x.begin(), x.begin() + cols);
+    longattn::simd::PrefetchQueue prefetch;
+    auto exp2_of_scores = [&](const std::vector<float>& scores, float& sum) {
+      std::vector<float> p(scores.size());
+      const auto keys = static_cast<std::int64_t>(scores.size());
+      kernels.qk_tile(&one, 1, 1, scores.data(), 0, keys, p.data(), keys, &no_offset, nullptr, &sum, prefetch);
+      return p;
+    };
+
+    std::vector<float> x;
+    for (float t = -126.0f; t <= 0.0f; t += 0.000977f) x.push_back(t);
+    x.resize(x.size() / kernels.panel_width * kernels.panel_width);
     float sum = 0;
-    kernels.exp2_rows(p.data(), 1, cols, cols, nullptr, &sum);
+    const std::vector<float> p = exp2_of_scores(x, sum);
     double worst = 0, expected_sum = 0;
-    for (std::int64_t i = 0; i < cols; ++i) {
+    for (std::size_t i = 0; i < x.size(); ++i) {
       worst = std::max(worst, ulp_error(p[i], std::exp2(double(x[i]))));
       expected_sum += std::exp2(double(x[i]));
     }
-    MESSAGE(longattn::to_string(isa) << ": max exp2 error (shifted scores) " << worst << " ulp");
+    MESSAGE(longattn::to_string(isa) << ": max exp2 error (in QK^T) " << worst << " ulp");
     CHECK(worst <= 2.0);
     CHECK(std::abs(sum - expected_sum) <= 1e-5 * expected_sum);
 
-    std::vector<float> far(lanes * 2, -1000.0f);
+    std::vector<float> far((8 + kernels.panel_width - 1) / kernels.panel_width * kernels.panel_width, -1000.0f);
     far[1] = -160.0f, far[2] = -127.5f, far[3] = -126.5f, far[4] = -3e38f, far[5] = 0.0f;
     float far_sum = 0;
-    kernels.exp2_rows(far.data(), 1, lanes * 2, lanes * 2, nullptr, &far_sum);
-    for (int i = 0; i < lanes * 2; ++i) {
+    const std::vector<float> far_p = exp2_of_scores(far, far_sum);
+    for (std::size_t i = 0; i < far.size(); ++i) {
       CAPTURE(i);
-      if (i == 5) {
-        CHECK(far[i] == 1.0f);
-      } else {
-        CHECK(far[i] == 0.0f);
-      }
+      CHECK(far_p[i] == (i == 5 ? 1.0f : 0.0f));
     }
     CHECK(far_sum == 1.0f);
   }
