@@ -1,5 +1,6 @@
 // The avx512 target: attention_kernels-inl.hpp compiled with this target's flags (CMakeLists).
 #define LONGATTN_SIMD_TARGET avx512
+#define LONGATTN_UNROLL_BLOCK _Pragma("GCC unroll 16")
 #include "simd/attention_kernels-inl.hpp"
 #include "simd/targets.hpp"
 
