@@ -200,11 +200,13 @@ class FlashRunner {
                 const auto [first_chunk, last_chunk] = chunk_span[(span_batches > 1 ? b : 0) * q_blocks + qb];
                 if (c < first_chunk || c > last_chunk) continue;
                 // The next query block's rows of q and out (from memory: a head's rows outgrow
-                // L2) are fetched while this one runs: full attention 1.016x as fast at D = 64,
-                // 1.034x at D = 128 (n = 16384, paired).
+                // L2) are fetched while this one runs, where q's rows lie back to back: full
+                // attention 1.016x as fast at D = 64, 1.034x at D = 128 (n = 16384, paired).
+                // The layer's rows, 6 KiB apart, ran slower with it (its attention 1.01-1.06x
+                // the time in alternating runs): left to the hardware.
                 BlockScratch& mine = scratch.local();
                 mine.prefetch.clear();
-                if (qb + 1 < q_blocks) {
+                if (qb + 1 < q_blocks && q_.strides[3] == 1 && q_.strides[2] == s.d) {
                   queue_rows(mine.prefetch, b, (head % s.kv_heads) * s.group() + in_group, (qb + 1) * plan_.block_rows);
                 }
                 const float* keys = packed.data() + local * chunk_floats;
