@@ -19,7 +19,8 @@ for i in $(seq "$rounds"); do
   python3 - "$out" "$i" <<'PY'
 import json, sys
 out, i = sys.argv[1], sys.argv[2]
-ceiling = open(f"{out}/slots-{i}.txt").read().strip().splitlines()[-1].split("rate: ")[1]
+last = open(f"{out}/slots-{i}.txt").read().strip().splitlines()[-1]
+ceiling = last.split("rate: ")[1] if "rate: " in last else "n/a (no AVX-512)"
 engine = []
 for d in (64, 128):
     j = json.load(open(f"{out}/engine-d{d}-{i}.json"))
