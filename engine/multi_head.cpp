@@ -1,7 +1,7 @@
-// The multi-head layer: one oneDNN matmul makes Q, K and V together, written as one buffer
-// [B, N, (Hq + 2·Hkv)·D] that the kernel reads in place through strided views (no transpose
-// pass); the kernel writes each head's output straight into y's rows, and a second matmul
-// turns them into y a block of rows at a time.
+// The multi-head layer: oneDNN matmuls make Q, K and V head by head into one head-major buffer
+// [B, Hq + 2·Hkv, N, D], which the kernel reads in place as it reads any BHND tensor (no
+// transpose pass, no copy of q or v); the kernel writes each head's output straight into y's
+// rows, and a second matmul turns them into y a block of rows at a time.
 #include "longattn/multi_head.hpp"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -98,10 +98,11 @@ struct MultiHeadSelfAttention::Impl {
 
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
-  // Matmuls by (0 = projection / 1 = output, rows, source row stride, destination row stride).
+  // Matmuls by (0 = a head's projection / 1 = output, rows, source row stride, destination row
+  // stride).
   std::map<std::array<std::int64_t, 4>, dnnl::matmul> matmuls;
   // Cache-line aligned: the kernel reads value rows of Q|K|V in place when they are.
-  engine::AlignedBuffer qkv;        // [B, N, qkv_width]
+  engine::AlignedBuffer qkv;        // [B, Hq + 2·Hkv, N, D]: query heads, key heads, value heads
   engine::AlignedBuffer block;      // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
   engine::AlignedBuffer heads_out;  // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
 
@@ -109,26 +110,52 @@ struct MultiHeadSelfAttention::Impl {
   // staging small (8 MiB at E = 512) while each matmul stays large enough to run at speed.
   static constexpr std::int64_t kBlockRows = 4096;
 
-  // out[rows, n] (row stride ldd) = src[rows, k] (row stride lds) · Wᵀ + b, W [n, k].
-  void linear(int which, const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
-    const std::int64_t k = which == 0 ? E : Hq * D, n = which == 0 ? qkv_width : E;
-    const std::vector<float>& w = which == 0 ? w_qkv : w_out;
-    const std::vector<float>& b = which == 0 ? b_qkv : b_out;
+  // dst[rows, E] (row stride ldd) = src[rows, Hq·D] (row stride lds) · W_outᵀ + b_out.
+  void project_out(const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
+    const std::int64_t k = Hq * D;
     using dnnl::memory;
     const memory::desc src_md({rows, k}, memory::data_type::f32, memory::dims{lds, 1});
-    const memory::desc w_md({k, n}, memory::data_type::f32, memory::format_tag::ba);
-    const memory::desc b_md({1, n}, memory::data_type::f32, memory::format_tag::ab);
-    const memory::desc dst_md({rows, n}, memory::data_type::f32, memory::dims{ldd, 1});
-    const std::array<std::int64_t, 4> key{which, rows, lds, ldd};
+    const memory::desc w_md({k, E}, memory::data_type::f32, memory::format_tag::ba);
+    const memory::desc b_md({1, E}, memory::data_type::f32, memory::format_tag::ab);
+    const memory::desc dst_md({rows, E}, memory::data_type::f32, memory::dims{ldd, 1});
+    const std::array<std::int64_t, 4> key{1, rows, lds, ldd};
     auto it = matmuls.find(key);
     if (it == matmuls.end()) {
       it = matmuls.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
                                     dnnl::matmul::desc(src_md, w_md, b_md, dst_md), engine))).first;
     }
     it->second.execute(stream, {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
-                                {DNNL_ARG_WEIGHTS, memory(w_md, engine, const_cast<float*>(w.data()))},
-                                {DNNL_ARG_BIAS, memory(b_md, engine, const_cast<float*>(b.data()))},
+                                {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_out.data())},
+                                {DNNL_ARG_BIAS, memory(b_md, engine, b_out.data())},
                                 {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
+    stream.wait();
+  }
+
+  // Q|K|V rows [r0, r0 + rows) of one batch: src[rows, E] (row stride lds) · W_hᵀ + b_h into
+  // head h's rows of `heads` ([Hq + 2·Hkv][n][D]), for every head. The kernel then reads q, k
+  // and v rows back to back, where rows of one [N, (Hq + 2·Hkv)·D] buffer lay 6 KiB apart
+  // (E = 512) and its attention ran 1.08-1.11x the kernel's time on the same tensors. One matmul
+  // per head: oneDNN 2.6 runs the heads as one batched matmul (src broadcast) only in its
+  // reference implementation, minutes for one layer at N = 16384.
+  void project_heads(const float* src, std::int64_t lds, std::int64_t rows, float* heads, std::int64_t n) {
+    using dnnl::memory;
+    const memory::desc src_md({rows, E}, memory::data_type::f32, memory::dims{lds, 1});
+    const memory::desc w_md({E, D}, memory::data_type::f32, memory::format_tag::ba);
+    const memory::desc b_md({1, D}, memory::data_type::f32, memory::format_tag::ab);
+    const memory::desc dst_md({rows, D}, memory::data_type::f32, memory::dims{D, 1});
+    const std::array<std::int64_t, 4> key{0, rows, lds, D};
+    auto it = matmuls.find(key);
+    if (it == matmuls.end()) {
+      it = matmuls.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
+                                    dnnl::matmul::desc(src_md, w_md, b_md, dst_md), engine))).first;
+    }
+    const memory source(src_md, engine, const_cast<float*>(src));
+    for (std::int64_t h = 0; h < qkv_width / D; ++h) {
+      it->second.execute(stream, {{DNNL_ARG_SRC, source},
+                                  {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_qkv.data() + h * D * E)},
+                                  {DNNL_ARG_BIAS, memory(b_md, engine, b_qkv.data() + h * D)},
+                                  {DNNL_ARG_DST, memory(dst_md, engine, heads + h * n * D)}});
+    }
     stream.wait();
   }
 
@@ -270,31 +297,32 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
         }
         src = m.block.data(), lds = E;
       }
-      m.linear(0, src, lds, rows, m.qkv.data() + (b * N + r0) * C, C);
+      m.project_heads(src, lds, rows, m.qkv.data() + b * N * C + r0 * D, N);
     }
   }
   stats.projection_seconds = seconds_since(start);
 
-  // Attention on strided views of the Q | K | V rows; head outputs into y's rows when they fit.
+  // Attention on the head-major Q | K | V; head outputs into y's rows when they fit.
   const bool in_y = HD <= E;
   if (!in_y) m.heads_out.resize(B * N * HD);
-  const HeadsView<const float> q{m.qkv.data(), {B, Hq, N, D}, {N * C, D, C, 1}};
-  const HeadsView<const float> k{m.qkv.data() + HD, {B, Hkv, N, D}, {N * C, D, C, 1}};
-  const HeadsView<const float> v{m.qkv.data() + HD + Hkv * D, {B, Hkv, N, D}, {N * C, D, C, 1}};
+  const std::array<std::int64_t, 4> head_major{N * C, N * D, D, 1};
+  const HeadsView<const float> q{m.qkv.data(), {B, Hq, N, D}, head_major};
+  const HeadsView<const float> k{m.qkv.data() + Hq * N * D, {B, Hkv, N, D}, head_major};
+  const HeadsView<const float> v{m.qkv.data() + (Hq + Hkv) * N * D, {B, Hkv, N, D}, head_major};
   const HeadsView<float> o = in_y ? HeadsView<float>{y.data, {B, Hq, N, D}, {y.strides[0], D, y.strides[1], 1}}
                                   : bnhd(m.heads_out.data(), B, N, Hq, D);
   start = std::chrono::steady_clock::now();
   AttentionOptions options = m.config.attention;
   if (options.rope.enabled()) {
     // RoPE in one pass over the layer's own Q and K rows (query i and key i both sit at
-    // position i): the kernel would otherwise rotate each query again for every key chunk,
-    // reading rows 6 KiB apart each time (the layer ran 1.12x its parts that way).
+    // position i): the kernel would otherwise rotate each query again for every key chunk
+    // (the layer ran 1.12x its parts that way).
     const engine::RotaryTable rope(options.rope, D, N);
     engine::run_on_threads(options.threads, [&] {
-      tbb::parallel_for(std::int64_t{0}, B * N, [&](std::int64_t row) {
-        float* qk_row = m.qkv.data() + row * C;  // Hq query heads, then Hkv key heads
-        for (std::int64_t head = 0; head < Hq + Hkv; ++head) {
-          rope.rotate(qk_row + head * D, 1, row % N, 1.0f, qk_row + head * D);  // in place: pairs are disjoint
+      tbb::parallel_for(std::int64_t{0}, B * (Hq + Hkv), [&](std::int64_t head) {  // Hq query heads, then Hkv key heads
+        float* rows = m.qkv.data() + (head / (Hq + Hkv) * C + head % (Hq + Hkv) * D) * N;
+        for (std::int64_t i = 0; i < N; ++i) {
+          rope.rotate(rows + i * D, 1, i, 1.0f, rows + i * D);  // in place: pairs are disjoint
         }
       });
     });
@@ -311,10 +339,10 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
       const std::int64_t rows = std::min(Impl::kBlockRows, N - r0);
       float* y_rows = y.data + b * y.strides[0] + r0 * y.strides[1];
       if (in_y) {
-        m.linear(1, y_rows, y.strides[1], rows, m.block.data(), E);
+        m.project_out(y_rows, y.strides[1], rows, m.block.data(), E);
         for (std::int64_t r = 0; r < rows; ++r) std::memcpy(y_rows + r * y.strides[1], m.block.data() + r * E, E * sizeof(float));
       } else {
-        m.linear(1, m.heads_out.data() + (b * N + r0) * HD, HD, rows, y_rows, y.strides[1]);
+        m.project_out(m.heads_out.data() + (b * N + r0) * HD, HD, rows, y_rows, y.strides[1]);
       }
     }
   }
