@@ -110,6 +110,18 @@ struct MultiHeadSelfAttention::Impl {
   // staging small (8 MiB at E = 512) while each matmul stays large enough to run at speed.
   static constexpr std::int64_t kBlockRows = 4096;
 
+  // The matmul for these descriptors, made at its first use and kept under `key`.
+  dnnl::matmul& matmul_for(const std::array<std::int64_t, 4>& key, const dnnl::memory::desc& src,
+                           const dnnl::memory::desc& weights, const dnnl::memory::desc& bias,
+                           const dnnl::memory::desc& dst) {
+    auto it = matmuls.find(key);
+    if (it == matmuls.end()) {
+      it = matmuls.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
+                                    dnnl::matmul::desc(src, weights, bias, dst), engine))).first;
+    }
+    return it->second;
+  }
+
   // dst[rows, E] (row stride ldd) = src[rows, Hq·D] (row stride lds) · W_outᵀ + b_out.
   void project_out(const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
     const std::int64_t k = Hq * D;
@@ -118,24 +130,19 @@ struct MultiHeadSelfAttention::Impl {
     const memory::desc w_md({k, E}, memory::data_type::f32, memory::format_tag::ba);
     const memory::desc b_md({1, E}, memory::data_type::f32, memory::format_tag::ab);
     const memory::desc dst_md({rows, E}, memory::data_type::f32, memory::dims{ldd, 1});
-    const std::array<std::int64_t, 4> key{1, rows, lds, ldd};
-    auto it = matmuls.find(key);
-    if (it == matmuls.end()) {
-      it = matmuls.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
-                                    dnnl::matmul::desc(src_md, w_md, b_md, dst_md), engine))).first;
-    }
-    it->second.execute(stream, {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
-                                {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_out.data())},
-                                {DNNL_ARG_BIAS, memory(b_md, engine, b_out.data())},
-                                {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
+    matmul_for({1, rows, lds, ldd}, src_md, w_md, b_md, dst_md)
+        .execute(stream, {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
+                          {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_out.data())},
+                          {DNNL_ARG_BIAS, memory(b_md, engine, b_out.data())},
+                          {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
     stream.wait();
   }
 
   // Q|K|V rows [r0, r0 + rows) of one batch: src[rows, E] (row stride lds) · W_hᵀ + b_h into
   // head h's rows of `heads` ([Hq + 2·Hkv][n][D]), for every head. The kernel then reads q, k
   // and v rows back to back, where rows of one [N, (Hq + 2·Hkv)·D] buffer lay 6 KiB apart
-  // (E = 512) and its attention ran 1.08-1.11x the kernel's time on the same tensors. One matmul
-  // per head: oneDNN 2.6 runs the heads as one batched matmul (src broadcast) only in its
+  // (E = 512) and its attention ran 1.08-1.11x the kernel's time on the same tensors. One
+  // matmul per head: oneDNN 2.6 runs the heads as one batched matmul (src broadcast) only in its
   // reference implementation, minutes for one layer at N = 16384.
   void project_heads(const float* src, std::int64_t lds, std::int64_t rows, float* heads, std::int64_t n) {
     using dnnl::memory;
@@ -143,18 +150,13 @@ struct MultiHeadSelfAttention::Impl {
     const memory::desc w_md({E, D}, memory::data_type::f32, memory::format_tag::ba);
     const memory::desc b_md({1, D}, memory::data_type::f32, memory::format_tag::ab);
     const memory::desc dst_md({rows, D}, memory::data_type::f32, memory::dims{D, 1});
-    const std::array<std::int64_t, 4> key{0, rows, lds, D};
-    auto it = matmuls.find(key);
-    if (it == matmuls.end()) {
-      it = matmuls.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
-                                    dnnl::matmul::desc(src_md, w_md, b_md, dst_md), engine))).first;
-    }
+    dnnl::matmul& matmul = matmul_for({0, rows, lds, D}, src_md, w_md, b_md, dst_md);
     const memory source(src_md, engine, const_cast<float*>(src));
     for (std::int64_t h = 0; h < qkv_width / D; ++h) {
-      it->second.execute(stream, {{DNNL_ARG_SRC, source},
-                                  {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_qkv.data() + h * D * E)},
-                                  {DNNL_ARG_BIAS, memory(b_md, engine, b_qkv.data() + h * D)},
-                                  {DNNL_ARG_DST, memory(dst_md, engine, heads + h * n * D)}});
+      matmul.execute(stream, {{DNNL_ARG_SRC, source},
+                              {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_qkv.data() + h * D * E)},
+                              {DNNL_ARG_BIAS, memory(b_md, engine, b_qkv.data() + h * D)},
+                              {DNNL_ARG_DST, memory(dst_md, engine, heads + h * n * D)}});
     }
     stream.wait();
   }
