@@ -104,6 +104,7 @@ class FlashRunner {
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
         layout_{plan.shape.nk, plan.score_depth, plan.shape.dv, plan.kernels->panel_width,
                 plan.dv_padded},
+        q_rows_back_to_back_(q.strides[3] == 1 && q.strides[2] == plan.shape.d),
         out_rows_like_acc_(rows_lie_packed(out, plan.shape.dv, plan.dv_padded)) {}
 
   AttentionStats run() {
@@ -113,8 +114,8 @@ class FlashRunner {
     // A head's value rows that lie back to back as whole, cache-line aligned vectors (BHND,
     // Dv a multiple of the vector) are read where they are; others are packed into rows of
     // dv_padded floats beside the keys. A vector load split across two lines costs two (in
-    // place with unaligned v ran 6 % slower than packed), and rows far apart (the layer's
-    // Q|K|V rows, 6 KiB) leave every line and page half used (the layer ran 1.28x its parts).
+    // place with unaligned v ran 6 % slower than packed), and rows far apart (6 KiB, as the
+    // layer's Q|K|V were) leave every line and page half used (the layer ran 1.28x its parts).
     const bool values_in_place = rows_lie_packed(v_, s.dv, W);
     const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));  // what a chunk keeps in L2
     const std::int64_t packed_key_bytes = (D + (values_in_place ? 0 : W)) * static_cast<std::int64_t>(sizeof(float));
@@ -202,11 +203,11 @@ class FlashRunner {
                 // The next query block's rows of q and out (from memory: a head's rows outgrow
                 // L2) are fetched while this one runs, where q's rows lie back to back: full
                 // attention 1.016x as fast at D = 64, 1.034x at D = 128 (n = 16384, paired).
-                // The layer's rows, 6 KiB apart, ran slower with it (its attention 1.01-1.06x
-                // the time in alternating runs): left to the hardware.
+                // Rows far apart (6 KiB, as the layer's Q|K|V were before it projected
+                // head-major) ran slower with it (1.01-1.06x the time): left to the hardware.
                 BlockScratch& mine = scratch.local();
                 mine.prefetch.clear();
-                if (qb + 1 < q_blocks && q_.strides[3] == 1 && q_.strides[2] == s.d) {
+                if (qb + 1 < q_blocks && q_rows_back_to_back_) {
                   queue_rows(mine.prefetch, b, (head % s.kv_heads) * s.group() + in_group, (qb + 1) * plan_.block_rows);
                 }
                 const float* keys = packed.data() + local * chunk_floats;
@@ -422,7 +423,7 @@ class FlashRunner {
       for (std::int64_t r = 0; r < rows; ++r) {
         plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, 1.0f, buffer + r * D);
       }
-    } else if (q_.strides[3] == 1 && q_.strides[2] == D) {
+    } else if (q_rows_back_to_back_) {
       return q_head + i0 * D;
     } else {
       for (std::int64_t r = 0; r < rows; ++r) {
@@ -644,6 +645,8 @@ class FlashRunner {
   const HeadsView<float>& out_;
   const TensorView<float, 3>& lse_;
   PackedHeadLayout layout_;
+  // q's rows of a head lie back to back (D floats apart): read in place, and fetched ahead.
+  bool q_rows_back_to_back_;
   // out's rows lie as the accumulator's do (dv_padded floats apart, cache-line aligned): a
   // block's output can accumulate there between key chunks.
   bool out_rows_like_acc_;
