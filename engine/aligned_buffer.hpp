@@ -99,6 +99,18 @@ class PooledBuffer {
   const float* data() const { return buffer_.data(); }
   std::int64_t bytes() const { return buffer_.bytes(); }
 
+  // Frees the buffers the pool keeps (not those borrowed now) and returns their bytes.
+  static std::int64_t release_kept() {
+    std::vector<AlignedBuffer> kept;
+    {
+      std::lock_guard<std::mutex> lock(pool().mutex);
+      kept.swap(pool().buffers);
+    }
+    std::int64_t bytes = 0;
+    for (const AlignedBuffer& buffer : kept) bytes += buffer.bytes();
+    return bytes;  // freed here, outside the lock
+  }
+
  private:
   struct Pool {
     std::mutex mutex;

@@ -1,6 +1,7 @@
 // The public kernel entry point: validate, plan, run.
 #include "longattn/attention.hpp"
 
+#include "engine/aligned_buffer.hpp"
 #include "engine/attention_validation.hpp"
 #include "engine/flash_attention.hpp"
 #include "engine/linear_attention.hpp"
@@ -16,6 +17,8 @@ AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
   const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
   return engine::run_flash_attention(plan, q, k, v, out, lse);
 }
+
+std::int64_t release_scratch() { return engine::PooledBuffer::release_kept(); }
 
 std::int64_t visible_pairs(std::int64_t nq, std::int64_t nk, Window window) {
   return engine::WindowPlan(nq, nk, window).visible_pairs();

@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <random>
+#include <vector>
 
+#include "longattn/attention.hpp"
 #include "tests/attention_tester.hpp"
 
 using longattn::testing::AttentionTester;
@@ -147,6 +149,28 @@ TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried a
   AttentionTester().batch(2).heads(2).n(800).d(16).window(60, 60).key_lengths({800, 333}).alibi().rope("half")
       .chunk_bytes(16 << 10).check();
   AttentionTester().heads(4).tokens(3, 5000).d(64).causal().chunk_bytes(256 << 10).check();  // decode
+}
+
+TEST_CASE("release_scratch frees the packed-key buffers kept between calls, and calls go on as before") {
+  const std::int64_t n = 700, d = 32, heads = 2;
+  std::vector<float> q(heads * n * d), k(q.size()), v(q.size()), first(q.size()), again(q.size());
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (std::vector<float>* t : {&q, &k, &v})
+    for (float& x : *t) x = uniform(rng);
+  auto run = [&](std::vector<float>& out) {
+    return longattn::attention(longattn::bhnd<const float>(q.data(), 1, heads, n, d),
+                               longattn::bhnd<const float>(k.data(), 1, heads, n, d),
+                               longattn::bhnd<const float>(v.data(), 1, heads, n, d),
+                               longattn::bhnd(out.data(), 1, heads, n, d));
+  };
+  run(first);
+  const std::int64_t freed = longattn::release_scratch();
+  CHECK(freed > 0);                      // this call's packed keys and values, at least
+  CHECK(freed <= 2 * (std::int64_t{32} << 20));  // two buffers at most, each within the budget
+  CHECK(longattn::release_scratch() == 0);  // nothing is kept any more
+  run(again);                               // allocates afresh: the same result, bit for bit
+  CHECK(first == again);
 }
 
 TEST_CASE("scores whose row max keeps growing from tile to tile: every tile rescales") {

@@ -23,6 +23,13 @@ LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const 
                          const AttentionOptions& options = {},
                          TensorView<float, 3> lse = {});
 
+// Frees the scratch the engine keeps between calls and returns the bytes freed. Calls keep the
+// largest buffers of packed keys and values they used (two at most, each within the 32 MiB
+// budget), so that attention in a loop reuses their huge pages instead of faulting in fresh
+// ones; an application that is done with attention for a while gives them back here. A call
+// in flight keeps what it holds; the next call allocates again.
+LONGATTN_API std::int64_t release_scratch();
+
 // Visible (query, key) pairs of one head under `window`, the count DESIGN.md §4 multiplies.
 LONGATTN_API std::int64_t visible_pairs(std::int64_t nq, std::int64_t nk, Window window);
 
