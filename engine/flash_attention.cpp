@@ -65,6 +65,7 @@ struct BlockScratch {
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
   AlignedBuffer diagonals;  // Br + Bc floats: the position bias of a tile along its diagonals
   std::vector<KeyRange> key_ranges;  // what the current query block sees
+  std::vector<KeyRange> tiles;       // the key tiles it runs, in the order it runs them
   AlignedBuffer band;                // packed keys (and values) of the band a thread runs
   simd::PrefetchQueue prefetch;      // rows of q, k, v, out of the thread's next query block
   std::int64_t computed_pairs = 0;   // scores this thread computed
@@ -387,6 +388,7 @@ class FlashRunner {
     // tiles and the keys all rows see run in full tiles.
     const KeyRange common = plan_.visibility.common(b, i0, i1);
     const std::int64_t full_begin = (common.begin + P - 1) / P * P, full_end = common.end / P * P;
+    scratch.tiles.clear();
     for (const KeyRange& range : scratch.key_ranges) {
       // Chunk bounds are multiples of Bc and P: tiles keep their panel alignment.
       const std::int64_t begin = std::max(range.begin, chunk.begin), end = std::min(range.end, chunk.end);
@@ -398,10 +400,21 @@ class FlashRunner {
       for (int segment = 0; segment < 3; ++segment) {
         for (std::int64_t j0 = cuts[segment], width; j0 < cuts[segment + 1]; j0 += width) {
           width = cuts[segment + 1] - j0 <= plan_.max_tile_keys() ? cuts[segment + 1] - j0 : Bc;
-          run_tiles(scratch, st, chunk, b, h, i0, rows, j0, j0 + width);
+          scratch.tiles.push_back({j0, j0 + width});
         }
       }
     }
+    if (plan_.bias.enabled()) {
+      // Nearest keys first: a position bias is largest there (ALiBi's falls off with the
+      // distance), so the rows' running max is set early and the farther tiles run lazily
+      // (exp2 in the kernel). Left to right, every tile before the queries' positions
+      // raised the max past kLazySumLimit on ALiBi's steeper heads and ran QKᵀ twice.
+      const std::int64_t p0 = i0 + plan_.shape.nk - plan_.shape.nq, p1 = p0 + rows - 1;
+      auto distance = [&](const KeyRange& t) { return std::max({std::int64_t{0}, t.begin - p1, p0 - (t.end - 1)}); };
+      std::stable_sort(scratch.tiles.begin(), scratch.tiles.end(),
+                       [&](const KeyRange& x, const KeyRange& y) { return distance(x) < distance(y); });
+    }
+    for (const KeyRange& tile : scratch.tiles) run_tiles(scratch, st, chunk, b, h, i0, rows, tile.begin, tile.end);
     if (chunk.last) {
       write_rows(st, b, h, i0, rows, chunk.out_prefetched);
     } else {
@@ -491,33 +504,38 @@ class FlashRunner {
 
     scratch.computed_pairs += n * width;
     std::fill(tile_max, tile_max + n, kNegInf);
-    // Once every row has a finite max, plain softmax scores skip the tile max (a max per
-    // score vector; without it full attention ran 1.7 % faster at D = 64, 1.2 % at 128): the
+    // Once every row has a finite max, softmax scores skip the tile max (a max per score
+    // vector; without it full attention ran 1.7 % faster at D = 64, 1.2 % at 128): the
     // running max stays the shift, exact for any shift, unless a row's probabilities outgrow
     // kLazySumLimit. Such a tile's exp2 runs in the QKᵀ kernel, on the scores still in
     // registers: without the pass over the tile in memory, full attention ran 1.6 % faster at
     // D = 64, 1.1 % at D = 128, 3.8 % on AVX2.
-    const bool lazy = !masked && plan_.normalizer == Normalizer::softmax && !plan_.bias.enabled() &&
-                      !plan_.additive.enabled() && std::none_of(max, max + n, [](float m) { return m == kNegInf; });
+    const bool lazy = !masked && plan_.normalizer == Normalizer::softmax && !plan_.additive.enabled() &&
+                      std::none_of(max, max + n, [](float m) { return m == kNegInf; });
     const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
+    // A position bias (ALiBi, relative) depends on the key's offset from the query alone:
+    // laid out along the tile's diagonals, it is where the QKᵀ kernel starts its scores, so
+    // biased tiles take the lazy path too. Row r, column c sits at offset δ = j0 + c - (pos of
+    // row 0) - r: diagonal t = c + n - 1 - r holds the bias of δ = j0 - pos0 - (n - 1) + t.
+    const float* diagonals = nullptr;
+    if (plan_.bias.enabled()) {
+      const std::int64_t first_position = i0 + r0 + plan_.shape.nk - plan_.shape.nq;
+      plan_.bias.fill(h, j0 - first_position - (n - 1), n - 1 + width, scratch.diagonals.data());
+      diagonals = scratch.diagonals.data();
+    }
     if (plan_.additive.enabled()) {  // j0 and width are whole panels here
       kern.additive_tile(q, n, D, key_panels, width / P, plan_.additive.w.data(),
                          plan_.score_scale, s, lds, tile_max);
+      if (diagonals != nullptr) {
+        std::fill(tile_max, tile_max + n, kNegInf);
+        kern.add_diagonal_bias(s, n, lds, width, diagonals, tile_max);
+      }
     } else {
       if (lazy) {  // probabilities against the running max come out, and their row sums
         for (std::int64_t r = 0; r < n; ++r) shift[r] = -max[r];
       }
-      kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr,
+      kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr, diagonals,
                    lazy ? nullptr : tile_max, lazy ? tile_sum : nullptr, scratch.prefetch);
-    }
-    if (plan_.bias.enabled()) {
-      // Row r, column c sits at offset δ = j0 + c - (pos of row 0) - r: diagonal t = c + n - 1 - r
-      // holds the bias of δ = j0 - pos0 - (n - 1) + t.
-      const std::int64_t first_position = i0 + r0 + plan_.shape.nk - plan_.shape.nq;
-      float* diagonals = scratch.diagonals.data();
-      plan_.bias.fill(h, j0 - first_position - (n - 1), n - 1 + width, diagonals);
-      std::fill(tile_max, tile_max + n, kNegInf);
-      kern.add_diagonal_bias(s, n, lds, width, diagonals, tile_max);
     }
     if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
     const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * chunk.value_stride;
@@ -538,8 +556,8 @@ class FlashRunner {
       // !(x <= limit) also catches a sum that overflowed to inf.
       exponentiated = std::none_of(tile_sum, tile_sum + n, [](float x) { return !(x <= kLazySumLimit); });
       if (!exponentiated) {  // a row's probabilities outgrew the limit: the scores again, with their max
-        kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr, tile_max, nullptr,
-                     scratch.prefetch);
+        kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr, diagonals, tile_max,
+                     nullptr, scratch.prefetch);
       }
     }
     if (!exponentiated) {

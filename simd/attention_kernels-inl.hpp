@@ -43,13 +43,15 @@ inline constexpr int kPrefetchLinesPerBlock = 8;
 // when the row max grew. row_value[r] is the row's start or rescale.
 enum class Start { zero, row_value, load, load_scaled };
 
-// C[r][0 .. NV·lanes) = start + A[r][0 .. depth) · B[0 .. depth)[..] for r < R.
+// C[r][0 .. NV·lanes) = start + A[r][0 .. depth) · B[0 .. depth)[..] for r < R, plus
+// diagonal[c - r] at column c when diagonal is not null (a position bias, which depends on
+// the key's offset from the query alone; read from index -(R - 1) on).
 // With vmax, the running per-row vector max is raised to the block's values. With vsum, C
 // is stored as 2^C (finite values, denormals flushed) and vsum[r] gains the row's terms.
 template <class V, int R, int NV>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
-                       const float* row_value, V* vmax, V* vsum) {
+                       const float* row_value, const float* diagonal, V* vmax, V* vsum) {
   constexpr int L = V::lanes;
   V acc[R][NV];
   LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
@@ -63,6 +65,9 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
         const V scale = V::broadcast(row_value[r]);
         LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = acc[r][v] * scale;
       }
+    }
+    if (diagonal != nullptr) {  // one unaligned vector per row and column block
+      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = acc[r][v] + V::load(diagonal - r + v * L);
     }
   }
   for (std::int64_t k = 0; k < depth; ++k) {
@@ -100,23 +105,24 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
 template <class V, int kRows, int NV>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
-                      Start start, const float* row_value, V* vmax, V* vsum) {
+                      Start start, const float* row_value, const float* diagonal, V* vmax, V* vsum) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
-      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_value, vmax, vsum);
+      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, vmax, vsum);
     } else {
-      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, vmax, vsum);
+      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, vmax, vsum);
     }
   }
 }
 
-// gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks.
+// gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks (diagonal
+// as gemm_block's, for row 0 and column 0).
 // Between blocks, a few lines of the caller's prefetch queue are issued.
 template <class V, int R, int NV>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
-                      std::int64_t ldc, Start start, const float* row_value, V* vmax, V* vsum,
-                      PrefetchQueue& prefetch) {
+                      std::int64_t ldc, Start start, const float* row_value, const float* diagonal,
+                      V* vmax, V* vsum, PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
   for (; col + NV <= vectors; col += NV) {
@@ -124,22 +130,24 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
       const int n = static_cast<int>(rows - r < R ? rows - r : R);
       gemm_rows<V, R, NV>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
                           ldc, start, row_value ? row_value + r : nullptr,
-                          vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr);
+                          diagonal ? diagonal + col * L - r : nullptr, vmax ? vmax + r : nullptr,
+                          vsum ? vsum + r : nullptr);
       prefetch.issue(kPrefetchLinesPerBlock);
     }
   }
   if constexpr (NV > 1) {
     if (col < vectors) {
       gemm_tile<V, R, NV - 1>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
-                              ldc, start, row_value, vmax, vsum, prefetch);
+                              ldc, start, row_value, diagonal ? diagonal + col * L : nullptr, vmax, vsum,
+                              prefetch);
     }
   }
 }
 
 template <class V, int R, int NV>
 void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
-             std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, float* row_max,
-             float* row_sum, PrefetchQueue& prefetch) {
+             std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, const float* diagonals,
+             float* row_max, float* row_sum, PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
   V vmax[kMaxTileRows], vsum[kMaxTileRows];
@@ -155,8 +163,9 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
     const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
     const float* panel = key_panels + v0 / NV * d * panel_width;
     gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
-                        row_offset ? Start::row_value : Start::zero, row_offset, row_max ? vmax : nullptr,
-                        row_sum ? vsum : nullptr, prefetch);
+                        row_offset ? Start::row_value : Start::zero, row_offset,
+                        diagonals ? diagonals + (rows - 1) + (v0 - first) * L : nullptr,
+                        row_max ? vmax : nullptr, row_sum ? vsum : nullptr, prefetch);
     v0 += count;
   }
   for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) row_sum[r] = vsum[r].reduce_add();
@@ -182,7 +191,7 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
   for (std::int64_t k0 = 0; k0 < keys; k0 += key_chunk) {
     const std::int64_t depth = keys - k0 < key_chunk ? keys - k0 : key_chunk;
     gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
-                        k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load, row_scale,
+                        k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load, row_scale, nullptr,
                         static_cast<V*>(nullptr), static_cast<V*>(nullptr), prefetch);
   }
 }

@@ -22,16 +22,19 @@ struct KernelTable {
   int lanes;        // fp32 lanes in one vector
   int panel_width;  // keys per packed key panel
 
-  // s[r][c] = row_offset[r] + q[r] · key (first_key + c) of the key panels, for r < rows and
-  // c < keys (no offset when row_offset is null); both first_key and keys are multiples of
-  // lanes, so a panel may be used in part. row_max[r] is raised to the largest score stored
-  // in row r (no max is taken when row_max is null). With row_sum, s[r][c] = 2^(that score)
-  // instead and row_sum[r] = Σ_c s[r][c]; the scores must be finite and the caller must
-  // flush denormals (simd::DenormalsFlushed): results under 2^-126 then come out as zeros.
+  // s[r][c] = row_offset[r] + diagonals[c + rows - 1 - r] + q[r] · key (first_key + c) of the
+  // key panels, for r < rows and c < keys (no offset when row_offset is null, no diagonal
+  // term when diagonals is null: rows - 1 + keys floats of a term of c - r alone, such as a
+  // position bias); both first_key and keys are multiples of lanes, so a panel may be used
+  // in part. row_max[r] is raised to the largest score stored in row r (no max is taken
+  // when row_max is null). With row_sum, s[r][c] = 2^(that score) instead and row_sum[r] =
+  // Σ_c s[r][c]; the scores must be finite and the caller must flush denormals
+  // (simd::DenormalsFlushed): results under 2^-126 then come out as zeros.
   // Lines of `prefetch` are issued as it goes.
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
                   std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds,
-                  const float* row_offset, float* row_max, float* row_sum, PrefetchQueue& prefetch);
+                  const float* row_offset, const float* diagonals, float* row_max, float* row_sum,
+                  PrefetchQueue& prefetch);
 
   // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns (no
   // scaling when row_scale is null); value rows are ldv floats apart (the caller's rows, or

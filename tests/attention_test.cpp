@@ -190,6 +190,10 @@ TEST_CASE("scores whose row max keeps growing from tile to tile: every tile resc
   // (up to 2^30 and more) stay finite, but times the values they would overflow the output;
   // kLazySumLimit, not an overflow, sends these tiles back to be taken with their max.
   AttentionTester().n(1100).d(64).score_drift(0.35f).value_scale(1e30f).check();
+  // With a position bias the nearest tiles run first; the drift then raises the max tile
+  // after tile right of the queries, so biased tiles, too, are taken again with their max.
+  AttentionTester().heads(2).n(2100).d(64).score_drift(0.2f).alibi().check();
+  AttentionTester().heads(2).n(1500).d(32).score_drift(0.35f).relative_bias(64).chunk_bytes(128 << 10).check();
 }
 
 TEST_CASE("sigmoid and ReLU attention: same tiling and masks, no running max") {

@@ -62,7 +62,8 @@ TEST_CASE("QK^T with exp2 in the kernel: within 2 ulp, and zeros below 2^-126 wi
     auto exp2_of_scores = [&](const std::vector<float>& scores, float& sum) {
       std::vector<float> p(scores.size());
       const auto keys = static_cast<std::int64_t>(scores.size());
-      kernels.qk_tile(&one, 1, 1, scores.data(), 0, keys, p.data(), keys, &no_offset, nullptr, &sum, prefetch);
+      kernels.qk_tile(&one, 1, 1, scores.data(), 0, keys, p.data(), keys, &no_offset, nullptr, nullptr, &sum,
+                      prefetch);
       return p;
     };
 
