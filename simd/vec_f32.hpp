@@ -50,6 +50,13 @@ inline constexpr float kExp2UnitPoly[6] = {1.0f,
 inline constexpr float kExp2MinBits = -127.0f;
 inline constexpr float kExp2MinScalef = -126.0f;
 
+// exp2_finite's inputs from here up give +inf (2^128 from exponent bits; scalef overflows by
+// itself). A lazy tile (scores against a stale row max) relies on it: its overflow check
+// must see a sum over the limit, where the exponent bits of n > 128 wrapped around to
+// small or negative numbers (AVX2 and scalar attention were wrong for a score 89 above
+// every earlier one in its row).
+inline constexpr float kExp2Overflow = 128.0f;
+
 struct ScalarArch {};
 
 template <class Arch>
@@ -230,15 +237,15 @@ struct VecF32 {
     for (int i = 0; i < lanes; ++i) rows[i].v = batch::load_aligned(block[i]);
   }
 
-  // exp2 for finite x with denormals flushed (MXCSR FTZ, as the engine's tasks run): on
-  // AVX-512 without the lane mask, scalef's underflow giving the zeros. Full attention ran
-  // 1.006–1.027x as fast (D = 64, three paired series); the other targets' clamp is already
-  // unconditional.
+  // exp2 for finite x with denormals flushed (MXCSR FTZ, as the engine's tasks run), +inf
+  // from kExp2Overflow on: on AVX-512 without the lane mask, scalef's underflow giving the
+  // zeros (full attention ran 1.006–1.027x as fast, D = 64, three paired series). The other
+  // targets clamp both ends (the upper clamp cost AVX2 attention 0.7 %, paired).
   friend VecF32 exp2_finite(VecF32 x) {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) return {batch(_mm512_scalef_ps(exp2_of_fraction(x.v), x.v))};
 #endif
-    return exp2(x);
+    return exp2(VecF32{xsimd::min(x.v, batch(kExp2Overflow))});
   }
 
   // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp.
@@ -301,7 +308,7 @@ struct VecF32<ScalarArch> {
     std::memcpy(&scale, &bits, sizeof scale);
     return {p * scale};
   }
-  friend VecF32 exp2_finite(VecF32 x) { return exp2(x); }
+  friend VecF32 exp2_finite(VecF32 x) { return exp2(VecF32{std::min(x.v, kExp2Overflow)}); }
 };
 
 }  // namespace longattn::simd::LONGATTN_SIMD_TARGET

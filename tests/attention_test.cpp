@@ -1,6 +1,8 @@
 // The kernel against the fp64 reference: every ISA path, threads 1 and 2, awkward sizes.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -171,6 +173,53 @@ TEST_CASE("release_scratch frees the packed-key buffers kept between calls, and 
   CHECK(longattn::release_scratch() == 0);  // nothing is kept any more
   run(again);                               // allocates afresh: the same result, bit for bit
   CHECK(first == again);
+}
+
+TEST_CASE("one key far above every earlier one in its rows: 2^(score - stale max) overflows, then the tile's max") {
+  // Key 300 scores `jump` against the others' ~0, in a tile run after the row max was set
+  // by earlier ones: its exponential against that stale max overflows (128 in log2 units is
+  // a jump of 89), and the tile must be taken again with its own max. Before exp2_finite
+  // clamped its input, AVX2 and scalar attention built 2^n from wrapped-around exponent bits
+  // and returned garbage for jumps of 95 and 200. With a window, key 300 lies in the edge
+  // slices of some rows, which then run with per-row key bounds.
+  const std::int64_t n = 600, d = 4, spike = 300;
+  std::vector<float> q(n * d, 0.0f), k(n * d, 0.0f), v(n * d, 0.0f), out(n * d);
+  for (std::int64_t i = 0; i < n; ++i) {
+    q[i * d] = 1.0f;
+    k[i * d] = 0.01f * static_cast<float>(i % 7);
+    v[i * d + 1] = 1.0f;  // every other key's value: (0, 1, 0, 0)
+  }
+  v[spike * d + 1] = 0.0f;
+  v[spike * d + 2] = 1.0f;  // the spike's: (0, 0, 1, 0)
+  for (const float jump : {50.0f, 95.0f, 200.0f}) {
+    k[spike * d] = jump;
+    for (const longattn::Window window : {longattn::Window::full(), longattn::Window{200, 200}}) {
+      for (const longattn::Isa isa : longattn::testing::runnable_isas()) {
+        for (const int threads : {1, 2}) {
+          CAPTURE(jump);
+          CAPTURE(window.left);
+          CAPTURE(longattn::to_string(isa));
+          CAPTURE(threads);
+          longattn::AttentionOptions options;
+          options.scale = 1.0f;
+          options.window = window;
+          options.isa = isa;
+          options.threads = threads;
+          longattn::attention(longattn::bhnd<const float>(q.data(), 1, 1, n, d),
+                              longattn::bhnd<const float>(k.data(), 1, 1, n, d),
+                              longattn::bhnd<const float>(v.data(), 1, 1, n, d),
+                              longattn::bhnd(out.data(), 1, 1, n, d), options);
+          double worst = 0;  // rows that see the spike take its value alone (to within e^-49 and rounding)
+          for (std::int64_t i = 0; i < n; ++i) {
+            const bool sees_spike = window.is_full() || std::abs(i - spike) <= 200;
+            worst = std::max({worst, std::abs(out[i * d + 1] - (sees_spike ? 0.0 : 1.0)),
+                              std::abs(out[i * d + 2] - (sees_spike ? 1.0 : 0.0))});
+          }
+          CHECK(worst < 1e-5);  // fp32 sums over up to 600 keys
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE("scores whose row max keeps growing from tile to tile: every tile rescales") {

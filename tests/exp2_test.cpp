@@ -90,5 +90,17 @@ TEST_CASE("QK^T with exp2 in the kernel: within 2 ulp, and zeros below 2^-126 wi
       CHECK(far_p[i] == (i == 5 ? 1.0f : 0.0f));
     }
     CHECK(far_sum == 1.0f);
+
+    // Scores past 2^128 (a lazy tile's against a stale row max): +inf, so the engine's check
+    // of the row sums sends the tile back; wrapped-around exponent bits gave 0 or negatives.
+    std::vector<float> high(far.size(), 0.0f);
+    high[1] = 128.0f, high[2] = 130.0f, high[3] = 200.0f, high[4] = 3e38f;
+    float high_sum = 0;
+    const std::vector<float> high_p = exp2_of_scores(high, high_sum);
+    for (std::size_t i = 1; i <= 4; ++i) {
+      CAPTURE(i);
+      CHECK(high_p[i] == std::numeric_limits<float>::infinity());
+    }
+    CHECK(high_sum == std::numeric_limits<float>::infinity());
   }
 }
