@@ -46,7 +46,7 @@ void BM_qk_tile(benchmark::State& state, Isa isa) {
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
     k.qk_tile(t.q.data(), t.rows, t.d, t.key_panels.data(), 0, t.keys, t.scores.data(),
-              t.keys, nullptr, nullptr, t.row_max.data(), nullptr, t.prefetch);
+              t.keys, nullptr, nullptr, nullptr, t.row_max.data(), nullptr, t.prefetch);
     benchmark::DoNotOptimize(t.scores.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -99,9 +99,9 @@ void BM_tile_pipeline(benchmark::State& state, Isa isa) {
     c = (c + 1) % copies;
     if (exp2_in_qk) {
       k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, shift.data(), nullptr,
-                nullptr, t.row_sum.data(), t.prefetch);
+                nullptr, nullptr, t.row_sum.data(), t.prefetch);
     } else {
-      k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, nullptr, nullptr,
+      k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, nullptr, nullptr, nullptr,
                 t.row_max.data(), nullptr, t.prefetch);
       k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
     }

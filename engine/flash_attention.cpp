@@ -64,6 +64,7 @@ struct BlockScratch {
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
   AlignedBuffer diagonals;  // Br + Bc floats: the position bias of a tile along its diagonals
+  std::vector<std::int32_t> bounds;  // [Br][2]: the keys each row of a masked tile sees
   std::vector<KeyRange> key_ranges;  // what the current query block sees
   std::vector<KeyRange> tiles;       // the key tiles it runs, in the order it runs them
   AlignedBuffer band;                // packed keys (and values) of the band a thread runs
@@ -75,7 +76,8 @@ struct BlockScratch {
         scores(plan.block_rows * plan.max_tile_keys()),
         acc(plan.block_rows * plan.dv_padded),
         rows(6 * plan.block_rows),
-        diagonals(plan.bias.enabled() ? plan.block_rows + plan.max_tile_keys() : 0) {}
+        diagonals(plan.bias.enabled() ? plan.block_rows + plan.max_tile_keys() : 0),
+        bounds(static_cast<std::size_t>(2 * plan.block_rows)) {}
   std::int64_t bytes() const {
     return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes();
   }
@@ -509,9 +511,18 @@ class FlashRunner {
     // running max stays the shift, exact for any shift, unless a row's probabilities outgrow
     // kLazySumLimit. Such a tile's exp2 runs in the QKᵀ kernel, on the scores still in
     // registers: without the pass over the tile in memory, full attention ran 1.6 % faster at
-    // D = 64, 1.1 % at D = 128, 3.8 % on AVX2.
-    const bool lazy = !masked && plan_.normalizer == Normalizer::softmax && !plan_.additive.enabled() &&
+    // D = 64, 1.1 % at D = 128, 3.8 % on AVX2. A masked tile whose rows each see an interval
+    // of its keys (a window's right edge, the causal diagonal: the slices run after the
+    // full tiles) takes that path too, the kernel zeroing the probabilities outside each
+    // row's interval: (256, 256) window 1.017x as fast, causal 1.024x (D = 64, paired).
+    const bool bounded = masked && plan_.visibility.rows_see_intervals();
+    const bool lazy = (!masked || bounded) && plan_.normalizer == Normalizer::softmax && !plan_.additive.enabled() &&
                       std::none_of(max, max + n, [](float m) { return m == kNegInf; });
+    const std::int32_t* bounds = nullptr;
+    if (lazy && masked) {
+      plan_.visibility.row_bounds(b, i0 + r0, n, j0, width, scratch.bounds.data());
+      bounds = scratch.bounds.data();
+    }
     const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
     // A position bias (ALiBi, relative) depends on the key's offset from the query alone:
     // laid out along the tile's diagonals, it is where the QKᵀ kernel starts its scores, so
@@ -534,10 +545,10 @@ class FlashRunner {
       if (lazy) {  // probabilities against the running max come out, and their row sums
         for (std::int64_t r = 0; r < n; ++r) shift[r] = -max[r];
       }
-      kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr, diagonals,
+      kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr, diagonals, bounds,
                    lazy ? nullptr : tile_max, lazy ? tile_sum : nullptr, scratch.prefetch);
     }
-    if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
+    if (masked && !lazy) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
     const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * chunk.value_stride;
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
     const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
@@ -556,8 +567,9 @@ class FlashRunner {
       // !(x <= limit) also catches a sum that overflowed to inf.
       exponentiated = std::none_of(tile_sum, tile_sum + n, [](float x) { return !(x <= kLazySumLimit); });
       if (!exponentiated) {  // a row's probabilities outgrew the limit: the scores again, with their max
-        kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr, diagonals, tile_max,
+        kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr, diagonals, nullptr, tile_max,
                      nullptr, scratch.prefetch);
+        if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
       }
     }
     if (!exponentiated) {

@@ -163,13 +163,10 @@ TileKind VisibilityPlan::classify_layout(std::int64_t i0, std::int64_t i1, std::
 void VisibilityPlan::mask_tile(std::int64_t b, std::int64_t i0, std::int64_t rows,
                                std::int64_t j0, std::int64_t width, float* s,
                                std::int64_t lds) const {
-  const std::int64_t length = key_length(b);
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t i = i0 + r;
     float* row = s + r * lds;
-    const KeyRange keys = window_.keys_of(i);
-    const std::int64_t lo = std::clamp(keys.begin - j0, std::int64_t{0}, width);
-    const std::int64_t hi = std::clamp(std::min(keys.end, length) - j0, lo, width);
+    const auto [lo, hi] = interval_in(b, i, j0, width);
     std::fill(row, row + lo, kHidden);
     std::fill(row + hi, row + width, kHidden);
     if (!layout_.empty()) {
@@ -189,6 +186,15 @@ void VisibilityPlan::mask_tile(std::int64_t b, std::int64_t i0, std::int64_t row
         if (!mask_allows(i, j0 + c)) row[c] = kHidden;
       }
     }
+  }
+}
+
+void VisibilityPlan::row_bounds(std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                                std::int64_t width, std::int32_t* bounds) const {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const KeyRange keys = interval_in(b, i0 + r, j0, width);
+    bounds[2 * r] = static_cast<std::int32_t>(keys.begin);
+    bounds[2 * r + 1] = static_cast<std::int32_t>(keys.end);
   }
 }
 

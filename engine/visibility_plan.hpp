@@ -49,6 +49,15 @@ class VisibilityPlan {
   void mask_tile(std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t j0,
                  std::int64_t width, float* s, std::int64_t lds) const;
 
+  // Whether each query row sees one interval of keys (window and padding alone, no mask or
+  // layout): then row_bounds() says all that mask_tile() would.
+  bool rows_see_intervals() const { return mask_.empty() && layout_.empty(); }
+
+  // For rows [i0, i0 + rows) of batch b, the keys each sees among [j0, j0 + width), counted
+  // from j0: bounds[2r] ≤ c < bounds[2r + 1]. Rows must see intervals.
+  void row_bounds(std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t width,
+                  std::int32_t* bounds) const;
+
   // Σ over batches and query rows of the visible keys (one head).
   std::int64_t visible_pairs() const;
 
@@ -59,6 +68,13 @@ class VisibilityPlan {
 
  private:
   std::int64_t key_length(std::int64_t b) const { return lengths_.empty() ? nk_ : lengths_[b]; }
+  // The keys [j0, j0 + width) row i of batch b sees under window and padding, counted from
+  // j0 (begin <= end).
+  KeyRange interval_in(std::int64_t b, std::int64_t i, std::int64_t j0, std::int64_t width) const {
+    const KeyRange keys = window_.keys_of(i);
+    const std::int64_t lo = std::clamp(keys.begin - j0, std::int64_t{0}, width);
+    return {lo, std::clamp(std::min(keys.end, key_length(b)) - j0, lo, width)};
+  }
   bool mask_allows(std::int64_t i, std::int64_t j) const;
   bool layout_allows(std::int64_t i, std::int64_t j) const;
   std::int64_t visible_in_row(std::int64_t b, std::int64_t i) const;

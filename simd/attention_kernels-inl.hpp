@@ -47,11 +47,14 @@ enum class Start { zero, row_value, load, load_scaled };
 // diagonal[c - r] at column c when diagonal is not null (a position bias, which depends on
 // the key's offset from the query alone; read from index -(R - 1) on).
 // With vmax, the running per-row vector max is raised to the block's values. With vsum, C
-// is stored as 2^C (finite values, denormals flushed) and vsum[r] gains the row's terms.
-template <class V, int R, int NV>
+// is stored as 2^C (finite values, denormals flushed) and vsum[r] gains the row's terms;
+// kBounded, only at columns [bounds[2r], bounds[2r + 1]) - bounds_column of row r, 0
+// elsewhere (the keys a row sees, counted from bounds_column columns left of the block).
+template <class V, int R, int NV, bool kBounded>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
-                       const float* row_value, const float* diagonal, V* vmax, V* vsum) {
+                       const float* row_value, const float* diagonal, const std::int32_t* bounds,
+                       std::int64_t bounds_column, V* vmax, V* vsum) {
   constexpr int L = V::lanes;
   V acc[R][NV];
   LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
@@ -81,10 +84,22 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
   if (vsum != nullptr) {
     LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
       V total = vsum[r];
-      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
-        acc[r][v] = exp2_finite(acc[r][v]);
-        total = total + acc[r][v];
+      if constexpr (kBounded) {
+        // The row's visible columns as one bit mask over the block (NV·L <= 64 columns),
+        // built in general registers: one mask move per vector beside exp2.
+        static_assert(NV * L <= 64);
+        auto columns_below = [](std::int64_t n) -> std::uint64_t {
+          return n <= 0 ? 0 : n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+        };
+        const std::uint64_t visible = columns_below(bounds[2 * r + 1] - bounds_column) &
+                                      ~columns_below(bounds[2 * r] - bounds_column);
+        LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
+          acc[r][v] = exp2_finite_masked(acc[r][v], static_cast<std::uint32_t>(visible >> (v * L)));
+        }
+      } else {
+        LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = exp2_finite(acc[r][v]);
       }
+      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) total = total + acc[r][v];
       vsum[r] = total;
     }
   }
@@ -102,44 +117,48 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
 
 // gemm_block for a run-time row count 1 ≤ rows ≤ kRows: the row tails get exact-size
 // kernels, because a masked full-height kernel on a 1-row tail measured 6 % slower overall.
-template <class V, int kRows, int NV>
+template <class V, int kRows, int NV, bool kBounded>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
-                      Start start, const float* row_value, const float* diagonal, V* vmax, V* vsum) {
+                      Start start, const float* row_value, const float* diagonal, const std::int32_t* bounds,
+                      std::int64_t bounds_column, V* vmax, V* vsum) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
-      gemm_block<V, kRows, NV>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, vmax, vsum);
+      gemm_block<V, kRows, NV, kBounded>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
+                                         bounds_column, vmax, vsum);
     } else {
-      gemm_rows<V, kRows - 1, NV>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, vmax, vsum);
+      gemm_rows<V, kRows - 1, NV, kBounded>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
+                                            bounds_column, vmax, vsum);
     }
   }
 }
 
 // gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks (diagonal
-// as gemm_block's, for row 0 and column 0).
+// and bounds as gemm_block's, for row 0 and column 0).
 // Between blocks, a few lines of the caller's prefetch queue are issued.
-template <class V, int R, int NV>
+template <class V, int R, int NV, bool kBounded = false>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
                       std::int64_t ldc, Start start, const float* row_value, const float* diagonal,
-                      V* vmax, V* vsum, PrefetchQueue& prefetch) {
+                      const std::int32_t* bounds, std::int64_t bounds_column, V* vmax, V* vsum,
+                      PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
   for (; col + NV <= vectors; col += NV) {
     for (std::int64_t r = 0; r < rows; r += R) {
       const int n = static_cast<int>(rows - r < R ? rows - r : R);
-      gemm_rows<V, R, NV>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
-                          ldc, start, row_value ? row_value + r : nullptr,
-                          diagonal ? diagonal + col * L - r : nullptr, vmax ? vmax + r : nullptr,
-                          vsum ? vsum + r : nullptr);
+      gemm_rows<V, R, NV, kBounded>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
+                                    ldc, start, row_value ? row_value + r : nullptr,
+                                    diagonal ? diagonal + col * L - r : nullptr, bounds ? bounds + 2 * r : nullptr,
+                                    bounds_column + col * L, vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr);
       prefetch.issue(kPrefetchLinesPerBlock);
     }
   }
   if constexpr (NV > 1) {
     if (col < vectors) {
-      gemm_tile<V, R, NV - 1>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
-                              ldc, start, row_value, diagonal ? diagonal + col * L : nullptr, vmax, vsum,
-                              prefetch);
+      gemm_tile<V, R, NV - 1, kBounded>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
+                                        ldc, start, row_value, diagonal ? diagonal + col * L : nullptr, bounds,
+                                        bounds_column + col * L, vmax, vsum, prefetch);
     }
   }
 }
@@ -147,7 +166,7 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
 template <class V, int R, int NV>
 void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
              std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, const float* diagonals,
-             float* row_max, float* row_sum, PrefetchQueue& prefetch) {
+             const std::int32_t* row_bounds, float* row_max, float* row_sum, PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
   V vmax[kMaxTileRows], vsum[kMaxTileRows];
@@ -162,10 +181,17 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
   for (std::int64_t v0 = first; v0 < last;) {
     const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
     const float* panel = key_panels + v0 / NV * d * panel_width;
-    gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
-                        row_offset ? Start::row_value : Start::zero, row_offset,
-                        diagonals ? diagonals + (rows - 1) + (v0 - first) * L : nullptr,
-                        row_max ? vmax : nullptr, row_sum ? vsum : nullptr, prefetch);
+    const Start start = row_offset ? Start::row_value : Start::zero;
+    const float* diagonal = diagonals ? diagonals + (rows - 1) + (v0 - first) * L : nullptr;
+    if (row_bounds != nullptr && row_sum != nullptr) {
+      gemm_tile<V, R, NV, true>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
+                                start, row_offset, diagonal, row_bounds, (v0 - first) * L, row_max ? vmax : nullptr,
+                                vsum, prefetch);
+    } else {
+      gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds, start,
+                          row_offset, diagonal, nullptr, 0, row_max ? vmax : nullptr, row_sum ? vsum : nullptr,
+                          prefetch);
+    }
     v0 += count;
   }
   for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) row_sum[r] = vsum[r].reduce_add();
@@ -192,7 +218,7 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
     const std::int64_t depth = keys - k0 < key_chunk ? keys - k0 : key_chunk;
     gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
                         k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load, row_scale, nullptr,
-                        static_cast<V*>(nullptr), static_cast<V*>(nullptr), prefetch);
+                        nullptr, 0, static_cast<V*>(nullptr), static_cast<V*>(nullptr), prefetch);
   }
 }
 

@@ -29,12 +29,14 @@ struct KernelTable {
   // in part. row_max[r] is raised to the largest score stored in row r (no max is taken
   // when row_max is null). With row_sum, s[r][c] = 2^(that score) instead and row_sum[r] =
   // Σ_c s[r][c]; the scores must be finite and the caller must flush denormals
-  // (simd::DenormalsFlushed): results under 2^-126 then come out as zeros.
-  // Lines of `prefetch` are issued as it goes.
+  // (simd::DenormalsFlushed): results under 2^-126 then come out as zeros. With row_sum and
+  // row_bounds, row r sees keys [row_bounds[2r], row_bounds[2r + 1]) alone (c counted as
+  // above): s[r][c] = 0 outside them, whatever the score (a window's edge, the causal
+  // diagonal). Lines of `prefetch` are issued as it goes.
   void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
                   std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds,
-                  const float* row_offset, const float* diagonals, float* row_max, float* row_sum,
-                  PrefetchQueue& prefetch);
+                  const float* row_offset, const float* diagonals, const std::int32_t* row_bounds,
+                  float* row_max, float* row_sum, PrefetchQueue& prefetch);
 
   // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns (no
   // scaling when row_scale is null); value rows are ldv floats apart (the caller's rows, or

@@ -248,6 +248,22 @@ struct VecF32 {
     return exp2(VecF32{xsimd::min(x.v, batch(kExp2Overflow))});
   }
 
+  // exp2_finite on the lanes whose bit is set in `keep` (lane i: bit i), 0 on the others
+  // whatever they hold: a row's visible keys within a vector of scores.
+  friend VecF32 exp2_finite_masked(VecF32 x, std::uint32_t keep) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      return {batch(_mm512_maskz_scalef_ps(static_cast<__mmask16>(keep), exp2_of_fraction(x.v), x.v))};
+    }
+#endif
+    using ibatch = xsimd::batch<std::int32_t, Arch>;
+    alignas(64) static constexpr std::int32_t kLaneBit[16] = {1 << 0, 1 << 1, 1 << 2,  1 << 3,  1 << 4,  1 << 5,
+                                                              1 << 6, 1 << 7, 1 << 8,  1 << 9,  1 << 10, 1 << 11,
+                                                              1 << 12, 1 << 13, 1 << 14, 1 << 15};
+    const auto kept = (ibatch(static_cast<std::int32_t>(keep)) & ibatch::load_aligned(kLaneBit)) != ibatch(0);
+    return {xsimd::select(xsimd::bool_cast(kept), exp2_finite(x).v, batch(0.0f))};
+  }
+
   // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp.
   friend VecF32 exp2(VecF32 x) {
 #if defined(__AVX512F__)
@@ -309,6 +325,7 @@ struct VecF32<ScalarArch> {
     return {p * scale};
   }
   friend VecF32 exp2_finite(VecF32 x) { return exp2(VecF32{std::min(x.v, kExp2Overflow)}); }
+  friend VecF32 exp2_finite_masked(VecF32 x, std::uint32_t keep) { return (keep & 1) ? exp2_finite(x) : VecF32{0.0f}; }
 };
 
 }  // namespace longattn::simd::LONGATTN_SIMD_TARGET

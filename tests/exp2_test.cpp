@@ -2,6 +2,7 @@
 // the range the softmax uses.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -59,10 +60,10 @@ TEST_CASE("QK^T with exp2 in the kernel: within 2 ulp, and zeros below 2^-126 wi
     CAPTURE(longattn::to_string(isa));
     const auto& kernels = longattn::simd::kernels_for(isa);
     longattn::simd::PrefetchQueue prefetch;
-    auto exp2_of_scores = [&](const std::vector<float>& scores, float& sum) {
+    auto exp2_of_scores = [&](const std::vector<float>& scores, float& sum, const std::int32_t* bounds = nullptr) {
       std::vector<float> p(scores.size());
       const auto keys = static_cast<std::int64_t>(scores.size());
-      kernels.qk_tile(&one, 1, 1, scores.data(), 0, keys, p.data(), keys, &no_offset, nullptr, nullptr, &sum,
+      kernels.qk_tile(&one, 1, 1, scores.data(), 0, keys, p.data(), keys, &no_offset, nullptr, bounds, nullptr, &sum,
                       prefetch);
       return p;
     };
@@ -102,5 +103,23 @@ TEST_CASE("QK^T with exp2 in the kernel: within 2 ulp, and zeros below 2^-126 wi
       CHECK(high_p[i] == std::numeric_limits<float>::infinity());
     }
     CHECK(high_sum == std::numeric_limits<float>::infinity());
+
+    // With row bounds (a window's edge), keys outside them come out as 0 whatever they score,
+    // across vector and panel boundaries.
+    std::vector<float> bounded(3 * kernels.panel_width, -1.0f);
+    bounded[1] = 500.0f;                    // outside: would overflow
+    bounded[bounded.size() - 2] = 500.0f;  // outside
+    const auto last = static_cast<std::int32_t>(bounded.size()) - 5;
+    for (const std::array<std::int32_t, 2> row : {std::array<std::int32_t, 2>{3, last}, {0, 0}, {2, 3}}) {
+      CAPTURE(row[0]);
+      CAPTURE(row[1]);
+      float bounded_sum = -1;
+      const std::vector<float> bounded_p = exp2_of_scores(bounded, bounded_sum, row.data());
+      for (std::int32_t c = 0; c < static_cast<std::int32_t>(bounded.size()); ++c) {
+        CAPTURE(c);
+        CHECK(bounded_p[c] == (c >= row[0] && c < row[1] ? 0.5f : 0.0f));
+      }
+      CHECK(bounded_sum == 0.5f * static_cast<float>(row[1] - row[0]));
+    }
   }
 }
