@@ -5,7 +5,9 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libdnnl-dev libtbb-dev libxsimd-dev xtl-dev doctest-dev libbenchmark-dev
+  # Debian's oneDNN CMake config looks for OpenCL (a Recommends, which
+  # --no-install-recommends skips): without it find_package(dnnl) fails.
+  libdnnl-dev ocl-icd-opencl-dev libtbb-dev libxsimd-dev xtl-dev doctest-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
   clang libclang-rt-14-dev python3-numpy
 )
