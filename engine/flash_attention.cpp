@@ -79,7 +79,11 @@ struct BlockScratch {
         diagonals(plan.bias.enabled() ? plan.block_rows + plan.max_tile_keys() : 0),
         bounds(static_cast<std::size_t>(2 * plan.block_rows)) {}
   std::int64_t bytes() const {
-    return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes();
+    const auto held = [](const auto& list) {
+      return static_cast<std::int64_t>(list.capacity() * sizeof(list[0]));
+    };
+    return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes() +
+           held(bounds) + held(key_ranges) + held(tiles);
   }
 };
 

@@ -175,6 +175,41 @@ TEST_CASE("release_scratch frees the packed-key buffers kept between calls, and 
   CHECK(first == again);
 }
 
+TEST_CASE("the scratch bytes a call reports: its tiles and packed keys, never the n×n scores") {
+  const std::int64_t d = 64;
+  auto scratch_at = [&](std::int64_t n, longattn::AttentionOptions options) {
+    std::vector<float> x(n * d, 0.5f), out(x.size());
+    const longattn::AttentionStats stats =
+        longattn::attention(longattn::bhnd<const float>(x.data(), 1, 1, n, d),
+                            longattn::bhnd<const float>(x.data(), 1, 1, n, d),
+                            longattn::bhnd<const float>(x.data(), 1, 1, n, d), longattn::bhnd(out.data(), 1, 1, n, d),
+                            options);
+    return stats.scratch_bytes;
+  };
+  const std::int64_t tile_bytes = 96 * 256 * 4;  // one thread's score tile, at least
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    longattn::AttentionOptions full;
+    full.threads = threads;
+    // The packed-key budget (32 MiB) and a few MiB of tiles per thread, at any n.
+    const std::int64_t bound = (std::int64_t{32} << 20) + threads * (std::int64_t{4} << 20);
+    for (std::int64_t n : {1024, 8192}) {
+      CAPTURE(n);
+      const std::int64_t bytes = scratch_at(n, full);
+      CHECK(bytes >= tile_bytes);
+      CHECK(bytes <= bound);
+    }
+    CHECK(scratch_at(8192, full) < 8192 * 8192 * 4 / 64);  // the n×n scores would take 256 MiB
+    // A narrow window at n = 65536: O(n) bookkeeping and O(w·D) packed keys, less than one
+    // of its 16 MiB inputs.
+    longattn::AttentionOptions window = full;
+    window.window = longattn::Window{64, 64};
+    const std::int64_t windowed = scratch_at(65536, window);
+    CHECK(windowed >= tile_bytes);
+    CHECK(windowed < 65536 * d * 4);
+  }
+}
+
 TEST_CASE("one key far above every earlier one in its rows: 2^(score - stale max) overflows, then the tile's max") {
   // Key 300 scores `jump` against the others' ~0, in a tile run after the row max was set
   // by earlier ones: its exponential against that stale max overflows (128 in log2 units is
