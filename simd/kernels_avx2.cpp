@@ -1,5 +1,6 @@
 // The avx2 target: attention_kernels-inl.hpp compiled with this target's flags (CMakeLists).
 #define LONGATTN_SIMD_TARGET avx2
+#define LONGATTN_UNROLL_DEPTH _Pragma("GCC unroll 4")
 #include "simd/attention_kernels-inl.hpp"
 #include "simd/targets.hpp"
 
