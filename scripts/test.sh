@@ -10,7 +10,7 @@ scripts/install-deps.sh
 jobs=$(nproc)
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build/release -j "$jobs"
-ctest --test-dir build/release --output-on-failure
+ctest --test-dir build/release --output-on-failure -j "$jobs"
 
 # Install into a temporary prefix; build and run the examples as an application would.
 prefix=$(mktemp -d)
@@ -28,7 +28,7 @@ cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLONGATTN_SANITIZE=address,undefined -DLONGATTN_BUILD_BENCH=OFF
 cmake --build build/sanitize -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build/sanitize --output-on-failure
+  ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
 
 # Fuzz the .npy reader for a bounded time, seeded with the golden arrays and the inputs that
 # once crashed it (tests/npy_corpus).
