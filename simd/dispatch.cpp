@@ -1,5 +1,8 @@
 // The one run-time dispatch point: which target's kernels a call uses.
+#include <cpuid.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <xsimd/xsimd.hpp>
@@ -24,10 +27,29 @@ bool cpu_supports(Isa isa) {
 
 namespace {
 
+bool amd_cores() {
+  unsigned max_leaf = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &max_leaf, &ebx, &ecx, &edx) == 0) return false;
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  return std::strcmp(vendor, "AuthenticAMD") == 0 || std::strcmp(vendor, "HygonGenuine") == 0;
+}
+
+// The AVX2 kernels with their register blocks unrolled in full keep the 12 accumulators in
+// registers across the depth loop. Full attention (n = 16384, H = 8, 1 thread, the two
+// builds alternated in one process): on a Zen 3 1.026x at D = 64, 1.048x at D = 128; on an
+// Intel Xeon (before the depth loop was unrolled) 0.973x. So the vendor decides.
+const KernelTable& avx2_kernels_for_this_cpu() {
+  static const bool amd = amd_cores();
+  return amd ? avx2_unrolled_kernels() : avx2_kernels();
+}
+
 const KernelTable& table_of(Isa isa) {
   switch (isa) {
     case Isa::avx512: return avx512_kernels();
-    case Isa::avx2: return avx2_kernels();
+    case Isa::avx2: return avx2_kernels_for_this_cpu();
     default: return scalar_kernels();
   }
 }
