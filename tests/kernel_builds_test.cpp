@@ -18,24 +18,33 @@
 
 namespace {
 
+struct Inputs {
+  std::int64_t heads, n, d;
+  std::vector<float> q, k, v;  // [1, heads, n, d] each
+};
+
+Inputs random_inputs(std::int64_t heads, std::int64_t n, std::int64_t d) {
+  const std::size_t size = static_cast<std::size_t>(heads * n * d);
+  Inputs in{heads, n, d, std::vector<float>(size), std::vector<float>(size), std::vector<float>(size)};
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::vector<float>* t : {&in.q, &in.k, &in.v})
+    for (float& x : *t) x = normal(rng);
+  return in;
+}
+
 struct Run {
   std::vector<float> out, lse;
 };
 
-Run run_with(const longattn::simd::KernelTable& kernels, std::int64_t heads, std::int64_t n, std::int64_t d,
-             const longattn::AttentionOptions& options) {
-  std::vector<float> q(heads * n * d), k(q.size()), v(q.size());
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (std::vector<float>* t : {&q, &k, &v})
-    for (float& x : *t) x = normal(rng);
-  Run run{std::vector<float>(q.size(), std::nanf("")), std::vector<float>(heads * n, std::nanf(""))};
-  const auto qv = longattn::bhnd<const float>(q.data(), 1, heads, n, d);
-  const auto kv = longattn::bhnd<const float>(k.data(), 1, heads, n, d);
-  const auto vv = longattn::bhnd<const float>(v.data(), 1, heads, n, d);
-  const auto ov = longattn::bhnd(run.out.data(), 1, heads, n, d);
+Run run_with(const longattn::simd::KernelTable& kernels, const Inputs& in, const longattn::AttentionOptions& options) {
+  Run run{std::vector<float>(in.q.size(), std::nanf("")), std::vector<float>(in.heads * in.n, std::nanf(""))};
+  const auto qv = longattn::bhnd<const float>(in.q.data(), 1, in.heads, in.n, in.d);
+  const auto kv = longattn::bhnd<const float>(in.k.data(), 1, in.heads, in.n, in.d);
+  const auto vv = longattn::bhnd<const float>(in.v.data(), 1, in.heads, in.n, in.d);
+  const auto ov = longattn::bhnd(run.out.data(), 1, in.heads, in.n, in.d);
   const bool softmax = options.normalizer == longattn::Normalizer::softmax;
-  const auto lse = softmax ? longattn::bhn(run.lse.data(), 1, heads, n) : longattn::TensorView<float, 3>{};
+  const auto lse = softmax ? longattn::bhn(run.lse.data(), 1, in.heads, in.n) : longattn::TensorView<float, 3>{};
   const auto shape = longattn::engine::validate_attention(qv, kv, vv, ov, lse, options);
   longattn::engine::FlashPlan plan = longattn::engine::make_flash_plan(shape, options);
   plan.kernels = &kernels;
@@ -67,8 +76,9 @@ TEST_CASE("the two AVX2 builds (register blocks looped, unrolled in full) give t
                         Case{"window", 2, 300, 64, window}, Case{"ALiBi and RoPE", 2, 261, 64, encoded},
                         Case{"sigmoid", 1, 200, 24, sigmoid}}) {
     INFO(c.name);
-    const Run looped = run_with(longattn::simd::avx2_kernels(), c.heads, c.n, c.d, c.options);
-    const Run unrolled = run_with(longattn::simd::avx2_unrolled_kernels(), c.heads, c.n, c.d, c.options);
+    const Inputs inputs = random_inputs(c.heads, c.n, c.d);
+    const Run looped = run_with(longattn::simd::avx2_kernels(), inputs, c.options);
+    const Run unrolled = run_with(longattn::simd::avx2_unrolled_kernels(), inputs, c.options);
     // Every row seen through (the outputs start as NaN), then bit for bit the same.
     CHECK(std::all_of(looped.out.begin(), looped.out.end(), [](float x) { return std::isfinite(x); }));
     CHECK(std::memcmp(looped.out.data(), unrolled.out.data(), looped.out.size() * sizeof(float)) == 0);
