@@ -7,9 +7,10 @@
 namespace longattn::simd {
 
 const KernelTable& avx2_kernels() {
-  // Register block: 6 rows × 2 ymm = 12 accumulators + 2 B vectors + 1 broadcast of 16 ymm.
+  using V = avx2::VecF32<xsimd::fma3<xsimd::avx2>>;
   static const KernelTable table =
-      avx2::make_kernel_table<avx2::VecF32<xsimd::fma3<xsimd::avx2>>, 6, 2, 10>(Isa::avx2, "avx2");
+      avx2::make_kernel_table<V, Avx2Block::rows, Avx2Block::vectors, Avx2Block::probe_chains>(
+          Isa::avx2, "avx2");
   return table;
 }
 

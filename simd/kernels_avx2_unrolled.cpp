@@ -9,8 +9,10 @@
 namespace longattn::simd {
 
 const KernelTable& avx2_unrolled_kernels() {
-  static const KernelTable table = avx2_unrolled::make_kernel_table<
-      avx2_unrolled::VecF32<xsimd::fma3<xsimd::avx2>>, 6, 2, 10>(Isa::avx2, "avx2, blocks unrolled");
+  using V = avx2_unrolled::VecF32<xsimd::fma3<xsimd::avx2>>;
+  static const KernelTable table =
+      avx2_unrolled::make_kernel_table<V, Avx2Block::rows, Avx2Block::vectors, Avx2Block::probe_chains>(
+          Isa::avx2, "avx2, blocks unrolled");
   return table;
 }
 

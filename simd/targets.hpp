@@ -12,4 +12,11 @@ const KernelTable& avx2_kernels();
 const KernelTable& avx2_unrolled_kernels();  // the same kernels, register blocks unrolled in full
 const KernelTable& scalar_kernels();
 
+// The AVX2 register block, one definition for both AVX2 builds, which must stay the same
+// kernels (tests/kernel_builds_test.cpp holds them to the same bits): 6 rows × 2 ymm = 12
+// accumulators + 2 B vectors + 1 broadcast of 16 ymm; 10 chains in the peak probe.
+struct Avx2Block {
+  static constexpr int rows = 6, vectors = 2, probe_chains = 10;
+};
+
 }  // namespace longattn::simd
