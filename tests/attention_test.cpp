@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "engine/attention_validation.hpp"
+#include "engine/flash_attention.hpp"
 #include "longattn/attention.hpp"
 #include "tests/attention_tester.hpp"
 
@@ -177,36 +179,40 @@ TEST_CASE("release_scratch frees the packed-key buffers kept between calls, and 
 
 TEST_CASE("the scratch bytes a call reports: its tiles and packed keys, never the n×n scores") {
   const std::int64_t d = 16;  // small heads keep n = 8192 quick under the sanitizers
+  struct Scratch {
+    std::int64_t bytes;        // what the call reported
+    std::int64_t tile_bytes;   // one thread's score tile (Br × Bc floats): the least it needs
+    std::int64_t packed_budget;
+  };
   auto scratch_at = [&](std::int64_t n, longattn::AttentionOptions options) {
     std::vector<float> x(n * d, 0.5f), out(x.size());
-    const longattn::AttentionStats stats =
-        longattn::attention(longattn::bhnd<const float>(x.data(), 1, 1, n, d),
-                            longattn::bhnd<const float>(x.data(), 1, 1, n, d),
-                            longattn::bhnd<const float>(x.data(), 1, 1, n, d), longattn::bhnd(out.data(), 1, 1, n, d),
-                            options);
-    return stats.scratch_bytes;
+    const auto in = longattn::bhnd<const float>(x.data(), 1, 1, n, d);
+    const auto out_view = longattn::bhnd(out.data(), 1, 1, n, d);
+    const longattn::engine::FlashPlan plan = longattn::engine::make_flash_plan(
+        longattn::engine::validate_attention(in, in, in, out_view, {}, options), options);
+    const longattn::AttentionStats stats = longattn::attention(in, in, in, out_view, options);
+    return Scratch{stats.scratch_bytes, plan.block_rows * plan.block_keys * std::int64_t{sizeof(float)},
+                   plan.packed_budget_bytes};
   };
-  const std::int64_t tile_bytes = 96 * 256 * 4;  // one thread's score tile (Br × Bc floats), at least
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     longattn::AttentionOptions full;
     full.threads = threads;
-    // The packed-key budget (32 MiB) and a few MiB of tiles per thread, at any n.
-    const std::int64_t bound = (std::int64_t{32} << 20) + threads * (std::int64_t{4} << 20);
     for (std::int64_t n : {1024, 8192}) {
       CAPTURE(n);
-      const std::int64_t bytes = scratch_at(n, full);
-      CHECK(bytes >= tile_bytes);
-      CHECK(bytes <= bound);
-      if (n == 8192) CHECK(bytes < n * n * 4 / 64);  // the n×n scores would take 256 MiB
+      const Scratch scratch = scratch_at(n, full);
+      CHECK(scratch.bytes >= scratch.tile_bytes);
+      // The packed-key budget and a few MiB of tiles per thread, at any n.
+      CHECK(scratch.bytes <= scratch.packed_budget + threads * (std::int64_t{4} << 20));
+      if (n == 8192) CHECK(scratch.bytes < n * n * 4 / 64);  // the n×n scores would take 256 MiB
     }
     // A narrow window at n = 65536: O(n) bookkeeping and O(w·D) packed keys, less than one
     // of its 4 MiB inputs.
     longattn::AttentionOptions window = full;
     window.window = longattn::Window{64, 64};
-    const std::int64_t windowed = scratch_at(65536, window);
-    CHECK(windowed >= tile_bytes);
-    CHECK(windowed < 65536 * d * 4);
+    const Scratch windowed = scratch_at(65536, window);
+    CHECK(windowed.bytes >= windowed.tile_bytes);
+    CHECK(windowed.bytes < 65536 * d * 4);
   }
 }
 
