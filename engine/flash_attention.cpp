@@ -40,6 +40,10 @@ constexpr std::int64_t kSliceRows = 12;
 // its max.
 constexpr float kLazySumLimit = 1 << 20;
 
+// Partial outputs of split keys (FlashRunner::run_key_splits), all heads and splits of a
+// call: at most this much, the splits made longer where there would be more.
+constexpr std::int64_t kSplitPartialBudgetBytes = 16 << 20;
+
 // Query blocks that each see at most 1 / kBandWidthRatio of a head's keys are run in bands
 // (FlashRunner::run_bands) of at most kMaxBandBlocks blocks, about kBandTasksPerThread
 // bands per thread.
@@ -150,8 +154,10 @@ class FlashRunner {
       return stats_of(scratch, 0);
     }
 
-    std::int64_t chunk_keys = std::max(P, layout_.nk_padded());
     const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
+    if (const KeySplits splits = plan_key_splits(l2_keys); splits.count > 1) return run_key_splits(scratch, splits);
+
+    std::int64_t chunk_keys = std::max(P, layout_.nk_padded());
     if (l2_keys < chunk_keys && widest > l2_keys) chunk_keys = l2_keys;
     chunk_keys = std::min(chunk_keys, std::max(Bc, plan_.packed_budget_bytes / packed_key_bytes / Bc * Bc));
     const std::int64_t chunks = std::max<std::int64_t>(1, (layout_.nk_padded() + chunk_keys - 1) / chunk_keys);
@@ -237,6 +243,126 @@ class FlashRunner {
   }
 
  private:
+  // Split keys (split-K, FlashDecoding's scheme on a CPU): when a kv head's queries are few,
+  // at most one query block over its whole group (decoding, a few new tokens against a long
+  // cache), its keys are cut into splits that run as tasks of their own. A task packs its
+  // split's keys into its thread's cache and runs every query of the group over them,
+  // leaving partial outputs that merge_splits combines by their row max and sum. Packing a
+  // head once for all its query blocks has nothing to amortize there: the chunked path read
+  // each key three times from memory (packed, stored past the caches, read back) and its
+  // (head, query block) units left threads idle when heads are few.
+  struct KeySplits {
+    std::int64_t keys = 0, count = 0;  // keys per split (a multiple of Bc), splits per head
+  };
+  KeySplits plan_key_splits(std::int64_t l2_keys) const {
+    const AttentionShape& s = plan_.shape;
+    if (s.group() * s.nq > plan_.block_rows) return {};
+    const std::int64_t Bc = plan_.block_keys, nk = layout_.nk_padded();
+    const std::int64_t packed_key_bytes =
+        (layout_.d + (values_readable_in_place() ? 0 : plan_.dv_padded)) * static_cast<std::int64_t>(sizeof(float));
+    std::int64_t keys = std::min(l2_keys, std::max(Bc, plan_.packed_budget_bytes / packed_key_bytes / Bc * Bc));
+    const std::int64_t split_bytes = s.batch * s.q_heads * partial_floats() * static_cast<std::int64_t>(sizeof(float));
+    const std::int64_t most = std::max<std::int64_t>(1, kSplitPartialBudgetBytes / split_bytes);
+    if ((nk + keys - 1) / keys > most) keys = ((nk + most - 1) / most + Bc - 1) / Bc * Bc;
+    return {keys, (nk + keys - 1) / keys};
+  }
+
+  // Floats of one query head's partial output for one split: [Nq][dv_padded] unnormalized
+  // output, then Nq row maxima and Nq row sums (laid out as a chunk's carry).
+  std::int64_t partial_floats() const { return plan_.shape.nq * (plan_.dv_padded + 2); }
+
+  // Value rows the P·V kernel can read where they are: contiguous rows of whole vectors. Split
+  // keys read them so at any alignment (their reads are from memory, once).
+  bool values_readable_in_place() const { return v_.strides[3] == 1 && plan_.shape.dv == plan_.dv_padded; }
+
+  AttentionStats run_key_splits(tbb::enumerable_thread_specific<BlockScratch>& scratch, KeySplits splits) const {
+    const AttentionShape& s = plan_.shape;
+    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded, Br = plan_.block_rows;
+    const std::int64_t heads = s.batch * s.kv_heads, G = s.group(), nq = s.nq, part = partial_floats();
+    const bool values_in_place = values_readable_in_place();
+    // [kv head][split][query head of its group]: one partial each.
+    AlignedBuffer partials(heads * splits.count * G * part);
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, heads * splits.count, 1),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          const simd::DenormalsFlushed flushed;
+          BlockScratch& local = scratch.local();
+          for (std::int64_t task = range.begin(); task != range.end(); ++task) {
+            const std::int64_t head = task / splits.count, b = head / s.kv_heads, h = head % s.kv_heads;
+            const std::int64_t j0 = task % splits.count * splits.keys;
+            const std::int64_t j1 = std::min(layout_.nk_padded(), j0 + splits.keys);
+            float* group_partials = partials.data() + task * G * part;
+            const KeyRange seen = plan_.visibility.hull(b, 0, nq);
+            if (seen.empty() || seen.end <= j0 || seen.begin >= j1) {  // no query sees these keys
+              for (std::int64_t g = 0; g < G; ++g) {
+                float* partial = group_partials + g * part;
+                std::fill(partial, partial + nq * W, 0.0f);
+                std::fill(partial + nq * W, partial + nq * (W + 1), kNegInf);
+                std::fill(partial + nq * (W + 1), partial + part, 0.0f);
+              }
+              continue;
+            }
+            local.band.resize((j1 - j0) * (D + (values_in_place ? 0 : W)));
+            float* keys = local.band.data();
+            float* values = values_in_place ? nullptr : keys + (j1 - j0) * D;
+            pack_panels(head, j0 / P, j1 / P, keys, values, PanelStores::cached);
+            const float* value_rows =
+                values_in_place ? v_.data + b * v_.strides[0] + h * v_.strides[1] + j0 * v_.strides[2] : values;
+            local.prefetch.clear();
+            for (std::int64_t g = 0; g < G; ++g) {
+              float* partial = group_partials + g * part;
+              const KeyChunk chunk{j0, j1, keys, value_rows, values_in_place ? v_.strides[2] : W, true, false,
+                                   partial + nq * W, false, partial};
+              for (std::int64_t i0 = 0; i0 < nq; i0 += Br) run_block(local, b, h * G + g, i0, chunk);
+            }
+          }
+        },
+        tbb::simple_partitioner());
+    merge_splits(partials.data(), splits.count);
+    return stats_of(scratch, partials.bytes());
+  }
+
+  // Each query row's output from its partials: Σ_s 2^(max_s - max) acc_s / Σ_s 2^(max_s - max)
+  // sum_s, in split order (the same bits for any thread count); out and lse as write_rows
+  // writes them.
+  void merge_splits(const float* partials, std::int64_t count) const {
+    const AttentionShape& s = plan_.shape;
+    const std::int64_t W = plan_.dv_padded, G = s.group(), nq = s.nq, part = partial_floats();
+    const bool softmax = plan_.normalizer == Normalizer::softmax;
+    // relu divides by Nk; sigmoid weights stand as they are (neither has a max or a sum).
+    const float unnormalized_scale = plan_.normalizer == Normalizer::relu
+                                         ? 1.0f / static_cast<float>(std::max<std::int64_t>(1, s.nk))
+                                         : 1.0f;
+    tbb::parallel_for(std::int64_t{0}, s.batch * s.q_heads, [&](std::int64_t query_head) {
+      const std::int64_t b = query_head / s.q_heads, qh = query_head % s.q_heads;
+      const float* first = partials + ((b * s.kv_heads + qh / G) * count * G + qh % G) * part;
+      auto partial = [&](std::int64_t split) { return first + split * G * part; };
+      float* out_head = out_.data + b * out_.strides[0] + qh * out_.strides[1];
+      std::vector<float> row(static_cast<std::size_t>(W));
+      for (std::int64_t r = 0; r < nq; ++r) {
+        float max = kNegInf, sum = 0.0f;
+        for (std::int64_t split = 0; softmax && split < count; ++split) max = std::max(max, partial(split)[nq * W + r]);
+        std::fill(row.begin(), row.end(), 0.0f);
+        for (std::int64_t split = 0; split < count; ++split) {
+          const float* p = partial(split);
+          const float split_max = p[nq * W + r];
+          const float weight = !softmax ? 1.0f : split_max == kNegInf ? 0.0f : std::exp2(split_max - max);
+          if (weight == 0.0f) continue;
+          sum += weight * p[nq * (W + 1) + r];
+          for (std::int64_t c = 0; c < s.dv; ++c) row[c] += weight * p[r * W + c];
+        }
+        const bool any = sum > 0.0f;
+        const float inv = !softmax ? unnormalized_scale : any ? 1.0f / sum : 0.0f;
+        if (!lse_.empty()) {
+          lse_.data[b * lse_.strides[0] + qh * lse_.strides[1] + r * lse_.strides[2]] =
+              any ? std::numbers::ln2_v<float> * (max + std::log2(sum)) : kNegInf;
+        }
+        float* out_row = out_head + r * out_.strides[2];
+        for (std::int64_t c = 0; c < s.dv; ++c) out_row[c * out_.strides[3]] = row[c] * inv;
+      }
+    });
+  }
+
   // Query blocks that each see a narrow band of a long head's keys (a window): a task takes
   // consecutive query blocks of a kv head and packs, into a buffer of its thread, the panels
   // each block sees that the ones before it did not, just before running it. So each key is
@@ -351,6 +477,7 @@ class FlashRunner {
     bool first, last;         // the first / last chunk this query block sees
     float* carry;             // [2][Nq] running max and sum between chunks, or null
     bool out_prefetched = false;  // the block's rows of out were fetched ahead: cached stores
+    float* partial = nullptr;     // [Nq][dv_padded]: where the block's unnormalized output stays
   };
 
   // Key panels [p0, p1) of kv head `head` (b · kv_heads + h) into `keys`, and their value
@@ -378,14 +505,15 @@ class FlashRunner {
     // While a block's keys come in several chunks, its output accumulates in out's own rows
     // where they lie like the accumulator's: nothing is copied out and back between chunks.
     float* out_rows = out_.data + b * out_.strides[0] + h * out_.strides[1] + i0 * out_.strides[2];
-    const bool acc_in_out = chunk.carry != nullptr && out_rows_like_acc_;
-    st.acc = acc_in_out ? out_rows : scratch.acc.data();
+    const bool acc_in_out = chunk.partial == nullptr && chunk.carry != nullptr && out_rows_like_acc_;
+    const bool acc_in_scratch = chunk.partial == nullptr && !acc_in_out;
+    st.acc = chunk.partial != nullptr ? chunk.partial + i0 * W : acc_in_out ? out_rows : scratch.acc.data();
     if (chunk.first) {
       std::fill(st.max, st.max + rows, kNegInf);
       std::fill(st.sum, st.sum + rows, 0.0f);
       std::fill(st.acc, st.acc + rows * W, 0.0f);
     } else {
-      restore_rows(st, chunk.carry, b, h, i0, rows, !acc_in_out);
+      restore_rows(st, chunk.carry, b, h, i0, rows, acc_in_scratch);
     }
 
     plan_.visibility.key_ranges(b, i0, i1, scratch.key_ranges);
@@ -424,7 +552,7 @@ class FlashRunner {
     if (chunk.last) {
       write_rows(st, b, h, i0, rows, chunk.out_prefetched);
     } else {
-      save_rows(st, chunk.carry, b, h, i0, rows, !acc_in_out);
+      save_rows(st, chunk.carry, b, h, i0, rows, acc_in_scratch);
     }
   }
 

@@ -155,6 +155,32 @@ TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried a
   AttentionTester().heads(4).tokens(3, 5000).d(64).causal().chunk_bytes(256 << 10).check();  // decode
 }
 
+TEST_CASE("few queries against many keys: keys split across tasks, partials merged (decoding)") {
+  // At most one query block over a kv head's group: its keys run in splits of their own and
+  // the partial outputs merge by row max and sum. Default splits (2048 keys at D = Dv = 64),
+  // then small ones (chunk_bytes: 256 keys), so that every feature meets several merges.
+  AttentionTester().tokens(1, 5000).d(64).causal().check();
+  AttentionTester().heads(8, 2).tokens(3, 3000).d(64).causal().chunk_bytes(64 << 10).check();
+  AttentionTester().heads(32, 1).tokens(3, 2100).d(128).chunk_bytes(64 << 10).check();  // 96 rows per group
+  AttentionTester().batch(3).heads(4, 1).tokens(2, 2000).d(80).key_lengths({0, 700, 2000}).chunk_bytes(64 << 10).check();
+  AttentionTester().heads(4, 2).tokens(1, 4099).d(128).alibi().rope("half").chunk_bytes(64 << 10).check();
+  AttentionTester().heads(2).tokens(7, 3000).d(32).relative_bias(16).window(2000, 0).chunk_bytes(32 << 10).check();
+  AttentionTester().tokens(5, 2000).d(64).random_mask(0.3).chunk_bytes(64 << 10).check();
+  AttentionTester().tokens(4, 2500).d(64).random_blocks(2, 128, 0.4).chunk_bytes(64 << 10).check();
+  AttentionTester().tokens(2, 3000).d(64).value_range(6.0f).chunk_bytes(64 << 10).check();  // large logits
+  AttentionTester().tokens(3, 3000).d(64).score_drift(0.01f).chunk_bytes(64 << 10).check();  // later splits' max larger
+  AttentionTester().tokens(3, 3000).d(64).score_drift(-0.01f).chunk_bytes(64 << 10).check();
+  // Values packed (rows not whole vectors, or strided) and read in place at any alignment.
+  AttentionTester().heads(4, 2).tokens(3, 2000).dims(64, 40).causal().chunk_bytes(64 << 10).check();
+  AttentionTester().batch(2).heads(4, 2).tokens(2, 2000).d(64).layout(Layout::bnhd).chunk_bytes(64 << 10).check();
+  AttentionTester().heads(2, 1).tokens(2, 1500).dims(24, 16).layout(Layout::bhdn).chunk_bytes(32 << 10).check();
+  for (const char* normalizer : {"sigmoid", "relu"}) {
+    CAPTURE(normalizer);
+    AttentionTester().heads(4, 2).tokens(3, 2000).d(32).causal().normalizer(normalizer).chunk_bytes(32 << 10).check();
+  }
+  AttentionTester().tokens(2, 1200).d(16).additive(8).chunk_bytes(16 << 10).check();
+}
+
 TEST_CASE("release_scratch frees the packed-key buffers kept between calls, and calls go on as before") {
   const std::int64_t n = 700, d = 32, heads = 2;
   std::vector<float> q(heads * n * d), k(q.size()), v(q.size()), first(q.size()), again(q.size());
