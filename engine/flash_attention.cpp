@@ -228,10 +228,11 @@ class FlashRunner {
                                                             c * chunk_keys * v_.strides[2]
                                                       : keys + chunk_keys * D;
                 const KeyChunk chunk{c * chunk_keys, (c + 1) * chunk_keys, keys, values,
-                                     values_in_place ? v_.strides[2] : W, c == first_chunk, c == last_chunk,
-                                     carry.data() == nullptr ? nullptr
-                                                             : carry.data() + 2 * (local * s.group() + in_group) * s.nq};
-                run_block(mine, b, (head % s.kv_heads) * s.group() + in_group, qb * plan_.block_rows, chunk);
+                                     values_in_place ? v_.strides[2] : W};
+                const Handoff handoff{c == first_chunk, c == last_chunk,
+                                      carry.data() == nullptr ? nullptr
+                                                              : carry.data() + 2 * (local * s.group() + in_group) * s.nq};
+                run_block(mine, b, (head % s.kv_heads) * s.group() + in_group, qb * plan_.block_rows, chunk, handoff);
               }
             },
             tbb::simple_partitioner());
@@ -258,8 +259,7 @@ class FlashRunner {
     const AttentionShape& s = plan_.shape;
     if (s.group() * s.nq > plan_.block_rows) return {};
     const std::int64_t Bc = plan_.block_keys, nk = layout_.nk_padded();
-    const std::int64_t packed_key_bytes =
-        (layout_.d + (values_readable_in_place() ? 0 : plan_.dv_padded)) * static_cast<std::int64_t>(sizeof(float));
+    const std::int64_t packed_key_bytes = (layout_.d + plan_.dv_padded) * static_cast<std::int64_t>(sizeof(float));
     std::int64_t keys = std::min(l2_keys, std::max(Bc, plan_.packed_budget_bytes / packed_key_bytes / Bc * Bc));
     const std::int64_t split_bytes = s.batch * s.q_heads * partial_floats() * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t most = std::max<std::int64_t>(1, kSplitPartialBudgetBytes / split_bytes);
@@ -271,15 +271,10 @@ class FlashRunner {
   // output, then Nq row maxima and Nq row sums (laid out as a chunk's carry).
   std::int64_t partial_floats() const { return plan_.shape.nq * (plan_.dv_padded + 2); }
 
-  // Value rows the P·V kernel can read where they are: contiguous rows of whole vectors. Split
-  // keys read them so at any alignment (their reads are from memory, once).
-  bool values_readable_in_place() const { return v_.strides[3] == 1 && plan_.shape.dv == plan_.dv_padded; }
-
   AttentionStats run_key_splits(tbb::enumerable_thread_specific<BlockScratch>& scratch, KeySplits splits) const {
     const AttentionShape& s = plan_.shape;
-    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded, Br = plan_.block_rows;
+    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded;
     const std::int64_t heads = s.batch * s.kv_heads, G = s.group(), nq = s.nq, part = partial_floats();
-    const bool values_in_place = values_readable_in_place();
     // [kv head][split][query head of its group]: one partial each.
     AlignedBuffer partials(heads * splits.count * G * part);
     tbb::parallel_for(
@@ -292,6 +287,10 @@ class FlashRunner {
             const std::int64_t j0 = task % splits.count * splits.keys;
             const std::int64_t j1 = std::min(layout_.nk_padded(), j0 + splits.keys);
             float* group_partials = partials.data() + task * G * part;
+            auto handoff = [&](std::int64_t g) {  // query head g of the group: its partial, from scratch
+              float* partial = group_partials + g * part;
+              return Handoff{true, false, partial + nq * W, false, partial};
+            };
             const KeyRange seen = plan_.visibility.hull(b, 0, nq);
             if (seen.empty() || seen.end <= j0 || seen.begin >= j1) {  // no query sees these keys
               for (std::int64_t g = 0; g < G; ++g) {
@@ -302,19 +301,24 @@ class FlashRunner {
               }
               continue;
             }
-            local.band.resize((j1 - j0) * (D + (values_in_place ? 0 : W)));
-            float* keys = local.band.data();
-            float* values = values_in_place ? nullptr : keys + (j1 - j0) * D;
-            pack_panels(head, j0 / P, j1 / P, keys, values, PanelStores::cached);
-            const float* value_rows =
-                values_in_place ? v_.data + b * v_.strides[0] + h * v_.strides[1] + j0 * v_.strides[2] : values;
-            local.prefetch.clear();
-            for (std::int64_t g = 0; g < G; ++g) {
-              float* partial = group_partials + g * part;
-              const KeyChunk chunk{j0, j1, keys, value_rows, values_in_place ? v_.strides[2] : W, true, false,
-                                   partial + nq * W, false, partial};
-              for (std::int64_t i0 = 0; i0 < nq; i0 += Br) run_block(local, b, h * G + g, i0, chunk);
+            // Tile by tile, keys and values copied from memory in sequential runs (KeyReads::staged,
+            // pack_value_rows) into the thread's cache and run there by every query head of the
+            // group: each comes from memory once, at the rate of a copy.
+            std::vector<RowState> states;
+            for (std::int64_t g = 0; g < G; ++g) states.push_back(open_block(local, g * nq, b, h * G + g, 0, nq, handoff(g)));
+            plan_tiles(local, b, 0, nq, j0, j1);
+            local.band.resize((plan_.max_tile_keys() + P) * (D + W));
+            for (const KeyRange& tile : local.tiles) {
+              const std::int64_t p0 = tile.begin / P, p1 = (tile.end + P - 1) / P;
+              float* keys = local.band.data();
+              float* values = keys + (p1 - p0) * P * D;
+              pack_panels(head, p0, p1, keys, values, PanelStores::cached, KeyReads::staged);
+              const KeyChunk tile_keys{p0 * P, p1 * P, keys, values, W};
+              for (std::int64_t g = 0; g < G; ++g) {
+                run_tiles(local, states[g], tile_keys, b, h * G + g, 0, nq, tile.begin, tile.end);
+              }
             }
+            for (std::int64_t g = 0; g < G; ++g) close_block(states[g], b, h * G + g, 0, nq, handoff(g));
           }
         },
         tbb::simple_partitioner());
@@ -413,10 +417,10 @@ class FlashRunner {
                             PanelStores::cached);
                 packed_until = p_end;
               }
-              const KeyChunk chunk{p_first * P, packed_until * P, keys, value_rows,
-                                   values_in_place ? v_.strides[2] : W, true, true, nullptr, qb > qb0};
+              const KeyChunk chunk{p_first * P, packed_until * P, keys, value_rows, values_in_place ? v_.strides[2] : W};
+              const Handoff handoff{true, true, nullptr, qb > qb0};
               for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) {
-                run_block(local, b, h * s.group() + in_group, i0, chunk);
+                run_block(local, b, h * s.group() + in_group, i0, chunk, handoff);
               }
             }
           }
@@ -468,14 +472,18 @@ class FlashRunner {
     return stats;
   }
 
-  // Keys [begin, end) of one kv head, packed; what a query block does with them.
+  // Keys [begin, end) of one kv head, packed: what a query block runs over.
   struct KeyChunk {
     std::int64_t begin, end;
     const float* key_panels;  // panel of key `begin` first
     const float* value_rows;  // row of key `begin` first: the caller's v, or packed rows
     std::int64_t value_stride;  // floats from one value row to the next
-    bool first, last;         // the first / last chunk this query block sees
-    float* carry;             // [2][Nq] running max and sum between chunks, or null
+  };
+
+  // Where a query block's running state comes from before a KeyChunk and goes after it.
+  struct Handoff {
+    bool first, last;             // the first / last keys this query block sees
+    float* carry;                 // [2][Nq] running max and sum between chunks, or null
     bool out_prefetched = false;  // the block's rows of out were fetched ahead: cached stores
     float* partial = nullptr;     // [Nq][dv_padded]: where the block's unnormalized output stays
   };
@@ -483,39 +491,71 @@ class FlashRunner {
   // Key panels [p0, p1) of kv head `head` (b · kv_heads + h) into `keys`, and their value
   // rows into `values` unless it is null (values read in place).
   void pack_panels(std::int64_t head, std::int64_t p0, std::int64_t p1, float* keys, float* values,
-                   PanelStores stores) const {
+                   PanelStores stores, KeyReads reads = KeyReads::in_place) const {
     const std::int64_t b = head / plan_.shape.kv_heads, h = head % plan_.shape.kv_heads;
     if (plan_.additive.enabled()) {
       pack_projected_key_panels(*plan_.kernels, k_, plan_.additive.wk, b, h, layout_, p0, p1, keys, stores);
     } else {
       pack_key_panels(*plan_.kernels, k_, b, h, layout_, p0, p1, plan_.key_scale, keys, stores,
-                      plan_.rope.enabled() ? &plan_.rope : nullptr);
+                      plan_.rope.enabled() ? &plan_.rope : nullptr, reads);
     }
     if (values != nullptr) pack_value_rows(v_, b, h, layout_, p0, p1, values);
   }
 
-  void run_block(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0,
-                 const KeyChunk& chunk) const {
-    const simd::KernelTable& kern = *plan_.kernels;
-    const std::int64_t W = plan_.dv_padded, Bc = plan_.block_keys;
-    const std::int64_t P = kern.panel_width, nq = plan_.shape.nq;
-    const std::int64_t rows = std::min(plan_.block_rows, nq - i0), i1 = i0 + rows;
-    RowState st(scratch.rows.data(), plan_.block_rows);
-    st.q = query_rows(scratch.q.data(), b, h, i0, rows);
-    // While a block's keys come in several chunks, its output accumulates in out's own rows
-    // where they lie like the accumulator's: nothing is copied out and back between chunks.
+  void run_block(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0, const KeyChunk& keys,
+                 const Handoff& handoff) const {
+    const std::int64_t rows = std::min(plan_.block_rows, plan_.shape.nq - i0);
+    RowState st = open_block(scratch, 0, b, h, i0, rows, handoff);
+    plan_tiles(scratch, b, i0, rows, keys.begin, keys.end);
+    for (const KeyRange& tile : scratch.tiles) run_tiles(scratch, st, keys, b, h, i0, rows, tile.begin, tile.end);
+    close_block(st, b, h, i0, rows, handoff);
+  }
+
+  // Rows [i0, i0 + rows) of query head h as a block, their state in rows [slot, slot + rows)
+  // of the scratch: started, or taken from where the last chunk left it.
+  RowState open_block(BlockScratch& scratch, std::int64_t slot, std::int64_t b, std::int64_t h, std::int64_t i0,
+                      std::int64_t rows, const Handoff& handoff) const {
+    const std::int64_t W = plan_.dv_padded;
+    RowState st(scratch.rows.data() + slot, plan_.block_rows);
+    st.q = query_rows(scratch.q.data() + slot * plan_.score_depth, b, h, i0, rows);
     float* out_rows = out_.data + b * out_.strides[0] + h * out_.strides[1] + i0 * out_.strides[2];
-    const bool acc_in_out = chunk.partial == nullptr && chunk.carry != nullptr && out_rows_like_acc_;
-    const bool acc_in_scratch = chunk.partial == nullptr && !acc_in_out;
-    st.acc = chunk.partial != nullptr ? chunk.partial + i0 * W : acc_in_out ? out_rows : scratch.acc.data();
-    if (chunk.first) {
+    st.acc = handoff.partial != nullptr     ? handoff.partial + i0 * W
+             : accumulates_in_out(handoff) ? out_rows
+                                           : scratch.acc.data() + slot * W;
+    if (handoff.first) {
       std::fill(st.max, st.max + rows, kNegInf);
       std::fill(st.sum, st.sum + rows, 0.0f);
       std::fill(st.acc, st.acc + rows * W, 0.0f);
     } else {
-      restore_rows(st, chunk.carry, b, h, i0, rows, acc_in_scratch);
+      restore_rows(st, handoff.carry, b, h, i0, rows, accumulates_in_scratch(handoff));
     }
+    return st;
+  }
 
+  // The block's output written, or its state left for the next chunk.
+  void close_block(const RowState& st, std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows,
+                   const Handoff& handoff) const {
+    if (handoff.last) {
+      write_rows(st, b, h, i0, rows, handoff.out_prefetched);
+    } else {
+      save_rows(st, handoff.carry, b, h, i0, rows, accumulates_in_scratch(handoff));
+    }
+  }
+
+  // While a block's keys come in several chunks, its output accumulates in out's own rows
+  // where they lie like the accumulator's: nothing is copied out and back between chunks.
+  bool accumulates_in_out(const Handoff& handoff) const {
+    return handoff.partial == nullptr && handoff.carry != nullptr && out_rows_like_acc_;
+  }
+  bool accumulates_in_scratch(const Handoff& handoff) const {
+    return handoff.partial == nullptr && !accumulates_in_out(handoff);
+  }
+
+  // The tiles (scratch.tiles) rows [i0, i0 + rows) run over keys [begin, end) (multiples of
+  // Bc and P, so tiles keep their panel alignment), in the order they run.
+  void plan_tiles(BlockScratch& scratch, std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t begin,
+                  std::int64_t end) const {
+    const std::int64_t P = plan_.kernels->panel_width, Bc = plan_.block_keys, i1 = i0 + rows;
     plan_.visibility.key_ranges(b, i0, i1, scratch.key_ranges);
     // Tiles are cut apart where every row starts and stops seeing keys (the panel-aligned
     // common range), so a window's edges and the causal diagonal fall in narrow partial
@@ -524,12 +564,11 @@ class FlashRunner {
     const std::int64_t full_begin = (common.begin + P - 1) / P * P, full_end = common.end / P * P;
     scratch.tiles.clear();
     for (const KeyRange& range : scratch.key_ranges) {
-      // Chunk bounds are multiples of Bc and P: tiles keep their panel alignment.
-      const std::int64_t begin = std::max(range.begin, chunk.begin), end = std::min(range.end, chunk.end);
-      std::int64_t cuts[4] = {begin, begin, end, end};
+      const std::int64_t first = std::max(range.begin, begin), last = std::min(range.end, end);
+      std::int64_t cuts[4] = {first, first, last, last};
       if (full_begin < full_end) {
-        cuts[1] = std::clamp(full_begin, begin, end);
-        cuts[2] = std::clamp(full_end, cuts[1], end);
+        cuts[1] = std::clamp(full_begin, first, last);
+        cuts[2] = std::clamp(full_end, cuts[1], last);
       }
       for (int segment = 0; segment < 3; ++segment) {
         for (std::int64_t j0 = cuts[segment], width; j0 < cuts[segment + 1]; j0 += width) {
@@ -547,12 +586,6 @@ class FlashRunner {
       auto distance = [&](const KeyRange& t) { return std::max({std::int64_t{0}, t.begin - p1, p0 - (t.end - 1)}); };
       std::stable_sort(scratch.tiles.begin(), scratch.tiles.end(),
                        [&](const KeyRange& x, const KeyRange& y) { return distance(x) < distance(y); });
-    }
-    for (const KeyRange& tile : scratch.tiles) run_tiles(scratch, st, chunk, b, h, i0, rows, tile.begin, tile.end);
-    if (chunk.last) {
-      write_rows(st, b, h, i0, rows, chunk.out_prefetched);
-    } else {
-      save_rows(st, chunk.carry, b, h, i0, rows, acc_in_scratch);
     }
   }
 
@@ -584,13 +617,13 @@ class FlashRunner {
   // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
   // row slices over only the keys they can see, a vector of keys at a time (whole panels for
   // additive scores, whose kernel works on panels), masked where needed.
-  void run_tiles(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
+  void run_tiles(BlockScratch& scratch, RowState& st, const KeyChunk& keys, std::int64_t b,
                  std::int64_t h, std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t j1) const {
     const std::int64_t P = plan_.kernels->panel_width, i1 = i0 + rows;
     const std::int64_t end = j0 + (j1 - j0 + P - 1) / P * P;
     const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, end);
     if (kind != TileKind::partial) {
-      if (kind == TileKind::full) run_tile(scratch, st, chunk, b, h, i0, 0, rows, j0, end - j0, false);
+      if (kind == TileKind::full) run_tile(scratch, st, keys, b, h, i0, 0, rows, j0, end - j0, false);
       return;
     }
     const std::int64_t grain = plan_.additive.enabled() ? P : plan_.kernels->lanes;
@@ -602,7 +635,7 @@ class FlashRunner {
       const std::int64_t k0 = lo / grain * grain, k1 = std::min(end, (hi + grain - 1) / grain * grain);
       const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k1);
       if (part != TileKind::skipped) {
-        run_tile(scratch, st, chunk, b, h, i0, r0, n, k0, k1 - k0, part == TileKind::partial);
+        run_tile(scratch, st, keys, b, h, i0, r0, n, k0, k1 - k0, part == TileKind::partial);
       }
     }
   }
@@ -624,7 +657,7 @@ class FlashRunner {
   // Rows [r0, r0 + n) of the query block against keys [j0, j0 + width) of the chunk (j0 and
   // width multiples of lanes): scores, element masks when `masked`, the online-softmax
   // update, then P·V.
-  void run_tile(BlockScratch& scratch, RowState& st, const KeyChunk& chunk, std::int64_t b,
+  void run_tile(BlockScratch& scratch, RowState& st, const KeyChunk& keys, std::int64_t b,
                 std::int64_t h, std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
                 std::int64_t width, bool masked) const {
     const simd::KernelTable& kern = *plan_.kernels;
@@ -655,7 +688,7 @@ class FlashRunner {
       plan_.visibility.row_bounds(b, i0 + r0, n, j0, width, scratch.bounds.data());
       bounds = scratch.bounds.data();
     }
-    const float* key_panels = chunk.key_panels + (panel_begin - chunk.begin) * D;
+    const float* key_panels = keys.key_panels + (panel_begin - keys.begin) * D;
     // A position bias (ALiBi, relative) depends on the key's offset from the query alone:
     // laid out along the tile's diagonals, it is where the QKᵀ kernel starts its scores, so
     // biased tiles take the lazy path too. Row r, column c sits at offset δ = j0 + c - (pos of
@@ -681,7 +714,7 @@ class FlashRunner {
                    lazy ? nullptr : tile_max, lazy ? tile_sum : nullptr, scratch.prefetch);
     }
     if (masked && !lazy) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
-    const float* value_rows = chunk.value_rows + (j0 - chunk.begin) * chunk.value_stride;
+    const float* value_rows = keys.value_rows + (j0 - keys.begin) * keys.value_stride;
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
     const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
     if (plan_.normalizer != Normalizer::softmax) {
@@ -691,7 +724,7 @@ class FlashRunner {
       } else {
         kern.relu_rows(s, n, lds, width);
       }
-      kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, nullptr, scratch.prefetch);
+      kern.pv_tile(s, n, lds, value_keys, value_rows, keys.value_stride, W, acc, nullptr, scratch.prefetch);
       return;
     }
     bool exponentiated = false;  // against the running max, which stands
@@ -723,7 +756,7 @@ class FlashRunner {
     } else {
       for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
     }
-    kern.pv_tile(s, n, lds, value_keys, value_rows, chunk.value_stride, W, acc, exponentiated ? nullptr : rescale,
+    kern.pv_tile(s, n, lds, value_keys, value_rows, keys.value_stride, W, acc, exponentiated ? nullptr : rescale,
                  scratch.prefetch);
   }
 

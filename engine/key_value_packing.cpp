@@ -8,11 +8,13 @@ namespace longattn::engine {
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
                      std::int64_t first_panel, std::int64_t last_panel, float scale, float* panels,
-                     PanelStores stores, const RotaryTable* rope) {
+                     PanelStores stores, const RotaryTable* rope, KeyReads reads) {
   const std::int64_t P = layout.panel_width, D = layout.d;
   const bool streamed = stores == PanelStores::streamed;
   const float* head = k.data + b * k.strides[0] + h * k.strides[1];
-  std::vector<float> rotated(rope != nullptr ? static_cast<std::size_t>(P * D) : 0);
+  const bool staged = reads == KeyReads::staged && rope == nullptr && k.strides[3] == 1;
+  // A panel's keys as rows of D floats: rotated (RoPE) or staged.
+  std::vector<float> rotated(rope != nullptr || staged ? static_cast<std::size_t>(P * D) : 0);
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
     float* panel = panels + (p - first_panel) * D * P;
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
@@ -21,6 +23,16 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const flo
         rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, scale, rotated.data() + c * D);
       }
       kernels.pack_key_panel(rotated.data(), D, keys, D, 1.0f, panel, streamed);
+      continue;
+    }
+    if (staged) {
+      const float* first = head + j0 * k.strides[2];
+      if (k.strides[2] == D) {
+        std::copy_n(first, keys * D, rotated.data());
+      } else {
+        for (std::int64_t c = 0; c < keys; ++c) std::copy_n(first + c * k.strides[2], D, rotated.data() + c * D);
+      }
+      kernels.pack_key_panel(rotated.data(), D, keys, D, scale, panel, streamed);
       continue;
     }
     if (k.strides[3] == 1) {  // both common layouts: transposed in registers
@@ -63,6 +75,12 @@ void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64
                      std::int64_t last_panel, float* rows) {
   const std::int64_t P = layout.panel_width, W = layout.dv_padded;
   const float* head = v.data + b * v.strides[0] + h * v.strides[1];
+  if (v.strides[3] == 1 && v.strides[2] == W && layout.dv == W) {
+    const std::int64_t j0 = first_panel * P, j1 = std::min(last_panel * P, layout.nk);
+    std::copy_n(head + j0 * W, (j1 - j0) * W, rows);
+    std::fill(rows + (j1 - j0) * W, rows + (last_panel * P - j0) * W, 0.0f);
+    return;
+  }
   for (std::int64_t j = first_panel * P; j < last_panel * P; ++j) {
     float* row = rows + (j - first_panel * P) * W;
     std::int64_t c = 0;
