@@ -44,6 +44,10 @@ constexpr float kLazySumLimit = 1 << 20;
 // call: at most this much, the splits made longer where there would be more.
 constexpr std::int64_t kSplitPartialBudgetBytes = 16 << 20;
 
+// Query rows per head up to which split keys read the caller's keys and values in place
+// (simd qk_rows / pv_rows, each row once, in order) instead of packing them per tile.
+constexpr std::int64_t kRowsInPlaceQueries = 4;
+
 // Query blocks that each see at most 1 / kBandWidthRatio of a head's keys are run in bands
 // (FlashRunner::run_bands) of at most kMaxBandBlocks blocks, about kBandTasksPerThread
 // bands per thread.
@@ -275,6 +279,10 @@ class FlashRunner {
     const AttentionShape& s = plan_.shape;
     const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded;
     const std::int64_t heads = s.batch * s.kv_heads, G = s.group(), nq = s.nq, part = partial_floats();
+    // A head's few queries read the caller's key and value rows in place, each once, in
+    // order (qk_rows, pv_rows), where the keys need no rotation or projection first.
+    const bool rows_in_place = nq <= kRowsInPlaceQueries && !plan_.rope.enabled() && !plan_.additive.enabled() &&
+                               k_.strides[3] == 1 && v_.strides[3] == 1;
     // [kv head][split][query head of its group]: one partial each.
     AlignedBuffer partials(heads * splits.count * G * part);
     tbb::parallel_for(
@@ -301,21 +309,34 @@ class FlashRunner {
               }
               continue;
             }
-            // Tile by tile, keys and values copied from memory in sequential runs (KeyReads::staged,
-            // pack_value_rows) into the thread's cache and run there by every query head of the
-            // group: each comes from memory once, at the rate of a copy.
+            // Tile by tile, every query head of the group runs each tile while its keys and values
+            // are in cache: read where they are by the decoding kernels, or copied in sequential
+            // runs (KeyReads::staged, pack_value_rows) and packed. Either way each row comes from
+            // memory once, in order.
             std::vector<RowState> states;
             for (std::int64_t g = 0; g < G; ++g) states.push_back(open_block(local, g * nq, b, h * G + g, 0, nq, handoff(g)));
             plan_tiles(local, b, 0, nq, j0, j1);
-            local.band.resize((plan_.max_tile_keys() + P) * (D + W));
-            for (const KeyRange& tile : local.tiles) {
-              const std::int64_t p0 = tile.begin / P, p1 = (tile.end + P - 1) / P;
-              float* keys = local.band.data();
-              float* values = keys + (p1 - p0) * P * D;
-              pack_panels(head, p0, p1, keys, values, PanelStores::cached, KeyReads::staged);
-              const KeyChunk tile_keys{p0 * P, p1 * P, keys, values, W};
-              for (std::int64_t g = 0; g < G; ++g) {
-                run_tiles(local, states[g], tile_keys, b, h * G + g, 0, nq, tile.begin, tile.end);
+            if (rows_in_place) {
+              const float* key_head = k_.data + b * k_.strides[0] + h * k_.strides[1];
+              const float* value_head = v_.data + b * v_.strides[0] + h * v_.strides[1];
+              const KeyChunk in_place{j0, j1, nullptr, value_head + j0 * v_.strides[2], v_.strides[2],
+                                      key_head + j0 * k_.strides[2], k_.strides[2]};
+              for (const KeyRange& tile : local.tiles) {
+                for (std::int64_t g = 0; g < G; ++g) {
+                  run_tiles(local, states[g], in_place, b, h * G + g, 0, nq, tile.begin, tile.end);
+                }
+              }
+            } else {
+              local.band.resize((plan_.max_tile_keys() + P) * (D + W));
+              for (const KeyRange& tile : local.tiles) {
+                const std::int64_t p0 = tile.begin / P, p1 = (tile.end + P - 1) / P;
+                float* keys = local.band.data();
+                float* values = keys + (p1 - p0) * P * D;
+                pack_panels(head, p0, p1, keys, values, PanelStores::cached, KeyReads::staged);
+                const KeyChunk packed{p0 * P, p1 * P, keys, values, W};
+                for (std::int64_t g = 0; g < G; ++g) {
+                  run_tiles(local, states[g], packed, b, h * G + g, 0, nq, tile.begin, tile.end);
+                }
               }
             }
             for (std::int64_t g = 0; g < G; ++g) close_block(states[g], b, h * G + g, 0, nq, handoff(g));
@@ -472,12 +493,15 @@ class FlashRunner {
     return stats;
   }
 
-  // Keys [begin, end) of one kv head, packed: what a query block runs over.
+  // Keys [begin, end) of one kv head: what a query block runs over. Packed, or (key_rows) the
+  // caller's rows read in place by the decoding kernels.
   struct KeyChunk {
     std::int64_t begin, end;
     const float* key_panels;  // panel of key `begin` first
     const float* value_rows;  // row of key `begin` first: the caller's v, or packed rows
     std::int64_t value_stride;  // floats from one value row to the next
+    const float* key_rows = nullptr;  // the caller's row of key `begin` (no panels)
+    std::int64_t key_row_stride = 0;  // floats from one key row to the next
   };
 
   // Where a query block's running state comes from before a KeyChunk and goes after it.
@@ -680,15 +704,17 @@ class FlashRunner {
     // of its keys (a window's right edge, the causal diagonal: the slices run after the
     // full tiles) takes that path too, the kernel zeroing the probabilities outside each
     // row's interval: (256, 256) window 1.017x as fast, causal 1.024x (D = 64, paired).
+    // Keys read in place (qk_rows) have no exp2 in their kernel: tile max, then exp2_rows.
+    const bool rows_in_place = keys.key_rows != nullptr;
     const bool bounded = masked && plan_.visibility.rows_see_intervals();
     const bool lazy = (!masked || bounded) && plan_.normalizer == Normalizer::softmax && !plan_.additive.enabled() &&
-                      std::none_of(max, max + n, [](float m) { return m == kNegInf; });
+                      !rows_in_place && std::none_of(max, max + n, [](float m) { return m == kNegInf; });
     const std::int32_t* bounds = nullptr;
     if (lazy && masked) {
       plan_.visibility.row_bounds(b, i0 + r0, n, j0, width, scratch.bounds.data());
       bounds = scratch.bounds.data();
     }
-    const float* key_panels = keys.key_panels + (panel_begin - keys.begin) * D;
+    const float* key_panels = rows_in_place ? nullptr : keys.key_panels + (panel_begin - keys.begin) * D;
     // A position bias (ALiBi, relative) depends on the key's offset from the query alone:
     // laid out along the tile's diagonals, it is where the QKᵀ kernel starts its scores, so
     // biased tiles take the lazy path too. Row r, column c sits at offset δ = j0 + c - (pos of
@@ -706,6 +732,17 @@ class FlashRunner {
         std::fill(tile_max, tile_max + n, kNegInf);
         kern.add_diagonal_bias(s, n, lds, width, diagonals, tile_max);
       }
+    } else if (rows_in_place) {
+      // Keys past Nk have no row to read: their scores are -inf (the tile is masked there).
+      const std::int64_t valid = std::min(width, plan_.shape.nk - j0);
+      kern.qk_rows(q, n, D, D, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride, keys.key_row_stride, valid,
+                   plan_.key_scale, s, lds);
+      for (std::int64_t r = 0; r < n; ++r) std::fill(s + r * lds + valid, s + r * lds + width, kNegInf);
+      if (diagonals != nullptr) {
+        kern.add_diagonal_bias(s, n, lds, width, diagonals, tile_max);
+      } else if (!masked) {
+        for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * lds, width);
+      }
     } else {
       if (lazy) {  // probabilities against the running max come out, and their row sums
         for (std::int64_t r = 0; r < n; ++r) shift[r] = -max[r];
@@ -717,6 +754,13 @@ class FlashRunner {
     const float* value_rows = keys.value_rows + (j0 - keys.begin) * keys.value_stride;
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
     const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
+    auto accumulate = [&](const float* row_scale) {  // acc = acc · row_scale + P V
+      if (rows_in_place) {
+        kern.pv_rows(s, n, lds, value_keys, value_rows, keys.value_stride, plan_.shape.dv, acc, W, row_scale);
+      } else {
+        kern.pv_tile(s, n, lds, value_keys, value_rows, keys.value_stride, W, acc, row_scale, scratch.prefetch);
+      }
+    };
     if (plan_.normalizer != Normalizer::softmax) {
       // Weights of their own, no running max: P = sigmoid(S + b) or relu(S), O += P V.
       if (plan_.normalizer == Normalizer::sigmoid) {
@@ -724,7 +768,7 @@ class FlashRunner {
       } else {
         kern.relu_rows(s, n, lds, width);
       }
-      kern.pv_tile(s, n, lds, value_keys, value_rows, keys.value_stride, W, acc, nullptr, scratch.prefetch);
+      accumulate(nullptr);
       return;
     }
     bool exponentiated = false;  // against the running max, which stands
@@ -756,8 +800,7 @@ class FlashRunner {
     } else {
       for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
     }
-    kern.pv_tile(s, n, lds, value_keys, value_rows, keys.value_stride, W, acc, exponentiated ? nullptr : rescale,
-                 scratch.prefetch);
+    accumulate(exponentiated ? nullptr : rescale);
   }
 
   // Between key chunks max and sum wait in carry; the unnormalized accumulator in `out`,

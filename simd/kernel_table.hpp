@@ -45,6 +45,18 @@ struct KernelTable {
                   std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale,
                   PrefetchQueue& prefetch);
 
+  // The decoding regime's kernels: a few query rows against keys and values where the caller
+  // keeps them, each row read once, in order. s[r][c] = scale · q[r] · key c for r < rows,
+  // c < keys: q rows ldq floats apart, key rows of d contiguous floats, ldk apart.
+  void (*qk_rows)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
+                  std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
+
+  // o[r][c] = o[r][c] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j][c] for c < dv (any dv;
+  // no scaling when row_scale is null): value rows of dv contiguous floats, ldv apart, at any
+  // alignment; o rows ldo floats apart.
+  void (*pv_rows)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
+                  std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
+
   // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
   // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
   void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,

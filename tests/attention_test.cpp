@@ -158,7 +158,9 @@ TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried a
 TEST_CASE("few queries against many keys: keys split across tasks, partials merged (decoding)") {
   // At most one query block over a kv head's group: its keys run in splits of their own and
   // the partial outputs merge by row max and sum. Default splits (2048 keys at D = Dv = 64),
-  // then small ones (chunk_bytes: 256 keys), so that every feature meets several merges.
+  // then small ones (chunk_bytes: 256 keys), so that every feature meets several merges. Up to
+  // 4 queries per head read keys and values in place (qk_rows, pv_rows) unless RoPE or
+  // additive scores transform the keys; more queries, RoPE and additive scores pack them.
   AttentionTester().tokens(1, 5000).d(64).causal().check();
   AttentionTester().heads(8, 2).tokens(3, 3000).d(64).causal().chunk_bytes(64 << 10).check();
   AttentionTester().heads(32, 1).tokens(3, 2100).d(128).chunk_bytes(64 << 10).check();  // 96 rows per group
@@ -174,6 +176,10 @@ TEST_CASE("few queries against many keys: keys split across tasks, partials merg
   AttentionTester().heads(4, 2).tokens(3, 2000).dims(64, 40).causal().chunk_bytes(64 << 10).check();
   AttentionTester().batch(2).heads(4, 2).tokens(2, 2000).d(64).layout(Layout::bnhd).chunk_bytes(64 << 10).check();
   AttentionTester().heads(2, 1).tokens(2, 1500).dims(24, 16).layout(Layout::bhdn).chunk_bytes(32 << 10).check();
+  for (std::int64_t d : {1, 3, 37}) {  // rows in place with a tail past the last whole vector
+    CAPTURE(d);
+    AttentionTester().heads(3).tokens(4, 1300).dims(d, d + 2).chunk_bytes(16 << 10).check();
+  }
   for (const char* normalizer : {"sigmoid", "relu"}) {
     CAPTURE(normalizer);
     AttentionTester().heads(4, 2).tokens(3, 2000).d(32).causal().normalizer(normalizer).chunk_bytes(32 << 10).check();
