@@ -73,7 +73,7 @@ void window_sizes(benchmark::internal::Benchmark* b) {
 const std::vector<std::array<std::int64_t, 2>>& tenth_of_tiles(std::int64_t n) {
   static std::map<std::int64_t, std::vector<std::array<std::int64_t, 2>>> layouts;
   auto& tiles = layouts[n];
-  if (tiles.empty()) tiles = longattn::bench::random_layout(n, 256, 0.1);
+  if (tiles.empty()) tiles = longattn::bench::random_layout(n, n, 256, 0.1);
   return tiles;
 }
 

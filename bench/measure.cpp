@@ -67,13 +67,13 @@ Tensor random_tensor(std::int64_t elements, unsigned seed) {
   return t;
 }
 
-std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t n, std::int64_t block, double density) {
+std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t nq, std::int64_t nk, std::int64_t block,
+                                                       double density) {
   std::mt19937 rng(7);
   std::bernoulli_distribution visible(density);
   std::vector<std::array<std::int64_t, 2>> tiles;
-  const std::int64_t blocks = (n + block - 1) / block;
-  for (std::int64_t qb = 0; qb < blocks; ++qb)
-    for (std::int64_t kb = 0; kb < blocks; ++kb)
+  for (std::int64_t qb = 0; qb < (nq + block - 1) / block; ++qb)
+    for (std::int64_t kb = 0; kb < (nk + block - 1) / block; ++kb)
       if (visible(rng)) tiles.push_back({qb, kb});
   return tiles;
 }
@@ -89,20 +89,22 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   AttentionBenchResult r;
   r.config = config;
   const std::int64_t B = config.batch, H = config.heads, N = config.n, D = config.d;
+  const std::int64_t Nq = config.nq > 0 ? config.nq : N;
   const std::int64_t Hkv = config.kv_heads > 0 ? config.kv_heads : H;
-  const Tensor q = random_tensor(B * H * N * D, 1), k = random_tensor(B * Hkv * N * D, 2),
+  const Tensor q = random_tensor(B * H * Nq * D, 1), k = random_tensor(B * Hkv * N * D, 2),
                v = random_tensor(B * Hkv * N * D, 3);
-  Tensor out(static_cast<std::size_t>(B * H * N * D));
-  const auto qv = bhnd(q.data(), B, H, N, D), kv = bhnd(k.data(), B, Hkv, N, D),
+  Tensor out(static_cast<std::size_t>(B * H * Nq * D));
+  const auto qv = bhnd(q.data(), B, H, Nq, D), kv = bhnd(k.data(), B, Hkv, N, D),
              vv = bhnd(v.data(), B, Hkv, N, D);
-  const auto ov = bhnd(out.data(), B, H, N, D);
+  const auto ov = bhnd(out.data(), B, H, Nq, D);
+  r.kv_bytes = 2 * B * Hkv * N * D * static_cast<std::int64_t>(sizeof(float));
 
   AttentionOptions options;
   if (config.mode == "causal") options.window = Window::causal();
   if (config.mode == "window") options.window = {config.window_left, config.window_right};
   std::vector<std::array<std::int64_t, 2>> layout;
   if (config.mode == "block-sparse") {
-    layout = random_layout(N, config.block, config.density);
+    layout = random_layout(Nq, N, config.block, config.density);
     options.block_sparse = {config.block, config.block, layout};
   }
   options.threads = config.threads;
@@ -155,7 +157,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
                 "--normalizer " + to_string(config.normalizer) + (config.additive_da > 0 ? " and --additive-da" : ""));
   }
   if (config.baseline == "onednn") {
-    OneDnnAttention baseline(N, N, D, D, options, config.threads);
+    OneDnnAttention baseline(Nq, N, D, D, options, config.threads);
     r.baseline.seconds = median_seconds([&] { baseline.run(qv, kv, vv, ov); }, config.repeats);
     r.baseline.gflops = r.flops / r.baseline.seconds * 1e-9;
     r.baseline.scratch_bytes = baseline.scratch_bytes();

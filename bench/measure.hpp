@@ -36,9 +36,10 @@ std::int64_t status_bytes(const std::string& field);
 // fast enough to fill the gigabytes of a million-token run.
 Tensor random_tensor(std::int64_t elements, unsigned seed);
 
-// A block-sparse layout of an n × n score matrix in block × block tiles, each visible with
+// A block-sparse layout of an nq × nk score matrix in block × block tiles, each visible with
 // `density` (seeded: the same layout every run).
-std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t n, std::int64_t block, double density);
+std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t nq, std::int64_t nk, std::int64_t block,
+                                                       double density);
 
 struct AttentionBenchConfig {
   std::string mode = "full";  // full | causal | window | block-sparse
@@ -51,6 +52,7 @@ struct AttentionBenchConfig {
   bool alibi = false;
   std::int64_t relative_clip = -1;  // >= 0: a random relative bias table [H, 2K+1]
   std::int64_t n = 16384, d = 64, heads = 8, kv_heads = 0;  // kv_heads 0 = heads
+  std::int64_t nq = 0;  // queries, 0 = n: fewer are new tokens against n keys (decoding)
   std::int64_t batch = 1;
   int threads = 1;
   Isa isa = Isa::automatic;
@@ -70,6 +72,7 @@ struct AttentionBenchResult {
   double flops = 0;  // DESIGN.md §4
   std::int64_t visible_pairs = 0;
   std::int64_t computed_pairs = 0;  // one call's
+  std::int64_t kv_bytes = 0;        // of k and v: what a call reads at least once
   Measurement longattn;
   // With position terms: the same call without them, timed in the same run (their cost).
   bool has_plain = false;

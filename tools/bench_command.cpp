@@ -30,6 +30,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"visible_pairs", r.visible_pairs},
       {"computed_pairs", r.computed_pairs},
       {"n", c.n},
+      {"nq", c.nq > 0 ? c.nq : c.n},
       {"d", c.d},
       {"heads", c.heads},
       {"kv_heads", c.kv_heads > 0 ? c.kv_heads : c.heads},
@@ -42,6 +43,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"peak_gflops", r.peak_gflops},
       {"peak_pct", 100.0 * r.longattn.gflops / r.peak_gflops},
       {"scratch_bytes", r.longattn.scratch_bytes},
+      {"kv_gbps", r.kv_bytes / r.longattn.seconds * 1e-9},
       {"peak_rss_bytes", r.peak_rss_bytes},
       {"rope", to_string(c.rope.pairing)},
       {"alibi", c.alibi},
@@ -137,9 +139,10 @@ void print_text(const bench::AttentionBenchResult& r) {
   if (c.rope.enabled()) detail += " rope=" + to_string(c.rope.pairing);
   if (c.alibi) detail += " alibi";
   if (c.relative_clip >= 0) detail += " relative K=" + std::to_string(c.relative_clip);
-  std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld D=%lld  threads=%d  isa=%s\n",
+  const std::string queries = c.nq > 0 && c.nq != c.n ? " nq=" + std::to_string(c.nq) : "";
+  std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld%s D=%lld  threads=%d  isa=%s\n",
               c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
-              (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, (long long)c.d,
+              (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, queries.c_str(), (long long)c.d,
               c.threads, to_string(r.isa).c_str());
   std::printf("  fp32 FMA peak (measured)  %8.1f GFLOP/s\n", r.peak_gflops);
   std::printf("  longattn   %9.4f s  %8.1f GFLOP/s  %5.1f %% of peak  scratch %8.2f MiB\n",
@@ -154,6 +157,9 @@ void print_text(const bench::AttentionBenchResult& r) {
                 c.baseline.c_str(), r.baseline.seconds, r.baseline.gflops,
                 100.0 * r.baseline.gflops / r.peak_gflops, r.baseline.scratch_bytes / 1048576.0);
     std::printf("  speedup vs %s: %.2fx\n", c.baseline.c_str(), r.baseline.seconds / r.longattn.seconds);
+  }
+  if (!queries.empty()) {  // few queries: the call streams k and v, and memory is the limit
+    std::printf("  k and v (%.1f MiB) read at %.1f GB/s\n", r.kv_bytes / 1048576.0, r.kv_bytes / r.longattn.seconds * 1e-9);
   }
   std::printf("  scores computed / visible: %.3f\n", double(r.computed_pairs) / double(std::max<std::int64_t>(1, r.visible_pairs)));
   std::printf("  peak RSS of the process: %.1f MiB\n", r.peak_rss_bytes / 1048576.0);
@@ -207,6 +213,8 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--causal", *causal, "Same as --mode causal");
   cmd->add_option("--n", config->n, "Sequence length")->check(CLI::PositiveNumber);
+  cmd->add_option("--nq", config->nq, "Queries, when fewer than --n: new tokens against n keys (decoding)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--d", config->d, "Head dimension")->check(CLI::PositiveNumber);
   cmd->add_option("--heads", config->heads, "Query heads")->check(CLI::PositiveNumber);
   cmd->add_option("--kv-heads", config->kv_heads, "Key/value heads (default: --heads)")->check(CLI::NonNegativeNumber);
@@ -219,6 +227,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--output", *output, "Also write the JSON object to this file");
   cmd->callback([=] {
     if (config->mode == "mha") {
+      if (config->nq > 0) throw Error("--nq: the multi-head layer attends over its own n tokens; drop --nq with --mode mha");
       bench::LayerBenchConfig layer;
       layer.n = config->n, layer.e = *embed, layer.heads = config->heads, layer.kv_heads = config->kv_heads;
       layer.batch = config->batch, layer.threads = config->threads, layer.repeats = config->repeats;
