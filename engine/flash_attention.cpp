@@ -153,13 +153,12 @@ class FlashRunner {
       }
     }
     tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
+    const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
+    if (const KeySplits splits = plan_key_splits(l2_keys); splits.count > 1) return run_key_splits(scratch, splits);
     if (widest * kBandWidthRatio <= layout_.nk_padded()) {
       run_bands(scratch, q_blocks, values_in_place);
       return stats_of(scratch, 0);
     }
-
-    const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
-    if (const KeySplits splits = plan_key_splits(l2_keys); splits.count > 1) return run_key_splits(scratch, splits);
 
     std::int64_t chunk_keys = std::max(P, layout_.nk_padded());
     if (l2_keys < chunk_keys && widest > l2_keys) chunk_keys = l2_keys;
@@ -283,6 +282,10 @@ class FlashRunner {
     // order (qk_rows, pv_rows), where the keys need no rotation or projection first.
     const bool rows_in_place = nq <= kRowsInPlaceQueries && !plan_.rope.enabled() && !plan_.additive.enabled() &&
                                k_.strides[3] == 1 && v_.strides[3] == 1;
+    // One query per head and no per-head bias: the group's heads run as one block, so that each
+    // key and value row is read once for all of them (the states of the group's heads sit in
+    // consecutive rows of the scratch: slot g is row g).
+    const bool stacked = rows_in_place && nq == 1 && !plan_.bias.enabled();
     // [kv head][split][query head of its group]: one partial each.
     AlignedBuffer partials(heads * splits.count * G * part);
     tbb::parallel_for(
@@ -321,9 +324,19 @@ class FlashRunner {
               const float* value_head = v_.data + b * v_.strides[0] + h * v_.strides[1];
               const KeyChunk in_place{j0, j1, nullptr, value_head + j0 * v_.strides[2], v_.strides[2],
                                       key_head + j0 * k_.strides[2], k_.strides[2]};
-              for (const KeyRange& tile : local.tiles) {
-                for (std::int64_t g = 0; g < G; ++g) {
-                  run_tiles(local, states[g], in_place, b, h * G + g, 0, nq, tile.begin, tile.end);
+              if (stacked) {  // the group's queries side by side: rows of one block
+                const std::int64_t depth = plan_.score_depth;
+                local.band.resize(G * depth);
+                for (std::int64_t g = 0; g < G; ++g) std::copy_n(states[g].q, depth, local.band.data() + g * depth);
+                for (const KeyRange& tile : local.tiles) {
+                  run_stacked_tile(local, states[0], G, local.band.data(), depth, group_partials, part, in_place, b,
+                                   tile.begin, tile.end);
+                }
+              } else {
+                for (const KeyRange& tile : local.tiles) {
+                  for (std::int64_t g = 0; g < G; ++g) {
+                    run_tiles(local, states[g], in_place, b, h * G + g, 0, nq, tile.begin, tile.end);
+                  }
                 }
               }
             } else {
@@ -781,26 +794,73 @@ class FlashRunner {
         if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
       }
     }
-    if (!exponentiated) {
-      if (masked) {
-        for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * lds, width);
-      }
-      for (std::int64_t r = 0; r < n; ++r) {
-        const float grown = std::max(max[r], tile_max[r]);
-        // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
-        // probability and the (zero) accumulator exact without a NaN.
-        rescale[r] = grown == max[r] ? 1.0f : std::exp2(max[r] - grown);
-        shift[r] = grown == kNegInf ? 0.0f : grown;
-        max[r] = grown;
-      }
-      kern.exp2_rows(s, n, lds, width, shift, tile_sum);
-    }
     if (exponentiated) {  // the running max stands: nothing to rescale
       for (std::int64_t r = 0; r < n; ++r) sum[r] += tile_sum[r];
     } else {
-      for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
+      if (masked) {
+        for (std::int64_t r = 0; r < n; ++r) tile_max[r] = kern.max_of(s + r * lds, width);
+      }
+      softmax_step(st, r0, n, s, lds, width);
     }
     accumulate(exponentiated ? nullptr : rescale);
+  }
+
+  // The online-softmax step of rows [r0, r0 + n) of a tile of scores whose row maxima are in
+  // tile_max: each row's running max raised to it, the factor (rescale) its output so far is
+  // to be scaled by, the probabilities 2^(s - max) in place and the running sums.
+  void softmax_step(RowState& st, std::int64_t r0, std::int64_t n, float* s, std::int64_t lds,
+                    std::int64_t width) const {
+    float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *shift = st.shift + r0;
+    for (std::int64_t r = 0; r < n; ++r) {
+      const float grown = std::max(max[r], st.tile_max[r0 + r]);
+      // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
+      // probability and the (zero) accumulator exact without a NaN.
+      rescale[r] = grown == max[r] ? 1.0f : std::exp2(max[r] - grown);
+      shift[r] = grown == kNegInf ? 0.0f : grown;
+      max[r] = grown;
+    }
+    float* tile_sum = st.tile_sum + r0;
+    plan_.kernels->exp2_rows(s, n, lds, width, shift, tile_sum);
+    for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
+  }
+
+  // One tile of keys [j0, j1) read in place for `rows` query heads of one kv head at the same
+  // single query (decoding, Nq = 1), stacked as the rows of one block: each key and value
+  // row is read once for all of them (qk_rows, pv_rows). Their states are rows [0, rows) of
+  // st, their queries q rows ldq apart, their outputs acc rows ldacc apart.
+  void run_stacked_tile(BlockScratch& scratch, RowState& st, std::int64_t rows, const float* q, std::int64_t ldq,
+                        float* acc, std::int64_t ldacc, const KeyChunk& keys, std::int64_t b, std::int64_t j0,
+                        std::int64_t j1) const {
+    const simd::KernelTable& kern = *plan_.kernels;
+    const std::int64_t P = kern.panel_width, lds = plan_.max_tile_keys();
+    const std::int64_t end = j0 + (j1 - j0 + P - 1) / P * P, width = end - j0;
+    const TileKind kind = plan_.visibility.classify(b, 0, 1, j0, end);
+    if (kind == TileKind::skipped) return;
+    float* s = scratch.scores.data();
+    scratch.computed_pairs += rows * width;
+    const std::int64_t valid = std::min(width, plan_.shape.nk - j0);  // keys past Nk have no row
+    kern.qk_rows(q, rows, ldq, plan_.score_depth, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride,
+                 keys.key_row_stride, valid, plan_.key_scale, s, lds);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::fill(s + r * lds + valid, s + r * lds + width, kNegInf);
+      if (kind == TileKind::partial) plan_.visibility.mask_tile(b, 0, 1, j0, width, s + r * lds, lds);  // query 0
+    }
+    const float* value_rows = keys.value_rows + (j0 - keys.begin) * keys.value_stride;
+    auto accumulate = [&](const float* row_scale) {
+      kern.pv_rows(s, rows, lds, valid, value_rows, keys.value_stride, plan_.shape.dv, acc, ldacc, row_scale);
+    };
+    if (plan_.normalizer != Normalizer::softmax) {
+      if (plan_.normalizer == Normalizer::sigmoid) {
+        kern.sigmoid_rows(s, rows, lds, width, plan_.sigmoid_bias);
+      } else {
+        kern.relu_rows(s, rows, lds, width);
+      }
+      accumulate(nullptr);
+      return;
+    }
+    for (std::int64_t r = 0; r < rows; ++r) st.tile_max[r] = kern.max_of(s + r * lds, width);
+    softmax_step(st, 0, rows, s, lds, width);
+    accumulate(st.rescale);
   }
 
   // Between key chunks max and sum wait in carry; the unnormalized accumulator in `out`,
