@@ -1,6 +1,7 @@
 // Google Benchmark suite: the attention kernel at long n: full, causal, sigmoid (D = 64, 128),
-// RoPE and ALiBi, windows, linear attention (up to n = 2^20), a block-sparse layout, and the
-// multi-head layer (E = 512, 8 heads) with its projections.
+// RoPE and ALiBi, windows, linear attention (up to n = 2^20), a block-sparse layout, decoding
+// (one new token against n keys), and the multi-head layer (E = 512, 8 heads) with its
+// projections.
 // Counters: GFLOP/s (DESIGN.md §4 FLOPs), % of the measured fp32 peak, scratch bytes.
 // Single head, batch 1, so n = 65536 stays a few seconds per iteration; --benchmark_filter
 // picks sizes, LONGATTN_ISA the path. Output works with Google Benchmark's compare.py.
@@ -88,6 +89,35 @@ void sparse_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
 
+// Decoding: one query per head against n cached keys (causal, bottom-right aligned), Hq query
+// heads on Hkv kv heads, D = 128; memory-bound, so the counter is the rate k and v are read at.
+void BM_decode(benchmark::State& state) {
+  const std::int64_t n = state.range(0), hq = state.range(1), hkv = state.range(2), d = 128;
+  const auto q = longattn::bench::random_tensor(hq * d, 1), k = longattn::bench::random_tensor(hkv * n * d, 2),
+             v = longattn::bench::random_tensor(hkv * n * d, 3);
+  longattn::bench::Tensor out(static_cast<std::size_t>(hq * d));
+  longattn::AttentionOptions options;
+  options.window = longattn::Window::causal();
+  options.threads = static_cast<int>(state.range(3));
+  longattn::AttentionStats stats;
+  for (auto _ : state) {
+    stats = longattn::attention(longattn::bhnd(q.data(), 1, hq, 1, d), longattn::bhnd(k.data(), 1, hkv, n, d),
+                                longattn::bhnd(v.data(), 1, hkv, n, d), longattn::bhnd(out.data(), 1, hq, 1, d),
+                                options);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * hkv * n * d * static_cast<std::int64_t>(sizeof(float)));
+  state.counters["scratch_bytes"] = static_cast<double>(stats.scratch_bytes);
+  state.SetLabel(longattn::to_string(stats.isa));
+}
+
+void decode_sizes(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2})
+    for (std::array<std::int64_t, 2> heads : {std::array<std::int64_t, 2>{8, 8}, {32, 8}})
+      for (std::int64_t n = 4096; n <= 65536; n *= 4) b->Args({n, heads[0], heads[1], threads});
+  b->ArgNames({"n", "hq", "hkv", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+}
+
 BENCHMARK_CAPTURE(BM_attention, full, with_window(longattn::Window::full()))->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, causal, with_window(longattn::Window::causal()))->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, window_256_256, with_window({256, 256}))->Apply(window_sizes);
@@ -105,6 +135,7 @@ BENCHMARK_CAPTURE(BM_attention, linear_causal, with_normalizer(longattn::Normali
 BENCHMARK_CAPTURE(BM_attention, sigmoid, with_normalizer(longattn::Normalizer::sigmoid, longattn::Window::full()))
     ->Apply(sizes);
 BENCHMARK(BM_block_sparse)->Apply(sparse_sizes);
+BENCHMARK(BM_decode)->Apply(decode_sizes);
 
 longattn::AttentionOptions with_positions(longattn::RopePairing rope, bool alibi) {
   longattn::AttentionOptions o;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measures every figure bench/RESULTS.md quotes, one command per line, each result kept
-# as JSON in the folder given (default reports/results-<time>). Takes about 21 minutes on
+# as JSON in the folder given (default reports/results-<time>). Takes about 22 minutes on
 # 2 cores; run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,11 @@ run mha_alibi       --mode mha --n 16384 --e 512 --heads 8 --threads 1 --alibi
 run mha_gqa_causal  --mode mha --n 16384 --e 512 --heads 8 --kv-heads 2 --threads 1 --rope half --causal
 run mha_t2          --mode mha --n 16384 --e 512 --heads 8 --threads 2
 run full_n65536_t1  --mode full --n 65536 --d 64 --heads 8 --threads 1 --baseline none --repeats 1
+# Decoding: one new token against 65536 keys (memory-bound: the rate k and v are read at).
+for t in 1 2; do
+  run "decode_h8_kv8_t$t"  --mode causal --n 65536 --nq 1 --d 128 --heads 8 --kv-heads 8 --threads "$t" --repeats 7
+  run "decode_h32_kv8_t$t" --mode causal --n 65536 --nq 1 --d 128 --heads 32 --kv-heads 8 --threads "$t" --repeats 7
+done
 # Ratios the issues set, from runs that alternate (this machine is shared: two runs minutes
 # apart can differ by more than the margin a goal leaves), kept as <name>_<round>.json.
 interleave() {  # name, rounds, then two argument lists separated by --
