@@ -249,21 +249,24 @@ class FlashRunner {
  private:
   // Split keys (split-K, FlashDecoding's scheme on a CPU): when a kv head's queries are few,
   // at most one query block over its whole group (decoding, a few new tokens against a long
-  // cache), its keys are cut into splits that run as tasks of their own. A task packs its
-  // split's keys into its thread's cache and runs every query of the group over them,
-  // leaving partial outputs that merge_splits combines by their row max and sum. Packing a
-  // head once for all its query blocks has nothing to amortize there: the chunked path read
-  // each key three times from memory (packed, stored past the caches, read back) and its
-  // (head, query block) units left threads idle when heads are few.
+  // cache), its keys are cut into splits that run as tasks of their own, each leaving partial
+  // outputs that merge_splits combines by their row max and sum. A task takes its split tile
+  // by tile, every query of the group over each tile while it is in cache, the rows read in
+  // order (run_key_splits). Packing a head once for all its query blocks had nothing to
+  // amortize there: the chunked path read each key three times from memory (packed, stored
+  // past the caches, read back) and its (head, query block) units left threads idle when
+  // heads are few.
   struct KeySplits {
     std::int64_t keys = 0, count = 0;  // keys per split (a multiple of Bc), splits per head
   };
-  KeySplits plan_key_splits(std::int64_t l2_keys) const {
+  // Splits of the chunked path's chunk (chunk_keys: 1 MiB of keys and values), 32 per head at
+  // Nk = 65536, D = 128: tasks enough for every thread, few partials to merge; longer where
+  // the partials of all splits would outgrow kSplitPartialBudgetBytes.
+  KeySplits plan_key_splits(std::int64_t chunk_keys) const {
     const AttentionShape& s = plan_.shape;
     if (s.group() * s.nq > plan_.block_rows) return {};
     const std::int64_t Bc = plan_.block_keys, nk = layout_.nk_padded();
-    const std::int64_t packed_key_bytes = (layout_.d + plan_.dv_padded) * static_cast<std::int64_t>(sizeof(float));
-    std::int64_t keys = std::min(l2_keys, std::max(Bc, plan_.packed_budget_bytes / packed_key_bytes / Bc * Bc));
+    std::int64_t keys = chunk_keys;
     const std::int64_t split_bytes = s.batch * s.q_heads * partial_floats() * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t most = std::max<std::int64_t>(1, kSplitPartialBudgetBytes / split_bytes);
     if ((nk + keys - 1) / keys > most) keys = ((nk + most - 1) / most + Bc - 1) / Bc * Bc;
@@ -775,12 +778,7 @@ class FlashRunner {
       }
     };
     if (plan_.normalizer != Normalizer::softmax) {
-      // Weights of their own, no running max: P = sigmoid(S + b) or relu(S), O += P V.
-      if (plan_.normalizer == Normalizer::sigmoid) {
-        kern.sigmoid_rows(s, n, lds, width, plan_.sigmoid_bias);
-      } else {
-        kern.relu_rows(s, n, lds, width);
-      }
+      weigh_without_max(n, s, lds, width);
       accumulate(nullptr);
       return;
     }
@@ -803,6 +801,16 @@ class FlashRunner {
       softmax_step(st, r0, n, s, lds, width);
     }
     accumulate(exponentiated ? nullptr : rescale);
+  }
+
+  // Weights of their own for the normalizers without a running max, in place: P = sigmoid(S + b)
+  // or relu(S) (relu's 1 / Nk is applied with the output).
+  void weigh_without_max(std::int64_t n, float* s, std::int64_t lds, std::int64_t width) const {
+    if (plan_.normalizer == Normalizer::sigmoid) {
+      plan_.kernels->sigmoid_rows(s, n, lds, width, plan_.sigmoid_bias);
+    } else {
+      plan_.kernels->relu_rows(s, n, lds, width);
+    }
   }
 
   // The online-softmax step of rows [r0, r0 + n) of a tile of scores whose row maxima are in
@@ -850,11 +858,7 @@ class FlashRunner {
       kern.pv_rows(s, rows, lds, valid, value_rows, keys.value_stride, plan_.shape.dv, acc, ldacc, row_scale);
     };
     if (plan_.normalizer != Normalizer::softmax) {
-      if (plan_.normalizer == Normalizer::sigmoid) {
-        kern.sigmoid_rows(s, rows, lds, width, plan_.sigmoid_bias);
-      } else {
-        kern.relu_rows(s, rows, lds, width);
-      }
+      weigh_without_max(rows, s, lds, width);
       accumulate(nullptr);
       return;
     }
