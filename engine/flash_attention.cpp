@@ -274,8 +274,14 @@ class FlashRunner {
   }
 
   // Floats of one query head's partial output for one split: [Nq][dv_padded] unnormalized
-  // output, then Nq row maxima and Nq row sums (laid out as a chunk's carry).
-  std::int64_t partial_floats() const { return plan_.shape.nq * (plan_.dv_padded + 2); }
+  // output, then Nq row maxima and Nq row sums (laid out as a chunk's carry), rounded up to
+  // whole cache lines so that every partial's output rows start on a line: rows 2 floats
+  // past one (stacked heads' outputs) split every other vector across two lines, and each
+  // key's update of them waited on the last one's stores (64 query heads on 8: 3.6 GB/s).
+  std::int64_t partial_floats() const {
+    constexpr std::int64_t kLineFloats = 64 / sizeof(float);
+    return (plan_.shape.nq * (plan_.dv_padded + 2) + kLineFloats - 1) / kLineFloats * kLineFloats;
+  }
 
   AttentionStats run_key_splits(tbb::enumerable_thread_specific<BlockScratch>& scratch, KeySplits splits) const {
     const AttentionShape& s = plan_.shape;
