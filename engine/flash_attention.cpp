@@ -611,6 +611,7 @@ class FlashRunner {
     scratch.tiles.clear();
     for (const KeyRange& range : scratch.key_ranges) {
       const std::int64_t first = std::max(range.begin, begin), last = std::min(range.end, end);
+      if (first >= last) continue;  // a range beside these keys (std::clamp below needs first <= last)
       std::int64_t cuts[4] = {first, first, last, last};
       if (full_begin < full_end) {
         cuts[1] = std::clamp(full_begin, first, last);
@@ -755,11 +756,7 @@ class FlashRunner {
         kern.add_diagonal_bias(s, n, lds, width, diagonals, tile_max);
       }
     } else if (rows_in_place) {
-      // Keys past Nk have no row to read: their scores are -inf (the tile is masked there).
-      const std::int64_t valid = std::min(width, plan_.shape.nk - j0);
-      kern.qk_rows(q, n, D, D, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride, keys.key_row_stride, valid,
-                   plan_.key_scale, s, lds);
-      for (std::int64_t r = 0; r < n; ++r) std::fill(s + r * lds + valid, s + r * lds + width, kNegInf);
+      scores_in_place(q, n, D, keys, j0, width, s, lds);
       if (diagonals != nullptr) {
         kern.add_diagonal_bias(s, n, lds, width, diagonals, tile_max);
       } else if (!masked) {
@@ -809,6 +806,17 @@ class FlashRunner {
     accumulate(exponentiated ? nullptr : rescale);
   }
 
+  // Scores of n query rows (ldq floats apart) against keys [j0, j0 + width) read where they lie
+  // (qk_rows). Keys past Nk have no row to read: their scores are -inf (the tile is masked
+  // there).
+  void scores_in_place(const float* q, std::int64_t n, std::int64_t ldq, const KeyChunk& keys, std::int64_t j0,
+                       std::int64_t width, float* s, std::int64_t lds) const {
+    const std::int64_t valid = std::min(width, plan_.shape.nk - j0);
+    plan_.kernels->qk_rows(q, n, ldq, plan_.score_depth, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride,
+                           keys.key_row_stride, valid, plan_.key_scale, s, lds);
+    for (std::int64_t r = 0; r < n; ++r) std::fill(s + r * lds + valid, s + r * lds + width, kNegInf);
+  }
+
   // Weights of their own for the normalizers without a running max, in place: P = sigmoid(S + b)
   // or relu(S) (relu's 1 / Nk is applied with the output).
   void weigh_without_max(std::int64_t n, float* s, std::int64_t lds, std::int64_t width) const {
@@ -852,16 +860,14 @@ class FlashRunner {
     if (kind == TileKind::skipped) return;
     float* s = scratch.scores.data();
     scratch.computed_pairs += rows * width;
-    const std::int64_t valid = std::min(width, plan_.shape.nk - j0);  // keys past Nk have no row
-    kern.qk_rows(q, rows, ldq, plan_.score_depth, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride,
-                 keys.key_row_stride, valid, plan_.key_scale, s, lds);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      std::fill(s + r * lds + valid, s + r * lds + width, kNegInf);
-      if (kind == TileKind::partial) plan_.visibility.mask_tile(b, 0, 1, j0, width, s + r * lds, lds);  // query 0
+    scores_in_place(q, rows, ldq, keys, j0, width, s, lds);
+    for (std::int64_t r = 0; kind == TileKind::partial && r < rows; ++r) {
+      plan_.visibility.mask_tile(b, 0, 1, j0, width, s + r * lds, lds);  // every row is query 0
     }
     const float* value_rows = keys.value_rows + (j0 - keys.begin) * keys.value_stride;
+    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);  // keys past Nk have no row
     auto accumulate = [&](const float* row_scale) {
-      kern.pv_rows(s, rows, lds, valid, value_rows, keys.value_stride, plan_.shape.dv, acc, ldacc, row_scale);
+      kern.pv_rows(s, rows, lds, value_keys, value_rows, keys.value_stride, plan_.shape.dv, acc, ldacc, row_scale);
     };
     if (plan_.normalizer != Normalizer::softmax) {
       weigh_without_max(rows, s, lds, width);

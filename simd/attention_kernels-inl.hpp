@@ -233,119 +233,6 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
   }
 }
 
-// The decoding regime: a few query rows against keys and values where the caller keeps them,
-// each key and value row read once, in order, so the hardware streams them from memory. The
-// packed path's register blocks read rows in strips (a vector of each of 8 rows, or a line of
-// each of 64): from memory that ran at half the rate of reading rows in order (5.5 against
-// 10.9 GB/s on one core here). These loops are light: the rows' arrival is the limit.
-
-// How far ahead of the row it works on qk_rows / pv_rows fetch rows: with several query rows
-// the work per row of keys or values grows, the core's window of instructions covers fewer
-// bytes ahead, and the loads wait on memory one line at a time. Nk = 65536, D = 128, 1
-// thread, 4 runs alternated, medians of the rate k and v were read at, with / without:
-// 8 / 32 / 64 query heads on 8 kv heads 11.4 / 9.9 / 5.4 against 8.7 / 5.8 / 4.3 GB/s.
-inline constexpr std::int64_t kRowPrefetchBytes = 2048;
-
-// Fetches the lines of `bytes` bytes from p on (a hint: addresses past the caller's rows are
-// harmless, a prefetch never faults).
-inline void prefetch_row(const float* p, std::int64_t bytes) {
-  const char* line = reinterpret_cast<const char*>(p);
-  for (std::int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(line + offset, 0, 3);
-}
-
-// Query rows per pass over the keys in qk_rows, and accumulators per row: a key's dot product
-// split in two chains so that its FMAs do not wait on one another (a key row of D = 128 is
-// 16 AVX2 vectors).
-inline constexpr int kRowPassRows = 4;
-inline constexpr int kRowChains = 2;
-
-// qk_rows for exactly R rows: their accumulators in registers (with a run-time row count GCC
-// kept them on the stack, and each FMA waited on a store and a load).
-template <class V, int R>
-void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const float* keys, std::int64_t ldk,
-                 std::int64_t count, float scale, float* s, std::int64_t lds) {
-  constexpr int L = V::lanes, C = kRowChains;
-  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
-  for (std::int64_t c = 0; c < count; ++c) {
-    const float* key = keys + c * ldk;
-    prefetch_row(key + ahead * ldk, row_bytes);
-    V acc[R][C];
-    for (int r = 0; r < R; ++r)
-      for (int k = 0; k < C; ++k) acc[r][k] = V::zero();
-    std::int64_t f = 0;
-    for (; f + C * L <= d; f += C * L) {
-      for (int k = 0; k < C; ++k) {
-        const V x = V::load(key + f + k * L);
-        for (int r = 0; r < R; ++r) acc[r][k] = fma(V::load(q + r * ldq + f + k * L), x, acc[r][k]);
-      }
-    }
-    for (; f + L <= d; f += L) {
-      const V x = V::load(key + f);
-      for (int r = 0; r < R; ++r) acc[r][0] = fma(V::load(q + r * ldq + f), x, acc[r][0]);
-    }
-    for (int r = 0; r < R; ++r) {
-      V total = acc[r][0];
-      for (int k = 1; k < C; ++k) total = total + acc[r][k];
-      float dot = total.reduce_add();
-      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * key[g];
-      s[r * lds + c] = dot * scale;
-    }
-  }
-}
-
-// s[r][c] = scale · q[r] · key c for r < rows, c < keys; q rows ldq floats apart, keys rows of
-// d contiguous floats, ldk floats apart.
-template <class V>
-void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
-             std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds) {
-  static_assert(kRowPassRows == 4);
-  for (std::int64_t r0 = 0; r0 < rows; r0 += kRowPassRows) {
-    const float* q0 = q + r0 * ldq;
-    float* s0 = s + r0 * lds;
-    switch (std::min<std::int64_t>(kRowPassRows, rows - r0)) {
-      case 1: qk_row_pass<V, 1>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
-      case 2: qk_row_pass<V, 2>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
-      case 3: qk_row_pass<V, 3>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
-      default: qk_row_pass<V, 4>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
-    }
-  }
-}
-
-// o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for r < rows, c < dv (no
-// scaling when row_scale is null); value rows of dv contiguous floats, ldv apart, at any
-// alignment; o rows ldo floats apart (in L1: each key's update of them waits on the last,
-// while the next value rows stream in). Four keys per pass over o, their rows read side by
-// side, ran at 0.7x (6.7 against 9.0-9.5 GB/s): four streams where the hardware prefetches one.
-template <class V>
-void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
-             std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
-  constexpr int L = V::lanes;
-  const std::int64_t whole = dv / L * L;
-  for (std::int64_t r = 0; row_scale != nullptr && r < rows; ++r) {
-    float* row = o + r * ldo;
-    const V scale = V::broadcast(row_scale[r]);
-    for (std::int64_t c = 0; c < whole; c += L) (V::load(row + c) * scale).store(row + c);
-    for (std::int64_t c = whole; c < dv; ++c) row[c] *= row_scale[r];
-  }
-  const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
-  for (std::int64_t j = 0; j < count; ++j) {
-    const float* value = v + j * ldv;
-    prefetch_row(value + ahead * ldv, row_bytes);
-    for (std::int64_t c = 0; c < whole; c += L) {
-      const V x = V::load(value + c);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        float* out = o + r * ldo + c;
-        fma(V::broadcast(p[r * ldp + j]), x, V::load(out)).store(out);
-      }
-    }
-    for (std::int64_t c = whole; c < dv; ++c) {
-      for (std::int64_t r = 0; r < rows; ++r) o[r * ldo + c] += p[r * ldp + j] * value[c];
-    }
-  }
-}
-
 // Vectors of a row the AVX-512 exp2 pass runs as straight-line code: unrolled this far, the
 // compiler interleaves the polynomials of consecutive vectors (96 × 256 tile: 1.70 -> 1.59 ns
 // per vector against a loop of two vectors per turn). AVX2, with 16 registers, gained nothing.
@@ -549,6 +436,114 @@ void scale_rows(const float* acc, std::int64_t rows, std::int64_t lda, const flo
     for (; c < cols; ++c) row[c] = in[c] * row_scale[r];
   }
   if (streamed) V::stream_fence();
+}
+
+// The decoding regime: a few query rows against keys and values where the caller keeps them,
+// each key and value row read once, in order, so the hardware streams them from memory. The
+// packed path's register blocks read rows in strips (a vector of each of 8 rows, or a line of
+// each of 64): from memory that ran at half the rate of reading rows in order (5.5 against
+// 10.9 GB/s on one core here). These loops are light: the rows' arrival is the limit.
+
+// How far ahead of the row it works on qk_rows / pv_rows fetch rows: with several query rows
+// the work per row of keys or values grows, the core's window of instructions covers fewer
+// bytes ahead, and the loads wait on memory one line at a time. Nk = 65536, D = 128, 1
+// thread, 4 runs alternated, medians of the rate k and v were read at, with / without:
+// 8 / 32 / 64 query heads on 8 kv heads 11.4 / 9.9 / 5.4 against 8.7 / 5.8 / 4.3 GB/s.
+inline constexpr std::int64_t kRowPrefetchBytes = 2048;
+
+// Fetches the lines of `bytes` bytes from p on (a hint: addresses past the caller's rows are
+// harmless, a prefetch never faults).
+inline void prefetch_row(const float* p, std::int64_t bytes) {
+  const char* line = reinterpret_cast<const char*>(p);
+  for (std::int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(line + offset, 0, 3);
+}
+
+// Query rows per pass over the keys in qk_rows, and accumulators per row: a key's dot product
+// split in two chains so that its FMAs do not wait on one another (a key row of D = 128 is
+// 16 AVX2 vectors).
+inline constexpr int kRowPassRows = 4;
+inline constexpr int kRowChains = 2;
+
+// qk_rows for exactly R rows: their accumulators in registers (with a run-time row count GCC
+// kept them on the stack, and each FMA waited on a store and a load).
+template <class V, int R>
+void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const float* keys, std::int64_t ldk,
+                 std::int64_t count, float scale, float* s, std::int64_t lds) {
+  constexpr int L = V::lanes, C = kRowChains;
+  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
+  for (std::int64_t c = 0; c < count; ++c) {
+    const float* key = keys + c * ldk;
+    prefetch_row(key + ahead * ldk, row_bytes);
+    V acc[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int k = 0; k < C; ++k) acc[r][k] = V::zero();
+    std::int64_t f = 0;
+    for (; f + C * L <= d; f += C * L) {
+      for (int k = 0; k < C; ++k) {
+        const V x = V::load(key + f + k * L);
+        for (int r = 0; r < R; ++r) acc[r][k] = fma(V::load(q + r * ldq + f + k * L), x, acc[r][k]);
+      }
+    }
+    for (; f + L <= d; f += L) {
+      const V x = V::load(key + f);
+      for (int r = 0; r < R; ++r) acc[r][0] = fma(V::load(q + r * ldq + f), x, acc[r][0]);
+    }
+    for (int r = 0; r < R; ++r) {
+      V total = acc[r][0];
+      for (int k = 1; k < C; ++k) total = total + acc[r][k];
+      float dot = total.reduce_add();
+      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * key[g];
+      s[r * lds + c] = dot * scale;
+    }
+  }
+}
+
+// s[r][c] = scale · q[r] · key c for r < rows, c < keys; q rows ldq floats apart, keys rows of
+// d contiguous floats, ldk floats apart.
+template <class V>
+void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
+             std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds) {
+  static_assert(kRowPassRows == 4);
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kRowPassRows) {
+    const float* q0 = q + r0 * ldq;
+    float* s0 = s + r0 * lds;
+    switch (std::min<std::int64_t>(kRowPassRows, rows - r0)) {
+      case 1: qk_row_pass<V, 1>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
+      case 2: qk_row_pass<V, 2>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
+      case 3: qk_row_pass<V, 3>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
+      default: qk_row_pass<V, 4>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
+    }
+  }
+}
+
+// o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for r < rows, c < dv (no
+// scaling when row_scale is null); value rows of dv contiguous floats, ldv apart, at any
+// alignment; o rows ldo floats apart (in L1: each key's update of them waits on the last,
+// while the next value rows stream in). Four keys per pass over o, their rows read side by
+// side, ran at 0.7x (6.7 against 9.0-9.5 GB/s): four streams where the hardware prefetches one.
+template <class V>
+void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
+             std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
+  constexpr int L = V::lanes;
+  const std::int64_t whole = dv / L * L;
+  if (row_scale != nullptr) scale_rows<V>(o, rows, ldo, row_scale, o, ldo, dv, false);
+  const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
+  for (std::int64_t j = 0; j < count; ++j) {
+    const float* value = v + j * ldv;
+    prefetch_row(value + ahead * ldv, row_bytes);
+    for (std::int64_t c = 0; c < whole; c += L) {
+      const V x = V::load(value + c);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        float* out = o + r * ldo + c;
+        fma(V::broadcast(p[r * ldp + j]), x, V::load(out)).store(out);
+      }
+    }
+    for (std::int64_t c = whole; c < dv; ++c) {
+      for (std::int64_t r = 0; r < rows; ++r) o[r * ldo + c] += p[r * ldp + j] * value[c];
+    }
+  }
 }
 
 template <class V>
