@@ -44,9 +44,11 @@ constexpr float kLazySumLimit = 1 << 20;
 // call: at most this much, the splits made longer where there would be more.
 constexpr std::int64_t kSplitPartialBudgetBytes = 16 << 20;
 
-// Query rows per head up to which split keys read the caller's keys and values in place
-// (simd qk_rows / pv_rows, each row once, in order) instead of packing them per tile.
-constexpr std::int64_t kRowsInPlaceQueries = 4;
+// Rows of a split-keys block up to which it reads the caller's keys and values in place
+// (simd qk_rows / pv_rows, each row once, in order) instead of packing each tile for the
+// register-blocked kernels. Nk = 16384 or 65536, D = 128, 1 thread, in place against
+// packed: 8 rows 1.35x as fast, 12 and 16 rows even, 24 rows 0.85x.
+constexpr std::int64_t kRowsInPlace = 16;
 
 // Query blocks that each see at most 1 / kBandWidthRatio of a head's keys are run in bands
 // (FlashRunner::run_bands) of at most kMaxBandBlocks blocks, about kBandTasksPerThread
@@ -106,6 +108,9 @@ struct RowState {
   float* shift;      // what the current tile's exponentials subtract
   float* tile_max;
   float* tile_sum;
+  // A block of several query heads' rows stacked (split keys: a kv head's whole group at
+  // once): row r is query i0 + r % queries_per_head. 0: one head, row r is query i0 + r.
+  std::int64_t queries_per_head = 0;
   RowState(float* base, std::int64_t br)
       : max(base), sum(base + br), rescale(base + 2 * br), shift(base + 3 * br),
         tile_max(base + 4 * br), tile_sum(base + 5 * br) {}
@@ -154,7 +159,14 @@ class FlashRunner {
     }
     tbb::enumerable_thread_specific<BlockScratch> scratch([&] { return BlockScratch(plan_); });
     const std::int64_t l2_keys = std::max(Bc, plan_.chunk_bytes / key_bytes / Bc * Bc);
-    if (const KeySplits splits = plan_key_splits(l2_keys); splits.count > 1) return run_key_splits(scratch, splits);
+    // A single split too, where its blocks read rows in place: short caches then decode 1.6-3x
+    // as fast as through packed chunks (Nk = 200-1000, 1 / 8 / 64 query heads per kv head). With
+    // blocks of 64-96 rows, packed, it ran at 0.75-0.93x (one task, where the chunked path's
+    // units kept both threads busy).
+    if (const KeySplits splits = plan_key_splits(l2_keys);
+        splits.count > 1 || (splits.count == 1 && splits_read_rows_in_place())) {
+      return run_key_splits(scratch, splits);
+    }
     if (widest * kBandWidthRatio <= layout_.nk_padded()) {
       run_bands(scratch, q_blocks, values_in_place);
       return stats_of(scratch, 0);
@@ -283,18 +295,24 @@ class FlashRunner {
     return (plan_.shape.nq * (plan_.dv_padded + 2) + kLineFloats - 1) / kLineFloats * kLineFloats;
   }
 
+  // Whether a split runs its kv head's whole group as one block (run_stacked_split): not
+  // where a position bias or additive scores differ per head (run_split_by_head).
+  bool splits_stack_heads() const { return !plan_.bias.enabled() && !plan_.additive.enabled(); }
+
+  // Whether a split's blocks read the caller's key and value rows in place, each once, in
+  // order (qk_rows, pv_rows): blocks of a few rows whose keys need no rotation first. Larger
+  // blocks have each tile packed for the register-blocked kernels.
+  bool splits_read_rows_in_place() const {
+    const std::int64_t rows = splits_stack_heads() ? plan_.shape.group() * plan_.shape.nq : plan_.shape.nq;
+    return rows <= kRowsInPlace && !plan_.rope.enabled() && !plan_.additive.enabled() && k_.strides[3] == 1 &&
+           v_.strides[3] == 1;
+  }
+
   AttentionStats run_key_splits(tbb::enumerable_thread_specific<BlockScratch>& scratch, KeySplits splits) const {
     const AttentionShape& s = plan_.shape;
-    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded;
+    const std::int64_t W = plan_.dv_padded;
     const std::int64_t heads = s.batch * s.kv_heads, G = s.group(), nq = s.nq, part = partial_floats();
-    // A head's few queries read the caller's key and value rows in place, each once, in
-    // order (qk_rows, pv_rows), where the keys need no rotation or projection first.
-    const bool rows_in_place = nq <= kRowsInPlaceQueries && !plan_.rope.enabled() && !plan_.additive.enabled() &&
-                               k_.strides[3] == 1 && v_.strides[3] == 1;
-    // One query per head and no per-head bias: the group's heads run as one block, so that each
-    // key and value row is read once for all of them (the states of the group's heads sit in
-    // consecutive rows of the scratch: slot g is row g).
-    const bool stacked = rows_in_place && nq == 1 && !plan_.bias.enabled();
+    const bool stacked = splits_stack_heads(), rows_in_place = splits_read_rows_in_place();
     // [kv head][split][query head of its group]: one partial each.
     AlignedBuffer partials(heads * splits.count * G * part);
     tbb::parallel_for(
@@ -303,16 +321,12 @@ class FlashRunner {
           const simd::DenormalsFlushed flushed;
           BlockScratch& local = scratch.local();
           for (std::int64_t task = range.begin(); task != range.end(); ++task) {
-            const std::int64_t head = task / splits.count, b = head / s.kv_heads, h = head % s.kv_heads;
-            const std::int64_t j0 = task % splits.count * splits.keys;
-            const std::int64_t j1 = std::min(layout_.nk_padded(), j0 + splits.keys);
+            const std::int64_t head = task / splits.count, b = head / s.kv_heads;
+            const KeyRange split{task % splits.count * splits.keys,
+                                 std::min(layout_.nk_padded(), (task % splits.count + 1) * splits.keys)};
             float* group_partials = partials.data() + task * G * part;
-            auto handoff = [&](std::int64_t g) {  // query head g of the group: its partial, from scratch
-              float* partial = group_partials + g * part;
-              return Handoff{true, false, partial + nq * W, false, partial};
-            };
             const KeyRange seen = plan_.visibility.hull(b, 0, nq);
-            if (seen.empty() || seen.end <= j0 || seen.begin >= j1) {  // no query sees these keys
+            if (seen.empty() || seen.end <= split.begin || seen.begin >= split.end) {  // no query sees these keys
               for (std::int64_t g = 0; g < G; ++g) {
                 float* partial = group_partials + g * part;
                 std::fill(partial, partial + nq * W, 0.0f);
@@ -321,52 +335,98 @@ class FlashRunner {
               }
               continue;
             }
-            // Tile by tile, every query head of the group runs each tile while its keys and values
-            // are in cache: read where they are by the decoding kernels, or copied in sequential
-            // runs (KeyReads::staged, pack_value_rows) and packed. Either way each row comes from
-            // memory once, in order.
-            std::vector<RowState> states;
-            for (std::int64_t g = 0; g < G; ++g) states.push_back(open_block(local, g * nq, b, h * G + g, 0, nq, handoff(g)));
-            plan_tiles(local, b, 0, nq, j0, j1);
-            if (rows_in_place) {
-              const float* key_head = k_.data + b * k_.strides[0] + h * k_.strides[1];
-              const float* value_head = v_.data + b * v_.strides[0] + h * v_.strides[1];
-              const KeyChunk in_place{j0, j1, nullptr, value_head + j0 * v_.strides[2], v_.strides[2],
-                                      key_head + j0 * k_.strides[2], k_.strides[2]};
-              if (stacked) {  // the group's queries side by side: rows of one block
-                const std::int64_t depth = plan_.score_depth;
-                local.band.resize(G * depth);
-                for (std::int64_t g = 0; g < G; ++g) std::copy_n(states[g].q, depth, local.band.data() + g * depth);
-                for (const KeyRange& tile : local.tiles) {
-                  run_stacked_tile(local, states[0], G, local.band.data(), depth, group_partials, part, in_place, b,
-                                   tile.begin, tile.end);
-                }
-              } else {
-                for (const KeyRange& tile : local.tiles) {
-                  for (std::int64_t g = 0; g < G; ++g) {
-                    run_tiles(local, states[g], in_place, b, h * G + g, 0, nq, tile.begin, tile.end);
-                  }
-                }
-              }
+            if (stacked) {
+              run_stacked_split(local, head, split, rows_in_place, group_partials);
             } else {
-              local.band.resize((plan_.max_tile_keys() + P) * (D + W));
-              for (const KeyRange& tile : local.tiles) {
-                const std::int64_t p0 = tile.begin / P, p1 = (tile.end + P - 1) / P;
-                float* keys = local.band.data();
-                float* values = keys + (p1 - p0) * P * D;
-                pack_panels(head, p0, p1, keys, values, PanelStores::cached, KeyReads::staged);
-                const KeyChunk packed{p0 * P, p1 * P, keys, values, W};
-                for (std::int64_t g = 0; g < G; ++g) {
-                  run_tiles(local, states[g], packed, b, h * G + g, 0, nq, tile.begin, tile.end);
-                }
-              }
+              run_split_by_head(local, head, split, rows_in_place, group_partials);
             }
-            for (std::int64_t g = 0; g < G; ++g) close_block(states[g], b, h * G + g, 0, nq, handoff(g));
           }
         },
         tbb::simple_partitioner());
     merge_splits(partials.data(), splits.count);
     return stats_of(scratch, partials.bytes());
+  }
+
+  // The keys of a split of kv head `head` tile by tile, as the rows of a block of its
+  // queries (all of them: [0, Nq)) see them, each tile's keys and values read where they lie
+  // (rows_in_place) or copied in sequential runs and packed (KeyReads::staged,
+  // pack_value_rows): either way each row comes from memory once, in order, and every query
+  // of the group runs over it while it is in cache. run(tile's keys, tile) for each tile.
+  template <class RunTile>
+  void for_each_split_tile(BlockScratch& local, std::int64_t head, KeyRange split, bool rows_in_place,
+                           RunTile run) const {
+    const std::int64_t b = head / plan_.shape.kv_heads, h = head % plan_.shape.kv_heads;
+    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded;
+    plan_tiles(local, b, 0, plan_.shape.nq, split.begin, split.end);
+    if (rows_in_place) {
+      const float* key_head = k_.data + b * k_.strides[0] + h * k_.strides[1];
+      const float* value_head = v_.data + b * v_.strides[0] + h * v_.strides[1];
+      const KeyChunk in_place{split.begin, split.end, nullptr, value_head + split.begin * v_.strides[2],
+                              v_.strides[2], key_head + split.begin * k_.strides[2], k_.strides[2]};
+      for (const KeyRange& tile : local.tiles) run(in_place, tile);
+      return;
+    }
+    local.band.resize((plan_.max_tile_keys() + P) * (D + W));
+    for (const KeyRange& tile : local.tiles) {
+      const std::int64_t p0 = tile.begin / P, p1 = (tile.end + P - 1) / P;
+      float* keys = local.band.data();
+      float* values = keys + (p1 - p0) * P * D;
+      pack_panels(head, p0, p1, keys, values, PanelStores::cached, KeyReads::staged);
+      run(KeyChunk{p0 * P, p1 * P, keys, values, W}, tile);
+    }
+  }
+
+  // A split for every query head of kv head `head`'s group as one block: row g·Nq + i is
+  // query i of the group's head g, so each key and value row read in place, or each packed
+  // tile, serves all of them at once. Nq = 4 with 32 query heads on 8 (D = 128, Nk = 16384,
+  // 1 thread): 67 ms as a block per head, 38 ms as one block of 16 rows.
+  void run_stacked_split(BlockScratch& local, std::int64_t head, KeyRange split, bool rows_in_place,
+                         float* group_partials) const {
+    const AttentionShape& s = plan_.shape;
+    const std::int64_t b = head / s.kv_heads, first_head = head % s.kv_heads * s.group();
+    const std::int64_t G = s.group(), nq = s.nq, rows = G * nq, depth = plan_.score_depth;
+    const std::int64_t W = plan_.dv_padded, part = partial_floats();
+    RowState st(local.rows.data(), plan_.block_rows);
+    st.queries_per_head = G > 1 ? nq : 0;  // one head: a plain block (sliced at a mask's edges)
+    float* q = local.q.data();
+    for (std::int64_t g = 0; g < G; ++g) {
+      float* head_rows = q + g * nq * depth;
+      const float* from = query_rows(head_rows, b, first_head + g, 0, nq);
+      if (from != head_rows) std::copy_n(from, nq * depth, head_rows);
+    }
+    st.q = q;
+    st.acc = local.acc.data();
+    std::fill(st.max, st.max + rows, kNegInf);
+    std::fill(st.sum, st.sum + rows, 0.0f);
+    std::fill(st.acc, st.acc + rows * W, 0.0f);
+    for_each_split_tile(local, head, split, rows_in_place, [&](const KeyChunk& keys, const KeyRange& tile) {
+      run_tiles(local, st, keys, b, first_head, 0, rows, tile.begin, tile.end);
+    });
+    for (std::int64_t g = 0; g < G; ++g) {  // as close_block leaves a partial
+      float* partial = group_partials + g * part;
+      std::copy_n(st.acc + g * nq * W, nq * W, partial);
+      std::copy_n(st.max + g * nq, nq, partial + nq * W);
+      std::copy_n(st.sum + g * nq, nq, partial + nq * (W + 1));
+    }
+  }
+
+  // A split for each query head of kv head `head`'s group as a block of its own (each head's
+  // position bias differs), tile by tile: the heads' states side by side in the scratch.
+  void run_split_by_head(BlockScratch& local, std::int64_t head, KeyRange split, bool rows_in_place,
+                         float* group_partials) const {
+    const AttentionShape& s = plan_.shape;
+    const std::int64_t b = head / s.kv_heads, first_head = head % s.kv_heads * s.group();
+    const std::int64_t G = s.group(), nq = s.nq, W = plan_.dv_padded, part = partial_floats();
+    auto handoff = [&](std::int64_t g) {  // query head g of the group: its partial, from scratch
+      float* partial = group_partials + g * part;
+      return Handoff{true, false, partial + nq * W, false, partial};
+    };
+    std::vector<RowState> states;
+    for (std::int64_t g = 0; g < G; ++g) states.push_back(open_block(local, g * nq, b, first_head + g, 0, nq, handoff(g)));
+    for_each_split_tile(local, head, split, rows_in_place, [&](const KeyChunk& keys, const KeyRange& tile) {
+      for (std::int64_t g = 0; g < G; ++g) run_tiles(local, states[g], keys, b, first_head + g, 0, nq, tile.begin, tile.end);
+    });
+    for (std::int64_t g = 0; g < G; ++g) close_block(states[g], b, first_head + g, 0, nq, handoff(g));
   }
 
   // Each query row's output from its partials: Σ_s 2^(max_s - max) acc_s / Σ_s 2^(max_s - max)
@@ -666,21 +726,24 @@ class FlashRunner {
   // additive scores, whose kernel works on panels), masked where needed.
   void run_tiles(BlockScratch& scratch, RowState& st, const KeyChunk& keys, std::int64_t b,
                  std::int64_t h, std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t j1) const {
-    const std::int64_t P = plan_.kernels->panel_width, i1 = i0 + rows;
+    const std::int64_t P = plan_.kernels->panel_width;
     const std::int64_t end = j0 + (j1 - j0 + P - 1) / P * P;
-    const TileKind kind = plan_.visibility.classify(b, i0, i1, j0, end);
+    // A stacked block's rows hold the same queries once per head: one slice of them all.
+    const std::int64_t positions = st.queries_per_head != 0 ? st.queries_per_head : rows;
+    const TileKind kind = plan_.visibility.classify(b, i0, i0 + positions, j0, end);
     if (kind != TileKind::partial) {
       if (kind == TileKind::full) run_tile(scratch, st, keys, b, h, i0, 0, rows, j0, end - j0, false);
       return;
     }
     const std::int64_t grain = plan_.additive.enabled() ? P : plan_.kernels->lanes;
-    for (std::int64_t r0 = 0; r0 < rows; r0 += kSliceRows) {
-      const std::int64_t n = std::min(kSliceRows, rows - r0);
-      const KeyRange hull = plan_.visibility.hull(b, i0 + r0, i0 + r0 + n);
+    const std::int64_t slice = st.queries_per_head != 0 ? rows : kSliceRows;
+    for (std::int64_t r0 = 0; r0 < rows; r0 += slice) {
+      const std::int64_t n = std::min(slice, rows - r0), i1 = i0 + r0 + std::min(n, positions);
+      const KeyRange hull = plan_.visibility.hull(b, i0 + r0, i1);
       const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, end);
       if (hi <= lo) continue;  // these rows see nothing here: their state stays as it is
       const std::int64_t k0 = lo / grain * grain, k1 = std::min(end, (hi + grain - 1) / grain * grain);
-      const TileKind part = plan_.visibility.classify(b, i0 + r0, i0 + r0 + n, k0, k1);
+      const TileKind part = plan_.visibility.classify(b, i0 + r0, i1, k0, k1);
       if (part != TileKind::skipped) {
         run_tile(scratch, st, keys, b, h, i0, r0, n, k0, k1 - k0, part == TileKind::partial);
       }
@@ -734,7 +797,9 @@ class FlashRunner {
                       !rows_in_place && std::none_of(max, max + n, [](float m) { return m == kNegInf; });
     const std::int32_t* bounds = nullptr;
     if (lazy && masked) {
-      plan_.visibility.row_bounds(b, i0 + r0, n, j0, width, scratch.bounds.data());
+      for_each_run(st, i0, r0, n, [&](std::int64_t i, std::int64_t count, std::int64_t row) {
+        plan_.visibility.row_bounds(b, i, count, j0, width, scratch.bounds.data() + 2 * row);
+      });
       bounds = scratch.bounds.data();
     }
     const float* key_panels = rows_in_place ? nullptr : keys.key_panels + (panel_begin - keys.begin) * D;
@@ -769,7 +834,7 @@ class FlashRunner {
       kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr, diagonals, bounds,
                    lazy ? nullptr : tile_max, lazy ? tile_sum : nullptr, scratch.prefetch);
     }
-    if (masked && !lazy) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
+    if (masked && !lazy) mask_rows(st, b, i0, r0, n, j0, width, s, lds);
     const float* value_rows = keys.value_rows + (j0 - keys.begin) * keys.value_stride;
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
     const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
@@ -792,7 +857,7 @@ class FlashRunner {
       if (!exponentiated) {  // a row's probabilities outgrew the limit: the scores again, with their max
         kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr, diagonals, nullptr, tile_max,
                      nullptr, scratch.prefetch);
-        if (masked) plan_.visibility.mask_tile(b, i0 + r0, n, j0, width, s, lds);
+        if (masked) mask_rows(st, b, i0, r0, n, j0, width, s, lds);
       }
     }
     if (exponentiated) {  // the running max stands: nothing to rescale
@@ -804,6 +869,29 @@ class FlashRunner {
       softmax_step(st, r0, n, s, lds, width);
     }
     accumulate(exponentiated ? nullptr : rescale);
+  }
+
+  // visit(first query, count, first row) for each run of rows [r0, r0 + n) of a block at
+  // consecutive query positions: the rows themselves, or (stacked) one run per head.
+  template <class Visit>
+  static void for_each_run(const RowState& st, std::int64_t i0, std::int64_t r0, std::int64_t n, Visit visit) {
+    if (st.queries_per_head == 0) {
+      visit(i0 + r0, n, 0);
+      return;
+    }
+    for (std::int64_t r = r0, count; r < r0 + n; r += count) {
+      const std::int64_t position = r % st.queries_per_head;
+      count = std::min(st.queries_per_head - position, r0 + n - r);
+      visit(i0 + position, count, r - r0);
+    }
+  }
+
+  // Element masks on the scores of rows [r0, r0 + n) of a block against keys [j0, j0 + width).
+  void mask_rows(const RowState& st, std::int64_t b, std::int64_t i0, std::int64_t r0, std::int64_t n,
+                 std::int64_t j0, std::int64_t width, float* s, std::int64_t lds) const {
+    for_each_run(st, i0, r0, n, [&](std::int64_t i, std::int64_t count, std::int64_t row) {
+      plan_.visibility.mask_tile(b, i, count, j0, width, s + row * lds, lds);
+    });
   }
 
   // Scores of n query rows (ldq floats apart) against keys [j0, j0 + width) read where they lie
@@ -844,39 +932,6 @@ class FlashRunner {
     float* tile_sum = st.tile_sum + r0;
     plan_.kernels->exp2_rows(s, n, lds, width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
-  }
-
-  // One tile of keys [j0, j1) read in place for `rows` query heads of one kv head at the same
-  // single query (decoding, Nq = 1), stacked as the rows of one block: each key and value
-  // row is read once for all of them (qk_rows, pv_rows). Their states are rows [0, rows) of
-  // st, their queries q rows ldq apart, their outputs acc rows ldacc apart.
-  void run_stacked_tile(BlockScratch& scratch, RowState& st, std::int64_t rows, const float* q, std::int64_t ldq,
-                        float* acc, std::int64_t ldacc, const KeyChunk& keys, std::int64_t b, std::int64_t j0,
-                        std::int64_t j1) const {
-    const simd::KernelTable& kern = *plan_.kernels;
-    const std::int64_t P = kern.panel_width, lds = plan_.max_tile_keys();
-    const std::int64_t end = j0 + (j1 - j0 + P - 1) / P * P, width = end - j0;
-    const TileKind kind = plan_.visibility.classify(b, 0, 1, j0, end);
-    if (kind == TileKind::skipped) return;
-    float* s = scratch.scores.data();
-    scratch.computed_pairs += rows * width;
-    scores_in_place(q, rows, ldq, keys, j0, width, s, lds);
-    for (std::int64_t r = 0; kind == TileKind::partial && r < rows; ++r) {
-      plan_.visibility.mask_tile(b, 0, 1, j0, width, s + r * lds, lds);  // every row is query 0
-    }
-    const float* value_rows = keys.value_rows + (j0 - keys.begin) * keys.value_stride;
-    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);  // keys past Nk have no row
-    auto accumulate = [&](const float* row_scale) {
-      kern.pv_rows(s, rows, lds, value_keys, value_rows, keys.value_stride, plan_.shape.dv, acc, ldacc, row_scale);
-    };
-    if (plan_.normalizer != Normalizer::softmax) {
-      weigh_without_max(rows, s, lds, width);
-      accumulate(nullptr);
-      return;
-    }
-    for (std::int64_t r = 0; r < rows; ++r) st.tile_max[r] = kern.max_of(s + r * lds, width);
-    softmax_step(st, 0, rows, s, lds, width);
-    accumulate(st.rescale);
   }
 
   // Between key chunks max and sum wait in carry; the unnormalized accumulator in `out`,

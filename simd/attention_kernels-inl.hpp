@@ -458,23 +458,23 @@ inline void prefetch_row(const float* p, std::int64_t bytes) {
   for (std::int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(line + offset, 0, 3);
 }
 
-// Query rows per pass over the keys in qk_rows, and accumulators per row: a key's dot product
-// split in two chains so that its FMAs do not wait on one another (a key row of D = 128 is
-// 16 AVX2 vectors).
+// Query rows per pass of qk_row_pass, and accumulators per row: a key's dot product split in
+// two chains so that its FMAs do not wait on one another (a key row of D = 128 is 16 AVX2
+// vectors).
 inline constexpr int kRowPassRows = 4;
 inline constexpr int kRowChains = 2;
 
-// qk_rows for exactly R rows: their accumulators in registers (with a run-time row count GCC
-// kept them on the stack, and each FMA waited on a store and a load).
+// s[r][c] = scale · q[r] · key c for r < R <= kRowPassRows, c < count, key by key, fetching
+// key rows `ahead` rows on (none with ahead = 0). The accumulators in registers: with a
+// run-time row count GCC kept them on the stack, and each FMA waited on a store and a load.
 template <class V, int R>
 void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const float* keys, std::int64_t ldk,
-                 std::int64_t count, float scale, float* s, std::int64_t lds) {
+                 std::int64_t count, float scale, float* s, std::int64_t lds, std::int64_t ahead) {
   constexpr int L = V::lanes, C = kRowChains;
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
   for (std::int64_t c = 0; c < count; ++c) {
     const float* key = keys + c * ldk;
-    prefetch_row(key + ahead * ldk, row_bytes);
+    if (ahead > 0) prefetch_row(key + ahead * ldk, row_bytes);
     V acc[R][C];
     for (int r = 0; r < R; ++r)
       for (int k = 0; k < C; ++k) acc[r][k] = V::zero();
@@ -499,50 +499,161 @@ void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const float* 
   }
 }
 
-// s[r][c] = scale · q[r] · key c for r < rows, c < keys; q rows ldq floats apart, keys rows of
-// d contiguous floats, ldk floats apart.
+// qk_row_pass for any number of rows, a pass over the keys per kRowPassRows rows.
 template <class V>
-void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
-             std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds) {
+void qk_row_passes(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
+                   std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds, std::int64_t ahead) {
   static_assert(kRowPassRows == 4);
   for (std::int64_t r0 = 0; r0 < rows; r0 += kRowPassRows) {
     const float* q0 = q + r0 * ldq;
     float* s0 = s + r0 * lds;
     switch (std::min<std::int64_t>(kRowPassRows, rows - r0)) {
-      case 1: qk_row_pass<V, 1>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
-      case 2: qk_row_pass<V, 2>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
-      case 3: qk_row_pass<V, 3>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
-      default: qk_row_pass<V, 4>(q0, ldq, d, keys, ldk, count, scale, s0, lds); break;
+      case 1: qk_row_pass<V, 1>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
+      case 2: qk_row_pass<V, 2>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
+      case 3: qk_row_pass<V, 3>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
+      default: qk_row_pass<V, 4>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
     }
   }
 }
 
+// From this many rows on, qk_rows and pv_rows take several keys at a time: the row kernels
+// are then bound by their loads and stores, not by memory (decoding with 8 query heads per
+// kv head, D = 128: 113 -> 87 ms for 65536 keys, 1 thread). With fewer rows they take one key
+// at a time, each key and value row read alone, in order: two rows read side by side ran at
+// 0.89-1.06x there (2 and 4 rows), three or four at 0.7x (one row).
+inline constexpr std::int64_t kKeyBlockRows = 8;
+
+// The block qk_rows takes from kKeyBlockRows rows on: R query rows × K keys, R · K = lanes
+// dot products whose lanes are summed at once (VecF32::sum_lanes), with K key loads and R
+// query loads per R · K FMAs where qk_row_pass loads a query vector per FMA.
+template <class V>
+inline constexpr int kDotRows = V::lanes >= 4 ? 4 : 1;
+template <class V>
+inline constexpr int kDotKeys = V::lanes / kDotRows<V>;
+
+// s[r · lds + k] = scale · q[r] · key k for r < R, k < K.
+template <class V, int R, int K>
+inline void qk_dot_block(const float* q, std::int64_t ldq, std::int64_t d, const float* keys, std::int64_t ldk,
+                         float scale, float* s, std::int64_t lds) {
+  constexpr int L = V::lanes;
+  static_assert(R * K == L);
+  V acc[R * K];
+  for (int i = 0; i < R * K; ++i) acc[i] = V::zero();
+  std::int64_t f = 0;
+  for (; f + L <= d; f += L) {
+    V x[K];
+    for (int k = 0; k < K; ++k) x[k] = V::load(keys + k * ldk + f);
+    for (int r = 0; r < R; ++r) {
+      const V a = V::load(q + r * ldq + f);
+      for (int k = 0; k < K; ++k) acc[r * K + k] = fma(a, x[k], acc[r * K + k]);
+    }
+  }
+  alignas(64) float dots[L];
+  V::sum_lanes(acc).store(dots);
+  for (int r = 0; r < R; ++r) {
+    for (int k = 0; k < K; ++k) {
+      float dot = dots[r * K + k];
+      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * keys[k * ldk + g];
+      s[r * lds + k] = dot * scale;
+    }
+  }
+}
+
+// s[r][c] = scale · q[r] · key c for r < rows, c < keys; q rows ldq floats apart, keys rows of
+// d contiguous floats, ldk floats apart. Keys are read in order, each once for all rows.
+template <class V>
+void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
+             std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds) {
+  constexpr int R = kDotRows<V>, K = kDotKeys<V>;
+  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
+  if (rows < kKeyBlockRows) {  // a pass over the keys per four rows
+    qk_row_passes<V>(q, rows, ldq, d, keys, ldk, count, scale, s, lds, ahead);
+    return;
+  }
+  std::int64_t c = 0;
+  for (; c + K <= count; c += K) {  // blocks of R rows × K keys, the rows left over after them
+    for (int k = 0; k < K; ++k) prefetch_row(keys + (c + k + ahead) * ldk, row_bytes);
+    std::int64_t r0 = 0;
+    for (; r0 + R <= rows; r0 += R) {
+      qk_dot_block<V, R, K>(q + r0 * ldq, ldq, d, keys + c * ldk, ldk, scale, s + r0 * lds + c, lds);
+    }
+    if (r0 < rows) qk_row_passes<V>(q + r0 * ldq, rows - r0, ldq, d, keys + c * ldk, ldk, K, scale, s + r0 * lds + c, lds, 0);
+  }
+  for (; c < count; ++c) {
+    prefetch_row(keys + (c + ahead) * ldk, row_bytes);
+    qk_row_passes<V>(q, rows, ldq, d, keys + c * ldk, ldk, 1, scale, s + c, lds, 0);
+  }
+}
+
+// o[r][c] += Σ_{k < K} p[r][k] · v[k][c] for r < R, c < dv: K value rows (ldv floats apart)
+// against R output rows, each output vector loaded and stored once per K keys, the R · K
+// weights broadcast into registers once (a loop over the caller's rows broadcast them
+// again for every vector: its stores might have changed p).
+template <class V, int R, int K>
+inline void pv_key_block(const float* p, std::int64_t ldp, const float* v, std::int64_t ldv, std::int64_t dv,
+                         float* o, std::int64_t ldo) {
+  constexpr int L = V::lanes;
+  V weight[R][K];
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < K; ++k) weight[r][k] = V::broadcast(p[r * ldp + k]);
+  std::int64_t c = 0;
+  for (; c + L <= dv; c += L) {
+    V x[K];
+    for (int k = 0; k < K; ++k) x[k] = V::load(v + k * ldv + c);
+    for (int r = 0; r < R; ++r) {
+      V acc = V::load(o + r * ldo + c);
+      for (int k = 0; k < K; ++k) acc = fma(weight[r][k], x[k], acc);
+      acc.store(o + r * ldo + c);
+    }
+  }
+  for (; c < dv; ++c) {
+    for (int r = 0; r < R; ++r)
+      for (int k = 0; k < K; ++k) o[r * ldo + c] += p[r * ldp + k] * v[k * ldv + c];
+  }
+}
+
+// pv_key_block for any number of rows, in groups of four.
+template <class V, int K>
+inline void pv_rows_of_keys(const float* p, std::int64_t rows, std::int64_t ldp, const float* v, std::int64_t ldv,
+                            std::int64_t dv, float* o, std::int64_t ldo) {
+  for (std::int64_t r0 = 0; r0 < rows; r0 += 4) {
+    const float* p0 = p + r0 * ldp;
+    float* o0 = o + r0 * ldo;
+    switch (std::min<std::int64_t>(4, rows - r0)) {
+      case 1: pv_key_block<V, 1, K>(p0, ldp, v, ldv, dv, o0, ldo); break;
+      case 2: pv_key_block<V, 2, K>(p0, ldp, v, ldv, dv, o0, ldo); break;
+      case 3: pv_key_block<V, 3, K>(p0, ldp, v, ldv, dv, o0, ldo); break;
+      default: pv_key_block<V, 4, K>(p0, ldp, v, ldv, dv, o0, ldo); break;
+    }
+  }
+}
+
+// Keys per pass over the output rows in pv_rows from kKeyBlockRows rows on.
+template <class V>
+inline constexpr int kPvRowsKeys = V::lanes >= 16 ? 4 : V::lanes >= 8 ? 2 : 1;
+
 // o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for r < rows, c < dv (no
 // scaling when row_scale is null); value rows of dv contiguous floats, ldv apart, at any
-// alignment; o rows ldo floats apart (in L1: each key's update of them waits on the last,
-// while the next value rows stream in). Four keys per pass over o, their rows read side by
-// side, ran at 0.7x (6.7 against 9.0-9.5 GB/s): four streams where the hardware prefetches one.
+// alignment; o rows ldo floats apart (in L1: each pass's update of them waits on the last,
+// while the next value rows stream in).
 template <class V>
 void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
              std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
-  constexpr int L = V::lanes;
-  const std::int64_t whole = dv / L * L;
+  constexpr int K = kPvRowsKeys<V>;
   if (row_scale != nullptr) scale_rows<V>(o, rows, ldo, row_scale, o, ldo, dv, false);
   const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(float));
   const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
-  for (std::int64_t j = 0; j < count; ++j) {
-    const float* value = v + j * ldv;
-    prefetch_row(value + ahead * ldv, row_bytes);
-    for (std::int64_t c = 0; c < whole; c += L) {
-      const V x = V::load(value + c);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        float* out = o + r * ldo + c;
-        fma(V::broadcast(p[r * ldp + j]), x, V::load(out)).store(out);
-      }
+  std::int64_t j = 0;
+  if (rows >= kKeyBlockRows) {
+    for (; j + K <= count; j += K) {
+      for (int k = 0; k < K; ++k) prefetch_row(v + (j + k + ahead) * ldv, row_bytes);
+      pv_rows_of_keys<V, K>(p + j, rows, ldp, v + j * ldv, ldv, dv, o, ldo);
     }
-    for (std::int64_t c = whole; c < dv; ++c) {
-      for (std::int64_t r = 0; r < rows; ++r) o[r * ldo + c] += p[r * ldp + j] * value[c];
-    }
+  }
+  for (; j < count; ++j) {
+    prefetch_row(v + (j + ahead) * ldv, row_bytes);
+    pv_rows_of_keys<V, 1>(p + j, rows, ldp, v + j * ldv, ldv, dv, o, ldo);
   }
 }
 

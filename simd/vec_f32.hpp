@@ -176,6 +176,28 @@ struct VecF32 {
     return *std::max_element(tmp, tmp + lanes);
   }
 
+  // Lane i of the result is the sum of x[i]'s lanes, for `lanes` vectors x: many dot
+  // products finished at once.
+  static VecF32 sum_lanes(const VecF32* x) {
+#if defined(__AVX__)
+    if constexpr (lanes == 8) {
+      // Pairs added within 128-bit halves twice: the low half of h0123 holds the low-half
+      // sums of x[0..3], its high half their high-half sums.
+      const __m256 h01 = _mm256_hadd_ps(x[0].v, x[1].v), h23 = _mm256_hadd_ps(x[2].v, x[3].v);
+      const __m256 h45 = _mm256_hadd_ps(x[4].v, x[5].v), h67 = _mm256_hadd_ps(x[6].v, x[7].v);
+      const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+      return {batch(_mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
+                                  _mm256_permute2f128_ps(h0123, h4567, 0x31)))};
+    }
+#endif
+    VecF32 t[lanes];
+    std::copy_n(x, lanes, t);
+    transpose(t);
+    VecF32 sum = t[0];
+    for (int i = 1; i < lanes; ++i) sum = sum + t[i];
+    return sum;
+  }
+
   // rows[i][j] <-> rows[j][i] for a lanes × lanes block held in registers.
   static void transpose(VecF32* rows) {
 #if defined(__AVX512F__)
@@ -311,6 +333,7 @@ struct VecF32<ScalarArch> {
   friend VecF32 reciprocal_at_least_one(VecF32 d) { return {1.0f / d.v}; }
   float reduce_add() const { return v; }
   float reduce_max() const { return v; }
+  static VecF32 sum_lanes(const VecF32* x) { return x[0]; }
   static void transpose(VecF32*) {}
 
   friend VecF32 exp2(VecF32 x) {

@@ -159,9 +159,10 @@ TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried a
 TEST_CASE("few queries against many keys: keys split across tasks, partials merged (decoding)") {
   // At most one query block over a kv head's group: its keys run in splits of their own and
   // the partial outputs merge by row max and sum. Default splits (2048 keys at D = Dv = 64),
-  // then small ones (chunk_bytes: 256 keys), so that every feature meets several merges. Up to
-  // 4 queries per head read keys and values in place (qk_rows, pv_rows) unless RoPE or
-  // additive scores transform the keys; more queries, RoPE and additive scores pack them.
+  // then small ones (chunk_bytes: 256 keys), so that every feature meets several merges. The
+  // group's heads run stacked as one block (unless a position bias or additive scores differ
+  // per head); blocks of up to 16 rows read keys and values in place (qk_rows, pv_rows) unless
+  // RoPE transforms the keys; larger blocks, RoPE and additive scores pack them.
   AttentionTester().tokens(1, 5000).d(64).causal().check();
   AttentionTester().heads(8, 2).tokens(3, 3000).d(64).causal().chunk_bytes(64 << 10).check();
   AttentionTester().heads(32, 1).tokens(3, 2100).d(128).chunk_bytes(64 << 10).check();  // 96 rows per group
@@ -186,6 +187,13 @@ TEST_CASE("few queries against many keys: keys split across tasks, partials merg
     AttentionTester().heads(4, 2).tokens(3, 2000).d(32).causal().normalizer(normalizer).chunk_bytes(32 << 10).check();
   }
   AttentionTester().tokens(2, 1200).d(16).additive(8).chunk_bytes(16 << 10).check();
+  // Stacked blocks whose rows repeat the group's few positions: masks and per-row key bounds
+  // taken per head's run of rows, in place (12 rows) and packed (24 to 40 rows).
+  AttentionTester().heads(8, 2).tokens(3, 3000).d(64).window(700, 0).chunk_bytes(64 << 10).check();
+  AttentionTester().heads(16, 2).tokens(3, 3000).d(64).causal().chunk_bytes(64 << 10).check();
+  AttentionTester().heads(8, 1).tokens(5, 3000).d(32).window(500, 0).chunk_bytes(32 << 10).check();
+  AttentionTester().heads(8, 1).tokens(4, 2000).d(32).random_mask(0.3).chunk_bytes(32 << 10).check();
+  AttentionTester().batch(2).heads(8, 1).tokens(3, 2000).d(64).key_lengths({2000, 900}).chunk_bytes(64 << 10).check();
 }
 
 TEST_CASE("release_scratch frees the packed-key buffers kept between calls, and calls go on as before") {
