@@ -544,7 +544,7 @@ inline void qk_dot_block(const float* q, std::int64_t ldq, std::int64_t d, const
     V x[K];
     for (int k = 0; k < K; ++k) x[k] = V::load(keys + k * ldk + f);
     for (int r = 0; r < R; ++r) {
-      const V a = V::load(q + r * ldq + f);
+      const V a = V::load(q + r * ldq + f).in_register();  // one load for its K FMAs
       for (int k = 0; k < K; ++k) acc[r * K + k] = fma(a, x[k], acc[r * K + k]);
     }
   }

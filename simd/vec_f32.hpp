@@ -117,6 +117,19 @@ struct VecF32 {
   }
 #endif
 
+  // The same value, which the compiler must now hold in a register: for a loaded vector that
+  // several FMAs use, GCC otherwise folds the load into each of them (one load per FMA).
+  VecF32 in_register() const {
+    typename batch::register_type raw = v;
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) asm("" : "+v"(raw));
+#endif
+#if defined(__AVX__)
+    if constexpr (lanes == 8) asm("" : "+x"(raw));
+#endif
+    return {batch(raw)};
+  }
+
   friend VecF32 fma(VecF32 a, VecF32 b, VecF32 c) { return {xsimd::fma(a.v, b.v, c.v)}; }
   friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
   friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
@@ -334,6 +347,7 @@ struct VecF32<ScalarArch> {
   float reduce_add() const { return v; }
   float reduce_max() const { return v; }
   static VecF32 sum_lanes(const VecF32* x) { return x[0]; }
+  VecF32 in_register() const { return *this; }
   static void transpose(VecF32*) {}
 
   friend VecF32 exp2(VecF32 x) {
