@@ -113,7 +113,7 @@ void BM_decode(benchmark::State& state) {
 
 void decode_sizes(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2})
-    for (std::array<std::int64_t, 2> heads : {std::array<std::int64_t, 2>{8, 8}, {32, 8}})
+    for (std::array<std::int64_t, 2> heads : {std::array<std::int64_t, 2>{8, 8}, {32, 8}, {64, 8}})
       for (std::int64_t n = 4096; n <= 65536; n *= 4) b->Args({n, heads[0], heads[1], threads});
   b->ArgNames({"n", "hq", "hkv", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }

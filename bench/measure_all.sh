@@ -45,6 +45,7 @@ run full_n65536_t1  --mode full --n 65536 --d 64 --heads 8 --threads 1 --baselin
 for t in 1 2; do
   run "decode_h8_kv8_t$t"  --mode causal --n 65536 --nq 1 --d 128 --heads 8 --kv-heads 8 --threads "$t" --repeats 7
   run "decode_h32_kv8_t$t" --mode causal --n 65536 --nq 1 --d 128 --heads 32 --kv-heads 8 --threads "$t" --repeats 7
+  run "decode_h64_kv8_t$t" --mode causal --n 65536 --nq 1 --d 128 --heads 64 --kv-heads 8 --threads "$t" --repeats 7
 done
 # Ratios the issues set, from runs that alternate (this machine is shared: two runs minutes
 # apart can differ by more than the margin a goal leaves), kept as <name>_<round>.json.
