@@ -520,7 +520,7 @@ void qk_row_passes(const float* q, std::int64_t rows, std::int64_t ldq, std::int
 // are then bound by their loads and stores, not by memory (decoding with 8 query heads per
 // kv head, D = 128: 113 -> 87 ms for 65536 keys, 1 thread). With fewer rows they take one key
 // at a time, each key and value row read alone, in order: two rows read side by side ran at
-// 0.89-1.06x there (2 and 4 rows), three or four at 0.7x (one row).
+// 0.89-1.06x there (2 and 4 rows), four at 0.7x (one row).
 inline constexpr std::int64_t kKeyBlockRows = 8;
 
 // The block qk_rows takes from kKeyBlockRows rows on: R query rows × K keys, R · K = lanes
