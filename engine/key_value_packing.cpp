@@ -13,26 +13,26 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const flo
   const bool streamed = stores == PanelStores::streamed;
   const float* head = k.data + b * k.strides[0] + h * k.strides[1];
   const bool staged = reads == KeyReads::staged && rope == nullptr && k.strides[3] == 1;
-  // A panel's keys as rows of D floats: rotated (RoPE) or staged.
-  std::vector<float> rotated(rope != nullptr || staged ? static_cast<std::size_t>(P * D) : 0);
+  // A panel's keys as rows of D floats, rotated (RoPE) or staged, before they are transposed.
+  std::vector<float> key_rows(rope != nullptr || staged ? static_cast<std::size_t>(P * D) : 0);
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
     float* panel = panels + (p - first_panel) * D * P;
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
     if (rope != nullptr) {  // rotated one panel at a time into rows, then transposed like any key
       for (std::int64_t c = 0; c < keys; ++c) {
-        rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, scale, rotated.data() + c * D);
+        rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, scale, key_rows.data() + c * D);
       }
-      kernels.pack_key_panel(rotated.data(), D, keys, D, 1.0f, panel, streamed);
+      kernels.pack_key_panel(key_rows.data(), D, keys, D, 1.0f, panel, streamed);
       continue;
     }
     if (staged) {
       const float* first = head + j0 * k.strides[2];
       if (k.strides[2] == D) {
-        std::copy_n(first, keys * D, rotated.data());
+        std::copy_n(first, keys * D, key_rows.data());
       } else {
-        for (std::int64_t c = 0; c < keys; ++c) std::copy_n(first + c * k.strides[2], D, rotated.data() + c * D);
+        for (std::int64_t c = 0; c < keys; ++c) std::copy_n(first + c * k.strides[2], D, key_rows.data() + c * D);
       }
-      kernels.pack_key_panel(rotated.data(), D, keys, D, scale, panel, streamed);
+      kernels.pack_key_panel(key_rows.data(), D, keys, D, scale, panel, streamed);
       continue;
     }
     if (k.strides[3] == 1) {  // both common layouts: transposed in registers
