@@ -46,9 +46,14 @@ constexpr std::int64_t kSplitPartialBudgetBytes = 16 << 20;
 
 // Rows of a split-keys block up to which it reads the caller's keys and values in place
 // (simd qk_rows / pv_rows, each row once, in order) instead of packing each tile for the
-// register-blocked kernels. Nk = 16384 or 65536, D = 128, 1 thread, in place against
-// packed: 8 rows 1.35x as fast, 12 and 16 rows even, 24 rows 0.85x.
+// register-blocked kernels; more at depths 96-128, where the in-place key blocks fare best.
+// In place against packed (Nk = 32768 or 65536, 1 thread, one process alternating them,
+// medians of 10-12; Zen 3, AVX2): 12 / 16 rows 1.26x / 1.22x at D = 128, 16 rows 1.05-1.18x
+// at D = 64; 24 rows 1.11-1.21x at D = 128 (1.06-1.08x on 2 threads), 1.04x at D = 96,
+// 0.93x at D = 80, 0.97x at D = 64, 0.91x at D = 256; 32 rows 0.96-1.02x at D = 128, 0.89x at
+// D = 64; 48 rows 0.87x.
 constexpr std::int64_t kRowsInPlace = 16;
+constexpr std::int64_t kRowsInPlaceMidDepth = 24;
 
 // Query blocks that each see at most 1 / kBandWidthRatio of a head's keys are run in bands
 // (FlashRunner::run_bands) of at most kMaxBandBlocks blocks, about kBandTasksPerThread
@@ -305,7 +310,8 @@ class FlashRunner {
   // blocks have each tile packed for the register-blocked kernels.
   bool splits_read_rows_in_place() const {
     const std::int64_t rows = splits_stack_heads() ? plan_.shape.group() * plan_.shape.nq : plan_.shape.nq;
-    return rows <= kRowsInPlace && !plan_.rope.enabled() && !plan_.additive.enabled() && k_.strides[3] == 1 &&
+    const bool mid_depth = plan_.score_depth >= 96 && plan_.score_depth <= 128;
+    return rows <= (mid_depth ? kRowsInPlaceMidDepth : kRowsInPlace) && !plan_.rope.enabled() && !plan_.additive.enabled() && k_.strides[3] == 1 &&
            v_.strides[3] == 1;
   }
 

@@ -161,8 +161,9 @@ TEST_CASE("few queries against many keys: keys split across tasks, partials merg
   // the partial outputs merge by row max and sum. Default splits (2048 keys at D = Dv = 64),
   // then small ones (chunk_bytes: 256 keys), so that every feature meets several merges. The
   // group's heads run stacked as one block (unless a position bias or additive scores differ
-  // per head); blocks of up to 16 rows read keys and values in place (qk_rows, pv_rows) unless
-  // RoPE transforms the keys; larger blocks, RoPE and additive scores pack them.
+  // per head); blocks of up to 16 rows (24 at D = 96-128) read keys and values in place
+  // (qk_rows, pv_rows) unless RoPE transforms the keys; larger blocks, RoPE and additive scores
+  // pack them.
   AttentionTester().tokens(1, 5000).d(64).causal().check();
   AttentionTester().heads(8, 2).tokens(3, 3000).d(64).causal().chunk_bytes(64 << 10).check();
   AttentionTester().heads(32, 1).tokens(3, 2100).d(128).chunk_bytes(64 << 10).check();  // 96 rows per group
@@ -194,6 +195,9 @@ TEST_CASE("few queries against many keys: keys split across tasks, partials merg
   AttentionTester().heads(8, 1).tokens(5, 3000).d(32).window(500, 0).chunk_bytes(32 << 10).check();
   AttentionTester().heads(8, 1).tokens(4, 2000).d(32).random_mask(0.3).chunk_bytes(32 << 10).check();
   AttentionTester().batch(2).heads(8, 1).tokens(3, 2000).d(64).key_lengths({2000, 900}).chunk_bytes(64 << 10).check();
+  // 24 rows in place at D = 128 and 96 (packed at other depths).
+  AttentionTester().heads(8, 1).tokens(3, 3000).d(128).causal().chunk_bytes(64 << 10).check();
+  AttentionTester().heads(12, 2).tokens(4, 2500).dims(96, 64).window(900, 0).chunk_bytes(64 << 10).check();
 }
 
 TEST_CASE("release_scratch frees the packed-key buffers kept between calls, and calls go on as before") {
