@@ -85,6 +85,15 @@ TEST_CASE("windows narrow against n: keys packed per band of query blocks, as th
   AttentionTester().n(2000).d(32).window(100, 100).random_mask(0.5).check();
 }
 
+TEST_CASE("many short heads: each head packed and run as one band") {
+  // Heads whose keys fit one chunk, at least 8 per thread, take run_bands; with 8-15 heads one
+  // thread does and two threads take the chunked path, whose bits the tester compares.
+  AttentionTester().batch(3).heads(4).n(300).d(64).check();            // 12 heads
+  AttentionTester().batch(4).heads(8, 2).n(200).d(128).causal().check();  // 8 kv heads
+  AttentionTester().batch(2).heads(12).tokens(100, 700).dims(80, 40).key_lengths({700, 333}).check();
+  AttentionTester().batch(5).heads(4).n(97).d(3).layout(Layout::bnhd).check();  // 20 heads
+}
+
 TEST_CASE("random shapes, windows and layouts (seeded)") {
   std::mt19937 rng(20261126);
   auto pick = [&](std::int64_t lo, std::int64_t hi) {
