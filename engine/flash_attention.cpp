@@ -520,11 +520,8 @@ class FlashRunner {
           const simd::DenormalsFlushed flushed;
           BlockScratch& local = scratch.local();
           for (std::int64_t task = range.begin(); task != range.end(); ++task) {
-            const std::int64_t head = task / bands, b = head / s.kv_heads, h = head % s.kv_heads;
-            const std::int64_t qb0 = task % bands * band_blocks, qb1 = std::min(q_blocks, qb0 + band_blocks);
-            const KeyRange band = plan_.visibility.hull(b, qb0 * Br, std::min(s.nq, qb1 * Br));
-            const std::int64_t p_first = band.empty() ? 0 : band.begin / P;
-            const std::int64_t p_last = band.empty() ? 0 : std::min(layout_.panels(), (band.end + P - 1) / P);
+            const auto [head, qb0, qb1, p_first, p_last] = band_task(task, bands, band_blocks, q_blocks);
+            const std::int64_t b = head / s.kv_heads, h = head % s.kv_heads;
             const std::int64_t band_keys = (p_last - p_first) * P;
             local.band.resize(band_keys * (D + (values_in_place ? 0 : W)));
             float* keys = local.band.data();
@@ -537,7 +534,18 @@ class FlashRunner {
               const KeyRange seen = plan_.visibility.hull(b, i0, std::min(s.nq, i0 + Br));
               const std::int64_t p_end = seen.empty() ? packed_until : std::min(p_last, (seen.end + P - 1) / P);
               local.prefetch.clear();
-              if (qb + 1 < qb1) queue_block(local.prefetch, b, h, qb + 1, p_end, p_last);
+              if (qb + 1 < qb1) {
+                queue_block(local.prefetch, b, h, qb + 1, p_end, p_last);
+              } else if (task + 1 < heads * bands) {
+                // The next task's first rows: usually this thread's next (a range is split in
+                // halves, each run in order); a guess that costs nothing when another thread
+                // takes it. Short heads (one band each, 32 x 12 heads, D = 64, 1 thread): n =
+                // 128 1.058x, 256 1.046x (a control variant 0.996x), 512 1.024x; n = 256 on
+                // 2 threads 1.079x.
+                const BandTask next = band_task(task + 1, bands, band_blocks, q_blocks);
+                queue_block(local.prefetch, next.head / s.kv_heads, next.head % s.kv_heads, next.qb0, next.p_first,
+                            next.p_last);
+              }
               if (p_end > packed_until) {
                 pack_panels(head, packed_until, p_end, keys + (packed_until - p_first) * P * D,
                             values == nullptr ? nullptr : values + (packed_until - p_first) * P * W,
@@ -565,6 +573,20 @@ class FlashRunner {
     for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) queue_rows(queue, b, h * s.group() + in_group, i0);
     const KeyRange seen = plan_.visibility.hull(b, i0, i0 + rows);  // packed to the end of its panel
     queue_key_rows(queue, b, h, packed_until * P, std::min({(seen.end + P - 1) / P * P, p_last * P, s.nk}));
+  }
+
+  // Task `task` of run_bands: kv head `head`'s query blocks [qb0, qb1), which see the key
+  // panels [p_first, p_last).
+  struct BandTask {
+    std::int64_t head, qb0, qb1, p_first, p_last;
+  };
+  BandTask band_task(std::int64_t task, std::int64_t bands, std::int64_t band_blocks, std::int64_t q_blocks) const {
+    const std::int64_t P = layout_.panel_width, Br = plan_.block_rows;
+    const std::int64_t head = task / bands, b = head / plan_.shape.kv_heads;
+    const std::int64_t qb0 = task % bands * band_blocks, qb1 = std::min(q_blocks, qb0 + band_blocks);
+    const KeyRange band = plan_.visibility.hull(b, qb0 * Br, std::min(plan_.shape.nq, qb1 * Br));
+    if (band.empty()) return {head, qb0, qb1, 0, 0};
+    return {head, qb0, qb1, band.begin / P, std::min(layout_.panels(), (band.end + P - 1) / P)};
   }
 
   // Queues the rows of k and v of keys [j0, j1) of kv head h.
