@@ -172,11 +172,11 @@ class FlashRunner {
         splits.count > 1 || (splits.count == 1 && splits_read_rows_in_place())) {
       return run_key_splits(scratch, splits);
     }
-    // Heads whose keys all fit one chunk, enough of them for a band each per task (BERT-like
-    // shapes: many heads of a few hundred tokens) run as bands too: each task packs its head
-    // into its own cache and runs every query block over it, where the chunked path would pack
-    // every head at once past the caches and read them back. A block computes the same bits
-    // either way. 32 x 12 heads, D = 64, 1 thread: n = 128 / 256 / 512 / 1024 1.23x / 1.05x /
+    // Heads whose keys all fit one chunk, at least kBandTasksPerThread per thread so that a
+    // band is a whole head (BERT-like shapes: many heads of a few hundred tokens), run as bands
+    // too: each task packs its head into its own cache and runs every query block over it,
+    // where the chunked path would pack every head at once past the caches and read them back.
+    // A block computes the same bits either way. 32 x 12 heads, D = 64, 1 thread: n = 128 / 256 / 512 / 1024 1.23x / 1.05x /
     // 1.16x / 1.03x (n = 256 on 2 threads 1.16x), n = 2048 1.01x.
     const bool short_heads = layout_.nk_padded() <= l2_keys &&
                              heads >= kBandTasksPerThread * tbb::this_task_arena::max_concurrency();
@@ -319,8 +319,8 @@ class FlashRunner {
   bool splits_read_rows_in_place() const {
     const std::int64_t rows = splits_stack_heads() ? plan_.shape.group() * plan_.shape.nq : plan_.shape.nq;
     const bool mid_depth = plan_.score_depth >= 96 && plan_.score_depth <= 128;
-    return rows <= (mid_depth ? kRowsInPlaceMidDepth : kRowsInPlace) && !plan_.rope.enabled() && !plan_.additive.enabled() && k_.strides[3] == 1 &&
-           v_.strides[3] == 1;
+    return rows <= (mid_depth ? kRowsInPlaceMidDepth : kRowsInPlace) && !plan_.rope.enabled() &&
+           !plan_.additive.enabled() && k_.strides[3] == 1 && v_.strides[3] == 1;
   }
 
   AttentionStats run_key_splits(tbb::enumerable_thread_specific<BlockScratch>& scratch, KeySplits splits) const {
