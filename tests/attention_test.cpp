@@ -92,6 +92,8 @@ TEST_CASE("many short heads: each head packed and run as one band") {
   AttentionTester().batch(4).heads(8, 2).n(200).d(128).causal().check();  // 8 kv heads
   AttentionTester().batch(2).heads(12).tokens(100, 700).dims(80, 40).key_lengths({700, 333}).check();
   AttentionTester().batch(5).heads(4).n(97).d(3).layout(Layout::bnhd).check();  // 20 heads
+  AttentionTester().batch(2).heads(8, 4).n(150).d(32).causal().rope("half").alibi().check();
+  AttentionTester().batch(4).heads(4).n(130).d(16).random_mask(0.4).normalizer("sigmoid").check();
 }
 
 TEST_CASE("random shapes, windows and layouts (seeded)") {
