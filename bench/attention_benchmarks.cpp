@@ -1,7 +1,7 @@
 // Google Benchmark suite: the attention kernel at long n: full, causal, sigmoid (D = 64, 128),
 // RoPE and ALiBi, windows, linear attention (up to n = 2^20), a block-sparse layout, decoding
-// (one new token against n keys), and the multi-head layer (E = 512, 8 heads) with its
-// projections.
+// (one new token against n keys), many short heads (BERT's shapes), and the multi-head layer
+// (E = 512, 8 heads) with its projections.
 // Counters: GFLOP/s (DESIGN.md §4 FLOPs), % of the measured fp32 peak, scratch bytes.
 // Single head, batch 1, so n = 65536 stays a few seconds per iteration; --benchmark_filter
 // picks sizes, LONGATTN_ISA the path. Output works with Google Benchmark's compare.py.
@@ -26,20 +26,22 @@ double peak_gflops(int threads) {
   return it->second;
 }
 
-void BM_attention(benchmark::State& state, longattn::AttentionOptions options) {
-  const std::int64_t n = state.range(0), d = state.range(1);
+// Attention over `batch` × `heads` heads of n tokens, D = d (state: n, d, threads).
+void run_attention(benchmark::State& state, longattn::AttentionOptions options, std::int64_t batch,
+                   std::int64_t heads) {
+  const std::int64_t n = state.range(0), d = state.range(1), size = batch * heads * n * d;
   const int threads = static_cast<int>(state.range(2));
-  const auto q = longattn::bench::random_tensor(n * d, 1), k = longattn::bench::random_tensor(n * d, 2),
-             v = longattn::bench::random_tensor(n * d, 3);
-  longattn::bench::Tensor out(static_cast<std::size_t>(n * d));
+  const auto q = longattn::bench::random_tensor(size, 1), k = longattn::bench::random_tensor(size, 2),
+             v = longattn::bench::random_tensor(size, 3);
+  longattn::bench::Tensor out(static_cast<std::size_t>(size));
   options.threads = threads;
   longattn::AttentionStats stats;
   double seconds = 0;
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
-    stats = longattn::attention(longattn::bhnd(q.data(), 1, 1, n, d), longattn::bhnd(k.data(), 1, 1, n, d),
-                                longattn::bhnd(v.data(), 1, 1, n, d), longattn::bhnd(out.data(), 1, 1, n, d),
-                                options);
+    stats = longattn::attention(longattn::bhnd(q.data(), batch, heads, n, d), longattn::bhnd(k.data(), batch, heads, n, d),
+                                longattn::bhnd(v.data(), batch, heads, n, d),
+                                longattn::bhnd(out.data(), batch, heads, n, d), options);
     benchmark::DoNotOptimize(out.data());
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -48,6 +50,18 @@ void BM_attention(benchmark::State& state, longattn::AttentionOptions options) {
   state.counters["peak_pct"] = 100.0 * gflops / peak_gflops(threads);
   state.counters["scratch_bytes"] = static_cast<double>(stats.scratch_bytes);
   state.SetLabel(longattn::to_string(stats.isa));
+}
+
+void BM_attention(benchmark::State& state, longattn::AttentionOptions options) { run_attention(state, options, 1, 1); }
+
+// BERT-base's shapes: 32 sequences × 12 heads of a few hundred tokens, each head's keys in
+// cache (one band per head), against which the long-n figures say little.
+void BM_short_heads(benchmark::State& state) { run_attention(state, {}, 32, 12); }
+
+void short_sizes(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2})
+    for (std::int64_t n : {128, 256, 512}) b->Args({n, 64, threads});
+  b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
 
 void sizes(benchmark::internal::Benchmark* b) {
@@ -136,6 +150,7 @@ BENCHMARK_CAPTURE(BM_attention, sigmoid, with_normalizer(longattn::Normalizer::s
     ->Apply(sizes);
 BENCHMARK(BM_block_sparse)->Apply(sparse_sizes);
 BENCHMARK(BM_decode)->Apply(decode_sizes);
+BENCHMARK(BM_short_heads)->Apply(short_sizes);
 
 longattn::AttentionOptions with_positions(longattn::RopePairing rope, bool alibi) {
   longattn::AttentionOptions o;

@@ -47,6 +47,12 @@ for t in 1 2; do
   run "decode_h32_kv8_t$t" --mode causal --n 65536 --nq 1 --d 128 --heads 32 --kv-heads 8 --threads "$t" --repeats 7
   run "decode_h64_kv8_t$t" --mode causal --n 65536 --nq 1 --d 128 --heads 64 --kv-heads 8 --threads "$t" --repeats 7
 done
+# Many short heads (BERT-base's shapes: 32 sequences x 12 heads), against oneDNN.
+for t in 1 2; do
+  for n in 128 256 512; do
+    run "short_n${n}_t$t" --mode full --batch 32 --n "$n" --d 64 --heads 12 --threads "$t" --repeats 5
+  done
+done
 # Ratios the issues set, from runs that alternate (this machine is shared: two runs minutes
 # apart can differ by more than the margin a goal leaves), kept as <name>_<round>.json.
 interleave() {  # name, rounds, then two argument lists separated by --
