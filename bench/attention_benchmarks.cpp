@@ -3,8 +3,9 @@
 // (one new token against n keys), many short heads (BERT's shapes), and the multi-head layer
 // (E = 512, 8 heads) with its projections.
 // Counters: GFLOP/s (DESIGN.md §4 FLOPs), % of the measured fp32 peak, scratch bytes.
-// Single head, batch 1, so n = 65536 stays a few seconds per iteration; --benchmark_filter
-// picks sizes, LONGATTN_ISA the path. Output works with Google Benchmark's compare.py.
+// A single head, batch 1 (the short heads aside), so n = 65536 stays a few seconds per
+// iteration; --benchmark_filter picks sizes, LONGATTN_ISA the path. Output works with Google
+// Benchmark's compare.py.
 #include <benchmark/benchmark.h>
 
 #include <array>
@@ -39,7 +40,8 @@ void run_attention(benchmark::State& state, longattn::AttentionOptions options, 
   double seconds = 0;
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
-    stats = longattn::attention(longattn::bhnd(q.data(), batch, heads, n, d), longattn::bhnd(k.data(), batch, heads, n, d),
+    stats = longattn::attention(longattn::bhnd(q.data(), batch, heads, n, d),
+                                longattn::bhnd(k.data(), batch, heads, n, d),
                                 longattn::bhnd(v.data(), batch, heads, n, d),
                                 longattn::bhnd(out.data(), batch, heads, n, d), options);
     benchmark::DoNotOptimize(out.data());
