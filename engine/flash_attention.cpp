@@ -176,8 +176,9 @@ class FlashRunner {
     // band is a whole head (BERT-like shapes: many heads of a few hundred tokens), run as bands
     // too: each task packs its head into its own cache and runs every query block over it,
     // where the chunked path would pack every head at once past the caches and read them back.
-    // A block computes the same bits either way. 32 x 12 heads, D = 64, 1 thread: n = 128 / 256 / 512 / 1024 1.23x / 1.05x /
-    // 1.16x / 1.03x (n = 256 on 2 threads 1.16x), n = 2048 1.01x.
+    // A block computes the same bits either way. 32 x 12 heads, D = 64, 1 thread: n = 128 /
+    // 256 / 512 / 1024 1.23x / 1.05x / 1.16x / 1.03x (n = 256 on 2 threads 1.16x), n = 2048
+    // 1.01x.
     const bool short_heads = layout_.nk_padded() <= l2_keys &&
                              heads >= kBandTasksPerThread * tbb::this_task_arena::max_concurrency();
     if (widest * kBandWidthRatio <= layout_.nk_padded() || short_heads) {
@@ -383,8 +384,9 @@ class FlashRunner {
     }
     local.band.resize((plan_.max_tile_keys() + P) * (D + W));
     const std::vector<KeyRange>& tiles = local.tiles;
+    auto panels_of = [P](const KeyRange& tile) { return std::array{tile.begin / P, (tile.end + P - 1) / P}; };
     for (std::size_t t = 0; t < tiles.size(); ++t) {
-      const std::int64_t p0 = tiles[t].begin / P, p1 = (tiles[t].end + P - 1) / P;
+      const auto [p0, p1] = panels_of(tiles[t]);
       float* keys = local.band.data();
       float* values = keys + (p1 - p0) * P * D;
       pack_panels(head, p0, p1, keys, values, PanelStores::cached, KeyReads::staged);
@@ -393,8 +395,8 @@ class FlashRunner {
       // for 32 to 64 rows of queries (Nq = 8 or 16 with 32 heads on 8, Nq = 1 with 48 on 1).
       local.prefetch.clear();
       if (t + 1 < tiles.size()) {
-        queue_key_rows(local.prefetch, b, h, tiles[t + 1].begin / P * P,
-                       std::min((tiles[t + 1].end + P - 1) / P * P, plan_.shape.nk));
+        const auto [next0, next1] = panels_of(tiles[t + 1]);
+        queue_key_rows(local.prefetch, b, h, next0 * P, std::min(next1 * P, plan_.shape.nk));
       }
       run(KeyChunk{p0 * P, p1 * P, keys, values, W}, tiles[t]);
     }
@@ -446,9 +448,13 @@ class FlashRunner {
       return Handoff{true, false, partial + nq * W, false, partial};
     };
     std::vector<RowState> states;
-    for (std::int64_t g = 0; g < G; ++g) states.push_back(open_block(local, g * nq, b, first_head + g, 0, nq, handoff(g)));
+    for (std::int64_t g = 0; g < G; ++g) {
+      states.push_back(open_block(local, g * nq, b, first_head + g, 0, nq, handoff(g)));
+    }
     for_each_split_tile(local, head, split, rows_in_place, [&](const KeyChunk& keys, const KeyRange& tile) {
-      for (std::int64_t g = 0; g < G; ++g) run_tiles(local, states[g], keys, b, first_head + g, 0, nq, tile.begin, tile.end);
+      for (std::int64_t g = 0; g < G; ++g) {
+        run_tiles(local, states[g], keys, b, first_head + g, 0, nq, tile.begin, tile.end);
+      }
     });
     for (std::int64_t g = 0; g < G; ++g) close_block(states[g], b, first_head + g, 0, nq, handoff(g));
   }

@@ -594,7 +594,9 @@ void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d
     for (; r0 + R <= rows; r0 += R) {
       qk_dot_block<V, R, K>(q + r0 * ldq, ldq, d, keys + c * ldk, ldk, scale, s + r0 * lds + c, lds);
     }
-    if (r0 < rows) qk_row_passes<V>(q + r0 * ldq, rows - r0, ldq, d, keys + c * ldk, ldk, K, scale, s + r0 * lds + c, lds, 0);
+    if (r0 < rows) {
+      qk_row_passes<V>(q + r0 * ldq, rows - r0, ldq, d, keys + c * ldk, ldk, K, scale, s + r0 * lds + c, lds, 0);
+    }
   }
   for (; c < count; ++c) {
     prefetch_row(keys + (c + ahead) * ldk, row_bytes);
