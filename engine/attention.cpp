@@ -9,13 +9,30 @@
 
 namespace longattn {
 
-AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
-                         HeadsView<const float> v, HeadsView<float> out,
-                         const AttentionOptions& options, TensorView<float, 3> lse) {
+namespace {
+
+template <class T>
+AttentionStats validate_and_run(const HeadsView<const T>& q, const HeadsView<const T>& k,
+                                const HeadsView<const T>& v, const HeadsView<float>& out,
+                                const AttentionOptions& options, const TensorView<float, 3>& lse) {
   const engine::AttentionShape shape = engine::validate_attention(q, k, v, out, lse, options);
   if (options.normalizer == Normalizer::linear) return engine::run_linear_attention(shape, options, q, k, v, out);
   const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
   return engine::run_flash_attention(plan, q, k, v, out, lse);
+}
+
+}  // namespace
+
+AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
+                         HeadsView<const float> v, HeadsView<float> out,
+                         const AttentionOptions& options, TensorView<float, 3> lse) {
+  return validate_and_run(q, k, v, out, options, lse);
+}
+
+AttentionStats attention(HeadsView<const bf16> q, HeadsView<const bf16> k,
+                         HeadsView<const bf16> v, HeadsView<float> out,
+                         const AttentionOptions& options, TensorView<float, 3> lse) {
+  return validate_and_run(q, k, v, out, options, lse);
 }
 
 std::int64_t release_scratch() { return engine::PooledBuffer::release_kept(); }

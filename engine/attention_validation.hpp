@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "longattn/bf16.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
 
@@ -14,9 +15,11 @@ struct AttentionShape {
   std::int64_t group() const { return q_heads / kv_heads; }  // query heads per kv head
 };
 
-// Throws longattn::Error naming the argument, the expected and the actual value.
-AttentionShape validate_attention(const HeadsView<const float>& q, const HeadsView<const float>& k,
-                                  const HeadsView<const float>& v, const HeadsView<float>& out,
+// Throws longattn::Error naming the argument, the expected and the actual value. T: float or
+// bf16.
+template <class T>
+AttentionShape validate_attention(const HeadsView<const T>& q, const HeadsView<const T>& k,
+                                  const HeadsView<const T>& v, const HeadsView<float>& out,
                                   const TensorView<float, 3>& lse, const AttentionOptions& options);
 
 }  // namespace longattn::engine

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/aligned_buffer.hpp"
+#include "engine/input_elements.hpp"
 #include "engine/key_value_packing.hpp"
 #include "engine/thread_arena.hpp"
 #include "simd/denormals.hpp"
@@ -121,11 +122,14 @@ struct RowState {
         tile_max(base + 4 * br), tile_sum(base + 5 * br) {}
 };
 
+// Runs a plan on inputs of element type T: fp32, whose rows the kernels may read where they
+// lie, or bf16, widened to fp32 wherever the engine copies or packs rows (queries, key
+// panels, value rows), so that every path computes on the widened numbers.
+template <class T>
 class FlashRunner {
  public:
-  FlashRunner(const FlashPlan& plan, const HeadsView<const float>& q,
-              const HeadsView<const float>& k, const HeadsView<const float>& v,
-              const HeadsView<float>& out, const TensorView<float, 3>& lse)
+  FlashRunner(const FlashPlan& plan, const HeadsView<const T>& q, const HeadsView<const T>& k,
+              const HeadsView<const T>& v, const HeadsView<float>& out, const TensorView<float, 3>& lse)
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
         layout_{plan.shape.nk, plan.score_depth, plan.shape.dv, plan.kernels->panel_width,
                 plan.dv_padded},
@@ -141,7 +145,7 @@ class FlashRunner {
     // dv_padded floats beside the keys. A vector load split across two lines costs two (in
     // place with unaligned v ran 6 % slower than packed), and rows far apart (6 KiB, as the
     // layer's Q|K|V were) leave every line and page half used (the layer ran 1.28x its parts).
-    const bool values_in_place = rows_lie_packed(v_, s.dv, W);
+    const bool values_in_place = kReadInPlace<T> && rows_lie_packed(v_, s.dv, W);
     const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));  // what a chunk keeps in L2
     const std::int64_t packed_key_bytes = (D + (values_in_place ? 0 : W)) * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t heads = s.batch * s.kv_heads;
@@ -253,8 +257,7 @@ class FlashRunner {
                   queue_rows(mine.prefetch, b, (head % s.kv_heads) * s.group() + in_group, (qb + 1) * plan_.block_rows);
                 }
                 const float* keys = packed.data() + local * chunk_floats;
-                const float* values = values_in_place ? v_.data + b * v_.strides[0] + head % s.kv_heads * v_.strides[1] +
-                                                            c * chunk_keys * v_.strides[2]
+                const float* values = values_in_place ? row_in_place(v_, b, head % s.kv_heads, c * chunk_keys)
                                                       : keys + chunk_keys * D;
                 const KeyChunk chunk{c * chunk_keys, (c + 1) * chunk_keys, keys, values,
                                      values_in_place ? v_.strides[2] : W};
@@ -375,10 +378,8 @@ class FlashRunner {
     const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded;
     plan_tiles(local, b, 0, plan_.shape.nq, split.begin, split.end);
     if (rows_in_place) {
-      const float* key_head = k_.data + b * k_.strides[0] + h * k_.strides[1];
-      const float* value_head = v_.data + b * v_.strides[0] + h * v_.strides[1];
-      const KeyChunk in_place{split.begin, split.end, nullptr, value_head + split.begin * v_.strides[2],
-                              v_.strides[2], key_head + split.begin * k_.strides[2], k_.strides[2]};
+      const KeyChunk in_place{split.begin, split.end, nullptr, nullptr, v_.strides[2],
+                              caller_row(k_, b, h, split.begin), k_.strides[2], caller_row(v_, b, h, split.begin)};
       for (const KeyRange& tile : local.tiles) run(in_place, tile);
       return;
     }
@@ -532,8 +533,7 @@ class FlashRunner {
             local.band.resize(band_keys * (D + (values_in_place ? 0 : W)));
             float* keys = local.band.data();
             float* values = values_in_place ? nullptr : keys + band_keys * D;
-            const float* value_rows =
-                values_in_place ? v_.data + b * v_.strides[0] + h * v_.strides[1] + p_first * P * v_.strides[2] : values;
+            const float* value_rows = values_in_place ? row_in_place(v_, b, h, p_first * P) : values;
             std::int64_t packed_until = p_first;
             for (std::int64_t qb = qb0; qb < qb1; ++qb) {
               const std::int64_t i0 = qb * Br;
@@ -599,19 +599,19 @@ class FlashRunner {
   void queue_key_rows(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t h, std::int64_t j0,
                       std::int64_t j1) const {
     if (j1 <= j0) return;
-    constexpr std::int64_t F = sizeof(float);
-    const float* k_rows = k_.data + b * k_.strides[0] + h * k_.strides[1] + j0 * k_.strides[2];
-    if (k_.strides[3] == 1) queue.add_rows(k_rows, j1 - j0, plan_.shape.d * F, k_.strides[2] * F);
-    const float* v_rows = v_.data + b * v_.strides[0] + h * v_.strides[1] + j0 * v_.strides[2];
-    if (v_.strides[3] == 1) queue.add_rows(v_rows, j1 - j0, plan_.shape.dv * F, v_.strides[2] * F);
+    constexpr std::int64_t E = sizeof(T);
+    const T* k_rows = k_.data + b * k_.strides[0] + h * k_.strides[1] + j0 * k_.strides[2];
+    if (k_.strides[3] == 1) queue.add_rows(k_rows, j1 - j0, plan_.shape.d * E, k_.strides[2] * E);
+    const T* v_rows = v_.data + b * v_.strides[0] + h * v_.strides[1] + j0 * v_.strides[2];
+    if (v_.strides[3] == 1) queue.add_rows(v_rows, j1 - j0, plan_.shape.dv * E, v_.strides[2] * E);
   }
 
   // Queues the rows of q and out of query head qh's query block at row i0.
   void queue_rows(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t qh, std::int64_t i0) const {
     const std::int64_t rows = std::min(plan_.block_rows, plan_.shape.nq - i0);
-    constexpr std::int64_t F = sizeof(float);
-    const float* q_rows = q_.data + b * q_.strides[0] + qh * q_.strides[1] + i0 * q_.strides[2];
-    if (q_.strides[3] == 1) queue.add_rows(q_rows, rows, plan_.shape.d * F, q_.strides[2] * F);
+    constexpr std::int64_t E = sizeof(T), F = sizeof(float);
+    const T* q_rows = q_.data + b * q_.strides[0] + qh * q_.strides[1] + i0 * q_.strides[2];
+    if (q_.strides[3] == 1) queue.add_rows(q_rows, rows, plan_.shape.d * E, q_.strides[2] * E);
     const float* out_rows = out_.data + b * out_.strides[0] + qh * out_.strides[1] + i0 * out_.strides[2];
     if (out_.strides[3] == 1) queue.add_rows(out_rows, rows, plan_.shape.dv * F, out_.strides[2] * F);
   }
@@ -633,14 +633,15 @@ class FlashRunner {
   }
 
   // Keys [begin, end) of one kv head: what a query block runs over. Packed, or (key_rows) the
-  // caller's rows read in place by the decoding kernels.
+  // caller's rows read in place by the decoding kernels, in the inputs' element type.
   struct KeyChunk {
     std::int64_t begin, end;
     const float* key_panels;  // panel of key `begin` first
-    const float* value_rows;  // row of key `begin` first: the caller's v, or packed rows
-    std::int64_t value_stride;  // floats from one value row to the next
-    const float* key_rows = nullptr;  // the caller's row of key `begin` (no panels)
-    std::int64_t key_row_stride = 0;  // floats from one key row to the next
+    const float* value_rows;  // row of key `begin` first: the caller's fp32 v, or packed rows
+    std::int64_t value_stride;  // elements from one value row to the next
+    const T* key_rows = nullptr;  // the caller's row of key `begin` (no panels, no value_rows)
+    std::int64_t key_row_stride = 0;  // elements from one key row to the next
+    const T* caller_value_rows = nullptr;  // with key_rows: the caller's row of key `begin`
   };
 
   // Where a query block's running state comes from before a KeyChunk and goes after it.
@@ -662,7 +663,7 @@ class FlashRunner {
       pack_key_panels(*plan_.kernels, k_, b, h, layout_, p0, p1, plan_.key_scale, keys, stores,
                       plan_.rope.enabled() ? &plan_.rope : nullptr, reads);
     }
-    if (values != nullptr) pack_value_rows(v_, b, h, layout_, p0, p1, values);
+    if (values != nullptr) pack_value_rows(*plan_.kernels, v_, b, h, layout_, p0, p1, values);
   }
 
   void run_block(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0, const KeyChunk& keys,
@@ -759,23 +760,45 @@ class FlashRunner {
   // apart would fall into a few L1 sets.
   const float* query_rows(float* buffer, std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows) const {
     const std::int64_t D = plan_.shape.d;
-    const float* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
+    const T* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
     if (plan_.additive.enabled()) {
       project_queries(q_head, i0, rows, buffer);
-    } else if (plan_.rope.enabled()) {
-      const std::int64_t first_position = i0 + plan_.shape.nk - plan_.shape.nq;
-      for (std::int64_t r = 0; r < rows; ++r) {
-        plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, 1.0f, buffer + r * D);
+      return buffer;
+    }
+    const std::int64_t first_position = i0 + plan_.shape.nk - plan_.shape.nq;
+    if constexpr (kReadInPlace<T>) {
+      if (plan_.rope.enabled()) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+          plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, 1.0f, buffer + r * D);
+        }
+        return buffer;
       }
-    } else if (q_rows_back_to_back_) {
-      return q_head + i0 * D;
-    } else {
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float* row = q_head + (i0 + r) * q_.strides[2];
-        for (std::int64_t d = 0; d < D; ++d) buffer[r * D + d] = row[d * q_.strides[3]];
+      if (q_rows_back_to_back_) return q_head + i0 * D;
+    }
+    for (std::int64_t r = 0; r < rows; ++r) {  // copied (widened), then rotated there
+      float* row = buffer + r * D;
+      const T* from = q_head + (i0 + r) * q_.strides[2];
+      if (q_.strides[3] == 1) {
+        widen(*plan_.kernels, from, D, row);
+      } else {
+        for (std::int64_t d = 0; d < D; ++d) row[d] = to_float(from[d * q_.strides[3]]);
       }
+      if (plan_.rope.enabled()) plan_.rope.rotate(row, 1, first_position + r, 1.0f, row);
     }
     return buffer;
+  }
+
+  // Row j of head (b, h) of an input where it lies.
+  static const T* caller_row(const HeadsView<const T>& view, std::int64_t b, std::int64_t h, std::int64_t j) {
+    return view.data + b * view.strides[0] + h * view.strides[1] + j * view.strides[2];
+  }
+  // The same row as the fp32 the packed kernels read in place; other inputs are packed.
+  static const float* row_in_place(const HeadsView<const T>& view, std::int64_t b, std::int64_t h, std::int64_t j) {
+    if constexpr (kReadInPlace<T>) {
+      return caller_row(view, b, h, j);
+    } else {
+      return nullptr;
+    }
   }
 
   // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
@@ -808,14 +831,16 @@ class FlashRunner {
   }
 
   // Additive scoring: qp[r][a] = Σ_d Wq[a][d] q[i0 + r][d].
-  void project_queries(const float* q_head, std::int64_t i0, std::int64_t rows, float* qp) const {
+  void project_queries(const T* q_head, std::int64_t i0, std::int64_t rows, float* qp) const {
     const TensorView<const float, 2>& wq = plan_.additive.wq;
     const std::int64_t Da = plan_.score_depth, D = plan_.shape.d;
     for (std::int64_t r = 0; r < rows; ++r) {
-      const float* query = q_head + (i0 + r) * q_.strides[2];
+      const T* query = q_head + (i0 + r) * q_.strides[2];
       for (std::int64_t a = 0; a < Da; ++a) {
         float sum = 0;
-        for (std::int64_t d = 0; d < D; ++d) sum += wq.data[a * wq.strides[0] + d * wq.strides[1]] * query[d * q_.strides[3]];
+        for (std::int64_t d = 0; d < D; ++d) {
+          sum += wq.data[a * wq.strides[0] + d * wq.strides[1]] * to_float(query[d * q_.strides[3]]);
+        }
         qp[r * Da + a] = sum;
       }
     }
@@ -892,14 +917,15 @@ class FlashRunner {
                    lazy ? nullptr : tile_max, lazy ? tile_sum : nullptr, scratch.prefetch);
     }
     if (masked && !lazy) mask_rows(st, b, i0, r0, n, j0, width, s, lds);
-    const float* value_rows = keys.value_rows + (j0 - keys.begin) * keys.value_stride;
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
-    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
+    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0), value_offset = (j0 - keys.begin) * keys.value_stride;
     auto accumulate = [&](const float* row_scale) {  // acc = acc · row_scale + P V
       if (rows_in_place) {
-        kern.pv_rows(s, n, lds, value_keys, value_rows, keys.value_stride, plan_.shape.dv, acc, W, row_scale);
+        pv_rows(kern, s, n, lds, value_keys, keys.caller_value_rows + value_offset, keys.value_stride, plan_.shape.dv,
+                acc, W, row_scale);
       } else {
-        kern.pv_tile(s, n, lds, value_keys, value_rows, keys.value_stride, W, acc, row_scale, scratch.prefetch);
+        kern.pv_tile(s, n, lds, value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
+                     scratch.prefetch);
       }
     };
     if (plan_.normalizer != Normalizer::softmax) {
@@ -957,7 +983,7 @@ class FlashRunner {
   void scores_in_place(const float* q, std::int64_t n, std::int64_t ldq, const KeyChunk& keys, std::int64_t j0,
                        std::int64_t width, float* s, std::int64_t lds) const {
     const std::int64_t valid = std::min(width, plan_.shape.nk - j0);
-    plan_.kernels->qk_rows(q, n, ldq, plan_.score_depth, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride,
+    qk_rows(*plan_.kernels, q, n, ldq, plan_.score_depth, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride,
                            keys.key_row_stride, valid, plan_.key_scale, s, lds);
     for (std::int64_t r = 0; r < n; ++r) std::fill(s + r * lds + valid, s + r * lds + width, kNegInf);
   }
@@ -1065,9 +1091,9 @@ class FlashRunner {
   }
 
   const FlashPlan& plan_;
-  const HeadsView<const float>& q_;
-  const HeadsView<const float>& k_;
-  const HeadsView<const float>& v_;
+  const HeadsView<const T>& q_;
+  const HeadsView<const T>& k_;
+  const HeadsView<const T>& v_;
   const HeadsView<float>& out_;
   const TensorView<float, 3>& lse_;
   PackedHeadLayout layout_;
@@ -1121,12 +1147,19 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
                    options.threads};
 }
 
-AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const float>& q,
-                                   const HeadsView<const float>& k,
-                                   const HeadsView<const float>& v, const HeadsView<float>& out,
+template <class T>
+AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const T>& q, const HeadsView<const T>& k,
+                                   const HeadsView<const T>& v, const HeadsView<float>& out,
                                    const TensorView<float, 3>& lse) {
-  FlashRunner runner(plan, q, k, v, out, lse);
+  FlashRunner<T> runner(plan, q, k, v, out, lse);
   return run_on_threads(plan.threads, [&] { return runner.run(); });
 }
+
+template AttentionStats run_flash_attention(const FlashPlan&, const HeadsView<const float>&,
+                                            const HeadsView<const float>&, const HeadsView<const float>&,
+                                            const HeadsView<float>&, const TensorView<float, 3>&);
+template AttentionStats run_flash_attention(const FlashPlan&, const HeadsView<const bf16>&,
+                                            const HeadsView<const bf16>&, const HeadsView<const bf16>&,
+                                            const HeadsView<float>&, const TensorView<float, 3>&);
 
 }  // namespace longattn::engine

@@ -3,65 +3,95 @@
 #include <algorithm>
 #include <vector>
 
-namespace longattn::engine {
+#include "engine/input_elements.hpp"
 
-void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+namespace longattn::engine {
+namespace {
+
+// to[0 .. d) = features of one row `stride` elements apart, as fp32.
+template <class T>
+void widen_row(const simd::KernelTable& kernels, const T* from, std::int64_t stride, std::int64_t d, float* to) {
+  if (stride == 1) {
+    widen(kernels, from, d, to);
+  } else {
+    for (std::int64_t i = 0; i < d; ++i) to[i] = to_float(from[i * stride]);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
                      std::int64_t first_panel, std::int64_t last_panel, float scale, float* panels,
                      PanelStores stores, const RotaryTable* rope, KeyReads reads) {
   const std::int64_t P = layout.panel_width, D = layout.d;
   const bool streamed = stores == PanelStores::streamed;
-  const float* head = k.data + b * k.strides[0] + h * k.strides[1];
+  const T* head = k.data + b * k.strides[0] + h * k.strides[1];
+  const bool widened = !kReadInPlace<T>;
   const bool staged = reads == KeyReads::staged && rope == nullptr && k.strides[3] == 1;
-  // A panel's keys as rows of D floats, rotated (RoPE) or staged, before they are transposed.
-  std::vector<float> key_rows(rope != nullptr || staged ? static_cast<std::size_t>(P * D) : 0);
+  // A panel's keys as rows of D floats, rotated (RoPE), widened or staged, before they are
+  // transposed.
+  std::vector<float> key_rows(rope != nullptr || staged || widened ? static_cast<std::size_t>(P * D) : 0);
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
     float* panel = panels + (p - first_panel) * D * P;
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
-    if (rope != nullptr) {  // rotated one panel at a time into rows, then transposed like any key
+    if (widened) {  // bf16: widened row by row, rotated there, then transposed like any key
       for (std::int64_t c = 0; c < keys; ++c) {
-        rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, scale, key_rows.data() + c * D);
+        float* row = key_rows.data() + c * D;
+        widen_row(kernels, head + (j0 + c) * k.strides[2], k.strides[3], D, row);
+        if (rope != nullptr) rope->rotate(row, 1, j0 + c, scale, row);
       }
-      kernels.pack_key_panel(key_rows.data(), D, keys, D, 1.0f, panel, streamed);
+      kernels.pack_key_panel(key_rows.data(), D, keys, D, rope != nullptr ? 1.0f : scale, panel, streamed);
       continue;
     }
-    if (staged) {
-      const float* first = head + j0 * k.strides[2];
-      if (k.strides[2] == D) {
-        std::copy_n(first, keys * D, key_rows.data());
-      } else {
-        for (std::int64_t c = 0; c < keys; ++c) std::copy_n(first + c * k.strides[2], D, key_rows.data() + c * D);
+    if constexpr (kReadInPlace<T>) {
+      if (rope != nullptr) {  // rotated one panel at a time into rows, then transposed like any key
+        for (std::int64_t c = 0; c < keys; ++c) {
+          rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, scale, key_rows.data() + c * D);
+        }
+        kernels.pack_key_panel(key_rows.data(), D, keys, D, 1.0f, panel, streamed);
+        continue;
       }
-      kernels.pack_key_panel(key_rows.data(), D, keys, D, scale, panel, streamed);
-      continue;
+      if (staged) {
+        const float* first = head + j0 * k.strides[2];
+        if (k.strides[2] == D) {
+          std::copy_n(first, keys * D, key_rows.data());
+        } else {
+          for (std::int64_t c = 0; c < keys; ++c) std::copy_n(first + c * k.strides[2], D, key_rows.data() + c * D);
+        }
+        kernels.pack_key_panel(key_rows.data(), D, keys, D, scale, panel, streamed);
+        continue;
+      }
+      if (k.strides[3] == 1) {  // both common layouts: transposed in registers
+        kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, scale, panel, streamed);
+        continue;
+      }
+      for (std::int64_t c = 0; c < keys; ++c) {
+        const float* key = head + (j0 + c) * k.strides[2];
+        for (std::int64_t d = 0; d < D; ++d) panel[d * P + c] = key[d * k.strides[3]] * scale;
+      }
+      for (std::int64_t d = 0; d < D; ++d) std::fill(panel + d * P + keys, panel + (d + 1) * P, 0.0f);
     }
-    if (k.strides[3] == 1) {  // both common layouts: transposed in registers
-      kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, scale, panel, streamed);
-      continue;
-    }
-    for (std::int64_t c = 0; c < keys; ++c) {
-      const float* key = head + (j0 + c) * k.strides[2];
-      for (std::int64_t d = 0; d < D; ++d) panel[d * P + c] = key[d * k.strides[3]] * scale;
-    }
-    for (std::int64_t d = 0; d < D; ++d) std::fill(panel + d * P + keys, panel + (d + 1) * P, 0.0f);
   }
 }
 
-void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+template <class T>
+void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>& k,
                                const TensorView<const float, 2>& wk, std::int64_t b, std::int64_t h,
                                const PackedHeadLayout& layout, std::int64_t first_panel,
                                std::int64_t last_panel, float* panels, PanelStores stores) {
   const std::int64_t P = layout.panel_width, Da = layout.d, D = wk.shape[1];
-  const float* head = k.data + b * k.strides[0] + h * k.strides[1];
+  const T* head = k.data + b * k.strides[0] + h * k.strides[1];
   std::vector<float> projected(static_cast<std::size_t>(P * Da));
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
     for (std::int64_t c = 0; c < keys; ++c) {
-      const float* key = head + (j0 + c) * k.strides[2];
+      const T* key = head + (j0 + c) * k.strides[2];
       for (std::int64_t a = 0; a < Da; ++a) {
         const float* row = wk.data + a * wk.strides[0];
         float sum = 0;
-        for (std::int64_t d = 0; d < D; ++d) sum += row[d * wk.strides[1]] * key[d * k.strides[3]];
+        for (std::int64_t d = 0; d < D; ++d) sum += row[d * wk.strides[1]] * to_float(key[d * k.strides[3]]);
         projected[c * Da + a] = sum;
       }
     }
@@ -70,14 +100,15 @@ void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView
   }
 }
 
-void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64_t h,
-                     const PackedHeadLayout& layout, std::int64_t first_panel,
+template <class T>
+void pack_value_rows(const simd::KernelTable& kernels, const HeadsView<const T>& v, std::int64_t b,
+                     std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
                      std::int64_t last_panel, float* rows) {
   const std::int64_t P = layout.panel_width, W = layout.dv_padded;
-  const float* head = v.data + b * v.strides[0] + h * v.strides[1];
+  const T* head = v.data + b * v.strides[0] + h * v.strides[1];
   if (v.strides[3] == 1 && v.strides[2] == W && layout.dv == W) {
     const std::int64_t j0 = first_panel * P, j1 = std::min(last_panel * P, layout.nk);
-    std::copy_n(head + j0 * W, (j1 - j0) * W, rows);
+    widen(kernels, head + j0 * W, (j1 - j0) * W, rows);
     std::fill(rows + (j1 - j0) * W, rows + (last_panel * P - j0) * W, 0.0f);
     return;
   }
@@ -85,15 +116,25 @@ void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64
     float* row = rows + (j - first_panel * P) * W;
     std::int64_t c = 0;
     if (j < layout.nk) {
-      const float* value = head + j * v.strides[2];
-      if (v.strides[3] == 1) {
-        std::copy_n(value, layout.dv, row);
-        c = layout.dv;
-      }
-      for (; c < layout.dv; ++c) row[c] = value[c * v.strides[3]];
+      widen_row(kernels, head + j * v.strides[2], v.strides[3], layout.dv, row);
+      c = layout.dv;
     }
     std::fill(row + c, row + W, 0.0f);
   }
 }
+
+#define LONGATTN_PACKING_FOR(T)                                                                                    \
+  template void pack_key_panels(const simd::KernelTable&, const HeadsView<const T>&, std::int64_t, std::int64_t, \
+                                const PackedHeadLayout&, std::int64_t, std::int64_t, float, float*, PanelStores, \
+                                const RotaryTable*, KeyReads);                                                   \
+  template void pack_projected_key_panels(const simd::KernelTable&, const HeadsView<const T>&,                   \
+                                          const TensorView<const float, 2>&, std::int64_t, std::int64_t,         \
+                                          const PackedHeadLayout&, std::int64_t, std::int64_t, float*,           \
+                                          PanelStores);                                                          \
+  template void pack_value_rows(const simd::KernelTable&, const HeadsView<const T>&, std::int64_t, std::int64_t, \
+                                const PackedHeadLayout&, std::int64_t, std::int64_t, float*);
+LONGATTN_PACKING_FOR(float)
+LONGATTN_PACKING_FOR(bf16)
+#undef LONGATTN_PACKING_FOR
 
 }  // namespace longattn::engine

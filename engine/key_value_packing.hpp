@@ -34,17 +34,21 @@ enum class PanelStores { cached, streamed };
 // 9.8 GB/s on one core here).
 enum class KeyReads { in_place, staged };
 
+// The functions below read k and v of element type T (float or bf16) and pack fp32.
+
 // Packs key panels [first_panel, last_panel) of head (b, h) of k, times `scale`, into
 // `panels`, which receives panel first_panel at its start; with `rope`, key j rotated to
-// position j.
-void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+// position j. bf16 keys are widened into rows first, as staged ones are copied.
+template <class T>
+void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>& k,
                      std::int64_t b, std::int64_t h, const PackedHeadLayout& layout,
                      std::int64_t first_panel, std::int64_t last_panel, float scale, float* panels,
                      PanelStores stores, const RotaryTable* rope = nullptr, KeyReads reads = KeyReads::in_place);
 
 // Additive scoring: packs Wk k_j (Da features per key, Wk [Da, D]) like key panels, with
 // layout.d = Da.
-void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const float>& k,
+template <class T>
+void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>& k,
                                const TensorView<const float, 2>& wk, std::int64_t b, std::int64_t h,
                                const PackedHeadLayout& layout, std::int64_t first_panel,
                                std::int64_t last_panel, float* panels, PanelStores stores);
@@ -53,8 +57,9 @@ void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView
 // receives the first row of panel first_panel at its start: one copy where the rows lie
 // back to back as packed rows do (a copy per 512-byte row ran at 5.7 GB/s here, one of
 // 128 KiB at 12).
-void pack_value_rows(const HeadsView<const float>& v, std::int64_t b, std::int64_t h,
-                     const PackedHeadLayout& layout, std::int64_t first_panel,
+template <class T>
+void pack_value_rows(const simd::KernelTable& kernels, const HeadsView<const T>& v, std::int64_t b,
+                     std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
                      std::int64_t last_panel, float* rows);
 
 }  // namespace longattn::engine

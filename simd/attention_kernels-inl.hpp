@@ -453,10 +453,19 @@ inline constexpr std::int64_t kRowPrefetchBytes = 2048;
 
 // Fetches the lines of `bytes` bytes from p on (a hint: addresses past the caller's rows are
 // harmless, a prefetch never faults).
-inline void prefetch_row(const float* p, std::int64_t bytes) {
+inline void prefetch_row(const void* p, std::int64_t bytes) {
   const char* line = reinterpret_cast<const char*>(p);
   for (std::int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(line + offset, 0, 3);
 }
+
+// The decoding kernels read the caller's key and value rows as fp32 or bf16 (E), widening
+// bf16 as it is loaded: half the bytes from memory, where they are bound by reading them.
+template <class V>
+inline V load_row(const float* p) { return V::load(p); }
+template <class V>
+inline V load_row(const bf16* p) { return V::load_bf16(reinterpret_cast<const std::uint16_t*>(p)); }
+inline float widened(float x) { return x; }
+inline float widened(bf16 x) { return widened_bf16(x.bits); }
 
 // Query rows per pass of qk_row_pass, and accumulators per row: a key's dot product split in
 // two chains so that its FMAs do not wait on one another (a key row of D = 128 is 16 AVX2
@@ -467,13 +476,13 @@ inline constexpr int kRowChains = 2;
 // s[r][c] = scale · q[r] · key c for r < R <= kRowPassRows, c < count, key by key, fetching
 // key rows `ahead` rows on (none with ahead = 0). The accumulators in registers: with a
 // run-time row count GCC kept them on the stack, and each FMA waited on a store and a load.
-template <class V, int R>
-void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const float* keys, std::int64_t ldk,
+template <class V, int R, class E>
+void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const E* keys, std::int64_t ldk,
                  std::int64_t count, float scale, float* s, std::int64_t lds, std::int64_t ahead) {
   constexpr int L = V::lanes, C = kRowChains;
-  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(E));
   for (std::int64_t c = 0; c < count; ++c) {
-    const float* key = keys + c * ldk;
+    const E* key = keys + c * ldk;
     if (ahead > 0) prefetch_row(key + ahead * ldk, row_bytes);
     V acc[R][C];
     for (int r = 0; r < R; ++r)
@@ -481,27 +490,27 @@ void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const float* 
     std::int64_t f = 0;
     for (; f + C * L <= d; f += C * L) {
       for (int k = 0; k < C; ++k) {
-        const V x = V::load(key + f + k * L);
+        const V x = load_row<V>(key + f + k * L);
         for (int r = 0; r < R; ++r) acc[r][k] = fma(V::load(q + r * ldq + f + k * L), x, acc[r][k]);
       }
     }
     for (; f + L <= d; f += L) {
-      const V x = V::load(key + f);
+      const V x = load_row<V>(key + f);
       for (int r = 0; r < R; ++r) acc[r][0] = fma(V::load(q + r * ldq + f), x, acc[r][0]);
     }
     for (int r = 0; r < R; ++r) {
       V total = acc[r][0];
       for (int k = 1; k < C; ++k) total = total + acc[r][k];
       float dot = total.reduce_add();
-      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * key[g];
+      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * widened(key[g]);
       s[r * lds + c] = dot * scale;
     }
   }
 }
 
 // qk_row_pass for any number of rows, a pass over the keys per kRowPassRows rows.
-template <class V>
-void qk_row_passes(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
+template <class V, class E>
+void qk_row_passes(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const E* keys,
                    std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds, std::int64_t ahead) {
   static_assert(kRowPassRows == 4);
   for (std::int64_t r0 = 0; r0 < rows; r0 += kRowPassRows) {
@@ -533,13 +542,13 @@ inline constexpr int kDotKeys = V::lanes / kDotRows<V>;
 
 // dots[r · K + k] (the sums over whole vectors) plus the depth's last d - f features, times
 // scale, into s[r · lds + k]: apart from the block, whose registers it would crowd.
-template <int R, int K>
+template <int R, int K, class E>
 [[gnu::noinline]] void qk_dot_tail(const float* dots, const float* q, std::int64_t ldq, std::int64_t f, std::int64_t d,
-                                   const float* keys, std::int64_t ldk, float scale, float* s, std::int64_t lds) {
+                                   const E* keys, std::int64_t ldk, float scale, float* s, std::int64_t lds) {
   for (int r = 0; r < R; ++r) {
     for (int k = 0; k < K; ++k) {
       float dot = dots[r * K + k];
-      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * keys[k * ldk + g];
+      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * widened(keys[k * ldk + g]);
       s[r * lds + k] = dot * scale;
     }
   }
@@ -548,8 +557,8 @@ template <int R, int K>
 // s[r · lds + k] = scale · q[r] · key k for r < R, k < K. Inlined in the caller's loop over
 // keys, its products scaled as one vector: with the depth's tail inside and called per block
 // it ran at 0.6x (8 query rows, D = 128, the rows in L1).
-template <class V, int R, int K>
-[[gnu::always_inline]] inline void qk_dot_block(const float* q, std::int64_t ldq, std::int64_t d, const float* keys,
+template <class V, int R, int K, class E>
+[[gnu::always_inline]] inline void qk_dot_block(const float* q, std::int64_t ldq, std::int64_t d, const E* keys,
                                                 std::int64_t ldk, float scale, float* s, std::int64_t lds) {
   constexpr int L = V::lanes;
   static_assert(R * K == L);
@@ -558,7 +567,7 @@ template <class V, int R, int K>
   std::int64_t f = 0;
   for (; f + L <= d; f += L) {
     V x[K];
-    for (int k = 0; k < K; ++k) x[k] = V::load(keys + k * ldk + f);
+    for (int k = 0; k < K; ++k) x[k] = load_row<V>(keys + k * ldk + f);
     for (int r = 0; r < R; ++r) {
       const V a = V::load(q + r * ldq + f).in_register();  // one load for its K FMAs
       for (int k = 0; k < K; ++k) acc[r * K + k] = fma(a, x[k], acc[r * K + k]);
@@ -576,12 +585,13 @@ template <class V, int R, int K>
 }
 
 // s[r][c] = scale · q[r] · key c for r < rows, c < keys; q rows ldq floats apart, keys rows of
-// d contiguous floats, ldk floats apart. Keys are read in order, each once for all rows.
-template <class V>
-void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
+// d contiguous elements (fp32 or bf16), ldk apart. Keys are read in order, each once for all
+// rows.
+template <class V, class E>
+void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const E* keys,
              std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds) {
   constexpr int R = kDotRows<V>, K = kDotKeys<V>;
-  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(E));
   const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
   if (rows < kKeyBlockRows) {  // a pass over the keys per four rows
     qk_row_passes<V>(q, rows, ldq, d, keys, ldk, count, scale, s, lds, ahead);
@@ -608,8 +618,8 @@ void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d
 // against R output rows, each output vector loaded and stored once per K keys, the R · K
 // weights broadcast into registers once (a loop over the caller's rows broadcast them
 // again for every vector: its stores might have changed p).
-template <class V, int R, int K>
-inline void pv_key_block(const float* p, std::int64_t ldp, const float* v, std::int64_t ldv, std::int64_t dv,
+template <class V, int R, int K, class E>
+inline void pv_key_block(const float* p, std::int64_t ldp, const E* v, std::int64_t ldv, std::int64_t dv,
                          float* o, std::int64_t ldo) {
   constexpr int L = V::lanes;
   V weight[R][K];
@@ -618,7 +628,7 @@ inline void pv_key_block(const float* p, std::int64_t ldp, const float* v, std::
   std::int64_t c = 0;
   for (; c + L <= dv; c += L) {
     V x[K];
-    for (int k = 0; k < K; ++k) x[k] = V::load(v + k * ldv + c);
+    for (int k = 0; k < K; ++k) x[k] = load_row<V>(v + k * ldv + c);
     for (int r = 0; r < R; ++r) {
       V acc = V::load(o + r * ldo + c);
       for (int k = 0; k < K; ++k) acc = fma(weight[r][k], x[k], acc);
@@ -627,13 +637,13 @@ inline void pv_key_block(const float* p, std::int64_t ldp, const float* v, std::
   }
   for (; c < dv; ++c) {
     for (int r = 0; r < R; ++r)
-      for (int k = 0; k < K; ++k) o[r * ldo + c] += p[r * ldp + k] * v[k * ldv + c];
+      for (int k = 0; k < K; ++k) o[r * ldo + c] += p[r * ldp + k] * widened(v[k * ldv + c]);
   }
 }
 
 // pv_key_block for any number of rows, in groups of G <= 4.
-template <class V, int G, int K>
-inline void pv_rows_of_keys(const float* p, std::int64_t rows, std::int64_t ldp, const float* v, std::int64_t ldv,
+template <class V, int G, int K, class E>
+inline void pv_rows_of_keys(const float* p, std::int64_t rows, std::int64_t ldp, const E* v, std::int64_t ldv,
                             std::int64_t dv, float* o, std::int64_t ldo) {
   static_assert(G >= 1 && G <= 4);
   for (std::int64_t r0 = 0; r0 < rows; r0 += G) {
@@ -659,15 +669,15 @@ template <class V>
 inline constexpr int kPvRowsRows = V::lanes == 8 ? 2 : 4;
 
 // o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for r < rows, c < dv (no
-// scaling when row_scale is null); value rows of dv contiguous floats, ldv apart, at any
-// alignment; o rows ldo floats apart (in L1: each pass's update of them waits on the last,
-// while the next value rows stream in).
-template <class V>
-void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
+// scaling when row_scale is null); value rows of dv contiguous elements (fp32 or bf16), ldv
+// apart, at any alignment; o rows ldo floats apart (in L1: each pass's update of them waits
+// on the last, while the next value rows stream in).
+template <class V, class E>
+void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
              std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
   constexpr int G = kPvRowsRows<V>, K = kPvRowsKeys<V>;
   if (row_scale != nullptr) scale_rows<V>(o, rows, ldo, row_scale, o, ldo, dv, false);
-  const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
   const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
   std::int64_t j = 0;
   if (rows >= kKeyBlockRows) {
@@ -687,6 +697,15 @@ float max_of(const float* x, std::int64_t n) {
   V m = V::broadcast(-std::numeric_limits<float>::infinity());
   for (std::int64_t j = 0; j < n; j += V::lanes) m = max(m, V::load(x + j));
   return m.reduce_max();
+}
+
+// to[i] = from[i] widened to fp32, for i < n.
+template <class V>
+void widen_bf16(const bf16* from, std::int64_t n, float* to) {
+  const auto* bits = reinterpret_cast<const std::uint16_t*>(from);
+  std::int64_t i = 0;
+  for (; i + V::lanes <= n; i += V::lanes) V::load_bf16(bits + i).store(to + i);
+  for (; i < n; ++i) to[i] = widened_bf16(bits[i]);
 }
 
 template <class V>
@@ -727,8 +746,10 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       NV * V::lanes,
       &qk_tile<V, R, NV>,
       &pv_tile<V, R, NV>,
-      &qk_rows<V>,
-      &pv_rows<V>,
+      &qk_rows<V, float>,
+      &pv_rows<V, float>,
+      &qk_rows<V, bf16>,
+      &pv_rows<V, bf16>,
       &exp2_rows<V>,
       &add_diagonal_bias<V>,
       &sigmoid_rows<V>,
@@ -739,6 +760,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &max_of<V>,
       &scale_rows<V>,
       &pack_key_panel<V, NV>,
+      &widen_bf16<V>,
       &exp2_array<V>,
       &fma_peak_probe<V, kChains>,
   };

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "longattn/bf16.hpp"
 #include "longattn/options.hpp"
 #include "simd/prefetch.hpp"
 
@@ -57,6 +58,12 @@ struct KernelTable {
   void (*pv_rows)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
                   std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
 
+  // qk_rows and pv_rows on key and value rows of bf16, widened as they are loaded.
+  void (*qk_rows_bf16)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const bf16* keys,
+                       std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
+  void (*pv_rows_bf16)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const bf16* v,
+                       std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
+
   // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
   // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
   void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
@@ -99,6 +106,9 @@ struct KernelTable {
   // `streamed`: written past the caches.
   void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count,
                          std::int64_t d, float scale, float* panel, bool streamed);
+
+  // to[i] = from[i] as fp32 for i < n (exact): bf16 inputs as the kernels read them.
+  void (*widen_bf16)(const bf16* from, std::int64_t n, float* to);
 
   // y[i] = 2^x[i], the vectorized exp2 the kernels use (for its accuracy test).
   void (*exp2)(const float* x, float* y, std::int64_t n);

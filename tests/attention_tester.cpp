@@ -81,6 +81,16 @@ struct Stored {
   }
   HeadsView<float> view() { return view_of(data.data()); }
   HeadsView<const float> cview() const { return view_of<const float>(data.data()); }
+  // Rounds every element to bf16 (data then holds the widened values) and keeps the bf16 copy.
+  void round_to_bf16() {
+    half.resize(data.size());
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      half[i] = bf16(data[i]);
+      data[i] = static_cast<float>(half[i]);
+    }
+  }
+  HeadsView<const bf16> half_view() const { return view_of<const bf16>(half.data()); }
+  std::vector<bf16, bench::CacheLineAllocator<bf16>> half;  // the bf16 copy, same layout
   // Contiguous BHND copy of the logical tensor.
   std::vector<float> to_bhnd() const {
     const auto v = cview();
@@ -142,6 +152,9 @@ void AttentionTester::check() const {
     p.relative_bias.resize(p.q_heads * (2 * relative_clip_ + 1));
     for (float& x : p.relative_bias) x = normal(rng);
   }
+  if (bf16_) {
+    for (Stored* t : {&q, &k, &v}) t->round_to_bf16();
+  }
   for (auto [to, from] : {std::pair{&p.q, &q}, {&p.k, &k}, {&p.v, &v}}) {
     const std::vector<float> values = from->to_bhnd();
     to->assign(values.begin(), values.end());
@@ -169,7 +182,7 @@ void AttentionTester::check() const {
   if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};
   if (p.block_q > 0) options.block_sparse = {p.block_q, p.block_k, p.visible_blocks};
 
-  INFO("rope=" << p.rope << " alibi=" << p.alibi << " relative=" << relative_clip_);
+  INFO("bf16=" << bf16_ << " rope=" << p.rope << " alibi=" << p.alibi << " relative=" << relative_clip_);
   INFO("mask=" << !p.mask.empty() << " blocks=" << p.visible_blocks.size() << " lengths=" << p.key_lengths.size());
   INFO("B=" << p.batch << " Hq=" << p.q_heads << " Hkv=" << p.kv_heads << " Nq=" << p.nq
             << " Nk=" << p.nk << " D=" << p.d << " Dv=" << p.dv << " window=(" << p.window_left
@@ -186,16 +199,16 @@ void AttentionTester::check() const {
       std::fill(out.data.begin(), out.data.end(), std::nanf(""));
       std::vector<float> lse(p.batch * p.q_heads * p.nq, std::nanf(""));
       const auto lse_view = softmax ? bhn(lse.data(), p.batch, p.q_heads, p.nq) : TensorView<float, 3>{};
-      AttentionStats stats;
-      if (budget_ > 0 || chunk_ > 0) {
-        const auto shape = engine::validate_attention(q.cview(), k.cview(), v.cview(), out.view(), lse_view, options);
+      auto run = [&](const auto& qv, const auto& kv, const auto& vv) {
+        if (budget_ == 0 && chunk_ == 0) return attention(qv, kv, vv, out.view(), options, lse_view);
+        const auto shape = engine::validate_attention(qv, kv, vv, out.view(), lse_view, options);
         engine::FlashPlan plan = engine::make_flash_plan(shape, options);
         if (budget_ > 0) plan.packed_budget_bytes = budget_;
         if (chunk_ > 0) plan.chunk_bytes = chunk_;
-        stats = engine::run_flash_attention(plan, q.cview(), k.cview(), v.cview(), out.view(), lse_view);
-      } else {
-        stats = attention(q.cview(), k.cview(), v.cview(), out.view(), options, lse_view);
-      }
+        return engine::run_flash_attention(plan, qv, kv, vv, out.view(), lse_view);
+      };
+      const AttentionStats stats = bf16_ ? run(q.half_view(), k.half_view(), v.half_view())
+                                         : run(q.cview(), k.cview(), v.cview());
       CHECK(stats.isa == isa);
       CHECK(stats.visible_pairs == expected.visible_pairs);
       const double score_depth = p.additive_w.empty() ? double(p.d) : double(p.additive_w.size());

@@ -65,6 +65,9 @@ class AttentionTester {
   AttentionTester& random_blocks(std::int64_t block_q, std::int64_t block_k, double density) {
     p_.block_q = block_q; p_.block_k = block_k; block_density_ = density; return *this;
   }
+  // q, k and v given as bf16 (the random values rounded to bf16; the reference gets the same
+  // rounded values): the engine widens them and must meet the fp32 tolerance.
+  AttentionTester& bf16_inputs() { bf16_ = true; return *this; }
 
   void check() const;
 
@@ -79,6 +82,7 @@ class AttentionTester {
   std::int64_t budget_ = 0, chunk_ = 0;
   std::int64_t additive_da_ = 0;
   std::int64_t relative_clip_ = -1;
+  bool bf16_ = false;
 };
 
 }  // namespace longattn::testing

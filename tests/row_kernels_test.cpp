@@ -1,11 +1,17 @@
 // The decoding kernels (qk_rows, pv_rows) of every ISA path against plain fp64 loops, over
-// the shapes of for_each_shape, with rows at any alignment and stride.
+// the shapes of for_each_shape, with rows at any alignment and stride; their bf16 forms
+// against the fp32 ones on the widened rows.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
+
+#include "longattn/bf16.hpp"
 
 #include "simd/kernel_table.hpp"
 #include "simd/targets.hpp"
@@ -37,7 +43,8 @@ std::vector<float> random_floats(std::size_t n, std::mt19937& rng) {
 template <class Check>
 void for_each_shape(Check check) {
   for (const longattn::simd::KernelTable* kernels : tables()) {
-    CAPTURE(kernels->name);
+    const std::string name = kernels->name;
+    CAPTURE(name);
     for (std::int64_t rows : {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16}) {
       for (std::int64_t width : {1, 3, 8, 37, 64, 128}) {
         for (std::int64_t count : {1, 2, 3, 5, 33}) {
@@ -51,6 +58,17 @@ void for_each_shape(Check check) {
   }
 }
 
+// x rounded to bf16, and the fp32 values those stand for.
+std::pair<std::vector<longattn::bf16>, std::vector<float>> bf16_and_widened(const std::vector<float>& x) {
+  std::vector<longattn::bf16> half(x.size());
+  std::vector<float> wide(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    half[i] = longattn::bf16(x[i]);
+    wide[i] = static_cast<float>(half[i]);
+  }
+  return {half, wide};
+}
+
 }  // namespace
 
 TEST_CASE("qk_rows: every row against every key, in place, at any row count, depth and stride") {
@@ -59,22 +77,32 @@ TEST_CASE("qk_rows: every row against every key, in place, at any row count, dep
                      std::int64_t count) {
     const std::int64_t ldq = d + 3, ldk = d + 5, lds = count + 2;  // rows apart, unaligned
     const std::vector<float> q = random_floats(rows * ldq + 1, rng), k = random_floats(count * ldk + 1, rng);
-    std::vector<float> s(rows * lds, -7.0f);
     const float scale = 0.375f;
-    kernels.qk_rows(q.data() + 1, rows, ldq, d, k.data() + 1, ldk, count, scale, s.data(), lds);
-    double worst = 0;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      for (std::int64_t c = 0; c < count; ++c) {
-        double dot = 0, magnitude = 0;
-        for (std::int64_t f = 0; f < d; ++f) {
-          dot += double(q[1 + r * ldq + f]) * k[1 + c * ldk + f];
-          magnitude += std::abs(double(q[1 + r * ldq + f]) * k[1 + c * ldk + f]);
-        }
-        worst = std::max(worst, std::abs(s[r * lds + c] - scale * dot) / (scale * magnitude));
+    // The scores against the keys `keys` stands for (k, or its bf16 rounding), checked there.
+    auto check_scores = [&](const auto& keys, const std::vector<float>& key_values) {
+      std::vector<float> s(rows * lds, -7.0f);
+      if constexpr (std::is_same_v<std::decay_t<decltype(keys[0])>, float>) {
+        kernels.qk_rows(q.data() + 1, rows, ldq, d, keys.data() + 1, ldk, count, scale, s.data(), lds);
+      } else {
+        kernels.qk_rows_bf16(q.data() + 1, rows, ldq, d, keys.data() + 1, ldk, count, scale, s.data(), lds);
       }
-      for (std::int64_t c = count; c < lds; ++c) CHECK(s[r * lds + c] == -7.0f);  // nothing past the keys
-    }
-    CHECK(worst < 1e-6);
+      double worst = 0;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        for (std::int64_t c = 0; c < count; ++c) {
+          double dot = 0, magnitude = 0;
+          for (std::int64_t f = 0; f < d; ++f) {
+            dot += double(q[1 + r * ldq + f]) * key_values[1 + c * ldk + f];
+            magnitude += std::abs(double(q[1 + r * ldq + f]) * key_values[1 + c * ldk + f]);
+          }
+          worst = std::max(worst, std::abs(s[r * lds + c] - scale * dot) / (scale * magnitude));
+        }
+        for (std::int64_t c = count; c < lds; ++c) CHECK(s[r * lds + c] == -7.0f);  // nothing past the keys
+      }
+      CHECK(worst < 1e-6);
+    };
+    check_scores(k, k);
+    const auto [k_half, k_wide] = bf16_and_widened(k);  // bf16 key rows, widened as they are loaded
+    check_scores(k_half, k_wide);
   });
 }
 
@@ -107,6 +135,14 @@ TEST_CASE("pv_rows: output rows rescaled, then every key's value row added, at a
         }
       }
       CHECK(worst < 1e-6);
+      // bf16 value rows: the fp32 kernel's bits on the widened values.
+      const auto [v_half, v_wide] = bf16_and_widened(v);
+      std::vector<float> from_half = start, from_wide = start;
+      kernels.pv_rows_bf16(p.data(), rows, ldp, count, v_half.data() + 1, ldv, dv, from_half.data(), ldo,
+                           rescale ? scales.data() : nullptr);
+      kernels.pv_rows(p.data(), rows, ldp, count, v_wide.data() + 1, ldv, dv, from_wide.data(), ldo,
+                      rescale ? scales.data() : nullptr);
+      CHECK(from_half == from_wide);
     }
   });
 }

@@ -32,8 +32,12 @@ std::vector<std::filesystem::path> case_folders(const std::filesystem::path& roo
 // can. Throws longattn::Error when case.json is missing or malformed.
 std::string unsupported_feature(const std::filesystem::path& dir);
 
+// What the case's q, k and v are given to attention() as: the fp32 of the .npy files, or
+// those rounded to bf16 (attention cases only; the README's bf16 tolerance applies).
+enum class Inputs { fp32, bf16 };
+
 // Runs the case in `dir` on `isa` with `threads` threads. Throws longattn::Error when the
 // folder is malformed (missing or unreadable case.json or .npy files).
-CaseResult run_case(const std::filesystem::path& dir, Isa isa, int threads);
+CaseResult run_case(const std::filesystem::path& dir, Isa isa, int threads, Inputs inputs = Inputs::fp32);
 
 }  // namespace longattn::golden

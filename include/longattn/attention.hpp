@@ -1,6 +1,7 @@
 // The kernel entry point: exact attention with streaming softmax, O(n·D) memory.
 #pragma once
 
+#include "longattn/bf16.hpp"
 #include "longattn/error.hpp"
 #include "longattn/export.hpp"
 #include "longattn/options.hpp"
@@ -22,6 +23,14 @@ LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const 
                          HeadsView<const float> v, HeadsView<float> out,
                          const AttentionOptions& options = {},
                          TensorView<float, 3> lse = {});
+
+// The same on bf16 q, k and v (every option, layout and path of the fp32 call): the engine
+// widens them to fp32 as it copies or packs them, computes in fp32 and writes an fp32
+// output, so the result is the fp32 call's on the widened inputs, within fp32 tolerances.
+LONGATTN_API AttentionStats attention(HeadsView<const bf16> q, HeadsView<const bf16> k,
+                                      HeadsView<const bf16> v, HeadsView<float> out,
+                                      const AttentionOptions& options = {},
+                                      TensorView<float, 3> lse = {});
 
 // Frees the scratch the engine keeps between calls and returns the bytes freed. Calls keep the
 // largest buffers of packed keys and values they used (two at most, each within the 32 MiB

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "longattn/attention.hpp"
+#include "longattn/bf16.hpp"
 #include "longattn/error.hpp"
 #include "longattn/machine.hpp"
 #include "longattn/multi_head.hpp"

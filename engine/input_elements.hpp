@@ -1,0 +1,51 @@
+// The element types attention() reads its inputs in (fp32, bf16), as the fp32 the kernels
+// compute in. bf16 widens exactly: the engine runs on the same numbers a caller would get
+// converting the tensors first, without an fp32 copy of them.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "longattn/bf16.hpp"
+#include "simd/kernel_table.hpp"
+
+namespace longattn::engine {
+
+inline float to_float(float x) { return x; }
+inline float to_float(bf16 x) { return static_cast<float>(x); }
+
+// Whether the kernels can read rows of T where they lie (fp32), rather than widened copies.
+template <class T>
+inline constexpr bool kReadInPlace = std::is_same_v<T, float>;
+
+// to[i] = from[i] as fp32 for i < n (contiguous).
+inline void widen(const simd::KernelTable&, const float* from, std::int64_t n, float* to) { std::copy_n(from, n, to); }
+inline void widen(const simd::KernelTable& kernels, const bf16* from, std::int64_t n, float* to) {
+  kernels.widen_bf16(from, n, to);
+}
+
+// The decoding kernels on the caller's key and value rows (KernelTable::qk_rows, pv_rows) in
+// their element type.
+inline void qk_rows(const simd::KernelTable& kernels, const float* q, std::int64_t rows, std::int64_t ldq,
+                    std::int64_t d, const float* keys, std::int64_t ldk, std::int64_t count, float scale, float* s,
+                    std::int64_t lds) {
+  kernels.qk_rows(q, rows, ldq, d, keys, ldk, count, scale, s, lds);
+}
+inline void qk_rows(const simd::KernelTable& kernels, const float* q, std::int64_t rows, std::int64_t ldq,
+                    std::int64_t d, const bf16* keys, std::int64_t ldk, std::int64_t count, float scale, float* s,
+                    std::int64_t lds) {
+  kernels.qk_rows_bf16(q, rows, ldq, d, keys, ldk, count, scale, s, lds);
+}
+inline void pv_rows(const simd::KernelTable& kernels, const float* p, std::int64_t rows, std::int64_t ldp,
+                    std::int64_t count, const float* v, std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo,
+                    const float* row_scale) {
+  kernels.pv_rows(p, rows, ldp, count, v, ldv, dv, o, ldo, row_scale);
+}
+inline void pv_rows(const simd::KernelTable& kernels, const float* p, std::int64_t rows, std::int64_t ldp,
+                    std::int64_t count, const bf16* v, std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo,
+                    const float* row_scale) {
+  kernels.pv_rows_bf16(p, rows, ldp, count, v, ldv, dv, o, ldo, row_scale);
+}
+
+}  // namespace longattn::engine

@@ -1,0 +1,144 @@
+// bf16 inputs: the conversions, the kernels' widening, and attention() on bf16 q, k, v over
+// the shapes, masks, encodings and paths of the fp32 tests (every ISA, threads 1 and 2).
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "longattn/attention.hpp"
+#include "longattn/bf16.hpp"
+#include "simd/kernel_table.hpp"
+#include "tests/attention_tester.hpp"
+#include "tools/golden_cases.hpp"
+
+using longattn::bf16;
+using longattn::testing::AttentionTester;
+using longattn::testing::Layout;
+
+namespace {
+
+std::uint16_t bits_of(float x) { return bf16(x).bits; }
+float from_bits(std::uint32_t bits) { return std::bit_cast<float>(bits); }
+
+}  // namespace
+
+TEST_CASE("bf16 rounds to nearest, ties to even, and widens exactly") {
+  CHECK(bits_of(1.0f) == 0x3f80);
+  CHECK(bits_of(-2.5f) == 0xc020);
+  CHECK(bits_of(from_bits(0x3f808000)) == 0x3f80);  // halfway, even below: down
+  CHECK(bits_of(from_bits(0x3f818000)) == 0x3f82);  // halfway, odd below: up
+  CHECK(bits_of(from_bits(0x3f808001)) == 0x3f81);  // past halfway: up
+  CHECK(bits_of(from_bits(0x3f807fff)) == 0x3f80);
+  CHECK(bits_of(from_bits(0x007f8000)) == 0x0080);  // a denormal rounds up into the normals
+  CHECK(bits_of(0.0f) == 0x0000);
+  CHECK(bits_of(-0.0f) == 0x8000);
+  CHECK(bits_of(std::numeric_limits<float>::infinity()) == 0x7f80);
+  CHECK(bits_of(-std::numeric_limits<float>::infinity()) == 0xff80);
+  CHECK(bits_of(std::numeric_limits<float>::max()) == 0x7f80);  // past the largest bf16
+  CHECK(bits_of(from_bits(0x7f7f7fff)) == 0x7f7f);             // the largest bf16 itself
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(static_cast<float>(bf16(nan))));
+  CHECK(std::isnan(static_cast<float>(bf16(from_bits(0x7f800001)))));  // a payload in the low bits stays NaN
+  CHECK(std::isnan(static_cast<float>(bf16(from_bits(0xff800001)))));
+  for (std::uint32_t b = 0; b < 0x10000; ++b) {  // widening is exact: every value rounds to itself
+    const bf16 x = bf16::from_bits(static_cast<std::uint16_t>(b));
+    const float wide = static_cast<float>(x);
+    CHECK(std::bit_cast<std::uint32_t>(wide) == b << 16);
+    if (!std::isnan(wide)) CHECK(bf16(wide) == x);
+  }
+}
+
+TEST_CASE("every ISA widens bf16 arrays as the scalar conversion does, at any length and offset") {
+  std::vector<bf16> all(0x10000 + 40);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = bf16::from_bits(static_cast<std::uint16_t>(i * 40503u));
+  for (longattn::Isa isa : longattn::testing::runnable_isas()) {
+    CAPTURE(to_string(isa));
+    const auto& kernels = longattn::simd::kernels_for(isa);
+    for (std::int64_t offset : {0, 1, 7}) {
+      for (std::int64_t n : {0, 1, 15, 16, 17, 33, 0x10000}) {
+        std::vector<float> wide(static_cast<std::size_t>(n) + 1, -1.0f);
+        kernels.widen_bf16(all.data() + offset, n, wide.data());
+        bool same = true;
+        for (std::int64_t i = 0; i < n; ++i) {
+          same &= std::bit_cast<std::uint32_t>(wide[i]) == std::uint32_t{all[offset + i].bits} << 16;
+        }
+        CHECK(same);
+        CHECK(wide[n] == -1.0f);  // nothing past n written
+      }
+    }
+  }
+}
+
+TEST_CASE("attention on bf16 q, k, v: odd sizes and the fp32 tolerance on the widened inputs") {
+  for (std::int64_t n : {1, 7, 65}) {
+    for (std::int64_t d : {1, 3, 80, 256}) {
+      CAPTURE(n);
+      CAPTURE(d);
+      AttentionTester().n(n).d(d).heads(2).bf16_inputs().check();
+    }
+  }
+  AttentionTester().n(1000).d(64).bf16_inputs().check();
+  AttentionTester().n(4099).d(80).causal().bf16_inputs().check();
+  AttentionTester().batch(2).heads(6, 2).tokens(300, 700).dims(64, 40).scale(0.3).bf16_inputs().check();
+  // Logits in the hundreds: the reference takes the same rounded inputs, so the engine's error
+  // is its own (the golden large_logits case, judged against unrounded inputs, is not run here).
+  AttentionTester().n(500).d(64).value_range(6.0f).bf16_inputs().check();
+}
+
+TEST_CASE("bf16 inputs in every layout, with masks, encodings and the other normalizers") {
+  for (Layout layout : {Layout::bnhd, Layout::bhdn}) {
+    AttentionTester().batch(2).heads(4, 2).n(300).d(48).causal().layout(layout).bf16_inputs().check();
+  }
+  AttentionTester().heads(4, 2).n(900).d(64).window(100, 20).rope("half").alibi().bf16_inputs().check();
+  AttentionTester().heads(2).n(500).d(32).rope("interleaved").relative_bias(8).layout(Layout::bhdn).bf16_inputs().check();
+  AttentionTester().batch(2).n(400).d(64).key_lengths({400, 123}).random_mask(0.3).bf16_inputs().check();
+  AttentionTester().n(600).d(32).random_blocks(64, 64, 0.5).bf16_inputs().check();
+  AttentionTester().n(700).d(64).window(60, 60).bf16_inputs().check();  // bands
+  AttentionTester().heads(16).n(200).d(64).bf16_inputs().check();      // short heads
+  for (const char* normalizer : {"sigmoid", "relu", "linear"}) {
+    CAPTURE(normalizer);
+    AttentionTester().heads(4, 2).n(500).d(32).causal().normalizer(normalizer).bf16_inputs().check();
+  }
+  AttentionTester().n(300).d(16).additive(8).layout(Layout::bnhd).bf16_inputs().check();
+}
+
+TEST_CASE("bf16 inputs through key chunks and split keys (decoding)") {
+  AttentionTester().heads(4, 2).n(900).d(64).causal().chunk_bytes(64 << 10).bf16_inputs().check();
+  AttentionTester().tokens(100, 3000).d(64).packed_budget(64 << 10).bf16_inputs().check();
+  AttentionTester().tokens(1, 5000).d(64).causal().bf16_inputs().check();
+  AttentionTester().heads(32, 8).tokens(1, 3000).d(128).chunk_bytes(64 << 10).bf16_inputs().check();
+  AttentionTester().heads(8, 1).tokens(4, 2000).dims(64, 40).chunk_bytes(32 << 10).layout(Layout::bnhd).bf16_inputs().check();
+  AttentionTester().heads(4, 2).tokens(1, 4099).d(128).alibi().rope("half").chunk_bytes(64 << 10).bf16_inputs().check();
+  AttentionTester().heads(2).tokens(3, 1500).d(3).key_lengths({1000}).chunk_bytes(16 << 10).bf16_inputs().check();
+}
+
+TEST_CASE("golden attention cases on bf16 inputs, within the README's bf16 tolerance") {
+  namespace golden = longattn::golden;
+  const std::filesystem::path root = golden::golden_root(LONGATTN_DEFAULT_GOLDEN_DIR);
+  REQUIRE(std::filesystem::is_directory(root));
+  int ran = 0;
+  std::string skipped;
+  for (const std::filesystem::path& dir : golden::case_folders(root)) {
+    for (longattn::Isa isa : longattn::testing::runnable_isas()) {
+      for (int threads : {1, 2}) {
+        const golden::CaseResult r = golden::run_case(dir, isa, threads, golden::Inputs::bf16);
+        if (r.status == golden::CaseResult::Status::skipped) {
+          if (isa == longattn::testing::runnable_isas().front() && threads == 1) {
+            skipped += "  " + dir.filename().string() + " (" + r.detail + ")\n";
+          }
+          continue;
+        }
+        INFO(dir.filename().string() << " on " << to_string(isa) << ", " << threads << " threads: " << r.detail);
+        CHECK(r.status == golden::CaseResult::Status::passed);
+        ran += isa == longattn::testing::runnable_isas().front() && threads == 1;
+      }
+    }
+  }
+  MESSAGE("golden on bf16 inputs: ran " << ran << " attention cases; skipped:\n" << skipped);
+  CHECK(ran >= 20);
+}
