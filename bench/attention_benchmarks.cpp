@@ -1,7 +1,7 @@
 // Google Benchmark suite: the attention kernel at long n: full, causal, sigmoid (D = 64, 128),
 // RoPE and ALiBi, windows, linear attention (up to n = 2^20), a block-sparse layout, decoding
-// (one new token against n keys), many short heads (BERT's shapes), and the multi-head layer
-// (E = 512, 8 heads) with its projections.
+// (one new token against n keys, fp32 and bf16 caches), many short heads (BERT's shapes), and
+// the multi-head layer (E = 512, 8 heads) with its projections.
 // Counters: GFLOP/s (DESIGN.md §4 FLOPs), % of the measured fp32 peak, scratch bytes.
 // A single head, batch 1 (the short heads aside), so n = 65536 stays a few seconds per
 // iteration; --benchmark_filter picks sizes, LONGATTN_ISA the path. Output works with Google
@@ -105,24 +105,35 @@ void sparse_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
 
+// The random tensor of `elements` values (bench::random_tensor's) as element type T.
+template <class T>
+std::vector<T, longattn::bench::CacheLineAllocator<T>> random_as(std::int64_t elements, unsigned seed) {
+  const longattn::bench::Tensor x = longattn::bench::random_tensor(elements, seed);
+  std::vector<T, longattn::bench::CacheLineAllocator<T>> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) y[i] = T(x[i]);
+  return y;
+}
+
 // Decoding: one query per head against n cached keys (causal, bottom-right aligned), Hq query
-// heads on Hkv kv heads, D = 128; memory-bound, so the counter is the rate k and v are read at.
+// heads on Hkv kv heads, D = 128, q, k and v of element type T (fp32 or bf16); memory-bound,
+// so the counter is the rate k and v are read at.
+template <class T>
 void BM_decode(benchmark::State& state) {
   const std::int64_t n = state.range(0), hq = state.range(1), hkv = state.range(2), d = 128;
-  const auto q = longattn::bench::random_tensor(hq * d, 1), k = longattn::bench::random_tensor(hkv * n * d, 2),
-             v = longattn::bench::random_tensor(hkv * n * d, 3);
+  const auto q = random_as<T>(hq * d, 1), k = random_as<T>(hkv * n * d, 2), v = random_as<T>(hkv * n * d, 3);
   longattn::bench::Tensor out(static_cast<std::size_t>(hq * d));
   longattn::AttentionOptions options;
   options.window = longattn::Window::causal();
   options.threads = static_cast<int>(state.range(3));
   longattn::AttentionStats stats;
   for (auto _ : state) {
-    stats = longattn::attention(longattn::bhnd(q.data(), 1, hq, 1, d), longattn::bhnd(k.data(), 1, hkv, n, d),
-                                longattn::bhnd(v.data(), 1, hkv, n, d), longattn::bhnd(out.data(), 1, hq, 1, d),
+    stats = longattn::attention(longattn::bhnd<const T>(q.data(), 1, hq, 1, d),
+                                longattn::bhnd<const T>(k.data(), 1, hkv, n, d),
+                                longattn::bhnd<const T>(v.data(), 1, hkv, n, d), longattn::bhnd(out.data(), 1, hq, 1, d),
                                 options);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetBytesProcessed(state.iterations() * 2 * hkv * n * d * static_cast<std::int64_t>(sizeof(float)));
+  state.SetBytesProcessed(state.iterations() * 2 * hkv * n * d * static_cast<std::int64_t>(sizeof(T)));
   state.counters["scratch_bytes"] = static_cast<double>(stats.scratch_bytes);
   state.SetLabel(longattn::to_string(stats.isa));
 }
@@ -151,7 +162,8 @@ BENCHMARK_CAPTURE(BM_attention, linear_causal, with_normalizer(longattn::Normali
 BENCHMARK_CAPTURE(BM_attention, sigmoid, with_normalizer(longattn::Normalizer::sigmoid, longattn::Window::full()))
     ->Apply(sizes);
 BENCHMARK(BM_block_sparse)->Apply(sparse_sizes);
-BENCHMARK(BM_decode)->Apply(decode_sizes);
+BENCHMARK_TEMPLATE(BM_decode, float)->Apply(decode_sizes);
+BENCHMARK_TEMPLATE(BM_decode, longattn::bf16)->Apply(decode_sizes);
 BENCHMARK(BM_short_heads)->Apply(short_sizes);
 
 longattn::AttentionOptions with_positions(longattn::RopePairing rope, bool alibi) {

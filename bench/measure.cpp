@@ -10,6 +10,7 @@
 
 #include "bench/onednn_attention.hpp"
 #include "longattn/attention.hpp"
+#include "longattn/bf16.hpp"
 #include "longattn/error.hpp"
 #include "longattn/machine.hpp"
 
@@ -83,6 +84,9 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
       config.mode != "block-sparse") {
     throw Error("mode: expected full, causal, window or block-sparse, got \"" + config.mode + "\"");
   }
+  if (config.dtype != "fp32" && config.dtype != "bf16") {
+    throw Error("dtype: expected fp32 or bf16, got \"" + config.dtype + "\"");
+  }
   if (config.baseline != "onednn" && config.baseline != "none") {
     throw Error("baseline: expected onednn or none, got \"" + config.baseline + "\"");
   }
@@ -97,7 +101,21 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   const auto qv = bhnd(q.data(), B, H, Nq, D), kv = bhnd(k.data(), B, Hkv, N, D),
              vv = bhnd(v.data(), B, Hkv, N, D);
   const auto ov = bhnd(out.data(), B, H, Nq, D);
-  r.kv_bytes = 2 * B * Hkv * N * D * static_cast<std::int64_t>(sizeof(float));
+  // bf16: the same random values rounded, in tensors of their own (the fp32 ones stay for the
+  // baseline).
+  const bool bf16_inputs = config.dtype == "bf16";
+  auto rounded = [&](const Tensor& x) {
+    std::vector<bf16, CacheLineAllocator<bf16>> y(bf16_inputs ? x.size() : 0);
+    for (std::size_t i = 0; i < y.size(); ++i) y[i] = bf16(x[i]);
+    return y;
+  };
+  const auto qh = rounded(q), kh = rounded(k), vh = rounded(v);
+  const auto qhv = bhnd<const bf16>(qh.data(), B, H, Nq, D), khv = bhnd<const bf16>(kh.data(), B, Hkv, N, D),
+             vhv = bhnd<const bf16>(vh.data(), B, Hkv, N, D);
+  auto run = [&](const AttentionOptions& opts) {
+    return bf16_inputs ? attention(qhv, khv, vhv, ov, opts) : attention(qv, kv, vv, ov, opts);
+  };
+  r.kv_bytes = 2 * B * Hkv * N * D * static_cast<std::int64_t>(bf16_inputs ? sizeof(bf16) : sizeof(float));
 
   AttentionOptions options;
   if (config.mode == "causal") options.window = Window::causal();
@@ -133,17 +151,17 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
     // shared machine's drift falls on both alike: medians of each series.
     r.has_plain = true;
     std::vector<double> with_terms, without;
-    stats = attention(qv, kv, vv, ov, options);
-    attention(qv, kv, vv, ov, plain);
+    stats = run(options);
+    run(plain);
     for (int i = 0; i < config.repeats; ++i) {
-      with_terms.push_back(seconds_of([&] { attention(qv, kv, vv, ov, options); }));
-      without.push_back(seconds_of([&] { attention(qv, kv, vv, ov, plain); }));
+      with_terms.push_back(seconds_of([&] { run(options); }));
+      without.push_back(seconds_of([&] { run(plain); }));
     }
     r.longattn.seconds = median(with_terms);
     r.plain.seconds = median(without);
     r.plain.gflops = stats.flops / r.plain.seconds * 1e-9;
   } else {
-    r.longattn.seconds = median_seconds([&] { stats = attention(qv, kv, vv, ov, options); }, config.repeats);
+    r.longattn.seconds = median_seconds([&] { stats = run(options); }, config.repeats);
   }
   r.isa = stats.isa;
   r.flops = stats.flops;

@@ -37,6 +37,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"batch", c.batch},
       {"threads", c.threads},
       {"isa", to_string(r.isa)},
+      {"dtype", c.dtype},
       {"flops", r.flops},
       {"seconds", r.longattn.seconds},
       {"gflops", r.longattn.gflops},
@@ -140,10 +141,10 @@ void print_text(const bench::AttentionBenchResult& r) {
   if (c.alibi) detail += " alibi";
   if (c.relative_clip >= 0) detail += " relative K=" + std::to_string(c.relative_clip);
   const std::string queries = c.nq > 0 && c.nq != c.n ? " nq=" + std::to_string(c.nq) : "";
-  std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld%s D=%lld  threads=%d  isa=%s\n",
+  std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld%s D=%lld  threads=%d  isa=%s  %s inputs\n",
               c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, queries.c_str(), (long long)c.d,
-              c.threads, to_string(r.isa).c_str());
+              c.threads, to_string(r.isa).c_str(), c.dtype.c_str());
   std::printf("  fp32 FMA peak (measured)  %8.1f GFLOP/s\n", r.peak_gflops);
   std::printf("  longattn   %9.4f s  %8.1f GFLOP/s  %5.1f %% of peak  scratch %8.2f MiB\n",
               r.longattn.seconds, r.longattn.gflops, 100.0 * r.longattn.gflops / r.peak_gflops,
@@ -221,6 +222,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", config->batch, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", config->threads, "Worker threads")->check(CLI::PositiveNumber);
   cmd->add_option("--isa", *isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
+  cmd->add_option("--dtype", config->dtype, "Element type of q, k, v: fp32 or bf16 (the baseline runs fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("--baseline", config->baseline, "onednn or none")->check(CLI::IsMember({"onednn", "none"}));
   cmd->add_option("--repeats", config->repeats, "Timed runs after a warm-up; the median is reported")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON object instead of text");
@@ -228,6 +231,7 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([=] {
     if (config->mode == "mha") {
       if (config->nq > 0) throw Error("--nq: the multi-head layer attends over its own n tokens; drop --nq with --mode mha");
+      if (config->dtype != "fp32") throw Error("--dtype: the multi-head layer runs fp32; drop --dtype with --mode mha");
       bench::LayerBenchConfig layer;
       layer.n = config->n, layer.e = *embed, layer.heads = config->heads, layer.kv_heads = config->kv_heads;
       layer.batch = config->batch, layer.threads = config->threads, layer.repeats = config->repeats;
