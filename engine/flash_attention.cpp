@@ -124,7 +124,8 @@ struct RowState {
 
 // Runs a plan on inputs of element type T: fp32, whose rows the kernels may read where they
 // lie, or bf16, widened to fp32 wherever the engine copies or packs rows (queries, key
-// panels, value rows), so that every path computes on the widened numbers.
+// panels, value rows) and by the decoding kernels as they load the caller's key and value
+// rows, so that every path computes on the widened numbers.
 template <class T>
 class FlashRunner {
  public:
@@ -754,10 +755,10 @@ class FlashRunner {
     }
   }
 
-  // The block's query rows, score_depth floats apart: q's own rows where they lie so (the
-  // score scale is in the packed keys), else copied, rotated (RoPE) or projected (additive
-  // scores) into `buffer`. Rows far apart (BNHD) are copied: read in place, 96 rows 2 KiB
-  // apart would fall into a few L1 sets.
+  // The block's query rows, score_depth floats apart: q's own fp32 rows where they lie so (the
+  // score scale is in the packed keys), else copied (bf16: widened), rotated (RoPE) or
+  // projected (additive scores) into `buffer`. Rows far apart (BNHD) are copied: read in
+  // place, 96 rows 2 KiB apart would fall into a few L1 sets.
   const float* query_rows(float* buffer, std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows) const {
     const std::int64_t D = plan_.shape.d;
     const T* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
@@ -918,7 +919,8 @@ class FlashRunner {
     }
     if (masked && !lazy) mask_rows(st, b, i0, r0, n, j0, width, s, lds);
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
-    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0), value_offset = (j0 - keys.begin) * keys.value_stride;
+    const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
+    const std::int64_t value_offset = (j0 - keys.begin) * keys.value_stride;
     auto accumulate = [&](const float* row_scale) {  // acc = acc · row_scale + P V
       if (rows_in_place) {
         pv_rows(kern, s, n, lds, value_keys, keys.caller_value_rows + value_offset, keys.value_stride, plan_.shape.dv,
@@ -984,7 +986,7 @@ class FlashRunner {
                        std::int64_t width, float* s, std::int64_t lds) const {
     const std::int64_t valid = std::min(width, plan_.shape.nk - j0);
     qk_rows(*plan_.kernels, q, n, ldq, plan_.score_depth, keys.key_rows + (j0 - keys.begin) * keys.key_row_stride,
-                           keys.key_row_stride, valid, plan_.key_scale, s, lds);
+            keys.key_row_stride, valid, plan_.key_scale, s, lds);
     for (std::int64_t r = 0; r < n; ++r) std::fill(s + r * lds + valid, s + r * lds + width, kNegInf);
   }
 
