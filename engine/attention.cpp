@@ -11,9 +11,9 @@ namespace longattn {
 
 namespace {
 
-template <class T>
-AttentionStats validate_and_run(const HeadsView<const T>& q, const HeadsView<const T>& k,
-                                const HeadsView<const T>& v, const HeadsView<float>& out,
+template <class Q, class KV>
+AttentionStats validate_and_run(const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                const HeadsView<const KV>& v, const HeadsView<float>& out,
                                 const AttentionOptions& options, const TensorView<float, 3>& lse) {
   const engine::AttentionShape shape = engine::validate_attention(q, k, v, out, lse, options);
   if (options.normalizer == Normalizer::linear) return engine::run_linear_attention(shape, options, q, k, v, out);
@@ -30,6 +30,12 @@ AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
 }
 
 AttentionStats attention(HeadsView<const bf16> q, HeadsView<const bf16> k,
+                         HeadsView<const bf16> v, HeadsView<float> out,
+                         const AttentionOptions& options, TensorView<float, 3> lse) {
+  return validate_and_run(q, k, v, out, options, lse);
+}
+
+AttentionStats attention(HeadsView<const float> q, HeadsView<const bf16> k,
                          HeadsView<const bf16> v, HeadsView<float> out,
                          const AttentionOptions& options, TensorView<float, 3> lse) {
   return validate_and_run(q, k, v, out, options, lse);

@@ -83,9 +83,9 @@ void expect_dim(std::int64_t actual, std::int64_t expected, const char* name, in
 
 }  // namespace
 
-template <class T>
-AttentionShape validate_attention(const HeadsView<const T>& q, const HeadsView<const T>& k,
-                                  const HeadsView<const T>& v, const HeadsView<float>& out,
+template <class Q, class KV>
+AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                  const HeadsView<const KV>& v, const HeadsView<float>& out,
                                   const TensorView<float, 3>& lse,
                                   const AttentionOptions& options) {
   const ByteRange q_bytes = check_view(q, "q"), k_bytes = check_view(k, "k"),
@@ -232,6 +232,9 @@ template AttentionShape validate_attention(const HeadsView<const float>&, const 
                                            const HeadsView<const float>&, const HeadsView<float>&,
                                            const TensorView<float, 3>&, const AttentionOptions&);
 template AttentionShape validate_attention(const HeadsView<const bf16>&, const HeadsView<const bf16>&,
+                                           const HeadsView<const bf16>&, const HeadsView<float>&,
+                                           const TensorView<float, 3>&, const AttentionOptions&);
+template AttentionShape validate_attention(const HeadsView<const float>&, const HeadsView<const bf16>&,
                                            const HeadsView<const bf16>&, const HeadsView<float>&,
                                            const TensorView<float, 3>&, const AttentionOptions&);
 

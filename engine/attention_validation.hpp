@@ -15,11 +15,11 @@ struct AttentionShape {
   std::int64_t group() const { return q_heads / kv_heads; }  // query heads per kv head
 };
 
-// Throws longattn::Error naming the argument, the expected and the actual value. T: float or
-// bf16.
-template <class T>
-AttentionShape validate_attention(const HeadsView<const T>& q, const HeadsView<const T>& k,
-                                  const HeadsView<const T>& v, const HeadsView<float>& out,
+// Throws longattn::Error naming the argument, the expected and the actual value. Q, KV: the
+// element types of q and of k and v (float or bf16).
+template <class Q, class KV>
+AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                  const HeadsView<const KV>& v, const HeadsView<float>& out,
                                   const TensorView<float, 3>& lse, const AttentionOptions& options);
 
 }  // namespace longattn::engine

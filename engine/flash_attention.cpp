@@ -122,15 +122,15 @@ struct RowState {
         tile_max(base + 4 * br), tile_sum(base + 5 * br) {}
 };
 
-// Runs a plan on inputs of element type T: fp32, whose rows the kernels may read where they
-// lie, or bf16, widened to fp32 wherever the engine copies or packs rows (queries, key
-// panels, value rows) and by the decoding kernels as they load the caller's key and value
-// rows, so that every path computes on the widened numbers.
-template <class T>
+// Runs a plan on queries of element type Q and keys and values of type KV: fp32, whose rows
+// the kernels may read where they lie, or bf16, widened to fp32 wherever the engine copies or
+// packs rows (queries, key panels, value rows) and by the decoding kernels as they load the
+// caller's key and value rows, so that every path computes on the widened numbers.
+template <class Q, class KV>
 class FlashRunner {
  public:
-  FlashRunner(const FlashPlan& plan, const HeadsView<const T>& q, const HeadsView<const T>& k,
-              const HeadsView<const T>& v, const HeadsView<float>& out, const TensorView<float, 3>& lse)
+  FlashRunner(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+              const HeadsView<const KV>& v, const HeadsView<float>& out, const TensorView<float, 3>& lse)
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
         layout_{plan.shape.nk, plan.score_depth, plan.shape.dv, plan.kernels->panel_width,
                 plan.dv_padded},
@@ -146,7 +146,7 @@ class FlashRunner {
     // dv_padded floats beside the keys. A vector load split across two lines costs two (in
     // place with unaligned v ran 6 % slower than packed), and rows far apart (6 KiB, as the
     // layer's Q|K|V were) leave every line and page half used (the layer ran 1.28x its parts).
-    const bool values_in_place = kReadInPlace<T> && rows_lie_packed(v_, s.dv, W);
+    const bool values_in_place = kReadInPlace<KV> && rows_lie_packed(v_, s.dv, W);
     const std::int64_t key_bytes = (D + W) * static_cast<std::int64_t>(sizeof(float));  // what a chunk keeps in L2
     const std::int64_t packed_key_bytes = (D + (values_in_place ? 0 : W)) * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t heads = s.batch * s.kv_heads;
@@ -600,18 +600,18 @@ class FlashRunner {
   void queue_key_rows(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t h, std::int64_t j0,
                       std::int64_t j1) const {
     if (j1 <= j0) return;
-    constexpr std::int64_t E = sizeof(T);
-    const T* k_rows = k_.data + b * k_.strides[0] + h * k_.strides[1] + j0 * k_.strides[2];
+    constexpr std::int64_t E = sizeof(KV);
+    const KV* k_rows = k_.data + b * k_.strides[0] + h * k_.strides[1] + j0 * k_.strides[2];
     if (k_.strides[3] == 1) queue.add_rows(k_rows, j1 - j0, plan_.shape.d * E, k_.strides[2] * E);
-    const T* v_rows = v_.data + b * v_.strides[0] + h * v_.strides[1] + j0 * v_.strides[2];
+    const KV* v_rows = v_.data + b * v_.strides[0] + h * v_.strides[1] + j0 * v_.strides[2];
     if (v_.strides[3] == 1) queue.add_rows(v_rows, j1 - j0, plan_.shape.dv * E, v_.strides[2] * E);
   }
 
   // Queues the rows of q and out of query head qh's query block at row i0.
   void queue_rows(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t qh, std::int64_t i0) const {
     const std::int64_t rows = std::min(plan_.block_rows, plan_.shape.nq - i0);
-    constexpr std::int64_t E = sizeof(T), F = sizeof(float);
-    const T* q_rows = q_.data + b * q_.strides[0] + qh * q_.strides[1] + i0 * q_.strides[2];
+    constexpr std::int64_t E = sizeof(Q), F = sizeof(float);
+    const Q* q_rows = q_.data + b * q_.strides[0] + qh * q_.strides[1] + i0 * q_.strides[2];
     if (q_.strides[3] == 1) queue.add_rows(q_rows, rows, plan_.shape.d * E, q_.strides[2] * E);
     const float* out_rows = out_.data + b * out_.strides[0] + qh * out_.strides[1] + i0 * out_.strides[2];
     if (out_.strides[3] == 1) queue.add_rows(out_rows, rows, plan_.shape.dv * F, out_.strides[2] * F);
@@ -640,9 +640,9 @@ class FlashRunner {
     const float* key_panels;  // panel of key `begin` first
     const float* value_rows;  // row of key `begin` first: the caller's fp32 v, or packed rows
     std::int64_t value_stride;  // elements from one value row to the next
-    const T* key_rows = nullptr;  // the caller's row of key `begin` (no panels, no value_rows)
+    const KV* key_rows = nullptr;  // the caller's row of key `begin` (no panels, no value_rows)
     std::int64_t key_row_stride = 0;  // elements from one key row to the next
-    const T* caller_value_rows = nullptr;  // with key_rows: the caller's row of key `begin`
+    const KV* caller_value_rows = nullptr;  // with key_rows: the caller's row of key `begin`
   };
 
   // Where a query block's running state comes from before a KeyChunk and goes after it.
@@ -761,13 +761,13 @@ class FlashRunner {
   // place, 96 rows 2 KiB apart would fall into a few L1 sets.
   const float* query_rows(float* buffer, std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows) const {
     const std::int64_t D = plan_.shape.d;
-    const T* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
+    const Q* q_head = q_.data + b * q_.strides[0] + h * q_.strides[1];
     if (plan_.additive.enabled()) {
       project_queries(q_head, i0, rows, buffer);
       return buffer;
     }
     const std::int64_t first_position = i0 + plan_.shape.nk - plan_.shape.nq;
-    if constexpr (kReadInPlace<T>) {
+    if constexpr (kReadInPlace<Q>) {
       if (plan_.rope.enabled()) {
         for (std::int64_t r = 0; r < rows; ++r) {
           plan_.rope.rotate(q_head + (i0 + r) * q_.strides[2], q_.strides[3], first_position + r, 1.0f, buffer + r * D);
@@ -778,7 +778,7 @@ class FlashRunner {
     }
     for (std::int64_t r = 0; r < rows; ++r) {  // copied (widened), then rotated there
       float* row = buffer + r * D;
-      const T* from = q_head + (i0 + r) * q_.strides[2];
+      const Q* from = q_head + (i0 + r) * q_.strides[2];
       if (q_.strides[3] == 1) {
         widen(*plan_.kernels, from, D, row);
       } else {
@@ -790,12 +790,14 @@ class FlashRunner {
   }
 
   // Row j of head (b, h) of an input where it lies.
-  static const T* caller_row(const HeadsView<const T>& view, std::int64_t b, std::int64_t h, std::int64_t j) {
+  template <class E>
+  static const E* caller_row(const HeadsView<const E>& view, std::int64_t b, std::int64_t h, std::int64_t j) {
     return view.data + b * view.strides[0] + h * view.strides[1] + j * view.strides[2];
   }
   // The same row as the fp32 the packed kernels read in place; other inputs are packed.
-  static const float* row_in_place(const HeadsView<const T>& view, std::int64_t b, std::int64_t h, std::int64_t j) {
-    if constexpr (kReadInPlace<T>) {
+  template <class E>
+  static const float* row_in_place(const HeadsView<const E>& view, std::int64_t b, std::int64_t h, std::int64_t j) {
+    if constexpr (kReadInPlace<E>) {
       return caller_row(view, b, h, j);
     } else {
       return nullptr;
@@ -832,11 +834,11 @@ class FlashRunner {
   }
 
   // Additive scoring: qp[r][a] = Σ_d Wq[a][d] q[i0 + r][d].
-  void project_queries(const T* q_head, std::int64_t i0, std::int64_t rows, float* qp) const {
+  void project_queries(const Q* q_head, std::int64_t i0, std::int64_t rows, float* qp) const {
     const TensorView<const float, 2>& wq = plan_.additive.wq;
     const std::int64_t Da = plan_.score_depth, D = plan_.shape.d;
     for (std::int64_t r = 0; r < rows; ++r) {
-      const T* query = q_head + (i0 + r) * q_.strides[2];
+      const Q* query = q_head + (i0 + r) * q_.strides[2];
       for (std::int64_t a = 0; a < Da; ++a) {
         float sum = 0;
         for (std::int64_t d = 0; d < D; ++d) {
@@ -1093,9 +1095,9 @@ class FlashRunner {
   }
 
   const FlashPlan& plan_;
-  const HeadsView<const T>& q_;
-  const HeadsView<const T>& k_;
-  const HeadsView<const T>& v_;
+  const HeadsView<const Q>& q_;
+  const HeadsView<const KV>& k_;
+  const HeadsView<const KV>& v_;
   const HeadsView<float>& out_;
   const TensorView<float, 3>& lse_;
   PackedHeadLayout layout_;
@@ -1149,11 +1151,11 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
                    options.threads};
 }
 
-template <class T>
-AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const T>& q, const HeadsView<const T>& k,
-                                   const HeadsView<const T>& v, const HeadsView<float>& out,
+template <class Q, class KV>
+AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                   const HeadsView<const KV>& v, const HeadsView<float>& out,
                                    const TensorView<float, 3>& lse) {
-  FlashRunner<T> runner(plan, q, k, v, out, lse);
+  FlashRunner<Q, KV> runner(plan, q, k, v, out, lse);
   return run_on_threads(plan.threads, [&] { return runner.run(); });
 }
 
@@ -1161,6 +1163,9 @@ template AttentionStats run_flash_attention(const FlashPlan&, const HeadsView<co
                                             const HeadsView<const float>&, const HeadsView<const float>&,
                                             const HeadsView<float>&, const TensorView<float, 3>&);
 template AttentionStats run_flash_attention(const FlashPlan&, const HeadsView<const bf16>&,
+                                            const HeadsView<const bf16>&, const HeadsView<const bf16>&,
+                                            const HeadsView<float>&, const TensorView<float, 3>&);
+template AttentionStats run_flash_attention(const FlashPlan&, const HeadsView<const float>&,
                                             const HeadsView<const bf16>&, const HeadsView<const bf16>&,
                                             const HeadsView<float>&, const TensorView<float, 3>&);
 

@@ -40,10 +40,11 @@ struct FlashPlan {
 
 FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options);
 
-// Runs the plan; q, k, v, out, lse must be the views it was validated with. T: float or bf16.
-template <class T>
-AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const T>& q, const HeadsView<const T>& k,
-                                   const HeadsView<const T>& v, const HeadsView<float>& out,
+// Runs the plan; q, k, v, out, lse must be the views it was validated with. Q, KV: float and
+// float, bf16 and bf16, or float and bf16.
+template <class Q, class KV>
+AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                   const HeadsView<const KV>& v, const HeadsView<float>& out,
                                    const TensorView<float, 3>& lse);
 
 }  // namespace longattn::engine

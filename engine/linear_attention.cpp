@@ -27,11 +27,11 @@ void feature_map(const T* x, std::int64_t stride, std::int64_t d, float* phi) {
   }
 }
 
-template <class T>
+template <class Q, class KV>
 class LinearRunner {
  public:
-  LinearRunner(const AttentionShape& s, const AttentionOptions& options, const HeadsView<const T>& q,
-               const HeadsView<const T>& k, const HeadsView<const T>& v, const HeadsView<float>& out)
+  LinearRunner(const AttentionShape& s, const AttentionOptions& options, const HeadsView<const Q>& q,
+               const HeadsView<const KV>& k, const HeadsView<const KV>& v, const HeadsView<float>& out)
       : s_(s), options_(options), q_(q), k_(k), v_(v), out_(out), kern_(simd::kernels_for(options.isa)),
         causal_(options.window == Window::causal()),
         W_((s.dv + kern_.lanes - 1) / kern_.lanes * kern_.lanes),
@@ -98,7 +98,7 @@ class LinearRunner {
                 std::vector<float>& phi, std::vector<float>& value) const {
     for (std::int64_t j = from; j < to; ++j) {
       feature_map(k_.data + b * k_.strides[0] + g * k_.strides[1] + j * k_.strides[2], k_.strides[3], s_.d, phi.data());
-      const T* vj = v_.data + b * v_.strides[0] + g * v_.strides[1] + j * v_.strides[2];
+      const KV* vj = v_.data + b * v_.strides[0] + g * v_.strides[1] + j * v_.strides[2];
       for (std::int64_t c = 0; c < s_.dv; ++c) value[c] = to_float(vj[c * v_.strides[3]]);
       kern_.rank1_update(state, s_.d, W_, phi.data(), value.data());
       for (std::int64_t i = 0; i < s_.d; ++i) state[s_.d * W_ + i] += phi[i];
@@ -140,9 +140,9 @@ class LinearRunner {
 
   const AttentionShape& s_;
   const AttentionOptions& options_;
-  const HeadsView<const T>& q_;
-  const HeadsView<const T>& k_;
-  const HeadsView<const T>& v_;
+  const HeadsView<const Q>& q_;
+  const HeadsView<const KV>& k_;
+  const HeadsView<const KV>& v_;
   const HeadsView<float>& out_;
   const simd::KernelTable& kern_;
   bool causal_;
@@ -151,11 +151,11 @@ class LinearRunner {
 
 }  // namespace
 
-template <class T>
+template <class Q, class KV>
 AttentionStats run_linear_attention(const AttentionShape& shape, const AttentionOptions& options,
-                                    const HeadsView<const T>& q, const HeadsView<const T>& k,
-                                    const HeadsView<const T>& v, const HeadsView<float>& out) {
-  LinearRunner<T> runner(shape, options, q, k, v, out);
+                                    const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                    const HeadsView<const KV>& v, const HeadsView<float>& out) {
+  LinearRunner<Q, KV> runner(shape, options, q, k, v, out);
   return run_on_threads(options.threads, [&] { return runner.run(); });
 }
 
@@ -164,6 +164,9 @@ template AttentionStats run_linear_attention(const AttentionShape&, const Attent
                                              const HeadsView<const float>&, const HeadsView<float>&);
 template AttentionStats run_linear_attention(const AttentionShape&, const AttentionOptions&,
                                              const HeadsView<const bf16>&, const HeadsView<const bf16>&,
+                                             const HeadsView<const bf16>&, const HeadsView<float>&);
+template AttentionStats run_linear_attention(const AttentionShape&, const AttentionOptions&,
+                                             const HeadsView<const float>&, const HeadsView<const bf16>&,
                                              const HeadsView<const bf16>&, const HeadsView<float>&);
 
 }  // namespace longattn::engine

@@ -12,10 +12,10 @@ namespace longattn::engine {
 // key j visible to query i when j <= i + Nk - Nq, computed chunk-parallel (per-chunk sums,
 // a prefix over chunks, then each chunk of queries from its prefix state), so it runs on
 // every thread and the result does not depend on how many there are.
-// T: float or bf16 (read as fp32).
-template <class T>
+// Q, KV: the element types of q and of k and v (float or bf16, read as fp32).
+template <class Q, class KV>
 AttentionStats run_linear_attention(const AttentionShape& shape, const AttentionOptions& options,
-                                    const HeadsView<const T>& q, const HeadsView<const T>& k,
-                                    const HeadsView<const T>& v, const HeadsView<float>& out);
+                                    const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                    const HeadsView<const KV>& v, const HeadsView<float>& out);
 
 }  // namespace longattn::engine

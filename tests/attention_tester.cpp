@@ -152,8 +152,9 @@ void AttentionTester::check() const {
     p.relative_bias.resize(p.q_heads * (2 * relative_clip_ + 1));
     for (float& x : p.relative_bias) x = normal(rng);
   }
-  if (bf16_) {
-    for (Stored* t : {&q, &k, &v}) t->round_to_bf16();
+  if (bf16_ == Bf16::all) q.round_to_bf16();
+  if (bf16_ != Bf16::none) {
+    for (Stored* t : {&k, &v}) t->round_to_bf16();
   }
   for (auto [to, from] : {std::pair{&p.q, &q}, {&p.k, &k}, {&p.v, &v}}) {
     const std::vector<float> values = from->to_bhnd();
@@ -182,7 +183,7 @@ void AttentionTester::check() const {
   if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};
   if (p.block_q > 0) options.block_sparse = {p.block_q, p.block_k, p.visible_blocks};
 
-  INFO("bf16=" << bf16_ << " rope=" << p.rope << " alibi=" << p.alibi << " relative=" << relative_clip_);
+  INFO("bf16 (0 none, 1 all, 2 k and v)=" << static_cast<int>(bf16_) << " rope=" << p.rope << " alibi=" << p.alibi << " relative=" << relative_clip_);
   INFO("mask=" << !p.mask.empty() << " blocks=" << p.visible_blocks.size() << " lengths=" << p.key_lengths.size());
   INFO("B=" << p.batch << " Hq=" << p.q_heads << " Hkv=" << p.kv_heads << " Nq=" << p.nq
             << " Nk=" << p.nk << " D=" << p.d << " Dv=" << p.dv << " window=(" << p.window_left
@@ -207,8 +208,9 @@ void AttentionTester::check() const {
         if (chunk_ > 0) plan.chunk_bytes = chunk_;
         return engine::run_flash_attention(plan, qv, kv, vv, out.view(), lse_view);
       };
-      const AttentionStats stats = bf16_ ? run(q.half_view(), k.half_view(), v.half_view())
-                                         : run(q.cview(), k.cview(), v.cview());
+      const AttentionStats stats = bf16_ == Bf16::all           ? run(q.half_view(), k.half_view(), v.half_view())
+                                   : bf16_ == Bf16::keys_values ? run(q.cview(), k.half_view(), v.half_view())
+                                                                : run(q.cview(), k.cview(), v.cview());
       CHECK(stats.isa == isa);
       CHECK(stats.visible_pairs == expected.visible_pairs);
       const double score_depth = p.additive_w.empty() ? double(p.d) : double(p.additive_w.size());

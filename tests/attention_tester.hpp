@@ -67,7 +67,9 @@ class AttentionTester {
   }
   // q, k and v given as bf16 (the random values rounded to bf16; the reference gets the same
   // rounded values): the engine widens them and must meet the fp32 tolerance.
-  AttentionTester& bf16_inputs() { bf16_ = true; return *this; }
+  AttentionTester& bf16_inputs() { bf16_ = Bf16::all; return *this; }
+  // fp32 q against bf16 k and v (a bf16 key-value cache), checked the same way.
+  AttentionTester& bf16_keys_values() { bf16_ = Bf16::keys_values; return *this; }
 
   void check() const;
 
@@ -82,7 +84,7 @@ class AttentionTester {
   std::int64_t budget_ = 0, chunk_ = 0;
   std::int64_t additive_da_ = 0;
   std::int64_t relative_clip_ = -1;
-  bool bf16_ = false;
+  enum class Bf16 { none, all, keys_values } bf16_ = Bf16::none;
 };
 
 }  // namespace longattn::testing

@@ -1,5 +1,6 @@
-// bf16 inputs: the conversions, the kernels' widening, and attention() on bf16 q, k, v over
-// the shapes, masks, encodings and paths of the fp32 tests (every ISA, threads 1 and 2).
+// bf16 inputs: the conversions, the kernels' widening, and attention() on bf16 q, k, v (and
+// on fp32 q with bf16 k, v) over the shapes, masks, encodings and paths of the fp32 tests
+// (every ISA, threads 1 and 2).
 #include <doctest/doctest.h>
 
 #include <bit>
@@ -115,6 +116,16 @@ TEST_CASE("bf16 inputs through key chunks and split keys (decoding)") {
   AttentionTester().heads(8, 1).tokens(4, 2000).dims(64, 40).chunk_bytes(32 << 10).layout(Layout::bnhd).bf16_inputs().check();
   AttentionTester().heads(4, 2).tokens(1, 4099).d(128).alibi().rope("half").chunk_bytes(64 << 10).bf16_inputs().check();
   AttentionTester().heads(2).tokens(3, 1500).d(3).key_lengths({1000}).chunk_bytes(16 << 10).bf16_inputs().check();
+}
+
+TEST_CASE("fp32 queries against bf16 keys and values (a bf16 cache)") {
+  AttentionTester().n(300).d(80).causal().bf16_keys_values().check();
+  AttentionTester().heads(4, 2).n(600).d(64).window(64, 0).rope("half").bf16_keys_values().check();
+  AttentionTester().heads(8, 1).tokens(4, 2000).dims(64, 40).layout(Layout::bnhd).bf16_keys_values().check();
+  AttentionTester().heads(32, 8).tokens(1, 3000).d(128).chunk_bytes(64 << 10).bf16_keys_values().check();
+  AttentionTester().heads(8, 2).tokens(40, 2000).d(64).chunk_bytes(64 << 10).bf16_keys_values().check();
+  AttentionTester().n(300).d(16).additive(8).bf16_keys_values().check();
+  AttentionTester().heads(4, 2).n(500).d(32).causal().normalizer("linear").bf16_keys_values().check();
 }
 
 TEST_CASE("golden attention cases on bf16 inputs, within the README's bf16 tolerance") {

@@ -32,6 +32,13 @@ LONGATTN_API AttentionStats attention(HeadsView<const bf16> q, HeadsView<const b
                                       const AttentionOptions& options = {},
                                       TensorView<float, 3> lse = {});
 
+// fp32 queries against bf16 keys and values (a bf16 key-value cache): the same, q read as the
+// fp32 call reads it.
+LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const bf16> k,
+                                      HeadsView<const bf16> v, HeadsView<float> out,
+                                      const AttentionOptions& options = {},
+                                      TensorView<float, 3> lse = {});
+
 // Frees the scratch the engine keeps between calls and returns the bytes freed. Calls keep the
 // largest buffers of packed keys and values they used (two at most, each within the 32 MiB
 // budget), so that attention in a loop reuses their huge pages instead of faulting in fresh
