@@ -84,8 +84,8 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
       config.mode != "block-sparse") {
     throw Error("mode: expected full, causal, window or block-sparse, got \"" + config.mode + "\"");
   }
-  if (config.dtype != "fp32" && config.dtype != "bf16") {
-    throw Error("dtype: expected fp32 or bf16, got \"" + config.dtype + "\"");
+  if (config.dtype != "fp32" && config.dtype != "bf16" && config.dtype != "bf16-kv") {
+    throw Error("dtype: expected fp32, bf16 or bf16-kv, got \"" + config.dtype + "\"");
   }
   if (config.baseline != "onednn" && config.baseline != "none") {
     throw Error("baseline: expected onednn or none, got \"" + config.baseline + "\"");
@@ -102,20 +102,21 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
              vv = bhnd(v.data(), B, Hkv, N, D);
   const auto ov = bhnd(out.data(), B, H, Nq, D);
   // bf16: the same random values rounded, in tensors of their own (the fp32 ones stay for the
-  // baseline).
-  const bool bf16_inputs = config.dtype == "bf16";
-  auto rounded = [&](const Tensor& x) {
-    std::vector<bf16, CacheLineAllocator<bf16>> y(bf16_inputs ? x.size() : 0);
+  // baseline); bf16-kv: k and v alone (fp32 queries against a bf16 cache).
+  const bool bf16_q = config.dtype == "bf16", bf16_kv = config.dtype != "fp32";
+  auto rounded = [&](const Tensor& x, bool wanted) {
+    std::vector<bf16, CacheLineAllocator<bf16>> y(wanted ? x.size() : 0);
     for (std::size_t i = 0; i < y.size(); ++i) y[i] = bf16(x[i]);
     return y;
   };
-  const auto qh = rounded(q), kh = rounded(k), vh = rounded(v);
+  const auto qh = rounded(q, bf16_q), kh = rounded(k, bf16_kv), vh = rounded(v, bf16_kv);
   const auto qhv = bhnd<const bf16>(qh.data(), B, H, Nq, D), khv = bhnd<const bf16>(kh.data(), B, Hkv, N, D),
              vhv = bhnd<const bf16>(vh.data(), B, Hkv, N, D);
   auto run = [&](const AttentionOptions& opts) {
-    return bf16_inputs ? attention(qhv, khv, vhv, ov, opts) : attention(qv, kv, vv, ov, opts);
+    if (bf16_q) return attention(qhv, khv, vhv, ov, opts);
+    return bf16_kv ? attention(qv, khv, vhv, ov, opts) : attention(qv, kv, vv, ov, opts);
   };
-  r.kv_bytes = 2 * B * Hkv * N * D * static_cast<std::int64_t>(bf16_inputs ? sizeof(bf16) : sizeof(float));
+  r.kv_bytes = 2 * B * Hkv * N * D * static_cast<std::int64_t>(bf16_kv ? sizeof(bf16) : sizeof(float));
 
   AttentionOptions options;
   if (config.mode == "causal") options.window = Window::causal();

@@ -56,7 +56,9 @@ struct AttentionBenchConfig {
   std::int64_t batch = 1;
   int threads = 1;
   Isa isa = Isa::automatic;
-  std::string dtype = "fp32";  // fp32 | bf16: q, k, v given to longattn as (the baseline runs fp32)
+  // fp32 | bf16 (q, k, v) | bf16-kv (fp32 q, bf16 k and v): what longattn is given; the
+  // baseline runs fp32.
+  std::string dtype = "fp32";
   std::string baseline = "onednn";  // onednn | none
   int repeats = 3;
 };

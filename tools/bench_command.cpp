@@ -222,8 +222,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", config->batch, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", config->threads, "Worker threads")->check(CLI::PositiveNumber);
   cmd->add_option("--isa", *isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
-  cmd->add_option("--dtype", config->dtype, "Element type of q, k, v: fp32 or bf16 (the baseline runs fp32)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--dtype", config->dtype,
+                  "Element types: fp32, bf16 (q, k, v) or bf16-kv (fp32 q, bf16 k and v); the baseline runs fp32")
+      ->check(CLI::IsMember({"fp32", "bf16", "bf16-kv"}));
   cmd->add_option("--baseline", config->baseline, "onednn or none")->check(CLI::IsMember({"onednn", "none"}));
   cmd->add_option("--repeats", config->repeats, "Timed runs after a warm-up; the median is reported")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON object instead of text");
