@@ -8,7 +8,9 @@ flash-attention kernel for full attention, a materialized path (Q Kᵀ, softmax,
 causal (unidirectional = 1); fp32 only. Each shape is timed in each framework (T threads,
 medians of --repeats runs after a warm-up) and by `longattn bench --baseline none --json`
 (the same shape on random inputs, its own medians), one after another. Decoding shapes
-(--decode-n) are one query per head against n keys, all visible. Before timing, `longattn
+(--decode-n) are one query per head against n keys, all visible. With --kv-heads G < H the
+query heads share G key-value heads (grouped-query attention; PyTorch's enable_gqa, ONNX
+Runtime's MultiHeadAttention has none and is skipped). Before timing, `longattn
 run` and each framework compute the same inputs (n = 300) and their outputs are compared.
 
 Needs numpy and the frameworks from PyPI (those missing are skipped); the build and the
@@ -44,6 +46,7 @@ def median_seconds(run, repeats):
 class PyTorch:
     name = "pytorch"
     dtypes = ("fp32", "bf16")
+    grouped = True
 
     def __init__(self):
         import torch
@@ -56,13 +59,15 @@ class PyTorch:
         torch.set_num_threads(threads)
         kind = torch.bfloat16 if dtype == "bf16" else torch.float32
         tq, tk, tv = (torch.from_numpy(x).to(kind) for x in (q, k, v))
-        run = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+        gqa = k.shape[1] != q.shape[1]
+        run = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal, enable_gqa=gqa)
         return run, lambda: run().float().numpy()
 
 
 class OnnxRuntime:
     name = "onnxruntime"
     dtypes = ("fp32",)
+    grouped = False
 
     def __init__(self):
         import onnxruntime
@@ -103,9 +108,10 @@ def bsd(x):
     return np.ascontiguousarray(x.transpose(0, 2, 1, 3).reshape(b, n, h * d))
 
 
-def longattn_bench(binary, n, nq, d, heads, threads, causal, dtype, repeats):
+def longattn_bench(binary, n, nq, d, heads, kv_heads, threads, causal, dtype, repeats):
     args = [str(binary), "bench", "--mode", "causal" if causal else "full", "--n", str(n), "--nq", str(nq),
-            "--d", str(d), "--heads", str(heads), "--threads", str(threads), "--dtype", dtype,
+            "--d", str(d), "--heads", str(heads), "--kv-heads", str(kv_heads), "--threads", str(threads),
+            "--dtype", dtype,
             "--baseline", "none", "--repeats", str(repeats), "--json"]
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
@@ -126,9 +132,10 @@ def main():
     parser.add_argument("--frameworks", nargs="+", default=["pytorch", "onnxruntime"])
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                         help="bf16: q, k, v rounded to bf16 for every side (frameworks without bf16 skipped)")
-    parser.add_argument("--n", type=int, nargs="+", default=[4096, 16384])
+    parser.add_argument("--n", type=int, nargs="*", default=[4096, 16384])
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--kv-heads", type=int, help="key-value heads (default: --heads)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--causal-n", type=int, nargs="*", default=[4096])
     parser.add_argument("--decode-n", type=int, nargs="*", default=[65536],
@@ -137,26 +144,31 @@ def main():
     parser.add_argument("--longattn", type=pathlib.Path, default=ROOT / "build/release/tools/longattn")
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows as JSON here")
     a = parser.parse_args()
+    kv_heads = a.kv_heads or a.heads
 
     known = {"pytorch": (PyTorch, "torch"), "onnxruntime": (OnnxRuntime, "onnxruntime")}
     frameworks = []
     for name in a.frameworks:
         cls, module = known[name]
-        if importlib.util.find_spec(module) is None or a.dtype not in cls.dtypes:
-            print(f"{name}: skipped ({'not installed' if importlib.util.find_spec(module) is None else 'no ' + a.dtype})")
+        missing = ("not installed" if importlib.util.find_spec(module) is None
+                   else f"no {a.dtype}" if a.dtype not in cls.dtypes
+                   else "no grouped-query heads" if kv_heads != a.heads and not cls.grouped else "")
+        if missing:
+            print(f"{name}: skipped ({missing})")
             continue
         frameworks.append(cls())
     print(f"longattn {a.longattn}; " + ", ".join(f"{f.name} {f.version}" for f in frameworks) + f"; {a.dtype}")
 
     rng = np.random.default_rng(7)
-    q, k, v = (rng.standard_normal((1, a.heads, 300, a.d), dtype=np.float32) for _ in range(3))
+    q = rng.standard_normal((1, a.heads, 300, a.d), dtype=np.float32)
+    k, v = (rng.standard_normal((1, kv_heads, 300, a.d), dtype=np.float32) for _ in range(2))
     if a.dtype == "bf16":  # longattn run reads fp32: values bf16 holds exactly
         q, k, v = ((x.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32) for x in (q, k, v))
     for causal in (False, True):
         ours = longattn_run(a.longattn, q, k, v, causal)
         for f in frameworks:
             error = float(np.max(np.abs(ours - f.attention(q, k, v, causal, 1, a.dtype)[1]())))
-            print(f"cross-check ({'causal' if causal else 'full'}, n = 300, H = {a.heads}, D = {a.d}): "
+            print(f"cross-check ({'causal' if causal else 'full'}, n = 300, H = {a.heads}/{kv_heads}, D = {a.d}): "
                   f"max |longattn - {f.name}| = {error:.2e}")
             if error > (5e-2 if a.dtype == "bf16" else 1e-4):
                 sys.exit("they disagree: the timings would not compare the same computation")
@@ -168,10 +180,11 @@ def main():
     for causal, nq, n in shapes:
         rng = np.random.default_rng(n)
         q = rng.standard_normal((1, a.heads, nq, a.d), dtype=np.float32)
-        k, v = (rng.standard_normal((1, a.heads, n, a.d), dtype=np.float32) for _ in range(2))
+        k, v = (rng.standard_normal((1, kv_heads, n, a.d), dtype=np.float32) for _ in range(2))
         for threads in a.threads:
-            ours = longattn_bench(a.longattn, n, nq, a.d, a.heads, threads, causal, a.dtype, a.repeats)
+            ours = longattn_bench(a.longattn, n, nq, a.d, a.heads, kv_heads, threads, causal, a.dtype, a.repeats)
             row = {"mode": "causal" if causal else "full", "nq": nq, "n": n, "d": a.d, "heads": a.heads,
+                   "kv_heads": kv_heads,
                    "threads": threads, "dtype": a.dtype, "isa": ours["isa"], "flops": ours["flops"],
                    "longattn_seconds": ours["seconds"], "longattn_gflops": ours["gflops"]}
             line = f"{row['mode']:6} {nq:>6} {n:>6} {threads:>2} {ours['seconds']:>11.4f} {ours['gflops']:>8.1f}"
