@@ -320,17 +320,21 @@ void add_golden_command(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto isa = std::make_shared<std::string>("auto");
   auto threads = std::make_shared<int>(0);
+  auto dtype = std::make_shared<std::string>("fp32");
   CLI::App* cmd = app.add_subcommand("golden", "Run a folder of golden cases and report pass/fail per case");
   cmd->add_option("dir", *dir, "Folder of case folders (each with case.json and .npy files)")
       ->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--isa", *isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   cmd->add_option("--threads", *threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--dtype", *dtype, "q, k, v as given (fp32) or rounded to bf16 (attention cases, bf16 tolerance)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->callback([=] {
     const std::vector<fs::path> cases = golden::case_folders(*dir);
     int passed = 0, failed = 0, skipped = 0;
     for (const fs::path& c : cases) {
       using Status = golden::CaseResult::Status;
-      const golden::CaseResult r = golden::run_case(c, parse_isa(*isa), *threads);
+      const golden::CaseResult r = golden::run_case(c, parse_isa(*isa), *threads,
+                                                    *dtype == "bf16" ? golden::Inputs::bf16 : golden::Inputs::fp32);
       const char* word = r.status == Status::passed ? "pass" : r.status == Status::failed ? "FAIL" : "skip";
       (r.status == Status::passed ? passed : r.status == Status::failed ? failed : skipped)++;
       std::printf("%-4s %-32s %s\n", word, c.filename().c_str(), r.detail.c_str());
