@@ -463,9 +463,9 @@ inline void prefetch_row(const void* p, std::int64_t bytes) {
 template <class V>
 inline V load_row(const float* p) { return V::load(p); }
 template <class V>
-inline V load_row(const bf16* p) { return V::load_bf16(reinterpret_cast<const std::uint16_t*>(p)); }
+inline V load_row(const bf16* p) { return V::load_bf16(p); }
 inline float widened(float x) { return x; }
-inline float widened(bf16 x) { return widened_bf16(x.bits); }
+inline float widened(bf16 x) { return static_cast<float>(x); }
 
 // Query rows per pass of qk_row_pass, and accumulators per row: a key's dot product split in
 // two chains so that its FMAs do not wait on one another (a key row of D = 128 is 16 AVX2
@@ -702,10 +702,9 @@ float max_of(const float* x, std::int64_t n) {
 // to[i] = from[i] widened to fp32, for i < n.
 template <class V>
 void widen_bf16(const bf16* from, std::int64_t n, float* to) {
-  const auto* bits = reinterpret_cast<const std::uint16_t*>(from);
   std::int64_t i = 0;
-  for (; i + V::lanes <= n; i += V::lanes) V::load_bf16(bits + i).store(to + i);
-  for (; i < n; ++i) to[i] = widened_bf16(bits[i]);
+  for (; i + V::lanes <= n; i += V::lanes) V::load_bf16(from + i).store(to + i);
+  for (; i < n; ++i) to[i] = static_cast<float>(from[i]);
 }
 
 template <class V>

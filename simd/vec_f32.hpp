@@ -16,6 +16,8 @@
 #include <cstring>
 #include <limits>
 
+#include "longattn/bf16.hpp"
+
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -59,14 +61,6 @@ inline constexpr float kExp2Overflow = 128.0f;
 
 struct ScalarArch {};
 
-// A bf16 value (the upper half of an fp32 bit pattern) as the fp32 it stands for.
-inline float widened_bf16(std::uint16_t bits) {
-  const std::uint32_t wide = static_cast<std::uint32_t>(bits) << 16;
-  float x;
-  std::memcpy(&x, &wide, sizeof x);
-  return x;
-}
-
 template <class Arch>
 struct VecF32 {
   using batch = xsimd::batch<float, Arch>;
@@ -75,7 +69,7 @@ struct VecF32 {
 
   static VecF32 load(const float* p) { return {batch::load_unaligned(p)}; }
   // `lanes` bf16 values (the upper halves of fp32 bit patterns) widened to fp32: exact.
-  static VecF32 load_bf16(const std::uint16_t* p) {
+  static VecF32 load_bf16(const bf16* p) {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) {
       const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -89,7 +83,7 @@ struct VecF32 {
     }
 #endif
     alignas(64) float widened[lanes];
-    for (int i = 0; i < lanes; ++i) widened[i] = widened_bf16(p[i]);
+    for (int i = 0; i < lanes; ++i) widened[i] = static_cast<float>(p[i]);
     return {batch::load_aligned(widened)};
   }
   static VecF32 broadcast(float x) { return {batch(x)}; }
@@ -355,7 +349,7 @@ struct VecF32<ScalarArch> {
   float v;
 
   static VecF32 load(const float* p) { return {*p}; }
-  static VecF32 load_bf16(const std::uint16_t* p) { return {widened_bf16(*p)}; }
+  static VecF32 load_bf16(const bf16* p) { return {static_cast<float>(*p)}; }
   static VecF32 broadcast(float x) { return {x}; }
   static VecF32 zero() { return {0.0f}; }
   void store(float* p) const { *p = v; }
