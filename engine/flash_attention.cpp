@@ -778,12 +778,7 @@ class FlashRunner {
     }
     for (std::int64_t r = 0; r < rows; ++r) {  // copied (widened), then rotated there
       float* row = buffer + r * D;
-      const Q* from = q_head + (i0 + r) * q_.strides[2];
-      if (q_.strides[3] == 1) {
-        widen(*plan_.kernels, from, D, row);
-      } else {
-        for (std::int64_t d = 0; d < D; ++d) row[d] = to_float(from[d * q_.strides[3]]);
-      }
+      widen_row(*plan_.kernels, q_head + (i0 + r) * q_.strides[2], q_.strides[3], D, row);
       if (plan_.rope.enabled()) plan_.rope.rotate(row, 1, first_position + r, 1.0f, row);
     }
     return buffer;

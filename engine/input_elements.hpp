@@ -25,6 +25,16 @@ inline void widen(const simd::KernelTable& kernels, const bf16* from, std::int64
   kernels.widen_bf16(from, n, to);
 }
 
+// to[0 .. n) = the n features of one row, `stride` elements apart, as fp32.
+template <class T>
+void widen_row(const simd::KernelTable& kernels, const T* from, std::int64_t stride, std::int64_t n, float* to) {
+  if (stride == 1) {
+    widen(kernels, from, n, to);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) to[i] = to_float(from[i * stride]);
+  }
+}
+
 // The decoding kernels on the caller's key and value rows (KernelTable::qk_rows, pv_rows) in
 // their element type.
 inline void qk_rows(const simd::KernelTable& kernels, const float* q, std::int64_t rows, std::int64_t ldq,

@@ -6,19 +6,6 @@
 #include "engine/input_elements.hpp"
 
 namespace longattn::engine {
-namespace {
-
-// to[0 .. d) = features of one row `stride` elements apart, as fp32.
-template <class T>
-void widen_row(const simd::KernelTable& kernels, const T* from, std::int64_t stride, std::int64_t d, float* to) {
-  if (stride == 1) {
-    widen(kernels, from, d, to);
-  } else {
-    for (std::int64_t i = 0; i < d; ++i) to[i] = to_float(from[i * stride]);
-  }
-}
-
-}  // namespace
 
 template <class T>
 void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>& k,

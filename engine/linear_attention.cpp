@@ -98,8 +98,8 @@ class LinearRunner {
                 std::vector<float>& phi, std::vector<float>& value) const {
     for (std::int64_t j = from; j < to; ++j) {
       feature_map(k_.data + b * k_.strides[0] + g * k_.strides[1] + j * k_.strides[2], k_.strides[3], s_.d, phi.data());
-      const KV* vj = v_.data + b * v_.strides[0] + g * v_.strides[1] + j * v_.strides[2];
-      for (std::int64_t c = 0; c < s_.dv; ++c) value[c] = to_float(vj[c * v_.strides[3]]);
+      widen_row(kern_, v_.data + b * v_.strides[0] + g * v_.strides[1] + j * v_.strides[2], v_.strides[3], s_.dv,
+                value.data());
       kern_.rank1_update(state, s_.d, W_, phi.data(), value.data());
       for (std::int64_t i = 0; i < s_.d; ++i) state[s_.d * W_ + i] += phi[i];
     }
