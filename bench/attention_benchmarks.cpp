@@ -11,6 +11,7 @@
 #include <array>
 #include <chrono>
 #include <map>
+#include <type_traits>
 #include <vector>
 
 #include "bench/measure.hpp"
@@ -107,11 +108,12 @@ void sparse_sizes(benchmark::internal::Benchmark* b) {
 
 // The random tensor of `elements` values (bench::random_tensor's) as element type T.
 template <class T>
-std::vector<T, longattn::bench::CacheLineAllocator<T>> random_as(std::int64_t elements, unsigned seed) {
-  const longattn::bench::Tensor x = longattn::bench::random_tensor(elements, seed);
-  std::vector<T, longattn::bench::CacheLineAllocator<T>> y(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) y[i] = T(x[i]);
-  return y;
+auto random_as(std::int64_t elements, unsigned seed) {
+  if constexpr (std::is_same_v<T, longattn::bf16>) {
+    return longattn::bench::rounded_to_bf16(longattn::bench::random_tensor(elements, seed));
+  } else {
+    return longattn::bench::random_tensor(elements, seed);
+  }
 }
 
 // Decoding: one query per head against n cached keys (causal, bottom-right aligned), Hq query

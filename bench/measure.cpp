@@ -10,7 +10,6 @@
 
 #include "bench/onednn_attention.hpp"
 #include "longattn/attention.hpp"
-#include "longattn/bf16.hpp"
 #include "longattn/error.hpp"
 #include "longattn/machine.hpp"
 
@@ -68,6 +67,12 @@ Tensor random_tensor(std::int64_t elements, unsigned seed) {
   return t;
 }
 
+Bf16Tensor rounded_to_bf16(const Tensor& x) {
+  Bf16Tensor y(x.size());
+  std::transform(x.begin(), x.end(), y.begin(), [](float e) { return bf16(e); });
+  return y;
+}
+
 std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t nq, std::int64_t nk, std::int64_t block,
                                                        double density) {
   std::mt19937 rng(7);
@@ -104,12 +109,8 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   // bf16: the same random values rounded, in tensors of their own (the fp32 ones stay for the
   // baseline); bf16-kv: k and v alone (fp32 queries against a bf16 cache).
   const bool bf16_q = config.dtype == "bf16", bf16_kv = config.dtype != "fp32";
-  auto rounded = [&](const Tensor& x, bool wanted) {
-    std::vector<bf16, CacheLineAllocator<bf16>> y(wanted ? x.size() : 0);
-    for (std::size_t i = 0; i < y.size(); ++i) y[i] = bf16(x[i]);
-    return y;
-  };
-  const auto qh = rounded(q, bf16_q), kh = rounded(k, bf16_kv), vh = rounded(v, bf16_kv);
+  const Bf16Tensor qh = bf16_q ? rounded_to_bf16(q) : Bf16Tensor{};
+  const Bf16Tensor kh = bf16_kv ? rounded_to_bf16(k) : Bf16Tensor{}, vh = bf16_kv ? rounded_to_bf16(v) : Bf16Tensor{};
   const auto qhv = bhnd<const bf16>(qh.data(), B, H, Nq, D), khv = bhnd<const bf16>(kh.data(), B, Hkv, N, D),
              vhv = bhnd<const bf16>(vh.data(), B, Hkv, N, D);
   auto run = [&](const AttentionOptions& opts) {

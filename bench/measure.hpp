@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bench/cache_line_allocator.hpp"
+#include "longattn/bf16.hpp"
 #include "longattn/options.hpp"
 
 namespace longattn::bench {
@@ -35,6 +36,10 @@ std::int64_t status_bytes(const std::string& field);
 // `elements` floats, uniform with mean 0 and variance 1, a pure function of (seed, index):
 // fast enough to fill the gigabytes of a million-token run.
 Tensor random_tensor(std::int64_t elements, unsigned seed);
+
+// x's values rounded to bf16, stored like a Tensor (cache-line aligned).
+using Bf16Tensor = std::vector<bf16, CacheLineAllocator<bf16>>;
+Bf16Tensor rounded_to_bf16(const Tensor& x);
 
 // A block-sparse layout of an nq × nk score matrix in block × block tiles, each visible with
 // `density` (seeded: the same layout every run).

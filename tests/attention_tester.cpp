@@ -183,7 +183,8 @@ void AttentionTester::check() const {
   if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};
   if (p.block_q > 0) options.block_sparse = {p.block_q, p.block_k, p.visible_blocks};
 
-  INFO("bf16 (0 none, 1 all, 2 k and v)=" << static_cast<int>(bf16_) << " rope=" << p.rope << " alibi=" << p.alibi << " relative=" << relative_clip_);
+  INFO("bf16 (0 none, 1 all, 2 k and v)=" << static_cast<int>(bf16_) << " rope=" << p.rope << " alibi=" << p.alibi
+                                          << " relative=" << relative_clip_);
   INFO("mask=" << !p.mask.empty() << " blocks=" << p.visible_blocks.size() << " lengths=" << p.key_lengths.size());
   INFO("B=" << p.batch << " Hq=" << p.q_heads << " Hkv=" << p.kv_heads << " Nq=" << p.nq
             << " Nk=" << p.nk << " D=" << p.d << " Dv=" << p.dv << " window=(" << p.window_left
