@@ -373,9 +373,12 @@ TEST_CASE("additive (Bahdanau) scores, with every normalizer that has scores") {
 #if defined(__x86_64__)
 #include <xmmintrin.h>
 TEST_CASE("denormals are flushed inside the kernel only: the caller's MXCSR is left as it was") {
-  const unsigned before = _mm_getcsr();
+  // Only the control bits: the exception flags (bits 0-5) are sticky and the tester's own
+  // arithmetic sets "inexact", so comparing them failed when this case ran alone.
+  constexpr unsigned kControlBits = ~0x3Fu;
+  const unsigned before = _mm_getcsr() & kControlBits;
   AttentionTester().heads(4).n(300).d(16).alibi().check();
-  CHECK(_mm_getcsr() == before);
+  CHECK((_mm_getcsr() & kControlBits) == before);
   CHECK((before & 0x8040u) == 0u);  // the default mode: no flushing leaked to this thread
 }
 #endif
