@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "bench/cache_line_allocator.hpp"
@@ -41,7 +43,21 @@ std::vector<Isa> runnable_isas() {
   for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar}) {
     if (simd::cpu_supports(isa)) isas.push_back(isa);
   }
-  return isas;
+  // LONGATTN_TEST_ISAS=avx512[,avx2,...] narrows them: under an emulator
+  // (scripts/emulated_avx512.sh) one path is all there is time for. A path the CPU cannot
+  // run is an error, never a suite that silently tests nothing.
+  const char* only = std::getenv("LONGATTN_TEST_ISAS");
+  if (only == nullptr || *only == '\0') return isas;
+  std::vector<Isa> named;
+  std::istringstream names(only);
+  for (std::string name; std::getline(names, name, ',');) {
+    const Isa isa = parse_isa(name);
+    if (!simd::cpu_supports(isa)) {
+      throw Error("LONGATTN_TEST_ISAS: this CPU cannot run " + name);
+    }
+    named.push_back(isa);
+  }
+  return named;
 }
 
 namespace {

@@ -20,7 +20,8 @@ enum class Layout { bhnd, bnhd, bhdn };
 bool within_tolerance(const std::vector<float>& actual, const std::vector<double>& expected,
                       double max_abs_score, double max_abs_value, double rel = 1e-5);
 
-// The ISA paths this CPU runs (the scalar one always).
+// The ISA paths this CPU runs (the scalar one always), or those of them that
+// LONGATTN_TEST_ISAS names (throws Error if it names one the CPU cannot run).
 std::vector<Isa> runnable_isas();
 
 class AttentionTester {
