@@ -6,7 +6,9 @@
 #
 #   scripts/emulated_avx512.sh [CASE_PATTERN]    # doctest -tc pattern, default: every case
 #
-# Slow (about 30 MIPS): boot about 2 min, the whole suite about 45 min. Not part of
+# Slow (Bochs runs about 30 M instructions/s): boot about a minute, most cases 10 s to
+# 10 min, the slowest three (long sequences, key chunks, growing row max) far longer, so pass
+# a pattern. LONGATTN_EMULATOR_TIMEOUT (seconds, default 7200) bounds the run. Not part of
 # scripts/test.sh; run it when the AVX-512 kernels change and no AVX-512 machine is at hand.
 # Exits non-zero when a case fails or the guest does not finish.
 set -euo pipefail
