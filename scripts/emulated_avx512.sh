@@ -18,20 +18,9 @@ pattern=${1:-*}
 work=$repo/build/emulated-avx512
 mkdir -p "$work"
 
-packages=(bochs bochsbios vgabios busybox-static cpio grub-pc-bin grub-common xorriso mtools
-          linux-source-6.1 flex bison bc libelf-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
-scripts/install-deps.sh
+# The emulator, the guest's tools, and the kernel's source and build tools.
+scripts/install-deps.sh bochs bochsbios vgabios busybox-static cpio grub-pc-bin grub-common \
+  xorriso mtools linux-source-6.1 flex bison bc libelf-dev
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build/release -j "$(nproc)" --target longattn_tests
 

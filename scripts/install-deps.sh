@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages longattn builds with, skipping those already there.
+# Installs the Debian 12 packages longattn builds with, and any packages named as arguments
+# (what a script needs beyond the build), skipping those already there.
 # Runs as root, or through sudo otherwise. Safe to run again.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev libtbb-dev libxsimd-dev xtl-dev doctest-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
   clang libclang-rt-14-dev python3-numpy
+  "$@"
 )
 
 missing=()
