@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench/cache_line_allocator.hpp"
+#include "longattn/bf16.hpp"
 #include "longattn/machine.hpp"
 #include "simd/denormals.hpp"
 #include "simd/kernel_table.hpp"
@@ -112,6 +113,49 @@ void BM_tile_pipeline(benchmark::State& state, Isa isa) {
   report(state, isa, 4.0 * t.rows * t.keys * t.d);
 }
 
+// The bf16 products (AVX512-BF16) on the same tiles: q, key panels and value rows as bf16
+// pairs (their values do not change the instructions' time).
+struct Bf16Tile {
+  std::vector<longattn::bf16> q, key_panels, values;
+  Bf16Tile(const Tile& t, std::int64_t copies)
+      : q(t.rows * t.d, longattn::bf16(0.01f)), key_panels(copies * t.keys * t.d, longattn::bf16(0.02f)),
+        values(copies * t.keys * t.d, longattn::bf16(0.1f)) {}
+};
+
+void BM_qk_tile_bf16(benchmark::State& state, Isa isa) {
+  const auto& k = *longattn::simd::kernels_for(isa).bf16_dot;
+  Tile t(state.range(0), state.range(1), state.range(2));
+  const Bf16Tile b(t, 1);
+  for (auto _ : state) {
+    k.qk_tile(b.q.data(), t.rows, t.d / 2, b.key_panels.data(), 0, t.keys, t.scores.data(), t.keys, 0.125f, nullptr,
+              nullptr, nullptr, t.row_max.data(), nullptr, t.prefetch);
+    benchmark::DoNotOptimize(t.scores.data());
+  }
+  report(state, isa, 2.0 * t.rows * t.keys * t.d);
+}
+
+// BM_tile_pipeline's engine tile (exp2 in the QKᵀ kernel) on bf16 products; P·V rounds the
+// fresh probabilities to bf16 in place each time.
+void BM_tile_pipeline_bf16(benchmark::State& state, Isa isa) {
+  const auto& k = *longattn::simd::kernels_for(isa).bf16_dot;
+  const longattn::simd::DenormalsFlushed flushed;
+  Tile t(state.range(0), state.range(1), state.range(2));
+  const std::int64_t copies = state.range(3);
+  const Bf16Tile b(t, copies);
+  Floats shift(t.rows, 0.0f);
+  std::int64_t c = 0;
+  for (auto _ : state) {
+    const longattn::bf16* key_panels = b.key_panels.data() + c * t.keys * t.d;
+    const longattn::bf16* value_pairs = b.values.data() + c * t.keys * t.d;
+    c = (c + 1) % copies;
+    k.qk_tile(b.q.data(), t.rows, t.d / 2, key_panels, 0, t.keys, t.scores.data(), t.keys, 0.125f, shift.data(),
+              nullptr, nullptr, nullptr, t.row_sum.data(), t.prefetch);
+    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_pairs, t.d, t.acc.data(), nullptr, t.prefetch);
+    benchmark::DoNotOptimize(t.acc.data());
+  }
+  report(state, isa, 4.0 * t.rows * t.keys * t.d);
+}
+
 void tiles(benchmark::internal::Benchmark* b) {
   for (std::int64_t d : {64, 128}) b->Args({96, 256, d});
   b->ArgNames({"rows", "keys", "d"});
@@ -130,6 +174,15 @@ int register_all() {
           for (std::int64_t exp2_in_qk : {0, 1}) b->Args({96, 256, d, copies, exp2_in_qk});
       b->ArgNames({"rows", "keys", "d", "kv_tiles", "exp2_in_qk"});
     });
+    if (longattn::simd::kernels_for(isa).bf16_dot != nullptr) {
+      benchmark::RegisterBenchmark(("qk_tile_bf16/" + name).c_str(), BM_qk_tile_bf16, isa)->Apply(tiles);
+      benchmark::RegisterBenchmark(("tile_pipeline_bf16/" + name).c_str(), BM_tile_pipeline_bf16, isa)
+          ->Apply([](auto* b) {
+            for (std::int64_t d : {64, 128})
+              for (std::int64_t copies : {1, 256}) b->Args({96, 256, d, copies});
+            b->ArgNames({"rows", "keys", "d", "kv_tiles"});
+          });
+    }
   }
   return 0;
 }

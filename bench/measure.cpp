@@ -129,6 +129,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   }
   options.threads = config.threads;
   options.isa = config.isa;
+  options.bf16_products = config.bf16_products;
   options.normalizer = config.normalizer;
   Tensor wq, wk, w;
   if (config.additive_da > 0) {
@@ -166,6 +167,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
     r.longattn.seconds = median_seconds([&] { stats = run(options); }, config.repeats);
   }
   r.isa = stats.isa;
+  r.bf16_products = stats.bf16_products;
   r.flops = stats.flops;
   r.visible_pairs = stats.visible_pairs;
   r.computed_pairs = stats.computed_pairs;

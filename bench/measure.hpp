@@ -64,6 +64,7 @@ struct AttentionBenchConfig {
   // fp32 | bf16 (q, k, v) | bf16-kv (fp32 q, bf16 k and v): what longattn is given; the
   // baseline runs fp32.
   std::string dtype = "fp32";
+  Bf16Products bf16_products = Bf16Products::native;  // with dtype bf16
   std::string baseline = "onednn";  // onednn | none
   int repeats = 3;
 };
@@ -77,6 +78,7 @@ struct Measurement {
 struct AttentionBenchResult {
   AttentionBenchConfig config;
   Isa isa = Isa::automatic;
+  bool bf16_products = false;  // the bf16 pairs multiplied natively (AttentionStats)
   double flops = 0;  // DESIGN.md §4
   std::int64_t visible_pairs = 0;
   std::int64_t computed_pairs = 0;  // one call's

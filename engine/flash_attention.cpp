@@ -11,6 +11,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <type_traits>
 #include <vector>
 
 #include "engine/aligned_buffer.hpp"
@@ -132,14 +133,16 @@ class FlashRunner {
   FlashRunner(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
               const HeadsView<const KV>& v, const HeadsView<float>& out, const TensorView<float, 3>& lse)
       : plan_(plan), q_(q), k_(k), v_(v), out_(out), lse_(lse),
-        layout_{plan.shape.nk, plan.score_depth, plan.shape.dv, plan.kernels->panel_width,
-                plan.dv_padded},
+        pairs_(kBf16Inputs ? plan.bf16_dot : nullptr),
+        layout_{plan.shape.nk, pairs_ != nullptr ? (plan.shape.d + 1) / 2 : plan.score_depth, plan.shape.dv,
+                plan.kernels->panel_width, plan.dv_padded},
+        value_width_(pairs_ != nullptr ? plan.dv_padded / 2 : plan.dv_padded),
         q_rows_back_to_back_(q.strides[3] == 1 && q.strides[2] == plan.shape.d),
         out_rows_like_acc_(rows_lie_packed(out, plan.shape.dv, plan.dv_padded)) {}
 
   AttentionStats run() {
     const AttentionShape& s = plan_.shape;
-    const std::int64_t D = layout_.d, W = plan_.dv_padded, Bc = plan_.block_keys;
+    const std::int64_t D = layout_.d, W = value_width_, Bc = plan_.block_keys;
     const std::int64_t P = layout_.panel_width;
     // A head's value rows that lie back to back as whole, cache-line aligned vectors (BHND,
     // Dv a multiple of the vector) are read where they are; others are packed into rows of
@@ -376,7 +379,7 @@ class FlashRunner {
   void for_each_split_tile(BlockScratch& local, std::int64_t head, KeyRange split, bool rows_in_place,
                            RunTile run) const {
     const std::int64_t b = head / plan_.shape.kv_heads, h = head % plan_.shape.kv_heads;
-    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded;
+    const std::int64_t P = layout_.panel_width, D = layout_.d, W = value_width_;
     plan_tiles(local, b, 0, plan_.shape.nq, split.begin, split.end);
     if (rows_in_place) {
       const KeyChunk in_place{split.begin, split.end, nullptr, nullptr, v_.strides[2],
@@ -513,7 +516,7 @@ class FlashRunner {
   void run_bands(tbb::enumerable_thread_specific<BlockScratch>& scratch, std::int64_t q_blocks,
                  bool values_in_place) const {
     const AttentionShape& s = plan_.shape;
-    const std::int64_t P = layout_.panel_width, D = layout_.d, W = plan_.dv_padded, Br = plan_.block_rows;
+    const std::int64_t P = layout_.panel_width, D = layout_.d, W = value_width_, Br = plan_.block_rows;
     const std::int64_t heads = s.batch * s.kv_heads;
     // Enough tasks for every thread, few enough that repacking the first block's keys of
     // each task stays small. Results do not depend on it: a block computes the same scores
@@ -630,6 +633,7 @@ class FlashRunner {
       stats.computed_pairs += one.computed_pairs;
     }
     stats.isa = plan_.kernels->isa;
+    stats.bf16_products = pairs_ != nullptr;
     return stats;
   }
 
@@ -658,6 +662,13 @@ class FlashRunner {
   void pack_panels(std::int64_t head, std::int64_t p0, std::int64_t p1, float* keys, float* values,
                    PanelStores stores, KeyReads reads = KeyReads::in_place) const {
     const std::int64_t b = head / plan_.shape.kv_heads, h = head % plan_.shape.kv_heads;
+    if constexpr (kBf16Inputs) {
+      if (pairs_ != nullptr) {  // as they are: the score scale is applied by the kernel
+        pack_key_pair_panels(*pairs_, k_, b, h, layout_, p0, p1, reinterpret_cast<bf16*>(keys), stores);
+        if (values != nullptr) pack_value_pair_rows(*pairs_, v_, b, h, layout_, p0, p1, reinterpret_cast<bf16*>(values));
+        return;
+      }
+    }
     if (plan_.additive.enabled()) {
       pack_projected_key_panels(*plan_.kernels, k_, plan_.additive.wk, b, h, layout_, p0, p1, keys, stores);
     } else {
@@ -682,7 +693,7 @@ class FlashRunner {
                       std::int64_t rows, const Handoff& handoff) const {
     const std::int64_t W = plan_.dv_padded;
     RowState st(scratch.rows.data() + slot, plan_.block_rows);
-    st.q = query_rows(scratch.q.data() + slot * plan_.score_depth, b, h, i0, rows);
+    st.q = query_rows(scratch.q.data() + slot * layout_.d, b, h, i0, rows);
     float* out_rows = out_.data + b * out_.strides[0] + h * out_.strides[1] + i0 * out_.strides[2];
     st.acc = handoff.partial != nullptr     ? handoff.partial + i0 * W
              : accumulates_in_out(handoff) ? out_rows
@@ -766,6 +777,19 @@ class FlashRunner {
       project_queries(q_head, i0, rows, buffer);
       return buffer;
     }
+    if constexpr (kBf16Inputs) {
+      if (pairs_ != nullptr) {  // bf16 rows of layout_.d pairs, an odd D's last pair completed by a zero
+        const std::int64_t padded = 2 * layout_.d;
+        bf16* rows_out = reinterpret_cast<bf16*>(buffer);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const bf16* query = q_head + (i0 + r) * q_.strides[2];
+          bf16* row = rows_out + r * padded;
+          for (std::int64_t d = 0; d < D; ++d) row[d] = query[d * q_.strides[3]];
+          std::fill(row + D, row + padded, bf16());
+        }
+        return buffer;
+      }
+    }
     const std::int64_t first_position = i0 + plan_.shape.nk - plan_.shape.nq;
     if constexpr (kReadInPlace<Q>) {
       if (plan_.rope.enabled()) {
@@ -844,6 +868,21 @@ class FlashRunner {
     }
   }
 
+  // The scores of simd's qk_tile, on packed fp32 or (pairs_) bf16 pairs: q rows layout_.d
+  // 4-byte units apart.
+  void qk_tile(const float* q, std::int64_t n, const float* key_panels, std::int64_t first_key, std::int64_t keys,
+               float* s, std::int64_t lds, const float* row_offset, const float* diagonals,
+               const std::int32_t* row_bounds, float* row_max, float* row_sum, simd::PrefetchQueue& prefetch) const {
+    if (pairs_ != nullptr) {
+      pairs_->qk_tile(reinterpret_cast<const bf16*>(q), n, layout_.d, reinterpret_cast<const bf16*>(key_panels),
+                      first_key, keys, s, lds, plan_.key_scale, row_offset, diagonals, row_bounds, row_max, row_sum,
+                      prefetch);
+    } else {
+      plan_.kernels->qk_tile(q, n, layout_.d, key_panels, first_key, keys, s, lds, row_offset, diagonals, row_bounds,
+                             row_max, row_sum, prefetch);
+    }
+  }
+
   // Rows [r0, r0 + n) of the query block against keys [j0, j0 + width) of the chunk (j0 and
   // width multiples of lanes): scores, element masks when `masked`, the online-softmax
   // update, then P·V.
@@ -851,7 +890,7 @@ class FlashRunner {
                 std::int64_t h, std::int64_t i0, std::int64_t r0, std::int64_t n, std::int64_t j0,
                 std::int64_t width, bool masked) const {
     const simd::KernelTable& kern = *plan_.kernels;
-    const std::int64_t D = plan_.score_depth, W = plan_.dv_padded, lds = plan_.max_tile_keys();
+    const std::int64_t D = layout_.d, W = plan_.dv_padded, lds = plan_.max_tile_keys();
     const std::int64_t P = kern.panel_width, panel_begin = j0 / P * P;
     float* s = scratch.scores.data() + r0 * lds;
     const float* q = st.q + r0 * D;
@@ -911,8 +950,8 @@ class FlashRunner {
       if (lazy) {  // probabilities against the running max come out, and their row sums
         for (std::int64_t r = 0; r < n; ++r) shift[r] = -max[r];
       }
-      kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr, diagonals, bounds,
-                   lazy ? nullptr : tile_max, lazy ? tile_sum : nullptr, scratch.prefetch);
+      qk_tile(q, n, key_panels, j0 - panel_begin, width, s, lds, lazy ? shift : nullptr, diagonals, bounds,
+              lazy ? nullptr : tile_max, lazy ? tile_sum : nullptr, scratch.prefetch);
     }
     if (masked && !lazy) mask_rows(st, b, i0, r0, n, j0, width, s, lds);
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
@@ -922,6 +961,9 @@ class FlashRunner {
       if (rows_in_place) {
         pv_rows(kern, s, n, lds, value_keys, keys.caller_value_rows + value_offset, keys.value_stride, plan_.shape.dv,
                 acc, W, row_scale);
+      } else if (pairs_ != nullptr) {  // value_offset: half a pair row per key, j0 - keys.begin even
+        pairs_->pv_tile(s, n, lds, value_keys, reinterpret_cast<const bf16*>(keys.value_rows + value_offset), W, acc,
+                        row_scale, scratch.prefetch);
       } else {
         kern.pv_tile(s, n, lds, value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
                      scratch.prefetch);
@@ -937,8 +979,8 @@ class FlashRunner {
       // !(x <= limit) also catches a sum that overflowed to inf.
       exponentiated = std::none_of(tile_sum, tile_sum + n, [](float x) { return !(x <= kLazySumLimit); });
       if (!exponentiated) {  // a row's probabilities outgrew the limit: the scores again, with their max
-        kern.qk_tile(q, n, D, key_panels, j0 - panel_begin, width, s, lds, nullptr, diagonals, nullptr, tile_max,
-                     nullptr, scratch.prefetch);
+        qk_tile(q, n, key_panels, j0 - panel_begin, width, s, lds, nullptr, diagonals, nullptr, tile_max, nullptr,
+                scratch.prefetch);
         if (masked) mask_rows(st, b, i0, r0, n, j0, width, s, lds);
       }
     }
@@ -1089,13 +1131,19 @@ class FlashRunner {
     }
   }
 
+  static constexpr bool kBf16Inputs = std::is_same_v<Q, bf16> && std::is_same_v<KV, bf16>;
+
   const FlashPlan& plan_;
   const HeadsView<const Q>& q_;
   const HeadsView<const KV>& k_;
   const HeadsView<const KV>& v_;
   const HeadsView<float>& out_;
   const TensorView<float, 3>& lse_;
-  PackedHeadLayout layout_;
+  // The bf16 products, when they run: queries, key panels and value rows then hold bf16 pairs
+  // (simd::Bf16DotKernels), their sizes counted in 4-byte units like fp32 ones.
+  const simd::Bf16DotKernels* pairs_;
+  PackedHeadLayout layout_;  // layout_.d: 4-byte units per packed key (features, or pairs)
+  std::int64_t value_width_;  // 4-byte units per key of packed values: dv_padded, or half of it in pairs
   // q's rows of a head lie back to back (D floats apart): read in place, and fetched ahead.
   bool q_rows_back_to_back_;
   // out's rows lie as the accumulator's do (dv_padded floats apart, cache-line aligned): a
@@ -1127,6 +1175,9 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const std::int64_t block_keys = 256;
   const std::int64_t dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
   const bool softmax = options.normalizer == Normalizer::softmax;
+  const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
+                        !options.rope.enabled() && !options.additive.enabled() &&
+                        shape.group() * shape.nq > block_rows;  // else split keys (FlashRunner::plan_key_splits)
   return FlashPlan{shape,
                    VisibilityPlan(shape, options, block_rows, kernels.panel_width),
                    options.normalizer,
@@ -1138,6 +1189,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
                    RotaryTable(options.rope, shape.d, std::max(shape.nk, shape.nq)),
                    PositionBias(shape, options, softmax ? std::numbers::log2e_v<float> : 1.0f),
                    &kernels,
+                   bf16_dot ? kernels.bf16_dot : nullptr,
                    block_rows,
                    block_keys,
                    dv_padded,

@@ -27,6 +27,10 @@ struct FlashPlan {
   RotaryTable rope;          // enabled: q and k rotated as they are copied and packed
   PositionBias bias;         // enabled: ALiBi / relative bias added to every score tile
   const simd::KernelTable* kernels;
+  // The bf16 products, for q, k and v all in bf16 (null: widened): where options ask for them,
+  // the CPU has them and the plan needs nothing they lack (RoPE and additive scores transform
+  // fp32 rows; the decoding kernels, for a few queries per kv head, read rows in place).
+  const simd::Bf16DotKernels* bf16_dot;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
   // The last tile of a run of keys takes up to Bc / 2 more rather than leave a small one:

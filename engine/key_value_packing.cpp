@@ -110,6 +110,59 @@ void pack_value_rows(const simd::KernelTable& kernels, const HeadsView<const T>&
   }
 }
 
+void pack_key_pair_panels(const simd::Bf16DotKernels& kernels, const HeadsView<const bf16>& k, std::int64_t b,
+                          std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
+                          std::int64_t last_panel, bf16* panels, PanelStores stores) {
+  const std::int64_t P = layout.panel_width, pairs = layout.d, D = k.shape[3];
+  const bf16* head = k.data + b * k.strides[0] + h * k.strides[1];
+  // Rows the kernel can read as pairs where they lie: contiguous, an even D, an even stride.
+  const bool in_place = k.strides[3] == 1 && D % 2 == 0 && k.strides[2] % 2 == 0;
+  std::vector<bf16> staged(in_place ? 0 : static_cast<std::size_t>(P * 2 * pairs));
+  for (std::int64_t p = first_panel; p < last_panel; ++p) {
+    bf16* panel = panels + (p - first_panel) * 2 * pairs * P;
+    const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
+    if (in_place) {
+      kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, pairs, panel,
+                             stores == PanelStores::streamed);
+      continue;
+    }
+    for (std::int64_t c = 0; c < keys; ++c) {  // into rows of 2·pairs, an odd D's last pair completed by a zero
+      const bf16* key = head + (j0 + c) * k.strides[2];
+      bf16* row = staged.data() + c * 2 * pairs;
+      for (std::int64_t d = 0; d < D; ++d) row[d] = key[d * k.strides[3]];
+      std::fill(row + D, row + 2 * pairs, bf16());
+    }
+    kernels.pack_key_panel(staged.data(), 2 * pairs, keys, pairs, panel, stores == PanelStores::streamed);
+  }
+}
+
+void pack_value_pair_rows(const simd::Bf16DotKernels& kernels, const HeadsView<const bf16>& v, std::int64_t b,
+                          std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
+                          std::int64_t last_panel, bf16* rows) {
+  const std::int64_t P = layout.panel_width, W = layout.dv_padded, dv = layout.dv;
+  const bf16* head = v.data + b * v.strides[0] + h * v.strides[1];
+  const std::int64_t j0 = first_panel * P, j1 = std::min(last_panel * P, layout.nk);
+  std::int64_t packed = 0;  // pair rows written
+  if (j1 > j0) {
+    if (v.strides[3] == 1) {
+      kernels.pack_value_pairs(head + j0 * v.strides[2], v.strides[2], j1 - j0, dv, W, rows);
+    } else {  // a few keys at a time into contiguous rows, then paired
+      constexpr std::int64_t kStagedKeys = 64;
+      std::vector<bf16> staged(static_cast<std::size_t>(kStagedKeys * dv));
+      for (std::int64_t j = j0; j < j1; j += kStagedKeys) {
+        const std::int64_t count = std::min(kStagedKeys, j1 - j);
+        for (std::int64_t c = 0; c < count; ++c) {
+          const bf16* row = head + (j + c) * v.strides[2];
+          for (std::int64_t x = 0; x < dv; ++x) staged[c * dv + x] = row[x * v.strides[3]];
+        }
+        kernels.pack_value_pairs(staged.data(), dv, count, dv, W, rows + (j - j0) * W);
+      }
+    }
+    packed = (j1 - j0 + 1) / 2;
+  }
+  std::fill(rows + packed * 2 * W, rows + (last_panel - first_panel) * P * W, bf16());
+}
+
 #define LONGATTN_PACKING_FOR(T)                                                                                    \
   template void pack_key_panels(const simd::KernelTable&, const HeadsView<const T>&, std::int64_t, std::int64_t, \
                                 const PackedHeadLayout&, std::int64_t, std::int64_t, float, float*, PanelStores, \

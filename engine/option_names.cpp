@@ -14,6 +14,8 @@ using Names = std::pair<E, const char*>;
 
 constexpr Names<Isa> kIsaNames[] = {
     {Isa::automatic, "auto"}, {Isa::avx512, "avx512"}, {Isa::avx2, "avx2"}, {Isa::scalar, "scalar"}};
+constexpr Names<Bf16Products> kBf16ProductsNames[] = {{Bf16Products::native, "native"},
+                                                       {Bf16Products::widened, "widened"}};
 constexpr Names<Normalizer> kNormalizerNames[] = {{Normalizer::softmax, "softmax"},
                                                   {Normalizer::sigmoid, "sigmoid"},
                                                   {Normalizer::relu, "relu"},
@@ -44,6 +46,11 @@ E value_named(const Names<E> (&names)[N], const std::string& name, const char* w
 
 std::string to_string(Isa isa) { return name_of(kIsaNames, isa); }
 Isa parse_isa(const std::string& name) { return value_named(kIsaNames, name, "isa"); }
+
+std::string to_string(Bf16Products products) { return name_of(kBf16ProductsNames, products); }
+Bf16Products parse_bf16_products(const std::string& name) {
+  return value_named(kBf16ProductsNames, name, "bf16_products");
+}
 
 std::string to_string(Normalizer normalizer) { return name_of(kNormalizerNames, normalizer); }
 Normalizer parse_normalizer(const std::string& name) { return value_named(kNormalizerNames, name, "normalizer"); }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "simd/kernel_table.hpp"
@@ -61,14 +62,25 @@ enum class Start { zero, row_value, load, load_scaled };
 // is stored as 2^C (finite values, denormals flushed) and vsum[r] gains the row's terms;
 // kBounded, only at columns [bounds[2r], bounds[2r + 1]) - bounds_column of row r, 0
 // elsewhere (the keys a row sees, counted from bounds_column columns left of the block).
-template <class V, int R, int NV, bool kBounded>
+// kPairs: each 4 bytes of A and B hold a pair of bf16 (depth counts pairs), multiplied by
+// dot_bf16_pairs; a block that starts at zero or at row_value (scores) is then
+// start + product_scale · A·B.
+template <class V, int R, int NV, bool kBounded, bool kPairs = false>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
                        const float* row_value, const float* diagonal, const std::int32_t* bounds,
-                       std::int64_t bounds_column, V* vmax, V* vsum) {
+                       std::int64_t bounds_column, V* vmax, V* vsum, float product_scale = 1.0f) {
   constexpr int L = V::lanes;
   V acc[R][NV];
-  LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+  // Pairs of bf16 products have no fp32 factor to fold in: the sums are scaled after the
+  // depth loop, on the way to their start value.
+  const bool scaled_after = kPairs && (start == Start::zero || start == Start::row_value);
+  if (scaled_after) {
+    LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    }
+  }
+  LONGATTN_UNROLL_BLOCK for (int r = 0; r < R && !scaled_after; ++r) {
     if (start == Start::zero) {
       LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
     } else if (start == Start::row_value) {
@@ -89,7 +101,20 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
     LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) bk[v] = V::load(b + k * ldb + v * L);
     LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
       const V ar = V::broadcast(a[r * lda + k]);
-      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = fma(ar, bk[v], acc[r][v]);
+      if constexpr (kPairs) {
+        LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = dot_bf16_pairs(acc[r][v], ar, bk[v]);
+      } else {
+        LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = fma(ar, bk[v], acc[r][v]);
+      }
+    }
+  }
+  if (scaled_after) {
+    const V scale = V::broadcast(product_scale);
+    LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+      const V first = start == Start::row_value ? V::broadcast(row_value[r]) : V::zero();
+      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
+        acc[r][v] = fma(acc[r][v], scale, diagonal != nullptr ? first + V::load(diagonal - r + v * L) : first);
+      }
     }
   }
   if (vsum != nullptr) {
@@ -128,18 +153,18 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
 
 // gemm_block for a run-time row count 1 ≤ rows ≤ kRows: the row tails get exact-size
 // kernels, because a masked full-height kernel on a 1-row tail measured 6 % slower overall.
-template <class V, int kRows, int NV, bool kBounded>
+template <class V, int kRows, int NV, bool kBounded, bool kPairs = false>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
                       Start start, const float* row_value, const float* diagonal, const std::int32_t* bounds,
-                      std::int64_t bounds_column, V* vmax, V* vsum) {
+                      std::int64_t bounds_column, V* vmax, V* vsum, float product_scale = 1.0f) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
-      gemm_block<V, kRows, NV, kBounded>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
-                                         bounds_column, vmax, vsum);
+      gemm_block<V, kRows, NV, kBounded, kPairs>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
+                                                 bounds_column, vmax, vsum, product_scale);
     } else {
-      gemm_rows<V, kRows - 1, NV, kBounded>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
-                                            bounds_column, vmax, vsum);
+      gemm_rows<V, kRows - 1, NV, kBounded, kPairs>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal,
+                                                    bounds, bounds_column, vmax, vsum, product_scale);
     }
   }
 }
@@ -147,29 +172,31 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
 // gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks (diagonal
 // and bounds as gemm_block's, for row 0 and column 0).
 // Between blocks, a few lines of the caller's prefetch queue are issued.
-template <class V, int R, int NV, bool kBounded = false>
+template <class V, int R, int NV, bool kBounded = false, bool kPairs = false>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
                       std::int64_t ldc, Start start, const float* row_value, const float* diagonal,
                       const std::int32_t* bounds, std::int64_t bounds_column, V* vmax, V* vsum,
-                      PrefetchQueue& prefetch) {
+                      PrefetchQueue& prefetch, float product_scale = 1.0f) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
   for (; col + NV <= vectors; col += NV) {
     for (std::int64_t r = 0; r < rows; r += R) {
       const int n = static_cast<int>(rows - r < R ? rows - r : R);
-      gemm_rows<V, R, NV, kBounded>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
-                                    ldc, start, row_value ? row_value + r : nullptr,
-                                    diagonal ? diagonal + col * L - r : nullptr, bounds ? bounds + 2 * r : nullptr,
-                                    bounds_column + col * L, vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr);
+      gemm_rows<V, R, NV, kBounded, kPairs>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
+                                            ldc, start, row_value ? row_value + r : nullptr,
+                                            diagonal ? diagonal + col * L - r : nullptr,
+                                            bounds ? bounds + 2 * r : nullptr, bounds_column + col * L,
+                                            vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr, product_scale);
       prefetch.issue(kPrefetchLinesPerBlock);
     }
   }
   if constexpr (NV > 1) {
     if (col < vectors) {
-      gemm_tile<V, R, NV - 1, kBounded>(rows, vectors - col, a, lda, b + col * L, ldb, depth, c + col * L,
-                                        ldc, start, row_value, diagonal ? diagonal + col * L : nullptr, bounds,
-                                        bounds_column + col * L, vmax, vsum, prefetch);
+      gemm_tile<V, R, NV - 1, kBounded, kPairs>(rows, vectors - col, a, lda, b + col * L, ldb, depth,
+                                                c + col * L, ldc, start, row_value,
+                                                diagonal ? diagonal + col * L : nullptr, bounds,
+                                                bounds_column + col * L, vmax, vsum, prefetch, product_scale);
     }
   }
 }
@@ -298,7 +325,8 @@ void add_diagonal_bias(float* s, std::int64_t rows, std::int64_t lds, std::int64
 // With `streamed`, the panel (vector-aligned) is written past the caches, for packed keys
 // that outgrow L2 before they are read (packing a whole head's keys for a (256, 256) window
 // took 5 % of its time with ordinary stores).
-template <class V, int NV>
+// kScaled = false: the 4-byte units are moved as they are, never read as numbers (bf16 pairs).
+template <class V, int NV, bool kScaled = true>
 void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
                     float scale, float* panel, bool streamed) {
   constexpr int L = V::lanes, P = NV * L;
@@ -310,7 +338,11 @@ void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, 
         V block[L];
         for (int i = 0; i < L; ++i) {
           const std::int64_t key = g * L + i;
-          block[i] = key < count ? V::load(keys + key * stride + f) * factor : V::zero();
+          if constexpr (kScaled) {
+            block[i] = key < count ? V::load(keys + key * stride + f) * factor : V::zero();
+          } else {
+            block[i] = key < count ? V::load(keys + key * stride + f) : V::zero();
+          }
         }
         V::transpose(block);
         for (int i = 0; i < L; ++i) {
@@ -324,7 +356,15 @@ void pack_key_panel(const float* keys, std::int64_t stride, std::int64_t count, 
     }
   }
   for (; f < d; ++f) {
-    for (std::int64_t key = 0; key < P; ++key) panel[f * P + key] = key < count ? keys[key * stride + f] * scale : 0.0f;
+    for (std::int64_t key = 0; key < P; ++key) {
+      if constexpr (kScaled) {
+        panel[f * P + key] = key < count ? keys[key * stride + f] * scale : 0.0f;
+      } else if (key < count) {
+        std::memcpy(panel + f * P + key, keys + key * stride + f, sizeof(float));
+      } else {
+        panel[f * P + key] = 0.0f;
+      }
+    }
   }
   if (streamed) V::stream_fence();
 }
@@ -734,6 +774,124 @@ double fma_peak_probe(std::int64_t iterations) {
   return 2.0 * V::lanes * kChains * static_cast<double>(iterations);
 }
 
+#if defined(__AVX512BF16__)
+// The bf16 products (DESIGN.md §3): the register blocks of qk_tile and pv_tile on pairs of
+// bf16, summed by vdpbf16ps. Query rows, key panels and value rows hold pairs along the depth
+// of their product: q rows and key panels along the features, P rows and value rows along
+// the keys, so each pair is one 4-byte lane, broadcast or loaded as the fp32 kernels do.
+
+template <class V, int R, int NV>
+void qk_tile_bf16(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels, std::int64_t first_key,
+                  std::int64_t keys, float* s, std::int64_t lds, float score_scale, const float* row_offset,
+                  const float* diagonals, const std::int32_t* row_bounds, float* row_max, float* row_sum,
+                  PrefetchQueue& prefetch) {
+  constexpr int L = V::lanes;
+  constexpr int panel_width = NV * L;
+  const float* q_pairs = reinterpret_cast<const float*>(q);
+  const float* panels = reinterpret_cast<const float*>(key_panels);
+  V vmax[kMaxTileRows], vsum[kMaxTileRows];
+  for (std::int64_t r = 0; row_max != nullptr && r < rows; ++r) {
+    vmax[r] = V::broadcast(-std::numeric_limits<float>::infinity());
+  }
+  for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) vsum[r] = V::zero();
+  const std::int64_t first = first_key / L, last = (first_key + keys) / L;  // in vectors, as qk_tile
+  for (std::int64_t v0 = first; v0 < last;) {
+    const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
+    const float* panel = panels + v0 / NV * pairs * panel_width;
+    const Start start = row_offset ? Start::row_value : Start::zero;
+    const float* diagonal = diagonals ? diagonals + (rows - 1) + (v0 - first) * L : nullptr;
+    if (row_bounds != nullptr && row_sum != nullptr) {
+      gemm_tile<V, R, NV, true, true>(rows, count, q_pairs, pairs, panel + in_panel * L, panel_width, pairs,
+                                      s + (v0 - first) * L, lds, start, row_offset, diagonal, row_bounds,
+                                      (v0 - first) * L, row_max ? vmax : nullptr, vsum, prefetch, score_scale);
+    } else {
+      gemm_tile<V, R, NV, false, true>(rows, count, q_pairs, pairs, panel + in_panel * L, panel_width, pairs,
+                                       s + (v0 - first) * L, lds, start, row_offset, diagonal, nullptr, 0,
+                                       row_max ? vmax : nullptr, row_sum ? vsum : nullptr, prefetch, score_scale);
+    }
+    v0 += count;
+  }
+  for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) row_sum[r] = vsum[r].reduce_add();
+  if (row_max == nullptr) return;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float m = vmax[r].reduce_max();
+    if (m > row_max[r]) row_max[r] = m;
+  }
+}
+
+template <class V, int R, int NV>
+void pv_tile_bf16(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const bf16* value_pairs,
+                  std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch) {
+  constexpr int L = V::lanes;
+  const std::int64_t pairs = (keys + 1) / 2;
+  // Each row of P rounded to bf16 over the first half of its own bytes: a vector is loaded
+  // before its bf16 are stored, at or before where it was read.
+  const std::int64_t rounded = (2 * pairs + L - 1) / L * L;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = p + r * ldp;
+    for (std::int64_t j = 0; j < rounded; j += L) V::load(row + j).store_bf16(reinterpret_cast<bf16*>(row) + j);
+  }
+  const float* values = reinterpret_cast<const float*>(value_pairs);
+  // Pair rows per pass: the bytes of kPvChunkBytes, as pv_tile's value rows.
+  const std::int64_t pair_chunk =
+      std::max<std::int64_t>(8, kPvChunkBytes / (dv_padded * static_cast<std::int64_t>(sizeof(float))));
+  for (std::int64_t k0 = 0; k0 < pairs; k0 += pair_chunk) {
+    const std::int64_t depth = pairs - k0 < pair_chunk ? pairs - k0 : pair_chunk;
+    gemm_tile<V, R, NV, false, true>(rows, dv_padded / L, p + k0, ldp, values + k0 * dv_padded, dv_padded, depth, o,
+                                     dv_padded, k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load,
+                                     row_scale, nullptr, nullptr, 0, static_cast<V*>(nullptr),
+                                     static_cast<V*>(nullptr), prefetch);
+  }
+}
+
+// One key panel of bf16 pairs from `count` <= NV·lanes keys of 2·pairs contiguous bf16 (rows
+// `stride` bf16 apart, stride even): 4-byte lanes transposed like fp32 features.
+template <class V, int NV>
+void pack_key_pair_panel(const bf16* keys, std::int64_t stride, std::int64_t count, std::int64_t pairs, bf16* panel,
+                         bool streamed) {
+  pack_key_panel<V, NV, false>(reinterpret_cast<const float*>(keys), stride / 2, count, pairs, 1.0f,
+                               reinterpret_cast<float*>(panel), streamed);
+}
+
+// Value rows in pairs: out[t][c] = (v[2t][c], v[2t + 1][c]) for 2t < count (rows of dv
+// contiguous bf16, `stride` apart), pair rows of dv_padded pairs; columns past dv and a
+// missing second row are zeros. out holds (count + 1) / 2 pair rows.
+template <class V>
+void pack_value_pairs(const bf16* v, std::int64_t stride, std::int64_t count, std::int64_t dv, std::int64_t dv_padded,
+                      bf16* out) {
+  constexpr int L = V::lanes;
+  static_assert(L == 16);
+  for (std::int64_t t = 0; 2 * t < count; ++t) {
+    const bf16* even = v + 2 * t * stride;
+    const bf16* odd = 2 * t + 1 < count ? even + stride : nullptr;
+    std::uint32_t* row = reinterpret_cast<std::uint32_t*>(out) + t * dv_padded;
+    std::int64_t c = 0;
+    for (; c + L <= dv; c += L) {
+      const __m512i low = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(even + c)));
+      const __m512i high = odd == nullptr ? _mm512_setzero_si512()
+                                          : _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                                                  reinterpret_cast<const __m256i*>(odd + c))),
+                                                              16);
+      _mm512_storeu_si512(row + c, _mm512_or_si512(low, high));
+    }
+    for (; c < dv_padded; ++c) {
+      const std::uint32_t low = c < dv ? even[c].bits : 0, high = c < dv && odd != nullptr ? odd[c].bits : 0;
+      row[c] = low | high << 16;
+    }
+  }
+}
+
+template <class V, int R, int NV>
+Bf16DotKernels make_bf16_dot_kernels() {
+  return Bf16DotKernels{
+      &qk_tile_bf16<V, R, NV>,
+      &pv_tile_bf16<V, R, NV>,
+      &pack_key_pair_panel<V, NV>,
+      &pack_value_pairs<V>,
+  };
+}
+#endif
+
 // The table of one target. R × NV is the register block; kChains keeps every FMA pipe busy
 // (pipes × latency independent accumulators).
 template <class V, int R, int NV, int kChains>
@@ -761,6 +919,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
       &pack_key_panel<V, NV>,
       &widen_bf16<V>,
       &exp2_array<V>,
+      nullptr,
       &fma_peak_probe<V, kChains>,
   };
 }

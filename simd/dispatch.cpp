@@ -25,6 +25,15 @@ bool cpu_supports(Isa isa) {
   return false;
 }
 
+bool cpu_has_avx512_bf16() {
+  // CPUID leaf 7, sub-leaf 1: EAX bit 5 (xsimd 8 does not report it).
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return cpu_supports(Isa::avx512) && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax >> 5 & 1u) != 0;
+  }();
+  return has;
+}
+
 namespace {
 
 bool amd_cores() {

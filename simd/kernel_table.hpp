@@ -17,6 +17,38 @@
 
 namespace longattn::simd {
 
+// Products of bf16 pairs (AVX512-BF16 vdpbf16ps), summed in fp32: the kernels for q, k and v
+// all in bf16 (DESIGN.md §3). Each 4 bytes of their operands hold a pair of bf16 along the
+// depth of a product, the lower-addressed one first:
+// - query rows: 2·pairs bf16 (features; an odd D padded with a zero);
+// - key panels: [pairs][panel_width] pairs (key c's features 2f, 2f + 1 at [f][c]);
+// - value pair rows: dv_padded pairs each, keys 2t and 2t + 1 of column c at [t][c].
+struct Bf16DotKernels {
+  // qk_tile on pairs: s[r][c] = row_offset[r] + diagonals[...] + score_scale · q[r] · key, the
+  // rest as qk_tile's; q rows `pairs` pairs apart.
+  void (*qk_tile)(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels,
+                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float score_scale,
+                  const float* row_offset, const float* diagonals, const std::int32_t* row_bounds,
+                  float* row_max, float* row_sum, PrefetchQueue& prefetch);
+
+  // pv_tile on pairs: each row of p is first rounded to bf16 in place (its first 2·⌈keys/2⌉
+  // bf16 overwrite the start of the row, whose fp32 values are gone), then
+  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j] over ⌈keys / 2⌉ pair rows (a
+  // missing last key must have p = 0 or a zero value row).
+  void (*pv_tile)(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const bf16* value_pairs,
+                  std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch);
+
+  // One key panel from `count` <= panel_width keys of 2·pairs contiguous bf16, rows `stride`
+  // (even) bf16 apart; keys past count are zero. `streamed`: written past the caches.
+  void (*pack_key_panel)(const bf16* keys, std::int64_t stride, std::int64_t count, std::int64_t pairs,
+                         bf16* panel, bool streamed);
+
+  // ⌈count / 2⌉ value pair rows from `count` rows of dv contiguous bf16, `stride` apart;
+  // columns past dv and the partner of an odd last row are zeros.
+  void (*pack_value_pairs)(const bf16* v, std::int64_t stride, std::int64_t count, std::int64_t dv,
+                           std::int64_t dv_padded, bf16* out);
+};
+
 struct KernelTable {
   Isa isa;
   const char* name;
@@ -113,6 +145,9 @@ struct KernelTable {
   // y[i] = 2^x[i], the vectorized exp2 the kernels use (for its accuracy test).
   void (*exp2)(const float* x, float* y, std::int64_t n);
 
+  // The bf16 products, where the target and the CPU have them; null elsewhere.
+  const Bf16DotKernels* bf16_dot;
+
   // Runs `iterations` rounds of independent FMAs on vector registers and returns the FLOPs
   // done: the probe for the machine's peak fp32 rate on this target.
   double (*fma_peak_probe)(std::int64_t iterations);
@@ -124,5 +159,8 @@ const KernelTable& kernels_for(Isa requested);
 
 // Whether this CPU (and OS) can run `isa`.
 bool cpu_supports(Isa isa);
+
+// Whether this CPU runs AVX512-BF16 (vdpbf16ps, vcvtneps2bf16) beside AVX-512.
+bool cpu_has_avx512_bf16();
 
 }  // namespace longattn::simd

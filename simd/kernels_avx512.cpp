@@ -7,9 +7,13 @@
 namespace longattn::simd {
 
 const KernelTable& avx512_kernels() {
-  // Register block: 6 rows × 4 zmm = 24 accumulators + 4 B vectors + 1 broadcast of 32 zmm.
-  static const KernelTable table =
-      avx512::make_kernel_table<avx512::VecF32<xsimd::avx512bw>, 6, 4, 12>(Isa::avx512, "avx512");
+  static const KernelTable table = [] {
+    KernelTable kernels =
+        avx512::make_kernel_table<avx512::VecF32<xsimd::avx512bw>, Avx512Block::rows, Avx512Block::vectors,
+                                  Avx512Block::probe_chains>(Isa::avx512, "avx512");
+    if (cpu_has_avx512_bf16()) kernels.bf16_dot = &avx512_bf16_dot_kernels();
+    return kernels;
+  }();
   return table;
 }
 

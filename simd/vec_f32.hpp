@@ -151,6 +151,20 @@ struct VecF32 {
   }
 
   friend VecF32 fma(VecF32 a, VecF32 b, VecF32 c) { return {xsimd::fma(a.v, b.v, c.v)}; }
+#if defined(__AVX512BF16__)
+  // acc + a[2i]·b[2i] + a[2i+1]·b[2i+1] in lane i, where a and b hold bf16 pairs (the low
+  // half of each 32 bits first): AVX512-BF16 vdpbf16ps, exact products summed in fp32 (with
+  // round to nearest even and denormals flushed, whatever MXCSR says).
+  friend VecF32 dot_bf16_pairs(VecF32 acc, VecF32 a, VecF32 b) {
+    static_assert(lanes == 16);
+    return {batch(_mm512_dpbf16_ps(acc.v, (__m512bh)_mm512_castps_si512(a.v), (__m512bh)_mm512_castps_si512(b.v)))};
+  }
+  // The `lanes` values rounded to bf16 (nearest even), stored as `lanes` bf16 at p.
+  void store_bf16(bf16* p) const {
+    static_assert(lanes == 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
+  }
+#endif
   friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
   friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
   friend VecF32 operator+(VecF32 a, VecF32 b) { return {a.v + b.v}; }

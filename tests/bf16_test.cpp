@@ -91,6 +91,45 @@ TEST_CASE("attention on bf16 q, k, v: odd sizes and the fp32 tolerance on the wi
   AttentionTester().n(500).d(64).value_range(6.0f).bf16_inputs().check();
 }
 
+TEST_CASE("bf16 products: vdpbf16ps where the CPU has it, for what it covers, within the bf16 tolerance") {
+  using namespace longattn;
+  const std::int64_t n = 300, d = 64;
+  std::vector<bf16> q(2 * n * d), k(2 * n * d), v(2 * n * d);
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    q[i] = bf16(std::sin(0.37f * float(i)));
+    k[i] = bf16(std::cos(0.11f * float(i)));
+    v[i] = bf16(std::sin(0.05f * float(i) + 1.0f));
+  }
+  std::vector<float> out(2 * n * d);
+  auto run = [&](AttentionOptions options, std::int64_t nq) {
+    return attention(bhnd<const bf16>(q.data(), 1, 2, nq, d),
+                     bhnd<const bf16>(k.data(), 1, 2, n, d), bhnd<const bf16>(v.data(), 1, 2, n, d),
+                     bhnd(out.data(), 1, 2, nq, d), options);
+  };
+  for (Isa isa : testing::runnable_isas()) {
+    CAPTURE(to_string(isa));
+    AttentionOptions options;
+    options.isa = isa;
+    const bool native = simd::kernels_for(isa).bf16_dot != nullptr;
+    CHECK(native == (isa == Isa::avx512 && simd::cpu_has_avx512_bf16()));
+    CHECK(run(options, n).bf16_products == native);
+    CHECK_FALSE(run(options, 16).bf16_products);  // a few queries: the decoding kernels, widened
+    options.bf16_products = Bf16Products::widened;
+    CHECK_FALSE(run(options, n).bf16_products);
+    options.bf16_products = Bf16Products::native;
+    options.rope = {RopePairing::half};
+    CHECK_FALSE(run(options, n).bf16_products);  // rotated keys are fp32
+  }
+  // Odd depths, where a last feature pairs with a zero, and every path's tiles.
+  for (std::int64_t depth : {1, 3, 80, 256}) {
+    CAPTURE(depth);
+    AttentionTester().n(200).d(depth).heads(2).bf16_inputs().check();
+  }
+  AttentionTester().tokens(97, 1000).dims(3, 5).causal().bf16_inputs().check();
+  AttentionTester().tokens(200, 999).d(64).alibi().bf16_inputs().check();
+  AttentionTester().tokens(200, 999).d(64).relative_bias(16).window(128, 0).bf16_inputs().check();
+}
+
 TEST_CASE("bf16 inputs in every layout, with masks, encodings and the other normalizers") {
   for (Layout layout : {Layout::bnhd, Layout::bhdn}) {
     AttentionTester().batch(2).heads(4, 2).n(300).d(48).causal().layout(layout).bf16_inputs().check();

@@ -38,6 +38,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"threads", c.threads},
       {"isa", to_string(r.isa)},
       {"dtype", c.dtype},
+      {"bf16_products", c.dtype == "bf16" ? nlohmann::json(r.bf16_products ? "native" : "widened") : nlohmann::json(nullptr)},
       {"flops", r.flops},
       {"seconds", r.longattn.seconds},
       {"gflops", r.longattn.gflops},
@@ -141,10 +142,11 @@ void print_text(const bench::AttentionBenchResult& r) {
   if (c.alibi) detail += " alibi";
   if (c.relative_clip >= 0) detail += " relative K=" + std::to_string(c.relative_clip);
   const std::string queries = c.nq > 0 && c.nq != c.n ? " nq=" + std::to_string(c.nq) : "";
-  std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld%s D=%lld  threads=%d  isa=%s  %s inputs\n",
+  const std::string products = c.dtype != "bf16" ? "" : r.bf16_products ? " (native bf16 products)" : " (widened to fp32)";
+  std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld%s D=%lld  threads=%d  isa=%s  %s inputs%s\n",
               c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, queries.c_str(), (long long)c.d,
-              c.threads, to_string(r.isa).c_str(), c.dtype.c_str());
+              c.threads, to_string(r.isa).c_str(), c.dtype.c_str(), products.c_str());
   std::printf("  fp32 FMA peak (measured)  %8.1f GFLOP/s\n", r.peak_gflops);
   std::printf("  longattn   %9.4f s  %8.1f GFLOP/s  %5.1f %% of peak  scratch %8.2f MiB\n",
               r.longattn.seconds, r.longattn.gflops, 100.0 * r.longattn.gflops / r.peak_gflops,
@@ -225,6 +227,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--dtype", config->dtype,
                   "Element types: fp32, bf16 (q, k, v) or bf16-kv (fp32 q, bf16 k and v); the baseline runs fp32")
       ->check(CLI::IsMember({"fp32", "bf16", "bf16-kv"}));
+  auto bf16_products = std::make_shared<std::string>("native");
+  cmd->add_option("--bf16-products", *bf16_products,
+                  "With --dtype bf16: native (vdpbf16ps where the CPU has it) or widened (fp32 products)")
+      ->check(CLI::IsMember({"native", "widened"}));
   cmd->add_option("--baseline", config->baseline, "onednn or none")->check(CLI::IsMember({"onednn", "none"}));
   cmd->add_option("--repeats", config->repeats, "Timed runs after a warm-up; the median is reported")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON object instead of text");
@@ -251,6 +257,7 @@ void add_bench_command(CLI::App& app) {
       config->window_right = (*window)[1];
     }
     config->isa = parse_isa(*isa);
+    config->bf16_products = parse_bf16_products(*bf16_products);
     config->rope.pairing = parse_rope_pairing(*rope);
     config->normalizer = parse_normalizer(*normalizer);
     emit(bench::run_attention_bench(*config), *json, *output);

@@ -24,9 +24,12 @@ LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const 
                          const AttentionOptions& options = {},
                          TensorView<float, 3> lse = {});
 
-// The same on bf16 q, k and v (every option, layout and path of the fp32 call): the engine
-// widens them to fp32 as it copies or packs them, computes in fp32 and writes an fp32
-// output, so the result is the fp32 call's on the widened inputs, within fp32 tolerances.
+// The same on bf16 q, k and v (every option, layout and path of the fp32 call), with an fp32
+// output. Where the CPU has AVX512-BF16, bf16 pairs are multiplied by vdpbf16ps and summed in
+// fp32, the probabilities rounded to bf16 for P·V (options.bf16_products = native, the
+// default; within the bf16 tolerance, 2e-2); elsewhere, and with `widened`, the engine widens
+// the inputs to fp32 as it copies or packs them and computes in fp32: the fp32 call's result
+// on the widened inputs, within fp32 tolerances. stats.bf16_products says which ran.
 LONGATTN_API AttentionStats attention(HeadsView<const bf16> q, HeadsView<const bf16> k,
                                       HeadsView<const bf16> v, HeadsView<float> out,
                                       const AttentionOptions& options = {},

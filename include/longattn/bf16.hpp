@@ -2,7 +2,8 @@
 //
 // Tensors of bf16 take half the memory of fp32 and half the bandwidth to read (a decoding
 // step is bound by reading its keys and values). Widening to fp32 is exact; attention()
-// on bf16 inputs computes in fp32 from the widened values.
+// on bf16 inputs multiplies them as bf16 pairs where the CPU can (AVX512-BF16), otherwise
+// in fp32 from the widened values (AttentionOptions::bf16_products).
 #pragma once
 
 #include <bit>

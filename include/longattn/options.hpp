@@ -20,6 +20,19 @@ enum class Isa { automatic, avx512, avx2, scalar };
 LONGATTN_API std::string to_string(Isa isa);
 LONGATTN_API Isa parse_isa(const std::string& name);  // throws Error on an unknown name
 
+// How attention multiplies q, k and v given in bf16 (DESIGN.md §3).
+// native   bf16 pairs multiplied by the CPU's bf16 dot product (AVX512-BF16 vdpbf16ps) and
+//          summed in fp32, the probabilities rounded to bf16 for P·V: about twice the fp32
+//          rate, within the bf16 tolerance (2e-2). Where the CPU has no such instruction, or
+//          for what it does not cover (RoPE, additive scores, a few queries per kv head), as
+//          widened.
+// widened  every input widened to fp32 (exact) and computed as fp32 inputs are.
+// fp32 q against bf16 k and v is always widened.
+enum class Bf16Products { native, widened };
+
+LONGATTN_API std::string to_string(Bf16Products products);
+LONGATTN_API Bf16Products parse_bf16_products(const std::string& name);  // throws Error on an unknown name
+
 // How scores become weights (DESIGN.md §1):
 // softmax  o_i = Σ_j softmax_j(s_ij) v_j                 (streaming, with a running max)
 // sigmoid  o_i = Σ_j sigmoid(s_ij + b) v_j, b = sigmoid_bias or -log(Nk)
@@ -89,6 +102,7 @@ struct AttentionOptions {
   TensorView<const float, 2> relative_bias;
 
   Isa isa = Isa::automatic;
+  Bf16Products bf16_products = Bf16Products::native;
   // Worker threads; 0 uses every core TBB may use. Results are bit-identical for any count.
   int threads = 0;
 };
@@ -103,6 +117,7 @@ struct AttentionStats {
   std::int64_t computed_pairs = 0;
   std::int64_t scratch_bytes = 0;
   Isa isa = Isa::automatic;    // the path that ran
+  bool bf16_products = false;  // whether bf16 pairs were multiplied natively (Bf16Products)
 };
 
 }  // namespace longattn
