@@ -32,9 +32,9 @@ struct Bf16DotKernels {
                   float* row_max, float* row_sum, PrefetchQueue& prefetch);
 
   // pv_tile on pairs: each row of p is first rounded to bf16 in place (its first 2·⌈keys/2⌉
-  // bf16 overwrite the start of the row, whose fp32 values are gone), then
-  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j] over ⌈keys / 2⌉ pair rows (a
-  // missing last key must have p = 0 or a zero value row).
+  // values, read in whole vectors, as bf16 over the start of the row, whose fp32 values are
+  // gone), then o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j] over ⌈keys / 2⌉ pair
+  // rows (a missing last key must have p = 0 or a zero value row).
   void (*pv_tile)(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const bf16* value_pairs,
                   std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch);
 
