@@ -664,7 +664,8 @@ class FlashRunner {
     const std::int64_t b = head / plan_.shape.kv_heads, h = head % plan_.shape.kv_heads;
     if constexpr (kBf16Inputs) {
       if (pairs_ != nullptr) {  // as they are: the score scale is applied by the kernel
-        pack_key_pair_panels(*pairs_, k_, b, h, layout_, p0, p1, reinterpret_cast<bf16*>(keys), stores);
+        pack_key_pair_panels(*pairs_, k_, b, h, layout_, p0, p1, reinterpret_cast<bf16*>(keys), stores,
+                             plan_.rope.enabled() ? &plan_.rope : nullptr);
         if (values != nullptr) pack_value_pair_rows(*pairs_, v_, b, h, layout_, p0, p1, reinterpret_cast<bf16*>(values));
         return;
       }
@@ -781,10 +782,17 @@ class FlashRunner {
       if (pairs_ != nullptr) {  // bf16 rows of layout_.d pairs, an odd D's last pair completed by a zero
         const std::int64_t padded = 2 * layout_.d;
         bf16* rows_out = reinterpret_cast<bf16*>(buffer);
+        std::vector<float> rotated(plan_.rope.enabled() ? static_cast<std::size_t>(D) : 0);
         for (std::int64_t r = 0; r < rows; ++r) {
           const bf16* query = q_head + (i0 + r) * q_.strides[2];
           bf16* row = rows_out + r * padded;
-          for (std::int64_t d = 0; d < D; ++d) row[d] = query[d * q_.strides[3]];
+          if (plan_.rope.enabled()) {  // widened, rotated, rounded back to bf16, as the keys are
+            widen_row(*plan_.kernels, query, q_.strides[3], D, rotated.data());
+            plan_.rope.rotate(rotated.data(), 1, i0 + r + plan_.shape.nk - plan_.shape.nq, 1.0f, rotated.data());
+            for (std::int64_t d = 0; d < D; ++d) row[d] = bf16(rotated[d]);
+          } else {
+            for (std::int64_t d = 0; d < D; ++d) row[d] = query[d * q_.strides[3]];
+          }
           std::fill(row + D, row + padded, bf16());
         }
         return buffer;
@@ -1176,7 +1184,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const std::int64_t dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
   const bool softmax = options.normalizer == Normalizer::softmax;
   const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
-                        !options.rope.enabled() && !options.additive.enabled() &&
+                        !options.additive.enabled() &&
                         shape.group() * shape.nq > block_rows;  // else split keys (FlashRunner::plan_key_splits)
   return FlashPlan{shape,
                    VisibilityPlan(shape, options, block_rows, kernels.panel_width),

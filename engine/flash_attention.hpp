@@ -28,8 +28,9 @@ struct FlashPlan {
   PositionBias bias;         // enabled: ALiBi / relative bias added to every score tile
   const simd::KernelTable* kernels;
   // The bf16 products, for q, k and v all in bf16 (null: widened): where options ask for them,
-  // the CPU has them and the plan needs nothing they lack (RoPE and additive scores transform
-  // fp32 rows; the decoding kernels, for a few queries per kv head, read rows in place).
+  // the CPU has them and the plan needs nothing they lack (additive scores project fp32 rows;
+  // the decoding kernels, for a few queries per kv head, read rows in place). RoPE rotates
+  // q and k in fp32 and rounds them back to bf16.
   const simd::Bf16DotKernels* bf16_dot;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width

@@ -112,12 +112,13 @@ void pack_value_rows(const simd::KernelTable& kernels, const HeadsView<const T>&
 
 void pack_key_pair_panels(const simd::Bf16DotKernels& kernels, const HeadsView<const bf16>& k, std::int64_t b,
                           std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
-                          std::int64_t last_panel, bf16* panels, PanelStores stores) {
+                          std::int64_t last_panel, bf16* panels, PanelStores stores, const RotaryTable* rope) {
   const std::int64_t P = layout.panel_width, pairs = layout.d, D = k.shape[3];
   const bf16* head = k.data + b * k.strides[0] + h * k.strides[1];
   // Rows the kernel can read as pairs where they lie: contiguous, an even D, an even stride.
-  const bool in_place = k.strides[3] == 1 && D % 2 == 0 && k.strides[2] % 2 == 0;
+  const bool in_place = rope == nullptr && k.strides[3] == 1 && D % 2 == 0 && k.strides[2] % 2 == 0;
   std::vector<bf16> staged(in_place ? 0 : static_cast<std::size_t>(P * 2 * pairs));
+  std::vector<float> rotated(rope != nullptr ? static_cast<std::size_t>(D) : 0);
   for (std::int64_t p = first_panel; p < last_panel; ++p) {
     bf16* panel = panels + (p - first_panel) * 2 * pairs * P;
     const std::int64_t j0 = p * P, keys = std::min(P, layout.nk - j0);
@@ -129,7 +130,13 @@ void pack_key_pair_panels(const simd::Bf16DotKernels& kernels, const HeadsView<c
     for (std::int64_t c = 0; c < keys; ++c) {  // into rows of 2·pairs, an odd D's last pair completed by a zero
       const bf16* key = head + (j0 + c) * k.strides[2];
       bf16* row = staged.data() + c * 2 * pairs;
-      for (std::int64_t d = 0; d < D; ++d) row[d] = key[d * k.strides[3]];
+      if (rope != nullptr) {
+        for (std::int64_t d = 0; d < D; ++d) rotated[d] = static_cast<float>(key[d * k.strides[3]]);
+        rope->rotate(rotated.data(), 1, j0 + c, 1.0f, rotated.data());
+        for (std::int64_t d = 0; d < D; ++d) row[d] = bf16(rotated[d]);
+      } else {
+        for (std::int64_t d = 0; d < D; ++d) row[d] = key[d * k.strides[3]];
+      }
       std::fill(row + D, row + 2 * pairs, bf16());
     }
     kernels.pack_key_panel(staged.data(), 2 * pairs, keys, pairs, panel, stores == PanelStores::streamed);

@@ -65,10 +65,12 @@ void pack_value_rows(const simd::KernelTable& kernels, const HeadsView<const T>&
 // For the bf16 products (simd::Bf16DotKernels), bf16 k and v packed as they are, no scale:
 // key panels [pairs][panel_width] of feature pairs (layout.d = pairs, ⌈D / 2⌉) and value pair
 // rows of dv_padded pairs (two keys each), panel first_panel's at the start of `panels` /
-// `rows`; zero past Nk, an odd D's last feature paired with a zero.
+// `rows`; zero past Nk, an odd D's last feature paired with a zero. With `rope`, key j is
+// widened, rotated to position j and rounded back to bf16.
 void pack_key_pair_panels(const simd::Bf16DotKernels& kernels, const HeadsView<const bf16>& k, std::int64_t b,
                           std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
-                          std::int64_t last_panel, bf16* panels, PanelStores stores);
+                          std::int64_t last_panel, bf16* panels, PanelStores stores,
+                          const RotaryTable* rope = nullptr);
 void pack_value_pair_rows(const simd::Bf16DotKernels& kernels, const HeadsView<const bf16>& v, std::int64_t b,
                           std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
                           std::int64_t last_panel, bf16* rows);

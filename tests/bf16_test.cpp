@@ -100,7 +100,7 @@ TEST_CASE("bf16 products: vdpbf16ps where the CPU has it, for what it covers, wi
     k[i] = bf16(std::cos(0.11f * float(i)));
     v[i] = bf16(std::sin(0.05f * float(i) + 1.0f));
   }
-  std::vector<float> out(2 * n * d);
+  std::vector<float> out(2 * n * d), wq(8 * d, 0.1f), wk(8 * d, 0.1f), w(8, 1.0f);
   auto run = [&](AttentionOptions options, std::int64_t nq) {
     return attention(bhnd<const bf16>(q.data(), 1, 2, nq, d),
                      bhnd<const bf16>(k.data(), 1, 2, n, d), bhnd<const bf16>(v.data(), 1, 2, n, d),
@@ -118,7 +118,10 @@ TEST_CASE("bf16 products: vdpbf16ps where the CPU has it, for what it covers, wi
     CHECK_FALSE(run(options, n).bf16_products);
     options.bf16_products = Bf16Products::native;
     options.rope = {RopePairing::half};
-    CHECK_FALSE(run(options, n).bf16_products);  // rotated keys are fp32
+    CHECK(run(options, n).bf16_products == native);  // q and k rotated, then rounded to bf16
+    options.rope = {};
+    options.additive = {{wq.data(), {8, d}, {d, 1}}, {wk.data(), {8, d}, {d, 1}}, w};
+    CHECK_FALSE(run(options, n).bf16_products);  // projected fp32 rows
   }
   // Odd depths, where a last feature pairs with a zero, and every path's tiles.
   for (std::int64_t depth : {1, 3, 80, 256}) {
@@ -128,6 +131,8 @@ TEST_CASE("bf16 products: vdpbf16ps where the CPU has it, for what it covers, wi
   AttentionTester().tokens(97, 1000).dims(3, 5).causal().bf16_inputs().check();
   AttentionTester().tokens(200, 999).d(64).alibi().bf16_inputs().check();
   AttentionTester().tokens(200, 999).d(64).relative_bias(16).window(128, 0).bf16_inputs().check();
+  AttentionTester().heads(4, 2).tokens(300, 1000).d(80).rope("half").causal().bf16_inputs().check();
+  AttentionTester().tokens(150, 700).d(6).rope("interleaved").layout(Layout::bnhd).bf16_inputs().check();
 }
 
 TEST_CASE("bf16 inputs in every layout, with masks, encodings and the other normalizers") {

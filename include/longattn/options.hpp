@@ -22,10 +22,10 @@ LONGATTN_API Isa parse_isa(const std::string& name);  // throws Error on an unkn
 
 // How attention multiplies q, k and v given in bf16 (DESIGN.md §3).
 // native   bf16 pairs multiplied by the CPU's bf16 dot product (AVX512-BF16 vdpbf16ps) and
-//          summed in fp32, the probabilities rounded to bf16 for P·V: about twice the fp32
-//          rate, within the bf16 tolerance (2e-2). Where the CPU has no such instruction, or
-//          for what it does not cover (RoPE, additive scores, a few queries per kv head), as
-//          widened.
+//          summed in fp32, the probabilities rounded to bf16 for P·V (RoPE: q and k rotated
+//          in fp32, then rounded to bf16): about twice the fp32 rate, within the bf16
+//          tolerance (2e-2). Where the CPU has no such instruction, or for what it does not
+//          cover (additive scores, a few queries per kv head), as widened.
 // widened  every input widened to fp32 (exact) and computed as fp32 inputs are.
 // fp32 q against bf16 k and v is always widened.
 enum class Bf16Products { native, widened };
