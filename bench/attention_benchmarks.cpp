@@ -1,4 +1,5 @@
-// Google Benchmark suite: the attention kernel at long n: full, causal, sigmoid (D = 64, 128),
+// Google Benchmark suite: the attention kernel at long n: full, causal (fp32 and bf16 inputs),
+// sigmoid (D = 64, 128),
 // RoPE and ALiBi, windows, linear attention (up to n = 2^20), a block-sparse layout, decoding
 // (one new token against n keys, fp32 and bf16 caches), many short heads (BERT's shapes), and
 // the multi-head layer (E = 512, 8 heads) with its projections.
@@ -16,6 +17,7 @@
 
 #include "bench/measure.hpp"
 #include "longattn/attention.hpp"
+#include "longattn/bf16.hpp"
 #include "longattn/machine.hpp"
 #include "longattn/multi_head.hpp"
 
@@ -28,22 +30,33 @@ double peak_gflops(int threads) {
   return it->second;
 }
 
-// Attention over `batch` × `heads` heads of n tokens, D = d (state: n, d, threads).
+// The random tensor of `elements` values (bench::random_tensor's) as element type T.
+template <class T>
+auto random_as(std::int64_t elements, unsigned seed) {
+  if constexpr (std::is_same_v<T, longattn::bf16>) {
+    return longattn::bench::rounded_to_bf16(longattn::bench::random_tensor(elements, seed));
+  } else {
+    return longattn::bench::random_tensor(elements, seed);
+  }
+}
+
+// Attention over `batch` × `heads` heads of n tokens, D = d (state: n, d, threads), on q, k
+// and v of element type T (fp32, or bf16: its native products where the CPU has them).
+template <class T = float>
 void run_attention(benchmark::State& state, longattn::AttentionOptions options, std::int64_t batch,
                    std::int64_t heads) {
   const std::int64_t n = state.range(0), d = state.range(1), size = batch * heads * n * d;
   const int threads = static_cast<int>(state.range(2));
-  const auto q = longattn::bench::random_tensor(size, 1), k = longattn::bench::random_tensor(size, 2),
-             v = longattn::bench::random_tensor(size, 3);
+  const auto q = random_as<T>(size, 1), k = random_as<T>(size, 2), v = random_as<T>(size, 3);
   longattn::bench::Tensor out(static_cast<std::size_t>(size));
   options.threads = threads;
   longattn::AttentionStats stats;
   double seconds = 0;
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
-    stats = longattn::attention(longattn::bhnd(q.data(), batch, heads, n, d),
-                                longattn::bhnd(k.data(), batch, heads, n, d),
-                                longattn::bhnd(v.data(), batch, heads, n, d),
+    stats = longattn::attention(longattn::bhnd<const T>(q.data(), batch, heads, n, d),
+                                longattn::bhnd<const T>(k.data(), batch, heads, n, d),
+                                longattn::bhnd<const T>(v.data(), batch, heads, n, d),
                                 longattn::bhnd(out.data(), batch, heads, n, d), options);
     benchmark::DoNotOptimize(out.data());
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -52,10 +65,15 @@ void run_attention(benchmark::State& state, longattn::AttentionOptions options, 
   state.counters["GFLOPs"] = gflops;
   state.counters["peak_pct"] = 100.0 * gflops / peak_gflops(threads);
   state.counters["scratch_bytes"] = static_cast<double>(stats.scratch_bytes);
-  state.SetLabel(longattn::to_string(stats.isa));
+  state.SetLabel(longattn::to_string(stats.isa) + (stats.bf16_products ? " bf16 products" : ""));
 }
 
 void BM_attention(benchmark::State& state, longattn::AttentionOptions options) { run_attention(state, options, 1, 1); }
+
+// bf16 q, k, v: "% of peak" stays against the fp32 FMA peak.
+void BM_attention_bf16(benchmark::State& state, longattn::AttentionOptions options) {
+  run_attention<longattn::bf16>(state, options, 1, 1);
+}
 
 // BERT-base's shapes: 32 sequences × 12 heads of a few hundred tokens, each head's keys in
 // cache (one band per head), against which the long-n figures say little.
@@ -106,16 +124,6 @@ void sparse_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "d", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
 
-// The random tensor of `elements` values (bench::random_tensor's) as element type T.
-template <class T>
-auto random_as(std::int64_t elements, unsigned seed) {
-  if constexpr (std::is_same_v<T, longattn::bf16>) {
-    return longattn::bench::rounded_to_bf16(longattn::bench::random_tensor(elements, seed));
-  } else {
-    return longattn::bench::random_tensor(elements, seed);
-  }
-}
-
 // Decoding: one query per head against n cached keys (causal, bottom-right aligned), Hq query
 // heads on Hkv kv heads, D = 128, q, k and v of element type T (fp32 or bf16); memory-bound,
 // so the counter is the rate k and v are read at.
@@ -149,6 +157,8 @@ void decode_sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_CAPTURE(BM_attention, full, with_window(longattn::Window::full()))->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, causal, with_window(longattn::Window::causal()))->Apply(sizes);
+BENCHMARK_CAPTURE(BM_attention_bf16, full, with_window(longattn::Window::full()))->Apply(sizes);
+BENCHMARK_CAPTURE(BM_attention_bf16, causal, with_window(longattn::Window::causal()))->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, window_256_256, with_window({256, 256}))->Apply(window_sizes);
 
 longattn::AttentionOptions with_normalizer(longattn::Normalizer normalizer, longattn::Window w) {

@@ -201,10 +201,13 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
   }
 }
 
-template <class V, int R, int NV>
-void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
-             std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, const float* diagonals,
-             const std::int32_t* row_bounds, float* row_max, float* row_sum, PrefetchQueue& prefetch) {
+// qk_tile, and (kPairs) its bf16 products: then d counts 4-byte pairs of q rows and panels,
+// and the products are scaled by product_scale (gemm_block).
+template <class V, int R, int NV, bool kPairs>
+void qk_tile_of(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
+                std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, const float* diagonals,
+                const std::int32_t* row_bounds, float* row_max, float* row_sum, PrefetchQueue& prefetch,
+                float product_scale) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
   V vmax[kMaxTileRows], vsum[kMaxTileRows];
@@ -222,13 +225,13 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
     const Start start = row_offset ? Start::row_value : Start::zero;
     const float* diagonal = diagonals ? diagonals + (rows - 1) + (v0 - first) * L : nullptr;
     if (row_bounds != nullptr && row_sum != nullptr) {
-      gemm_tile<V, R, NV, true>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds,
-                                start, row_offset, diagonal, row_bounds, (v0 - first) * L, row_max ? vmax : nullptr,
-                                vsum, prefetch);
+      gemm_tile<V, R, NV, true, kPairs>(rows, count, q, d, panel + in_panel * L, panel_width, d,
+                                        s + (v0 - first) * L, lds, start, row_offset, diagonal, row_bounds,
+                                        (v0 - first) * L, row_max ? vmax : nullptr, vsum, prefetch, product_scale);
     } else {
-      gemm_tile<V, R, NV>(rows, count, q, d, panel + in_panel * L, panel_width, d, s + (v0 - first) * L, lds, start,
-                          row_offset, diagonal, nullptr, 0, row_max ? vmax : nullptr, row_sum ? vsum : nullptr,
-                          prefetch);
+      gemm_tile<V, R, NV, false, kPairs>(rows, count, q, d, panel + in_panel * L, panel_width, d,
+                                         s + (v0 - first) * L, lds, start, row_offset, diagonal, nullptr, 0,
+                                         row_max ? vmax : nullptr, row_sum ? vsum : nullptr, prefetch, product_scale);
     }
     v0 += count;
   }
@@ -240,6 +243,14 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
   }
 }
 
+template <class V, int R, int NV>
+void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
+             std::int64_t keys, float* s, std::int64_t lds, const float* row_offset, const float* diagonals,
+             const std::int32_t* row_bounds, float* row_max, float* row_sum, PrefetchQueue& prefetch) {
+  qk_tile_of<V, R, NV, false>(q, rows, d, key_panels, first_key, keys, s, lds, row_offset, diagonals, row_bounds,
+                              row_max, row_sum, prefetch, 1.0f);
+}
+
 // Value rows per pass over the output rows: 32 KiB of them (128 rows at Dv = 64, 64 at 128)
 // stay in L1 while every row group of the block reads them. Measured on the 96 × 256 tile
 // (AVX-512, D = 64), PV ran at 0.84 / 0.93 / 0.98 / 0.89 of QKᵀ's rate for chunks of 32 / 64
@@ -247,16 +258,19 @@ void qk_tile(const float* q, std::int64_t rows, std::int64_t d, const float* key
 // / 174 GFLOP/s.
 inline constexpr std::int64_t kPvChunkBytes = 32 << 10;
 
-template <class V, int R, int NV>
+// pv_tile, and (kPairs) its bf16 products: then `keys` counts pairs of P rows and value pair
+// rows (ldv 4-byte units apart), each chunk the same bytes.
+template <class V, int R, int NV, bool kPairs = false>
 void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
              std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch) {
   const std::int64_t key_chunk =
       std::max<std::int64_t>(16, kPvChunkBytes / (dv_padded * static_cast<std::int64_t>(sizeof(float))));
   for (std::int64_t k0 = 0; k0 < keys; k0 += key_chunk) {
     const std::int64_t depth = keys - k0 < key_chunk ? keys - k0 : key_chunk;
-    gemm_tile<V, R, NV>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o, dv_padded,
-                        k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load, row_scale, nullptr,
-                        nullptr, 0, static_cast<V*>(nullptr), static_cast<V*>(nullptr), prefetch);
+    gemm_tile<V, R, NV, false, kPairs>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o,
+                                       dv_padded, k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load,
+                                       row_scale, nullptr, nullptr, 0, static_cast<V*>(nullptr),
+                                       static_cast<V*>(nullptr), prefetch);
   }
 }
 
@@ -785,38 +799,9 @@ void qk_tile_bf16(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf
                   std::int64_t keys, float* s, std::int64_t lds, float score_scale, const float* row_offset,
                   const float* diagonals, const std::int32_t* row_bounds, float* row_max, float* row_sum,
                   PrefetchQueue& prefetch) {
-  constexpr int L = V::lanes;
-  constexpr int panel_width = NV * L;
-  const float* q_pairs = reinterpret_cast<const float*>(q);
-  const float* panels = reinterpret_cast<const float*>(key_panels);
-  V vmax[kMaxTileRows], vsum[kMaxTileRows];
-  for (std::int64_t r = 0; row_max != nullptr && r < rows; ++r) {
-    vmax[r] = V::broadcast(-std::numeric_limits<float>::infinity());
-  }
-  for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) vsum[r] = V::zero();
-  const std::int64_t first = first_key / L, last = (first_key + keys) / L;  // in vectors, as qk_tile
-  for (std::int64_t v0 = first; v0 < last;) {
-    const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
-    const float* panel = panels + v0 / NV * pairs * panel_width;
-    const Start start = row_offset ? Start::row_value : Start::zero;
-    const float* diagonal = diagonals ? diagonals + (rows - 1) + (v0 - first) * L : nullptr;
-    if (row_bounds != nullptr && row_sum != nullptr) {
-      gemm_tile<V, R, NV, true, true>(rows, count, q_pairs, pairs, panel + in_panel * L, panel_width, pairs,
-                                      s + (v0 - first) * L, lds, start, row_offset, diagonal, row_bounds,
-                                      (v0 - first) * L, row_max ? vmax : nullptr, vsum, prefetch, score_scale);
-    } else {
-      gemm_tile<V, R, NV, false, true>(rows, count, q_pairs, pairs, panel + in_panel * L, panel_width, pairs,
-                                       s + (v0 - first) * L, lds, start, row_offset, diagonal, nullptr, 0,
-                                       row_max ? vmax : nullptr, row_sum ? vsum : nullptr, prefetch, score_scale);
-    }
-    v0 += count;
-  }
-  for (std::int64_t r = 0; row_sum != nullptr && r < rows; ++r) row_sum[r] = vsum[r].reduce_add();
-  if (row_max == nullptr) return;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float m = vmax[r].reduce_max();
-    if (m > row_max[r]) row_max[r] = m;
-  }
+  qk_tile_of<V, R, NV, true>(reinterpret_cast<const float*>(q), rows, pairs,
+                             reinterpret_cast<const float*>(key_panels), first_key, keys, s, lds, row_offset,
+                             diagonals, row_bounds, row_max, row_sum, prefetch, score_scale);
 }
 
 template <class V, int R, int NV>
@@ -831,17 +816,8 @@ void pv_tile_bf16(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t ke
     float* row = p + r * ldp;
     for (std::int64_t j = 0; j < rounded; j += L) V::load(row + j).store_bf16(reinterpret_cast<bf16*>(row) + j);
   }
-  const float* values = reinterpret_cast<const float*>(value_pairs);
-  // Pair rows per pass: the bytes of kPvChunkBytes, as pv_tile's value rows.
-  const std::int64_t pair_chunk =
-      std::max<std::int64_t>(8, kPvChunkBytes / (dv_padded * static_cast<std::int64_t>(sizeof(float))));
-  for (std::int64_t k0 = 0; k0 < pairs; k0 += pair_chunk) {
-    const std::int64_t depth = pairs - k0 < pair_chunk ? pairs - k0 : pair_chunk;
-    gemm_tile<V, R, NV, false, true>(rows, dv_padded / L, p + k0, ldp, values + k0 * dv_padded, dv_padded, depth, o,
-                                     dv_padded, k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load,
-                                     row_scale, nullptr, nullptr, 0, static_cast<V*>(nullptr),
-                                     static_cast<V*>(nullptr), prefetch);
-  }
+  pv_tile<V, R, NV, true>(p, rows, ldp, pairs, reinterpret_cast<const float*>(value_pairs), dv_padded, dv_padded, o,
+                          row_scale, prefetch);
 }
 
 // One key panel of bf16 pairs from `count` <= NV·lanes keys of 2·pairs contiguous bf16 (rows
