@@ -965,13 +965,14 @@ class FlashRunner {
     // Keys past Nk have probability 0 and no value row to read (v may end there); j0 < Nk.
     const std::int64_t value_keys = std::min(width, plan_.shape.nk - j0);
     const std::int64_t value_offset = (j0 - keys.begin) * keys.value_stride;
-    auto accumulate = [&](const float* row_scale) {  // acc = acc · row_scale + P V
+    // acc = acc · row_scale + P V; p_in_bf16: the QKᵀ kernel stored P in bf16 (pairs_, lazy)
+    auto accumulate = [&](const float* row_scale, bool p_in_bf16 = false) {
       if (rows_in_place) {
         pv_rows(kern, s, n, lds, value_keys, keys.caller_value_rows + value_offset, keys.value_stride, plan_.shape.dv,
                 acc, W, row_scale);
       } else if (pairs_ != nullptr) {  // value_offset: half a pair row per key, j0 - keys.begin even
         pairs_->pv_tile(s, n, lds, value_keys, reinterpret_cast<const bf16*>(keys.value_rows + value_offset), W, acc,
-                        row_scale, scratch.prefetch);
+                        row_scale, p_in_bf16, scratch.prefetch);
       } else {
         kern.pv_tile(s, n, lds, value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
                      scratch.prefetch);
@@ -1000,7 +1001,7 @@ class FlashRunner {
       }
       softmax_step(st, r0, n, s, lds, width);
     }
-    accumulate(exponentiated ? nullptr : rescale);
+    accumulate(exponentiated ? nullptr : rescale, exponentiated);
   }
 
   // visit(first query, count, first row) for each run of rows [r0, r0 + n) of a block at

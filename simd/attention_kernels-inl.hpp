@@ -64,7 +64,9 @@ enum class Start { zero, row_value, load, load_scaled };
 // elsewhere (the keys a row sees, counted from bounds_column columns left of the block).
 // kPairs: each 4 bytes of A and B hold a pair of bf16 (depth counts pairs), multiplied by
 // dot_bf16_pairs; a block that starts at zero or at row_value (scores) is then
-// start + product_scale · A·B.
+// start + product_scale · A·B, and with vsum 2^C is stored as bf16 for the next bf16
+// product (P·V): row r's column j (the block's first is bounds_column) at bf16 index j of
+// the row, over the first half of the row's bytes.
 template <class V, int R, int NV, bool kBounded, bool kPairs = false>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
@@ -139,7 +141,17 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
       vsum[r] = total;
     }
   }
-  LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+  bool stored = false;
+  if constexpr (kPairs) {
+    if (vsum != nullptr) {
+      LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+        bf16* row = reinterpret_cast<bf16*>(c + r * ldc - bounds_column) + bounds_column;
+        LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v].store_bf16(row + v * L);
+      }
+      stored = true;
+    }
+  }
+  LONGATTN_UNROLL_BLOCK for (int r = 0; r < R && !stored; ++r) {
     LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v].store(c + r * ldc + v * L);
   }
   if (vmax != nullptr) {
@@ -230,8 +242,9 @@ void qk_tile_of(const float* q, std::int64_t rows, std::int64_t d, const float* 
                                         (v0 - first) * L, row_max ? vmax : nullptr, vsum, prefetch, product_scale);
     } else {
       gemm_tile<V, R, NV, false, kPairs>(rows, count, q, d, panel + in_panel * L, panel_width, d,
-                                         s + (v0 - first) * L, lds, start, row_offset, diagonal, nullptr, 0,
-                                         row_max ? vmax : nullptr, row_sum ? vsum : nullptr, prefetch, product_scale);
+                                         s + (v0 - first) * L, lds, start, row_offset, diagonal, nullptr,
+                                         kPairs ? (v0 - first) * L : 0, row_max ? vmax : nullptr,
+                                         row_sum ? vsum : nullptr, prefetch, product_scale);
     }
     v0 += count;
   }
@@ -806,13 +819,14 @@ void qk_tile_bf16(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf
 
 template <class V, int R, int NV>
 void pv_tile_bf16(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const bf16* value_pairs,
-                  std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch) {
+                  std::int64_t dv_padded, float* o, const float* row_scale, bool p_in_bf16,
+                  PrefetchQueue& prefetch) {
   constexpr int L = V::lanes;
   const std::int64_t pairs = (keys + 1) / 2;
   // Each row of P rounded to bf16 over the first half of its own bytes: a vector is loaded
   // before its bf16 are stored, at or before where it was read.
   const std::int64_t rounded = (2 * pairs + L - 1) / L * L;
-  for (std::int64_t r = 0; r < rows; ++r) {
+  for (std::int64_t r = 0; r < rows && !p_in_bf16; ++r) {
     float* row = p + r * ldp;
     for (std::int64_t j = 0; j < rounded; j += L) V::load(row + j).store_bf16(reinterpret_cast<bf16*>(row) + j);
   }

@@ -25,18 +25,21 @@ namespace longattn::simd {
 // - value pair rows: dv_padded pairs each, keys 2t and 2t + 1 of column c at [t][c].
 struct Bf16DotKernels {
   // qk_tile on pairs: s[r][c] = row_offset[r] + diagonals[...] + score_scale · q[r] · key, the
-  // rest as qk_tile's; q rows `pairs` pairs apart.
+  // rest as qk_tile's; q rows `pairs` pairs apart. With row_sum the probabilities are stored
+  // in bf16, as pv_tile reads them: row r's `keys` values from the start of s + r · lds.
   void (*qk_tile)(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels,
                   std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float score_scale,
                   const float* row_offset, const float* diagonals, const std::int32_t* row_bounds,
                   float* row_max, float* row_sum, PrefetchQueue& prefetch);
 
-  // pv_tile on pairs: each row of p is first rounded to bf16 in place (its first 2·⌈keys/2⌉
-  // values, read in whole vectors, as bf16 over the start of the row, whose fp32 values are
-  // gone), then o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j] over ⌈keys / 2⌉ pair
-  // rows (a missing last key must have p = 0 or a zero value row).
+  // pv_tile on pairs: unless p_in_bf16 (qk_tile stored them so), each row of p is first
+  // rounded to bf16 in place (its first 2·⌈keys/2⌉ values, read in whole vectors, as bf16
+  // over the start of the row, whose fp32 values are gone); then o[r] = o[r] · row_scale[r] +
+  // Σ_{j < keys} p[r][j] · v[j] over ⌈keys / 2⌉ pair rows (a missing last key must have p = 0
+  // or a zero value row).
   void (*pv_tile)(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const bf16* value_pairs,
-                  std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch);
+                  std::int64_t dv_padded, float* o, const float* row_scale, bool p_in_bf16,
+                  PrefetchQueue& prefetch);
 
   // One key panel from `count` <= panel_width keys of 2·pairs contiguous bf16, rows `stride`
   // (even) bf16 apart; keys past count are zero. `streamed`: written past the caches.
