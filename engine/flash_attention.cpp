@@ -780,6 +780,11 @@ class FlashRunner {
     }
     if constexpr (kBf16Inputs) {
       if (pairs_ != nullptr) {  // bf16 rows of layout_.d pairs, an odd D's last pair completed by a zero
+        const bf16* first = q_head + i0 * q_.strides[2];
+        if (!plan_.rope.enabled() && q_rows_back_to_back_ && D % 2 == 0 &&
+            reinterpret_cast<std::uintptr_t>(first) % sizeof(float) == 0) {
+          return reinterpret_cast<const float*>(first);  // q's own rows are such rows
+        }
         const std::int64_t padded = 2 * layout_.d;
         bf16* rows_out = reinterpret_cast<bf16*>(buffer);
         std::vector<float> rotated(plan_.rope.enabled() ? static_cast<std::size_t>(D) : 0);
@@ -790,6 +795,8 @@ class FlashRunner {
             widen_row(*plan_.kernels, query, q_.strides[3], D, rotated.data());
             plan_.rope.rotate(rotated.data(), 1, i0 + r + plan_.shape.nk - plan_.shape.nq, 1.0f, rotated.data());
             for (std::int64_t d = 0; d < D; ++d) row[d] = bf16(rotated[d]);
+          } else if (q_.strides[3] == 1) {
+            std::copy_n(query, D, row);
           } else {
             for (std::int64_t d = 0; d < D; ++d) row[d] = query[d * q_.strides[3]];
           }
