@@ -21,6 +21,9 @@ run full_d64_nobase --mode full   --n 16384 --d 64  --heads 8 --threads 1 --base
 run causal_d64      --mode causal --n 16384 --d 64  --heads 8 --threads 1 --baseline none
 run avx2_d64        --mode full   --n 16384 --d 64  --heads 8 --threads 1 --isa avx2 --baseline none
 run full_d64_t2     --mode full   --n 16384 --d 64  --heads 8 --threads 2
+# bf16 q, k, v: native products (vdpbf16ps where the CPU has AVX512-BF16) against fp32.
+run bf16_d64        --mode full   --n 16384 --d 64  --heads 8 --threads 1 --baseline none --dtype bf16
+run bf16_d128       --mode full   --n 16384 --d 128 --heads 8 --threads 1 --baseline none --dtype bf16
 for n in 16384 65536 262144 1048576; do
   run "window_$n" --mode window --window 256 256 --n "$n" --d 64 --heads 8 --threads 1 --baseline none
 done
@@ -112,6 +115,10 @@ print(f"window / full GFLOP/s at n = 16384, alternating runs: medians {w:.1f} / 
 sg, sm, ratio = interleaved("sigmoid_vs_softmax", 3, "seconds")
 print(f"sigmoid / softmax time at n = 16384, alternating runs: medians {sg:.3f} / {sm:.3f} s, median ratio {ratio:.3f}")
 print(f"causal / full time: {causal['seconds'] / full['seconds']:.3f}")
+for d_ in (64, 128):
+    r, f = j(f"bf16_d{d_}"), j("full_d64_nobase") if d_ == 64 else j("series_full_d128_1")
+    print(f"bf16 inputs, D = {d_} ({r['bf16_products']} products): {r['gflops']:.1f} GFLOP/s, "
+          f"{f['seconds'] / r['seconds']:.2f}x the fp32 speed")
 print(f"block-sparse 10 % / full time: {j('sparse10_d64')['seconds'] / full['seconds']:.3f}")
 for name in ("rope_d64", "alibi_d64", "relative_d64"):
     r = j(name)
