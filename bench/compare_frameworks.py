@@ -116,13 +116,13 @@ def longattn_bench(binary, n, nq, d, heads, kv_heads, threads, causal, dtype, re
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
 
-def longattn_run(binary, q, k, v, causal):
+def longattn_run(binary, q, k, v, causal, dtype):
     with tempfile.TemporaryDirectory() as tmp:
         paths = {name: pathlib.Path(tmp) / f"{name}.npy" for name in ("q", "k", "v", "out")}
         for name, x in (("q", q), ("k", k), ("v", v)):
             np.save(paths[name], x)
         args = [str(binary), "run", "--q", str(paths["q"]), "--k", str(paths["k"]), "--v", str(paths["v"]),
-                "--out", str(paths["out"])] + (["--causal"] if causal else [])
+                "--out", str(paths["out"]), "--dtype", dtype] + (["--causal"] if causal else [])
         subprocess.run(args, check=True, capture_output=True)
         return np.load(paths["out"])
 
@@ -162,10 +162,10 @@ def main():
     rng = np.random.default_rng(7)
     q = rng.standard_normal((1, a.heads, 300, a.d), dtype=np.float32)
     k, v = (rng.standard_normal((1, kv_heads, 300, a.d), dtype=np.float32) for _ in range(2))
-    if a.dtype == "bf16":  # longattn run reads fp32: values bf16 holds exactly
+    if a.dtype == "bf16":  # values bf16 holds exactly: every side rounds them to the same bf16
         q, k, v = ((x.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32) for x in (q, k, v))
     for causal in (False, True):
-        ours = longattn_run(a.longattn, q, k, v, causal)
+        ours = longattn_run(a.longattn, q, k, v, causal, a.dtype)
         for f in frameworks:
             error = float(np.max(np.abs(ours - f.attention(q, k, v, causal, 1, a.dtype)[1]())))
             print(f"cross-check ({'causal' if causal else 'full'}, n = 300, H = {a.heads}/{kv_heads}, D = {a.d}): "

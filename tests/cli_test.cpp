@@ -243,7 +243,8 @@ TEST_CASE("arrays written by NumPy round-trip through longattn run") {
                            "import numpy as np\n"
                            "rng = np.random.default_rng(3)\n"
                            "d = '" + tmp.string() + "'\n"
-                           "for name, shape in (('q', (2, 40, 4, 16)), ('k', (2, 50, 2, 16)), ('v', (2, 50, 2, 8))):\n"
+                           "for name, shape in (('q', (2, 40, 4, 16)), ('k', (2, 50, 2, 16)), ('v', (2, 50, 2, 8)),\n"
+                           "                    ('q2', (1, 2, 200, 16)), ('k2', (1, 1, 300, 16)), ('v2', (1, 1, 300, 8))):\n"
                            "    np.save(f'{d}/{name}.npy', rng.standard_normal(shape, dtype=np.float32))\n"
                            "PY";
   REQUIRE(std::system(make.c_str()) == 0);
@@ -268,6 +269,33 @@ TEST_CASE("arrays written by NumPy round-trip through longattn run") {
                             "assert err < 1e-5, err\n"
                             "PY";
   CHECK(std::system(check.c_str()) == 0);
+
+  // --dtype bf16: the inputs rounded to bf16 (nearest even), enough queries per kv head for
+  // the native products where the CPU has them; the bf16 tolerance against float64 on the
+  // rounded inputs.
+  const Outcome half = run_cli("run --dtype bf16 --q " + (tmp / "q2.npy").string() + " --k " +
+                               (tmp / "k2.npy").string() + " --v " + (tmp / "v2.npy").string() + " --out " +
+                               (tmp / "out2.npy").string());
+  INFO(half.output);
+  REQUIRE(half.exit_code == 0);
+  CHECK(half.output.find("bf16") != std::string::npos);
+  const std::string check_half = python + " - <<'PY'\n"
+                                 "import numpy as np\n"
+                                 "d = '" + tmp.string() + "'\n"
+                                 "def bf16(x):\n"
+                                 "    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)\n"
+                                 "    u = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)\n"
+                                 "    return u.view(np.float32).astype(np.float64)\n"
+                                 "q, k, v = (bf16(np.load(f'{d}/{n}2.npy')) for n in ('q', 'k', 'v'))\n"
+                                 "out = np.load(f'{d}/out2.npy')\n"
+                                 "k, v = np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)\n"
+                                 "s = q @ np.swapaxes(k, -1, -2) / 4.0\n"
+                                 "p = np.exp(s - s.max(-1, keepdims=True)); p /= p.sum(-1, keepdims=True)\n"
+                                 "ref = p @ v\n"
+                                 "err = np.abs(out - ref).max()\n"
+                                 "assert err < 2e-2 * max(1.0, np.abs(ref).max()), err\n"
+                                 "PY";
+  CHECK(std::system(check_half.c_str()) == 0);
   fs::remove_all(tmp);
 }
 

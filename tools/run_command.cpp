@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "longattn/attention.hpp"
+#include "longattn/bf16.hpp"
 #include "longattn/error.hpp"
 #include "longattn/multi_head.hpp"
 #include "tools/golden_cases.hpp"
@@ -25,6 +26,7 @@ namespace {
 struct RunArgs {
   std::string q, k, v, out, lse, layout = "bhnd", key_lengths, mask, blocks, isa = "auto", normalizer = "softmax";
   std::string rope = "none", relative_bias;
+  std::string dtype = "fp32", bf16_products = "native";  // what q, k, v are given to attention() as
   // The multi-head layer: x and PyTorch-layout weights instead of q, k, v.
   std::string x, wq, wk, wv, wo, bq, bk, bv, bo, in_proj_weight, in_proj_bias, positions = "none", position_table;
   std::int64_t heads = 0, kv_heads = 0, head_dim = 0;
@@ -247,15 +249,26 @@ void run_kernel(const RunArgs& args) {
   const std::vector<std::int64_t> out_shape =
       args.layout == "bnhd" ? std::vector<std::int64_t>{B, Nq, Hq, Dv} : std::vector<std::int64_t>{B, Hq, Nq, Dv};
   std::vector<float> out(static_cast<std::size_t>(B * Hq * Nq * Dv)), lse(static_cast<std::size_t>(B * Hq * Nq));
-  const AttentionStats stats = attention(qv, kv, vv, heads_view<float>(out.data(), out_shape, args.layout), options,
-                                         args.lse.empty() ? TensorView<float, 3>{} : bhn(lse.data(), B, Hq, Nq));
+  const auto out_view = heads_view<float>(out.data(), out_shape, args.layout);
+  const auto lse_view = args.lse.empty() ? TensorView<float, 3>{} : bhn(lse.data(), B, Hq, Nq);
+  AttentionStats stats;
+  if (args.dtype == "bf16") {  // each value rounded to the nearest bf16, in the same layout
+    auto rounded = [](const std::vector<float>& x) { return std::vector<bf16>(x.begin(), x.end()); };
+    const std::vector<bf16> qh = rounded(q), kh = rounded(k), vh = rounded(v);
+    options.bf16_products = parse_bf16_products(args.bf16_products);
+    stats = attention(heads_view<const bf16>(qh.data(), qs, args.layout), heads_view<const bf16>(kh.data(), ks, args.layout),
+                      heads_view<const bf16>(vh.data(), vs, args.layout), out_view, options, lse_view);
+  } else {
+    stats = attention(qv, kv, vv, out_view, options, lse_view);
+  }
   AtomicOutputs outputs;
   outputs.add(args.out, out_shape, out);
   if (!args.lse.empty()) outputs.add(args.lse, {B, Hq, Nq}, lse);
   outputs.commit();
-  std::fprintf(stderr, "longattn run: %s: [%lld, %lld, %lld, %lld], %.3g GFLOP on %s\n", args.out.c_str(),
+  std::fprintf(stderr, "longattn run: %s: [%lld, %lld, %lld, %lld], %.3g GFLOP on %s%s\n", args.out.c_str(),
                (long long)out_shape[0], (long long)out_shape[1], (long long)out_shape[2], (long long)out_shape[3],
-               stats.flops * 1e-9, to_string(stats.isa).c_str());
+               stats.flops * 1e-9, to_string(stats.isa).c_str(),
+               args.dtype != "bf16" ? "" : stats.bf16_products ? ", bf16 products" : ", bf16 widened to fp32");
 }
 
 }  // namespace
@@ -313,7 +326,16 @@ void add_run_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", args->isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
-  cmd->callback([args] { args->x.empty() ? run_kernel(*args) : run_layer(*args); });
+  cmd->add_option("--dtype", args->dtype,
+                  "fp32, or bf16: q, k, v rounded to bf16 and run as bf16 (the output stays float32)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--bf16-products", args->bf16_products,
+                  "With --dtype bf16: native (vdpbf16ps where the CPU has it) or widened (fp32 products)")
+      ->check(CLI::IsMember({"native", "widened"}));
+  cmd->callback([args] {
+    if (!args->x.empty() && args->dtype != "fp32") throw Error("--dtype: the multi-head layer runs fp32; drop --dtype with --x");
+    args->x.empty() ? run_kernel(*args) : run_layer(*args);
+  });
 }
 
 void add_golden_command(CLI::App& app) {
