@@ -64,6 +64,12 @@ constexpr std::int64_t kBandWidthRatio = 4;
 constexpr std::int64_t kMaxBandBlocks = 32;
 constexpr std::int64_t kBandTasksPerThread = 8;
 
+// Whether a kv head's queries are few, its whole group within one query block (decoding, a few
+// new tokens against a long cache): its keys are then split (FlashRunner::plan_key_splits).
+bool queries_fit_one_block(const AttentionShape& shape, std::int64_t block_rows) {
+  return shape.group() * shape.nq <= block_rows;
+}
+
 // Whether the rows of a [B, H, N, width] view lie back to back as whole, cache-line aligned
 // rows of `padded` floats (BHND, width a whole number of vectors): the micro-kernels can then
 // read or write them where they are, as their own packed rows.
@@ -297,7 +303,7 @@ class FlashRunner {
   // the partials of all splits would outgrow kSplitPartialBudgetBytes.
   KeySplits plan_key_splits(std::int64_t chunk_keys) const {
     const AttentionShape& s = plan_.shape;
-    if (s.group() * s.nq > plan_.block_rows) return {};
+    if (!queries_fit_one_block(s, plan_.block_rows)) return {};
     const std::int64_t Bc = plan_.block_keys, nk = layout_.nk_padded();
     std::int64_t keys = chunk_keys;
     const std::int64_t split_bytes = s.batch * s.q_heads * partial_floats() * static_cast<std::int64_t>(sizeof(float));
@@ -1192,8 +1198,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const std::int64_t dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
   const bool softmax = options.normalizer == Normalizer::softmax;
   const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
-                        !options.additive.enabled() &&
-                        shape.group() * shape.nq > block_rows;  // else split keys (FlashRunner::plan_key_splits)
+                        !options.additive.enabled() && !queries_fit_one_block(shape, block_rows);
   return FlashPlan{shape,
                    VisibilityPlan(shape, options, block_rows, kernels.panel_width),
                    options.normalizer,
