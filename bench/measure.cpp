@@ -67,7 +67,7 @@ Tensor random_tensor(std::int64_t elements, unsigned seed) {
   return t;
 }
 
-Bf16Tensor rounded_to_bf16(const Tensor& x) {
+Bf16Tensor rounded_to_bf16(std::span<const float> x) {
   Bf16Tensor y(x.size());
   std::transform(x.begin(), x.end(), y.begin(), [](float e) { return bf16(e); });
   return y;

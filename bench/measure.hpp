@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,7 @@ Tensor random_tensor(std::int64_t elements, unsigned seed);
 
 // x's values rounded to bf16, stored like a Tensor (cache-line aligned).
 using Bf16Tensor = std::vector<bf16, CacheLineAllocator<bf16>>;
-Bf16Tensor rounded_to_bf16(const Tensor& x);
+Bf16Tensor rounded_to_bf16(std::span<const float> x);
 
 // A block-sparse layout of an nq × nk score matrix in block × block tiles, each visible with
 // `density` (seeded: the same layout every run).

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench/measure.hpp"
 #include "longattn/attention.hpp"
 #include "longattn/bf16.hpp"
 #include "longattn/error.hpp"
@@ -253,8 +254,8 @@ void run_kernel(const RunArgs& args) {
   const auto lse_view = args.lse.empty() ? TensorView<float, 3>{} : bhn(lse.data(), B, Hq, Nq);
   AttentionStats stats;
   if (args.dtype == "bf16") {  // each value rounded to the nearest bf16, in the same layout
-    auto rounded = [](const std::vector<float>& x) { return std::vector<bf16>(x.begin(), x.end()); };
-    const std::vector<bf16> qh = rounded(q), kh = rounded(k), vh = rounded(v);
+    const bench::Bf16Tensor qh = bench::rounded_to_bf16(q), kh = bench::rounded_to_bf16(k),
+                            vh = bench::rounded_to_bf16(v);
     options.bf16_products = parse_bf16_products(args.bf16_products);
     stats = attention(heads_view<const bf16>(qh.data(), qs, args.layout), heads_view<const bf16>(kh.data(), ks, args.layout),
                       heads_view<const bf16>(vh.data(), vs, args.layout), out_view, options, lse_view);
