@@ -80,7 +80,7 @@ tests=build/release/tests/longattn_tests
 cp "$tests" "$root/usr/bin/"
 for lib in $(ldd "$tests" | awk '$3 ~ /^\// {print $3}'); do cp -L "$lib" "$root/lib/x86_64-linux-gnu/"; done
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
-golden=${LONGATTN_GOLDEN_DIR:-$repo/../shared/golden}
+golden=${LONGATTN_GOLDEN_DIR:-$repo/tests/golden}
 [ -d "$golden" ] && cp -r "$golden"/. "$root/golden/"
 # doctest splits -tc at commas: a case's own commas become single-character wildcards.
 "$tests" --list-test-cases -tc="$pattern" | grep -v -e '^\[doctest\]' -e '^=\+$' | tr ',' '?' \

@@ -15,7 +15,7 @@ namespace longattn::testing {
 // bhdn stores each head feature-major ([B, H, D, N]): a view whose feature stride is not 1.
 enum class Layout { bhnd, bnhd, bhdn };
 
-// Whether actual meets the tolerance of ../shared/golden/README.md (golden::tolerance), with
+// Whether actual meets the tolerance of tests/golden/README.md (golden::tolerance), with
 // -inf expectations met exactly; prints the error when it does not.
 bool within_tolerance(const std::vector<float>& actual, const std::vector<double>& expected,
                       double max_abs_score, double max_abs_value, double rel = 1e-5);

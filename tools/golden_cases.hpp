@@ -1,4 +1,4 @@
-// The golden cases of ../shared/golden (computed by an independent float64 implementation):
+// The golden cases of tests/golden (computed by an independent float64 implementation):
 // what a case asks, whether longattn implements it yet, and how far its result is from the
 // expected one under the folder README's tolerance. Used by `longattn golden` and the tests.
 #pragma once

@@ -340,13 +340,13 @@ void add_run_command(CLI::App& app) {
 }
 
 void add_golden_command(CLI::App& app) {
-  auto dir = std::make_shared<std::string>();
+  auto dir = std::make_shared<std::string>(golden::golden_root(LONGATTN_DEFAULT_GOLDEN_DIR).string());
   auto isa = std::make_shared<std::string>("auto");
   auto threads = std::make_shared<int>(0);
   auto dtype = std::make_shared<std::string>("fp32");
   CLI::App* cmd = app.add_subcommand("golden", "Run a folder of golden cases and report pass/fail per case");
   cmd->add_option("dir", *dir, "Folder of case folders (each with case.json and .npy files)")
-      ->required()->check(CLI::ExistingDirectory);
+      ->capture_default_str()->check(CLI::ExistingDirectory);
   cmd->add_option("--isa", *isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   cmd->add_option("--threads", *threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--dtype", *dtype, "q, k, v as given (fp32) or rounded to bf16 (attention cases, bf16 tolerance)")
