@@ -1,24 +1,26 @@
-// The public kernel entry point: validate, plan, run.
+// The public kernel entry point: a plan made and run once.
 #include "longattn/attention.hpp"
+
+#include <type_traits>
 
 #include "engine/aligned_buffer.hpp"
 #include "engine/attention_validation.hpp"
-#include "engine/flash_attention.hpp"
-#include "engine/linear_attention.hpp"
 #include "engine/window_plan.hpp"
+#include "longattn/plan.hpp"
 
 namespace longattn {
 
 namespace {
 
+// The one-call form of a plan: the views' errors first, then the options'.
 template <class Q, class KV>
 AttentionStats validate_and_run(const HeadsView<const Q>& q, const HeadsView<const KV>& k,
                                 const HeadsView<const KV>& v, const HeadsView<float>& out,
                                 const AttentionOptions& options, const TensorView<float, 3>& lse) {
-  const engine::AttentionShape shape = engine::validate_attention(q, k, v, out, lse, options);
-  if (options.normalizer == Normalizer::linear) return engine::run_linear_attention(shape, options, q, k, v, out);
-  const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
-  return engine::run_flash_attention(plan, q, k, v, out, lse);
+  const engine::AttentionShape s = engine::validate_views(q, k, v, out, lse);
+  const AttentionProblem problem{.batch = s.batch, .q_heads = s.q_heads, .kv_heads = s.kv_heads, .nq = s.nq,
+                                 .nk = s.nk, .d = s.d, .dv = s.dv, .q_type = dtype_of<Q>(), .kv_type = dtype_of<KV>()};
+  return AttentionPlan(problem, options).run(q, k, v, out, lse);
 }
 
 }  // namespace

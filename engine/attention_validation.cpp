@@ -84,10 +84,8 @@ void expect_dim(std::int64_t actual, std::int64_t expected, const char* name, in
 }  // namespace
 
 template <class Q, class KV>
-AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<const KV>& k,
-                                  const HeadsView<const KV>& v, const HeadsView<float>& out,
-                                  const TensorView<float, 3>& lse,
-                                  const AttentionOptions& options) {
+AttentionShape validate_views(const HeadsView<const Q>& q, const HeadsView<const KV>& k, const HeadsView<const KV>& v,
+                              const HeadsView<float>& out, const TensorView<float, 3>& lse) {
   const ByteRange q_bytes = check_view(q, "q"), k_bytes = check_view(k, "k"),
                   v_bytes = check_view(v, "v"), out_bytes = check_view(out, "out");
 
@@ -131,6 +129,10 @@ AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<c
     }
   }
 
+  return s;
+}
+
+void validate_options(const AttentionShape& s, const AttentionOptions& options, bool with_lse) {
   if (!options.key_lengths.empty()) {
     if (static_cast<std::int64_t>(options.key_lengths.size()) != s.batch) {
       fail("key_lengths: expected one length per batch (" + std::to_string(s.batch) + "), got " +
@@ -173,7 +175,7 @@ AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<c
     fail("window: expected left and right >= -1 (-1 = unbounded), got (" +
          std::to_string(options.window.left) + ", " + std::to_string(options.window.right) + ")");
   }
-  if (!lse.empty() && options.normalizer != Normalizer::softmax) {
+  if (with_lse && options.normalizer != Normalizer::softmax) {
     fail("lse: defined for the softmax normalizer only, got " + to_string(options.normalizer));
   }
   if (options.sigmoid_bias && !std::isfinite(*options.sigmoid_bias)) {
@@ -225,17 +227,26 @@ AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<c
   if (options.threads < 0) {
     fail("threads: expected >= 0 (0 = all), got " + std::to_string(options.threads));
   }
-  return s;
 }
 
-template AttentionShape validate_attention(const HeadsView<const float>&, const HeadsView<const float>&,
-                                           const HeadsView<const float>&, const HeadsView<float>&,
-                                           const TensorView<float, 3>&, const AttentionOptions&);
-template AttentionShape validate_attention(const HeadsView<const bf16>&, const HeadsView<const bf16>&,
-                                           const HeadsView<const bf16>&, const HeadsView<float>&,
-                                           const TensorView<float, 3>&, const AttentionOptions&);
-template AttentionShape validate_attention(const HeadsView<const float>&, const HeadsView<const bf16>&,
-                                           const HeadsView<const bf16>&, const HeadsView<float>&,
-                                           const TensorView<float, 3>&, const AttentionOptions&);
+template <class Q, class KV>
+AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                  const HeadsView<const KV>& v, const HeadsView<float>& out,
+                                  const TensorView<float, 3>& lse, const AttentionOptions& options) {
+  const AttentionShape shape = validate_views(q, k, v, out, lse);
+  validate_options(shape, options, !lse.empty());
+  return shape;
+}
+
+#define LONGATTN_INSTANTIATE_VALIDATION(Q, KV)                                                                    \
+  template AttentionShape validate_views(const HeadsView<const Q>&, const HeadsView<const KV>&,                \
+                                         const HeadsView<const KV>&, const HeadsView<float>&,                   \
+                                         const TensorView<float, 3>&);                                          \
+  template AttentionShape validate_attention(const HeadsView<const Q>&, const HeadsView<const KV>&,            \
+                                             const HeadsView<const KV>&, const HeadsView<float>&,               \
+                                             const TensorView<float, 3>&, const AttentionOptions&);
+LONGATTN_INSTANTIATE_VALIDATION(float, float)
+LONGATTN_INSTANTIATE_VALIDATION(bf16, bf16)
+LONGATTN_INSTANTIATE_VALIDATION(float, bf16)
 
 }  // namespace longattn::engine

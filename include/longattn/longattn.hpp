@@ -7,6 +7,7 @@
 #include "longattn/machine.hpp"
 #include "longattn/multi_head.hpp"
 #include "longattn/options.hpp"
+#include "longattn/plan.hpp"
 #include "longattn/positional.hpp"
 #include "longattn/tensor_view.hpp"
 #include "longattn/version.hpp"

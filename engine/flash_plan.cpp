@@ -1,0 +1,57 @@
+#include "engine/flash_plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+namespace longattn::engine {
+namespace {
+
+// Br × Bc = 96 × 256 for every D, from a sweep of both (bench/TUNING.md "Query block and key
+// tile"). Br is a multiple of every target's row group (6 and 4); Bc of every panel width.
+constexpr std::int64_t kBlockRows = 96;
+constexpr std::int64_t kBlockKeys = 256;
+
+// Packed keys and values held at once: several kv heads when they fit, so small heads still
+// give every thread work; a chunk of one head's keys when a whole head does not. 32 MiB keeps
+// n = 65536, D = 64 in one chunk and the engine's memory within the caller's tensors + 64 MiB.
+constexpr std::int64_t kPackedBudgetBytes = 32 << 20;
+
+// One head's chunk of packed keys and values stays in L2 beside the query block's tiles while
+// every query block of the head passes over it (bench/TUNING.md "Key chunk").
+constexpr std::int64_t kChunkBytes = 1 << 20;
+
+}  // namespace
+
+FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options) {
+  const simd::KernelTable& kernels = simd::kernels_for(options.isa);
+  const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.d)));
+  const bool softmax = options.normalizer == Normalizer::softmax;
+  const float log2e = std::numbers::log2e_v<float>;
+  const bool decoding = shape.group() * shape.nq <= kBlockRows;
+  const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
+                        !options.additive.enabled() && !decoding;
+  return FlashPlan{
+      .shape = shape,
+      .visibility = VisibilityPlan(shape, options, kBlockRows, kernels.panel_width),
+      .normalizer = options.normalizer,
+      .key_scale = softmax ? scale * log2e : scale,
+      .sigmoid_bias =
+          options.sigmoid_bias.value_or(-std::log(static_cast<float>(std::max<std::int64_t>(1, shape.nk)))),
+      .additive = options.additive,
+      .score_depth = options.additive.enabled() ? static_cast<std::int64_t>(options.additive.w.size()) : shape.d,
+      .score_scale = softmax ? log2e : 1.0f,
+      .rope = RotaryTable(options.rope, shape.d, std::max(shape.nk, shape.nq)),
+      .bias = PositionBias(shape, options, softmax ? log2e : 1.0f),
+      .kernels = &kernels,
+      .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,
+      .block_rows = kBlockRows,
+      .block_keys = kBlockKeys,
+      .dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes,
+      .packed_budget_bytes = kPackedBudgetBytes,
+      .chunk_bytes = kChunkBytes,
+      .threads = options.threads,
+  };
+}
+
+}  // namespace longattn::engine

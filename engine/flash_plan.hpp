@@ -1,0 +1,52 @@
+// What the streaming-softmax driver decides before the first FLOP (DESIGN.md §3): the kernels,
+// the tile sizes, the scale folded into the keys, the position terms. Made once per shape and
+// options, then run any number of times.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/attention_validation.hpp"
+#include "engine/positional_encoding.hpp"
+#include "engine/visibility_plan.hpp"
+#include "longattn/options.hpp"
+#include "simd/kernel_table.hpp"
+
+namespace longattn::engine {
+
+struct FlashPlan {
+  AttentionShape shape;
+  VisibilityPlan visibility;
+  Normalizer normalizer;  // softmax, sigmoid or relu (linear attention has its own driver)
+  // scale · log2(e) for softmax, which runs on exp2; scale otherwise. Folded into the packed
+  // keys, packed once per head or chunk, so queries are read as they are.
+  float key_scale;
+  float sigmoid_bias;
+  AdditiveScoring additive;  // enabled: scores are wᵀ tanh(Wq q + Wk k) instead of q·k
+  std::int64_t score_depth;  // features per packed key: D, or Da for additive scores
+  float score_scale;         // additive scores are multiplied by this (log2 e for softmax)
+  RotaryTable rope;          // enabled: q and k rotated as they are copied and packed
+  PositionBias bias;         // enabled: ALiBi / relative bias added to every score tile
+  const simd::KernelTable* kernels;
+  // The bf16 products, for q, k and v all in bf16 (null: widened): where options ask for them,
+  // the CPU has them and the plan needs nothing they lack (additive scores project fp32 rows;
+  // the decoding kernels, for a few queries per kv head, read rows in place). RoPE rotates
+  // q and k in fp32 and rounds them back to bf16.
+  const simd::Bf16DotKernels* bf16_dot;
+  std::int64_t block_rows;  // Br: query rows per work unit
+  std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
+  std::int64_t dv_padded;   // Dv rounded up to whole vectors
+  std::int64_t packed_budget_bytes;  // packed K/V held at once (several heads' key chunks)
+  std::int64_t chunk_bytes;          // packed K/V of one head's key chunk: sized for L2
+  int threads;                       // 0 = TBB's default
+
+  // The last tile of a run of keys takes up to Bc / 2 more rather than leave a small one:
+  // a (256, 256) window's 384 keys seen by all rows of a block in one tile, not 256 + 128.
+  std::int64_t max_tile_keys() const { return block_keys + block_keys / 2; }
+  // Whether a kv head's queries are few, its whole group within one query block (decoding, a
+  // few new tokens against a long cache): its keys are then split across tasks.
+  bool queries_fit_one_block() const { return shape.group() * shape.nq <= block_rows; }
+};
+
+FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options);
+
+}  // namespace longattn::engine

@@ -1,0 +1,337 @@
+// One query block against the keys it sees (FlashAttention-2's inner loop, DESIGN.md §3): its
+// rows' state opened or taken over, the key tiles planned, each tile run as scores →
+// normalize → accumulate, and the rows written or handed on. Every schedule runs blocks
+// through this, so a block computes the same bits whichever schedule runs it.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "engine/block_rows.hpp"
+#include "engine/block_scratch.hpp"
+#include "engine/flash_inputs.hpp"
+
+namespace longattn::engine {
+
+// Partial tiles are run in slices of this many query rows, each over the panels its rows can
+// see, so a window's edges and the causal diagonal waste fewer masked scores (bench/TUNING.md
+// "Slices of partial tiles"). A multiple of every target's row group (6 and 4).
+constexpr std::int64_t kSliceRows = 12;
+
+// A tile run against its rows' running max (no tile max) keeps each row's probabilities at
+// most this large (2^20, a row max stale by at most 20 in log2 units): the output and sums
+// stay far from overflow for any sequence length; past it, the tile is taken again with its
+// max.
+constexpr float kLazySumLimit = 1 << 20;
+
+template <class Q, class KV>
+class QueryBlocks {
+ public:
+  explicit QueryBlocks(const FlashInputs<Q, KV>& in) : in_(in), rows_(in) {}
+
+  const BlockRows<Q, KV>& rows() const { return rows_; }
+
+  // Rows [i0, i0 + Br) of query head h against `keys`, their state taken from and left as
+  // `handoff` says.
+  void run(BlockScratch& scratch, std::int64_t b, std::int64_t h, std::int64_t i0, const KeyChunk<KV>& keys,
+           const Handoff& handoff) const {
+    const std::int64_t rows = std::min(in_.plan.block_rows, in_.plan.shape.nq - i0);
+    RowState st = rows_.open(scratch, 0, b, h, i0, rows, handoff);
+    plan_tiles(scratch, b, i0, rows, keys.begin, keys.end);
+    for (const KeyRange& tile : scratch.tiles) run_tiles(scratch, st, keys, b, h, i0, rows, tile.begin, tile.end);
+    rows_.close(st, b, h, i0, rows, handoff);
+  }
+
+  // The tiles (scratch.tiles) rows [i0, i0 + rows) run over keys [begin, end) (multiples of
+  // Bc and P, so tiles keep their panel alignment), in the order they run.
+  void plan_tiles(BlockScratch& scratch, std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t begin,
+                  std::int64_t end) const {
+    const FlashPlan& plan = in_.plan;
+    const std::int64_t P = plan.kernels->panel_width, Bc = plan.block_keys, i1 = i0 + rows;
+    plan.visibility.key_ranges(b, i0, i1, scratch.key_ranges);
+    // Tiles are cut apart where every row starts and stops seeing keys (the panel-aligned
+    // common range), so a window's edges and the causal diagonal fall in narrow partial
+    // tiles and the keys all rows see run in full tiles.
+    const KeyRange common = plan.visibility.common(b, i0, i1);
+    const std::int64_t full_begin = (common.begin + P - 1) / P * P, full_end = common.end / P * P;
+    scratch.tiles.clear();
+    for (const KeyRange& range : scratch.key_ranges) {
+      const std::int64_t first = std::max(range.begin, begin), last = std::min(range.end, end);
+      if (first >= last) continue;  // a range beside these keys (std::clamp below needs first <= last)
+      std::int64_t cuts[4] = {first, first, last, last};
+      if (full_begin < full_end) {
+        cuts[1] = std::clamp(full_begin, first, last);
+        cuts[2] = std::clamp(full_end, cuts[1], last);
+      }
+      for (int segment = 0; segment < 3; ++segment) {
+        for (std::int64_t j0 = cuts[segment], width; j0 < cuts[segment + 1]; j0 += width) {
+          width = cuts[segment + 1] - j0 <= plan.max_tile_keys() ? cuts[segment + 1] - j0 : Bc;
+          scratch.tiles.push_back({j0, j0 + width});
+        }
+      }
+    }
+    if (plan.bias.enabled()) nearest_tiles_first(scratch, i0, rows);
+  }
+
+  // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
+  // row slices over only the keys they can see, a vector of keys at a time (whole panels for
+  // additive scores, whose kernel works on panels), masked where needed.
+  void run_tiles(BlockScratch& scratch, RowState& st, const KeyChunk<KV>& keys, std::int64_t b, std::int64_t h,
+                 std::int64_t i0, std::int64_t rows, std::int64_t j0, std::int64_t j1) const {
+    const FlashPlan& plan = in_.plan;
+    const std::int64_t P = plan.kernels->panel_width;
+    const std::int64_t end = j0 + (j1 - j0 + P - 1) / P * P;
+    // A stacked block's rows hold the same queries once per head: one slice of them all.
+    const std::int64_t positions = st.queries_per_head != 0 ? st.queries_per_head : rows;
+    const TileKind kind = plan.visibility.classify(b, i0, i0 + positions, j0, end);
+    if (kind != TileKind::partial) {
+      if (kind == TileKind::full) run_tile(scratch, st, keys, {b, h, i0, 0, rows, j0, end - j0, false});
+      return;
+    }
+    const std::int64_t grain = plan.additive.enabled() ? P : plan.kernels->lanes;
+    const std::int64_t slice = st.queries_per_head != 0 ? rows : kSliceRows;
+    for (std::int64_t r0 = 0; r0 < rows; r0 += slice) {
+      const std::int64_t n = std::min(slice, rows - r0), i1 = i0 + r0 + std::min(n, positions);
+      const KeyRange hull = plan.visibility.hull(b, i0 + r0, i1);
+      const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, end);
+      if (hi <= lo) continue;  // these rows see nothing here: their state stays as it is
+      const std::int64_t k0 = lo / grain * grain, k1 = std::min(end, (hi + grain - 1) / grain * grain);
+      const TileKind part = plan.visibility.classify(b, i0 + r0, i1, k0, k1);
+      if (part != TileKind::skipped) {
+        run_tile(scratch, st, keys, {b, h, i0, r0, n, k0, k1 - k0, part == TileKind::partial});
+      }
+    }
+  }
+
+ private:
+  // Rows [r0, r0 + n) of the block of query head h at row i0 against keys [j0, j0 + width)
+  // (j0 and width multiples of lanes), element masks applied when `masked`.
+  struct Tile {
+    std::int64_t b, h, i0, r0, n, j0, width;
+    bool masked;
+  };
+
+  // Nearest keys first: a position bias is largest there (ALiBi's falls off with the
+  // distance), so the rows' running max is set early and the farther tiles run lazily.
+  void nearest_tiles_first(BlockScratch& scratch, std::int64_t i0, std::int64_t rows) const {
+    const std::int64_t p0 = i0 + in_.plan.shape.nk - in_.plan.shape.nq, p1 = p0 + rows - 1;
+    auto distance = [&](const KeyRange& t) { return std::max({std::int64_t{0}, t.begin - p1, p0 - (t.end - 1)}); };
+    std::stable_sort(scratch.tiles.begin(), scratch.tiles.end(),
+                     [&](const KeyRange& x, const KeyRange& y) { return distance(x) < distance(y); });
+  }
+
+  // One tile, as FlashAttention-2 takes it: scores (with masks and position terms), then the
+  // online-softmax step (or another normalizer's weights), then P·V into the accumulator.
+  void run_tile(BlockScratch& scratch, RowState& st, const KeyChunk<KV>& keys, const Tile& t) const {
+    scratch.computed_pairs += t.n * t.width;
+    float* s = scratch.scores.data() + t.r0 * in_.plan.max_tile_keys();
+    std::fill(st.tile_max + t.r0, st.tile_max + t.r0 + t.n, -std::numeric_limits<float>::infinity());
+    const bool lazy = runs_lazily(st, keys, t);
+    const float* diagonals = bias_diagonals(scratch, t);
+    compute_scores(scratch, st, keys, t, lazy, diagonals, s);
+    if (t.masked && !lazy) mask_rows(st, t, s);
+    if (in_.plan.normalizer != Normalizer::softmax) {
+      weigh_without_max(t.n, s, t.width);
+      accumulate(scratch, st, keys, t, s, nullptr, false);
+      return;
+    }
+    const bool exponentiated = lazy && probabilities_stay_small(scratch, st, keys, t, diagonals, s);
+    if (exponentiated) {  // the running max stands: nothing to rescale
+      for (std::int64_t r = t.r0; r < t.r0 + t.n; ++r) st.sum[r] += st.tile_sum[r];
+    } else {
+      if (t.masked) {
+        for (std::int64_t r = 0; r < t.n; ++r) st.tile_max[t.r0 + r] = in_.plan.kernels->max_of(s + r * ldS(), t.width);
+      }
+      softmax_step(st, t.r0, t.n, s, t.width);
+    }
+    accumulate(scratch, st, keys, t, s, exponentiated ? nullptr : st.rescale + t.r0, exponentiated);
+  }
+
+  std::int64_t ldS() const { return in_.plan.max_tile_keys(); }
+
+  // Once every row has a finite max, softmax scores skip the tile max: the running max stays
+  // the shift (exact for any shift) unless a row's probabilities outgrow kLazySumLimit, and
+  // the QKᵀ kernel takes exp2 on the scores still in registers. A masked tile whose rows each
+  // see an interval of its keys (a window's edge, the causal diagonal) takes that path too,
+  // the kernel zeroing the probabilities outside each row's interval (bench/TUNING.md "Lazy
+  // tiles"). Keys read in place have no exp2 in their kernel.
+  bool runs_lazily(const RowState& st, const KeyChunk<KV>& keys, const Tile& t) const {
+    const FlashPlan& plan = in_.plan;
+    const bool bounded = t.masked && plan.visibility.rows_see_intervals();
+    const float* max = st.max + t.r0;
+    return (!t.masked || bounded) && plan.normalizer == Normalizer::softmax && !plan.additive.enabled() &&
+           !keys.rows_in_place() &&
+           std::none_of(max, max + t.n, [](float m) { return m == -std::numeric_limits<float>::infinity(); });
+  }
+
+  // A position bias (ALiBi, relative) depends on the key's offset from the query alone: laid
+  // out along the tile's diagonals, it is where the QKᵀ kernel starts its scores. Row r,
+  // column c sits at offset δ = j0 + c - (pos of row 0) - r: diagonal d = c + n - 1 - r holds
+  // the bias of δ = j0 - pos0 - (n - 1) + d. Null without a bias.
+  const float* bias_diagonals(BlockScratch& scratch, const Tile& t) const {
+    const FlashPlan& plan = in_.plan;
+    if (!plan.bias.enabled()) return nullptr;
+    const std::int64_t first_position = t.i0 + t.r0 + plan.shape.nk - plan.shape.nq;
+    plan.bias.fill(t.h, t.j0 - first_position - (t.n - 1), t.n - 1 + t.width, scratch.diagonals.data());
+    return scratch.diagonals.data();
+  }
+
+  // The tile's scores into s: lazily, 2^(score - running max) and their row sums (row bounds
+  // zeroing what a masked row does not see); otherwise raw scores and their row maxima.
+  void compute_scores(BlockScratch& scratch, RowState& st, const KeyChunk<KV>& keys, const Tile& t, bool lazy,
+                      const float* diagonals, float* s) const {
+    const simd::KernelTable& kern = *in_.plan.kernels;
+    const std::int64_t P = kern.panel_width, panel_begin = t.j0 / P * P;
+    const float* q = st.q + t.r0 * in_.layout.d;
+    float* tile_max = st.tile_max + t.r0;
+    const float* key_panels =
+        keys.rows_in_place() ? nullptr : keys.key_panels + (panel_begin - keys.begin) * in_.layout.d;
+    if (in_.plan.additive.enabled()) {  // j0 and width are whole panels here
+      kern.additive_tile(q, t.n, in_.layout.d, key_panels, t.width / P, in_.plan.additive.w.data(),
+                         in_.plan.score_scale, s, ldS(), tile_max);
+      if (diagonals != nullptr) {
+        std::fill(tile_max, tile_max + t.n, -std::numeric_limits<float>::infinity());
+        kern.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
+      }
+    } else if (keys.rows_in_place()) {
+      scores_in_place(q, t.n, keys, t.j0, t.width, s);
+      if (diagonals != nullptr) {
+        kern.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
+      } else if (!t.masked) {
+        for (std::int64_t r = 0; r < t.n; ++r) tile_max[r] = kern.max_of(s + r * ldS(), t.width);
+      }
+    } else if (lazy) {
+      float* shift = st.shift + t.r0;
+      for (std::int64_t r = 0; r < t.n; ++r) shift[r] = -st.max[t.r0 + r];
+      qk_tile(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, shift, diagonals,
+              t.masked ? row_bounds(scratch, st, t) : nullptr, nullptr, st.tile_sum + t.r0, scratch.prefetch);
+    } else {
+      qk_tile(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, nullptr, diagonals, nullptr, tile_max, nullptr,
+              scratch.prefetch);
+    }
+  }
+
+  // The keys each row of a masked tile sees, as intervals (rows_see_intervals).
+  const std::int32_t* row_bounds(BlockScratch& scratch, const RowState& st, const Tile& t) const {
+    for_each_run(st, t.i0, t.r0, t.n, [&](std::int64_t i, std::int64_t count, std::int64_t row) {
+      in_.plan.visibility.row_bounds(t.b, i, count, t.j0, t.width, scratch.bounds.data() + 2 * row);
+    });
+    return scratch.bounds.data();
+  }
+
+  // Whether a lazy tile's probabilities stayed within kLazySumLimit (!(x <= limit) also
+  // catches a sum that overflowed to inf); if not, its scores are taken again with their max.
+  bool probabilities_stay_small(BlockScratch& scratch, RowState& st, const KeyChunk<KV>& keys, const Tile& t,
+                                const float* diagonals, float* s) const {
+    const float* tile_sum = st.tile_sum + t.r0;
+    if (std::none_of(tile_sum, tile_sum + t.n, [](float x) { return !(x <= kLazySumLimit); })) return true;
+    compute_scores(scratch, st, keys, t, false, diagonals, s);
+    if (t.masked) mask_rows(st, t, s);
+    return false;
+  }
+
+  // acc = acc · row_scale + P·V over the tile's keys (keys past Nk have probability 0 and no
+  // value row to read: v may end there). p_in_bf16: the QKᵀ kernel stored P in bf16.
+  void accumulate(BlockScratch& scratch, RowState& st, const KeyChunk<KV>& keys, const Tile& t, float* s,
+                  const float* row_scale, bool p_in_bf16) const {
+    const simd::KernelTable& kern = *in_.plan.kernels;
+    const std::int64_t W = in_.plan.dv_padded, value_keys = std::min(t.width, in_.plan.shape.nk - t.j0);
+    const std::int64_t value_offset = (t.j0 - keys.begin) * keys.value_stride;
+    float* acc = st.acc + t.r0 * W;
+    if (keys.rows_in_place()) {
+      pv_rows(kern, s, t.n, ldS(), value_keys, keys.caller_value_rows + value_offset, keys.value_stride,
+              in_.plan.shape.dv, acc, W, row_scale);
+    } else if (in_.pairs != nullptr) {  // value_offset: half a pair row per key, j0 - keys.begin even
+      in_.pairs->pv_tile(s, t.n, ldS(), value_keys, reinterpret_cast<const bf16*>(keys.value_rows + value_offset), W,
+                         acc, row_scale, p_in_bf16, scratch.prefetch);
+    } else {
+      kern.pv_tile(s, t.n, ldS(), value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
+                   scratch.prefetch);
+    }
+  }
+
+  // The scores of simd's qk_tile, on packed fp32 or (pairs) bf16 pairs: q rows layout.d
+  // 4-byte units apart.
+  void qk_tile(const float* q, std::int64_t n, const float* key_panels, std::int64_t first_key, std::int64_t keys,
+               float* s, const float* row_offset, const float* diagonals, const std::int32_t* bounds,
+               float* row_max, float* row_sum, simd::PrefetchQueue& prefetch) const {
+    if (in_.pairs != nullptr) {
+      in_.pairs->qk_tile(reinterpret_cast<const bf16*>(q), n, in_.layout.d, reinterpret_cast<const bf16*>(key_panels),
+                         first_key, keys, s, ldS(), in_.plan.key_scale, row_offset, diagonals, bounds, row_max,
+                         row_sum, prefetch);
+    } else {
+      in_.plan.kernels->qk_tile(q, n, in_.layout.d, key_panels, first_key, keys, s, ldS(), row_offset, diagonals,
+                                bounds, row_max, row_sum, prefetch);
+    }
+  }
+
+  // Scores of n query rows against keys [j0, j0 + width) read where they lie (qk_rows). Keys
+  // past Nk have no row to read: their scores are -inf (the tile is masked there).
+  void scores_in_place(const float* q, std::int64_t n, const KeyChunk<KV>& keys, std::int64_t j0, std::int64_t width,
+                       float* s) const {
+    const std::int64_t valid = std::min(width, in_.plan.shape.nk - j0);
+    qk_rows(*in_.plan.kernels, q, n, in_.layout.d, in_.plan.score_depth,
+            keys.key_rows + (j0 - keys.begin) * keys.key_row_stride, keys.key_row_stride, valid, in_.plan.key_scale, s,
+            ldS());
+    for (std::int64_t r = 0; r < n; ++r) {
+      std::fill(s + r * ldS() + valid, s + r * ldS() + width, -std::numeric_limits<float>::infinity());
+    }
+  }
+
+  // visit(first query, count, first row) for each run of rows [r0, r0 + n) of a block at
+  // consecutive query positions: the rows themselves, or (stacked) one run per head.
+  template <class Visit>
+  static void for_each_run(const RowState& st, std::int64_t i0, std::int64_t r0, std::int64_t n, Visit visit) {
+    if (st.queries_per_head == 0) {
+      visit(i0 + r0, n, 0);
+      return;
+    }
+    for (std::int64_t r = r0, count; r < r0 + n; r += count) {
+      const std::int64_t position = r % st.queries_per_head;
+      count = std::min(st.queries_per_head - position, r0 + n - r);
+      visit(i0 + position, count, r - r0);
+    }
+  }
+
+  // Element masks on the tile's scores.
+  void mask_rows(const RowState& st, const Tile& t, float* s) const {
+    for_each_run(st, t.i0, t.r0, t.n, [&](std::int64_t i, std::int64_t count, std::int64_t row) {
+      in_.plan.visibility.mask_tile(t.b, i, count, t.j0, t.width, s + row * ldS(), ldS());
+    });
+  }
+
+  // Weights of their own for the normalizers without a running max, in place:
+  // P = sigmoid(S + b) or relu(S) (relu's 1 / Nk is applied with the output).
+  void weigh_without_max(std::int64_t n, float* s, std::int64_t width) const {
+    if (in_.plan.normalizer == Normalizer::sigmoid) {
+      in_.plan.kernels->sigmoid_rows(s, n, ldS(), width, in_.plan.sigmoid_bias);
+    } else {
+      in_.plan.kernels->relu_rows(s, n, ldS(), width);
+    }
+  }
+
+  // The online-softmax step of rows [r0, r0 + n) of a tile of scores whose row maxima are in
+  // tile_max: each row's running max raised to it, the factor (rescale) its output so far is
+  // to be scaled by, the probabilities 2^(s - max) in place and the running sums.
+  void softmax_step(RowState& st, std::int64_t r0, std::int64_t n, float* s, std::int64_t width) const {
+    float *max = st.max + r0, *sum = st.sum + r0, *rescale = st.rescale + r0, *shift = st.shift + r0;
+    for (std::int64_t r = 0; r < n; ++r) {
+      const float grown = std::max(max[r], st.tile_max[r0 + r]);
+      // Until a row has seen a visible key its max is -inf; exp2(-inf - 0) = 0 keeps every
+      // probability and the (zero) accumulator exact without a NaN.
+      rescale[r] = grown == max[r] ? 1.0f : std::exp2(max[r] - grown);
+      shift[r] = grown == -std::numeric_limits<float>::infinity() ? 0.0f : grown;
+      max[r] = grown;
+    }
+    float* tile_sum = st.tile_sum + r0;
+    in_.plan.kernels->exp2_rows(s, n, ldS(), width, shift, tile_sum);
+    for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
+  }
+
+  const FlashInputs<Q, KV>& in_;
+  BlockRows<Q, KV> rows_;
+};
+
+}  // namespace longattn::engine
