@@ -46,8 +46,8 @@ void BM_qk_tile(benchmark::State& state, Isa isa) {
   const auto& k = longattn::simd::kernels_for(isa);
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
-    k.qk_tile(t.q.data(), t.rows, t.d, t.key_panels.data(), 0, t.keys, t.scores.data(),
-              t.keys, nullptr, nullptr, nullptr, t.row_max.data(), nullptr, t.prefetch);
+    k.tile.qk_scores(t.q.data(), t.rows, t.d, t.key_panels.data(), 0, t.keys, t.scores.data(), t.keys, {},
+                     t.row_max.data(), t.prefetch);
     benchmark::DoNotOptimize(t.scores.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -57,7 +57,7 @@ void BM_pv_tile(benchmark::State& state, Isa isa) {
   const auto& k = longattn::simd::kernels_for(isa);
   Tile t(state.range(0), state.range(1), state.range(2));
   for (auto _ : state) {
-    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, t.values.data(), t.d, t.d, t.acc.data(), t.row_scale.data(),
+    k.tile.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, t.values.data(), t.d, t.d, t.acc.data(), t.row_scale.data(),
               t.prefetch);
     benchmark::DoNotOptimize(t.acc.data());
   }
@@ -71,7 +71,7 @@ void BM_exp2_rows(benchmark::State& state, Isa isa) {
   // ordinary finite scores.
   std::fill(t.row_max.begin(), t.row_max.end(), 2.0f);
   for (auto _ : state) {
-    k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, t.row_max.data(), t.row_sum.data());
+    k.elementwise.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, t.row_max.data(), t.row_sum.data());
     benchmark::DoNotOptimize(t.scores.data());
   }
   state.counters["ns_per_score"] = benchmark::Counter(double(t.rows * t.keys), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
@@ -99,14 +99,14 @@ void BM_tile_pipeline(benchmark::State& state, Isa isa) {
     const float* value_rows = values.data() + c * t.keys * t.d;
     c = (c + 1) % copies;
     if (exp2_in_qk) {
-      k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, shift.data(), nullptr,
-                nullptr, nullptr, t.row_sum.data(), t.prefetch);
+      k.tile.qk_probabilities(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, shift.data(),
+                              {}, t.row_sum.data(), t.prefetch);
     } else {
-      k.qk_tile(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, nullptr, nullptr, nullptr,
-                t.row_max.data(), nullptr, t.prefetch);
-      k.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
+      k.tile.qk_scores(t.q.data(), t.rows, t.d, key_panels, 0, t.keys, t.scores.data(), t.keys, {}, t.row_max.data(),
+                       t.prefetch);
+      k.elementwise.exp2_rows(t.scores.data(), t.rows, t.keys, t.keys, shift.data(), t.row_sum.data());
     }
-    k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(),
+    k.tile.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_rows, t.d, t.d, t.acc.data(),
               exp2_in_qk ? nullptr : t.row_scale.data(), t.prefetch);
     benchmark::DoNotOptimize(t.acc.data());
   }
@@ -127,8 +127,8 @@ void BM_qk_tile_bf16(benchmark::State& state, Isa isa) {
   Tile t(state.range(0), state.range(1), state.range(2));
   const Bf16Tile b(t, 1);
   for (auto _ : state) {
-    k.qk_tile(b.q.data(), t.rows, t.d / 2, b.key_panels.data(), 0, t.keys, t.scores.data(), t.keys, 0.125f, nullptr,
-              nullptr, nullptr, t.row_max.data(), nullptr, t.prefetch);
+    k.qk_scores(b.q.data(), t.rows, t.d / 2, b.key_panels.data(), 0, t.keys, t.scores.data(), t.keys, 0.125f, {},
+                t.row_max.data(), t.prefetch);
     benchmark::DoNotOptimize(t.scores.data());
   }
   report(state, isa, 2.0 * t.rows * t.keys * t.d);
@@ -148,8 +148,8 @@ void BM_tile_pipeline_bf16(benchmark::State& state, Isa isa) {
     const longattn::bf16* key_panels = b.key_panels.data() + c * t.keys * t.d;
     const longattn::bf16* value_pairs = b.values.data() + c * t.keys * t.d;
     c = (c + 1) % copies;
-    k.qk_tile(b.q.data(), t.rows, t.d / 2, key_panels, 0, t.keys, t.scores.data(), t.keys, 0.125f, shift.data(),
-              nullptr, nullptr, nullptr, t.row_sum.data(), t.prefetch);
+    k.qk_probabilities(b.q.data(), t.rows, t.d / 2, key_panels, 0, t.keys, t.scores.data(), t.keys, 0.125f,
+                       shift.data(), {}, t.row_sum.data(), t.prefetch);
     k.pv_tile(t.scores.data(), t.rows, t.keys, t.keys, value_pairs, t.d, t.acc.data(), nullptr, true, t.prefetch);
     benchmark::DoNotOptimize(t.acc.data());
   }

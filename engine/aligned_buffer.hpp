@@ -26,8 +26,7 @@ class AlignedBuffer {
   // Contents are unspecified after a resize that grows the buffer. With huge_pages, a buffer
   // of 2 MiB or more is 2 MiB-aligned and advised for huge pages: fewer page faults and TLB
   // misses for scratch that is kept and reused (PooledBuffer), but a fresh one costs the
-  // zeroing of whole 2 MiB pages (linear attention's per-call state ran 34 % slower at
-  // n = 4096 with it).
+  // zeroing of whole 2 MiB pages (bench/TUNING.md "Scratch memory").
   void resize(std::int64_t floats, bool huge_pages = false) {
     if (floats <= capacity_) return;
     std::size_t bytes = static_cast<std::size_t>(floats) * sizeof(float);
@@ -55,9 +54,8 @@ class AlignedBuffer {
 };
 
 // A large scratch buffer borrowed from a process-wide pool for one call and given back when
-// it ends, in huge pages, so that calls in a loop reuse the pages of the last one: a fresh
-// 32 MiB buffer of packed keys in 4 KiB pages cost 8192 page faults and the zeroing of every
-// page (5 % of a (256, 256) window's time at n = 16384). The pool keeps at most kKept
+// it ends, in huge pages, so that calls in a loop reuse the pages of the last one instead of
+// faulting in and zeroing fresh ones (bench/TUNING.md "Scratch memory"). The pool keeps at most kKept
 // buffers (the largest), so memory held between calls stays within the engine's scratch
 // budget per concurrent caller.
 class PooledBuffer {

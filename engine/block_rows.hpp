@@ -133,7 +133,7 @@ class BlockRows {
     if (in_.out.strides[3] == 1) {
       // Lines the accumulator already holds in the cache are written back as they are.
       const bool streamed = !out_prefetched && st.acc != first_row;
-      in_.plan.kernels->scale_rows(st.acc, rows, W, inv, first_row, in_.out.strides[2], dv, streamed);
+      in_.plan.kernels->elementwise.scale_rows(st.acc, rows, W, inv, first_row, in_.out.strides[2], dv, streamed);
       return;
     }
     for (std::int64_t r = 0; r < rows; ++r) {

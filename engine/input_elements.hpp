@@ -22,7 +22,7 @@ inline constexpr bool kReadInPlace = std::is_same_v<T, float>;
 // to[i] = from[i] as fp32 for i < n (contiguous).
 inline void widen(const simd::KernelTable&, const float* from, std::int64_t n, float* to) { std::copy_n(from, n, to); }
 inline void widen(const simd::KernelTable& kernels, const bf16* from, std::int64_t n, float* to) {
-  kernels.widen_bf16(from, n, to);
+  kernels.elementwise.widen_bf16(from, n, to);
 }
 
 // to[0 .. n) = the n features of one row, `stride` elements apart, as fp32.
@@ -40,22 +40,22 @@ void widen_row(const simd::KernelTable& kernels, const T* from, std::int64_t str
 inline void qk_rows(const simd::KernelTable& kernels, const float* q, std::int64_t rows, std::int64_t ldq,
                     std::int64_t d, const float* keys, std::int64_t ldk, std::int64_t count, float scale, float* s,
                     std::int64_t lds) {
-  kernels.qk_rows(q, rows, ldq, d, keys, ldk, count, scale, s, lds);
+  kernels.rows.qk_rows(q, rows, ldq, d, keys, ldk, count, scale, s, lds);
 }
 inline void qk_rows(const simd::KernelTable& kernels, const float* q, std::int64_t rows, std::int64_t ldq,
                     std::int64_t d, const bf16* keys, std::int64_t ldk, std::int64_t count, float scale, float* s,
                     std::int64_t lds) {
-  kernels.qk_rows_bf16(q, rows, ldq, d, keys, ldk, count, scale, s, lds);
+  kernels.rows.qk_rows_bf16(q, rows, ldq, d, keys, ldk, count, scale, s, lds);
 }
 inline void pv_rows(const simd::KernelTable& kernels, const float* p, std::int64_t rows, std::int64_t ldp,
                     std::int64_t count, const float* v, std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo,
                     const float* row_scale) {
-  kernels.pv_rows(p, rows, ldp, count, v, ldv, dv, o, ldo, row_scale);
+  kernels.rows.pv_rows(p, rows, ldp, count, v, ldv, dv, o, ldo, row_scale);
 }
 inline void pv_rows(const simd::KernelTable& kernels, const float* p, std::int64_t rows, std::int64_t ldp,
                     std::int64_t count, const bf16* v, std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo,
                     const float* row_scale) {
-  kernels.pv_rows_bf16(p, rows, ldp, count, v, ldv, dv, o, ldo, row_scale);
+  kernels.rows.pv_rows_bf16(p, rows, ldp, count, v, ldv, dv, o, ldo, row_scale);
 }
 
 }  // namespace longattn::engine

@@ -29,7 +29,7 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>&
         widen_row(kernels, head + (j0 + c) * k.strides[2], k.strides[3], D, row);
         if (rope != nullptr) rope->rotate(row, 1, j0 + c, scale, row);
       }
-      kernels.pack_key_panel(key_rows.data(), D, keys, D, rope != nullptr ? 1.0f : scale, panel, streamed);
+      kernels.packing.pack_key_panel(key_rows.data(), D, keys, D, rope != nullptr ? 1.0f : scale, panel, streamed);
       continue;
     }
     if constexpr (kReadInPlace<T>) {
@@ -37,7 +37,7 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>&
         for (std::int64_t c = 0; c < keys; ++c) {
           rope->rotate(head + (j0 + c) * k.strides[2], k.strides[3], j0 + c, scale, key_rows.data() + c * D);
         }
-        kernels.pack_key_panel(key_rows.data(), D, keys, D, 1.0f, panel, streamed);
+        kernels.packing.pack_key_panel(key_rows.data(), D, keys, D, 1.0f, panel, streamed);
         continue;
       }
       if (staged) {
@@ -47,11 +47,11 @@ void pack_key_panels(const simd::KernelTable& kernels, const HeadsView<const T>&
         } else {
           for (std::int64_t c = 0; c < keys; ++c) std::copy_n(first + c * k.strides[2], D, key_rows.data() + c * D);
         }
-        kernels.pack_key_panel(key_rows.data(), D, keys, D, scale, panel, streamed);
+        kernels.packing.pack_key_panel(key_rows.data(), D, keys, D, scale, panel, streamed);
         continue;
       }
       if (k.strides[3] == 1) {  // both common layouts: transposed in registers
-        kernels.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, scale, panel, streamed);
+        kernels.packing.pack_key_panel(head + j0 * k.strides[2], k.strides[2], keys, D, scale, panel, streamed);
         continue;
       }
       for (std::int64_t c = 0; c < keys; ++c) {
@@ -82,7 +82,7 @@ void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView
         projected[c * Da + a] = sum;
       }
     }
-    kernels.pack_key_panel(projected.data(), Da, keys, Da, 1.0f, panels + (p - first_panel) * Da * P,
+    kernels.packing.pack_key_panel(projected.data(), Da, keys, Da, 1.0f, panels + (p - first_panel) * Da * P,
                            stores == PanelStores::streamed);
   }
 }

@@ -30,8 +30,8 @@ enum class PanelStores { cached, streamed };
 // How packing reads a key's features where they lie (D contiguous floats): in place, or
 // staged, a panel's rows first copied in one sequential run into a buffer, then transposed
 // there. Rows read once from memory by few queries (split keys) are staged: transposed in
-// place, 8 rows a vector at a time, they came from memory at half the rate of a copy (4.8 vs
-// 9.8 GB/s on one core here).
+// place, 8 rows a vector at a time, they come from memory at half the rate of a copy
+// (bench/TUNING.md "Packing").
 enum class KeyReads { in_place, staged };
 
 // The functions below read k and v of element type T (float or bf16) and pack fp32.
@@ -55,8 +55,8 @@ void pack_projected_key_panels(const simd::KernelTable& kernels, const HeadsView
 
 // Packs the value rows of the same key panels of head (b, h) of v into `rows`, which
 // receives the first row of panel first_panel at its start: one copy where the rows lie
-// back to back as packed rows do (a copy per 512-byte row ran at 5.7 GB/s here, one of
-// 128 KiB at 12).
+// back to back as packed rows do, at twice the rate of a copy per row (bench/TUNING.md
+// "Packing").
 template <class T>
 void pack_value_rows(const simd::KernelTable& kernels, const HeadsView<const T>& v, std::int64_t b,
                      std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,

@@ -100,7 +100,7 @@ class LinearRunner {
       feature_map(k_.data + b * k_.strides[0] + g * k_.strides[1] + j * k_.strides[2], k_.strides[3], s_.d, phi.data());
       widen_row(kern_, v_.data + b * v_.strides[0] + g * v_.strides[1] + j * v_.strides[2], v_.strides[3], s_.dv,
                 value.data());
-      kern_.rank1_update(state, s_.d, W_, phi.data(), value.data());
+      kern_.linear.rank1_update(state, s_.d, W_, phi.data(), value.data());
       for (std::int64_t i = 0; i < s_.d; ++i) state[s_.d * W_ + i] += phi[i];
     }
   }
@@ -129,7 +129,7 @@ class LinearRunner {
         seen = std::max(seen, until);
       }
       feature_map(q_.data + b * q_.strides[0] + h * q_.strides[1] + i * q_.strides[2], q_.strides[3], s_.d, phi.data());
-      kern_.vector_matrix(phi.data(), state.data(), s_.d, W_, numerator.data());
+      kern_.linear.vector_matrix(phi.data(), state.data(), s_.d, W_, numerator.data());
       double denominator = 0;
       for (std::int64_t c = 0; c < s_.d; ++c) denominator += double(phi[c]) * state[s_.d * W_ + c];
       const float inv = denominator > 0 ? static_cast<float>(1.0 / denominator) : 0.0f;  // no key: zeros

@@ -142,7 +142,7 @@ class QueryBlocks {
       for (std::int64_t r = t.r0; r < t.r0 + t.n; ++r) st.sum[r] += st.tile_sum[r];
     } else {
       if (t.masked) {
-        for (std::int64_t r = 0; r < t.n; ++r) st.tile_max[t.r0 + r] = in_.plan.kernels->max_of(s + r * ldS(), t.width);
+        for (std::int64_t r = 0; r < t.n; ++r) st.tile_max[t.r0 + r] = in_.plan.kernels->elementwise.max_of(s + r * ldS(), t.width);
       }
       softmax_step(st, t.r0, t.n, s, t.width);
     }
@@ -189,27 +189,27 @@ class QueryBlocks {
     const float* key_panels =
         keys.rows_in_place() ? nullptr : keys.key_panels + (panel_begin - keys.begin) * in_.layout.d;
     if (in_.plan.additive.enabled()) {  // j0 and width are whole panels here
-      kern.additive_tile(q, t.n, in_.layout.d, key_panels, t.width / P, in_.plan.additive.w.data(),
+      kern.tile.additive_tile(q, t.n, in_.layout.d, key_panels, t.width / P, in_.plan.additive.w.data(),
                          in_.plan.score_scale, s, ldS(), tile_max);
       if (diagonals != nullptr) {
         std::fill(tile_max, tile_max + t.n, -std::numeric_limits<float>::infinity());
-        kern.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
+        kern.elementwise.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
       }
     } else if (keys.rows_in_place()) {
       scores_in_place(q, t.n, keys, t.j0, t.width, s);
       if (diagonals != nullptr) {
-        kern.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
+        kern.elementwise.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
       } else if (!t.masked) {
-        for (std::int64_t r = 0; r < t.n; ++r) tile_max[r] = kern.max_of(s + r * ldS(), t.width);
+        for (std::int64_t r = 0; r < t.n; ++r) tile_max[r] = kern.elementwise.max_of(s + r * ldS(), t.width);
       }
     } else if (lazy) {
       float* shift = st.shift + t.r0;
       for (std::int64_t r = 0; r < t.n; ++r) shift[r] = -st.max[t.r0 + r];
-      qk_tile(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, shift, diagonals,
-              t.masked ? row_bounds(scratch, st, t) : nullptr, nullptr, st.tile_sum + t.r0, scratch.prefetch);
+      const simd::ScoreTerms terms{diagonals, t.masked ? row_bounds(scratch, st, t) : nullptr};
+      qk_probabilities(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, shift, terms, st.tile_sum + t.r0,
+                       scratch.prefetch);
     } else {
-      qk_tile(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, nullptr, diagonals, nullptr, tile_max, nullptr,
-              scratch.prefetch);
+      qk_scores(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, {diagonals}, tile_max, scratch.prefetch);
     }
   }
 
@@ -247,23 +247,33 @@ class QueryBlocks {
       in_.pairs->pv_tile(s, t.n, ldS(), value_keys, reinterpret_cast<const bf16*>(keys.value_rows + value_offset), W,
                          acc, row_scale, p_in_bf16, scratch.prefetch);
     } else {
-      kern.pv_tile(s, t.n, ldS(), value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
+      kern.tile.pv_tile(s, t.n, ldS(), value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
                    scratch.prefetch);
     }
   }
 
-  // The scores of simd's qk_tile, on packed fp32 or (pairs) bf16 pairs: q rows layout.d
-  // 4-byte units apart.
-  void qk_tile(const float* q, std::int64_t n, const float* key_panels, std::int64_t first_key, std::int64_t keys,
-               float* s, const float* row_offset, const float* diagonals, const std::int32_t* bounds,
-               float* row_max, float* row_sum, simd::PrefetchQueue& prefetch) const {
+  // simd's QKᵀ entry points on packed fp32 or (pairs) bf16 pairs: q rows layout.d 4-byte
+  // units apart.
+  void qk_scores(const float* q, std::int64_t n, const float* key_panels, std::int64_t first_key, std::int64_t keys,
+                 float* s, simd::ScoreTerms terms, float* row_max, simd::PrefetchQueue& prefetch) const {
     if (in_.pairs != nullptr) {
-      in_.pairs->qk_tile(reinterpret_cast<const bf16*>(q), n, in_.layout.d, reinterpret_cast<const bf16*>(key_panels),
-                         first_key, keys, s, ldS(), in_.plan.key_scale, row_offset, diagonals, bounds, row_max,
-                         row_sum, prefetch);
+      in_.pairs->qk_scores(reinterpret_cast<const bf16*>(q), n, in_.layout.d, reinterpret_cast<const bf16*>(key_panels),
+                           first_key, keys, s, ldS(), in_.plan.key_scale, terms, row_max, prefetch);
     } else {
-      in_.plan.kernels->qk_tile(q, n, in_.layout.d, key_panels, first_key, keys, s, ldS(), row_offset, diagonals,
-                                bounds, row_max, row_sum, prefetch);
+      in_.plan.kernels->tile.qk_scores(q, n, in_.layout.d, key_panels, first_key, keys, s, ldS(), terms, row_max,
+                                       prefetch);
+    }
+  }
+  void qk_probabilities(const float* q, std::int64_t n, const float* key_panels, std::int64_t first_key,
+                        std::int64_t keys, float* s, const float* row_shift, simd::ScoreTerms terms, float* row_sum,
+                        simd::PrefetchQueue& prefetch) const {
+    if (in_.pairs != nullptr) {
+      in_.pairs->qk_probabilities(reinterpret_cast<const bf16*>(q), n, in_.layout.d,
+                                  reinterpret_cast<const bf16*>(key_panels), first_key, keys, s, ldS(),
+                                  in_.plan.key_scale, row_shift, terms, row_sum, prefetch);
+    } else {
+      in_.plan.kernels->tile.qk_probabilities(q, n, in_.layout.d, key_panels, first_key, keys, s, ldS(), row_shift,
+                                              terms, row_sum, prefetch);
     }
   }
 
@@ -306,9 +316,9 @@ class QueryBlocks {
   // P = sigmoid(S + b) or relu(S) (relu's 1 / Nk is applied with the output).
   void weigh_without_max(std::int64_t n, float* s, std::int64_t width) const {
     if (in_.plan.normalizer == Normalizer::sigmoid) {
-      in_.plan.kernels->sigmoid_rows(s, n, ldS(), width, in_.plan.sigmoid_bias);
+      in_.plan.kernels->elementwise.sigmoid_rows(s, n, ldS(), width, in_.plan.sigmoid_bias);
     } else {
-      in_.plan.kernels->relu_rows(s, n, ldS(), width);
+      in_.plan.kernels->elementwise.relu_rows(s, n, ldS(), width);
     }
   }
 
@@ -326,7 +336,7 @@ class QueryBlocks {
       max[r] = grown;
     }
     float* tile_sum = st.tile_sum + r0;
-    in_.plan.kernels->exp2_rows(s, n, ldS(), width, shift, tile_sum);
+    in_.plan.kernels->elementwise.exp2_rows(s, n, ldS(), width, shift, tile_sum);
     for (std::int64_t r = 0; r < n; ++r) sum[r] = sum[r] * rescale[r] + tile_sum[r];
   }
 

@@ -1,8 +1,7 @@
 // Denormal floats cost a microcode assist per operation on x86 cores. Attention makes them:
-// with ALiBi, far keys get probabilities near 2^-126 whose products with values underflow,
-// and an n = 8192 ALiBi run (H = 8, D = 64) went from 1.18x to 1.05x the time of plain
-// attention once they were flushed. Their contribution (< 1e-38 against a softmax sum of at
-// least 1) is far below fp32 resolution, as is that of denormal inputs.
+// with ALiBi, far keys get probabilities near 2^-126 whose products with values underflow
+// (bench/TUNING.md "Denormals flushed"). Their contribution (< 1e-38 against a softmax sum of
+// at least 1) is far below fp32 resolution, as is that of denormal inputs.
 #pragma once
 
 #if defined(__x86_64__) || defined(__i386__)

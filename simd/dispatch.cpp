@@ -47,9 +47,8 @@ bool amd_cores() {
 }
 
 // The AVX2 kernels with their register blocks unrolled in full keep the 12 accumulators in
-// registers across the depth loop. Full attention (n = 16384, H = 8, 1 thread, the two
-// builds alternated in one process): on a Zen 3 1.026x at D = 64, 1.048x at D = 128; on an
-// Intel Xeon (before the depth loop was unrolled) 0.973x. So the vendor decides.
+// registers across the depth loop: faster on AMD cores, slower on Intel's, so the vendor
+// decides (bench/TUNING.md "Register blocks unrolled").
 const KernelTable& avx2_kernels_for_this_cpu() {
   static const bool amd = amd_cores();
   return amd ? avx2_unrolled_kernels() : avx2_kernels();

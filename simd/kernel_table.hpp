@@ -17,6 +17,119 @@
 
 namespace longattn::simd {
 
+// Terms a QKᵀ tile adds to its scores beyond q·k, or applies to its probabilities; each one
+// is optional (null: none).
+struct ScoreTerms {
+  // rows - 1 + keys floats of a term of c - r alone (a position bias): s[r][c] gains
+  // diagonals[c + rows - 1 - r].
+  const float* diagonals = nullptr;
+  // Probabilities only: row r sees keys [row_bounds[2r], row_bounds[2r + 1]) alone (c counted
+  // from the tile's first key); s[r][c] = 0 outside them, whatever the score (a window's edge,
+  // the causal diagonal).
+  const std::int32_t* row_bounds = nullptr;
+};
+
+// The register-blocked products of a query block against a tile of packed keys and values.
+// Both QKᵀ entry points compute s[r][c] = q[r] · key (first_key + c) of the key panels (plus
+// the terms) for r < rows, c < keys; first_key and keys are multiples of lanes, so a panel may
+// be used in part. Lines of `prefetch` are issued as they go.
+struct TileKernels {
+  // s[r][c] = the score; row_max[r] is raised to the largest score of row r.
+  void (*qk_scores)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
+                    std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, ScoreTerms terms,
+                    float* row_max, PrefetchQueue& prefetch);
+
+  // s[r][c] = 2^(row_shift[r] + the score) and row_sum[r] = Σ_c s[r][c]. The scores must be
+  // finite and the caller must flush denormals (simd::DenormalsFlushed): results under 2^-126
+  // then come out as zeros.
+  void (*qk_probabilities)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
+                           std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds,
+                           const float* row_shift, ScoreTerms terms, float* row_sum, PrefetchQueue& prefetch);
+
+  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns (no
+  // scaling when row_scale is null); value rows are ldv floats apart (the caller's rows, or
+  // packed ones).
+  void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
+                  std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale,
+                  PrefetchQueue& prefetch);
+
+  // Additive scores: s[r][j] = scale · Σ_{a < da} w[a] tanh(qp[r][a] + kp[a][j]) over `panels`
+  // panels of projected keys laid out like key panels; row_max raised like qk_scores'.
+  void (*additive_tile)(const float* qp, std::int64_t rows, std::int64_t da, const float* key_panels,
+                        std::int64_t panels, const float* w, float scale, float* s, std::int64_t lds,
+                        float* row_max);
+};
+
+// The decoding regime's kernels: a few query rows against keys and values where the caller
+// keeps them, each row read once, in order; fp32 rows, or bf16 widened as they are loaded.
+struct RowKernels {
+  // s[r][c] = scale · q[r] · key c for r < rows, c < count: q rows ldq floats apart, key rows
+  // of d contiguous elements, ldk apart.
+  void (*qk_rows)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
+                  std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
+  void (*qk_rows_bf16)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const bf16* keys,
+                       std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
+
+  // o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for c < dv (any dv; no
+  // scaling when row_scale is null): value rows of dv contiguous elements, ldv apart, at any
+  // alignment; o rows ldo floats apart.
+  void (*pv_rows)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
+                  std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
+  void (*pv_rows_bf16)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const bf16* v,
+                       std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
+};
+
+// Element-wise passes over rows of scores and outputs (cols a multiple of lanes unless said).
+struct ElementwiseKernels {
+  // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols; row_sum[r] = Σ_j p[r][j]. Scores
+  // of -inf become exact zeros.
+  void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, const float* row_max,
+                    float* row_sum);
+
+  // s[r][c] += diagonals[c + rows - 1 - r]: a term of c - r alone, such as a position bias;
+  // row_max[r] is raised to the row's largest new score. diagonals holds rows - 1 + cols floats.
+  void (*add_diagonal_bias)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+                            const float* diagonals, float* row_max);
+
+  // p = sigmoid(s + bias) in place; -inf gives 0.
+  void (*sigmoid_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float bias);
+
+  // p = max(s, 0) in place.
+  void (*relu_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols);
+
+  // max_j x[j] for j < n (n a multiple of lanes).
+  float (*max_of)(const float* x, std::int64_t n);
+
+  // out[r][c] = acc[r][c] · row_scale[r] for r < rows, c < cols (any cols), rows lda / ldo
+  // floats apart; with `streamed`, out is written past the caches where its rows are
+  // vector-aligned.
+  void (*scale_rows)(const float* acc, std::int64_t rows, std::int64_t lda, const float* row_scale, float* out,
+                     std::int64_t ldo, std::int64_t cols, bool streamed);
+
+  // to[i] = from[i] as fp32 for i < n (exact): bf16 inputs as the kernels read them.
+  void (*widen_bf16)(const bf16* from, std::int64_t n, float* to);
+
+  // y[i] = 2^x[i] for i < n, the vectorized exp2 the kernels use (for its accuracy test).
+  void (*exp2)(const float* x, float* y, std::int64_t n);
+};
+
+struct PackingKernels {
+  // One key panel from `count` <= panel_width keys whose d features are contiguous, rows
+  // `stride` floats apart, each feature times `scale`; keys past count are zero.
+  // `streamed`: written past the caches.
+  void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d, float scale,
+                         float* panel, bool streamed);
+};
+
+// Linear attention's state, rows of dv_padded floats.
+struct LinearKernels {
+  // state[i][:] += a[i] · b[:] for i < d.
+  void (*rank1_update)(float* state, std::int64_t d, std::int64_t dv_padded, const float* a, const float* b);
+
+  // out[:] = Σ_{i < d} x[i] · state[i][:].
+  void (*vector_matrix)(const float* x, const float* state, std::int64_t d, std::int64_t dv_padded, float* out);
+};
+
 // Products of bf16 pairs (AVX512-BF16 vdpbf16ps), summed in fp32: the kernels for q, k and v
 // all in bf16 (DESIGN.md §3). Each 4 bytes of their operands hold a pair of bf16 along the
 // depth of a product, the lower-addressed one first:
@@ -24,19 +137,21 @@ namespace longattn::simd {
 // - key panels: [pairs][panel_width] pairs (key c's features 2f, 2f + 1 at [f][c]);
 // - value pair rows: dv_padded pairs each, keys 2t and 2t + 1 of column c at [t][c].
 struct Bf16DotKernels {
-  // qk_tile on pairs: s[r][c] = row_offset[r] + diagonals[...] + score_scale · q[r] · key, the
-  // rest as qk_tile's; q rows `pairs` pairs apart. With row_sum the probabilities are stored
-  // in bf16, as pv_tile reads them: row r's `keys` values from the start of s + r · lds.
-  void (*qk_tile)(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels,
-                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float score_scale,
-                  const float* row_offset, const float* diagonals, const std::int32_t* row_bounds,
-                  float* row_max, float* row_sum, PrefetchQueue& prefetch);
+  // The TileKernels' QKᵀ entry points on pairs, the products times score_scale; q rows
+  // `pairs` pairs apart. The probabilities are stored in bf16, as pv_tile reads them: row
+  // r's `keys` values from the start of s + r · lds.
+  void (*qk_scores)(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels,
+                    std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float score_scale,
+                    ScoreTerms terms, float* row_max, PrefetchQueue& prefetch);
+  void (*qk_probabilities)(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels,
+                           std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float score_scale,
+                           const float* row_shift, ScoreTerms terms, float* row_sum, PrefetchQueue& prefetch);
 
-  // pv_tile on pairs: unless p_in_bf16 (qk_tile stored them so), each row of p is first
-  // rounded to bf16 in place (its first 2·⌈keys/2⌉ values, read in whole vectors, as bf16
-  // over the start of the row, whose fp32 values are gone); then o[r] = o[r] · row_scale[r] +
-  // Σ_{j < keys} p[r][j] · v[j] over ⌈keys / 2⌉ pair rows (a missing last key must have p = 0
-  // or a zero value row).
+  // pv_tile on pairs: unless p_in_bf16 (qk_probabilities stored them so), each row of p is
+  // first rounded to bf16 in place (its first 2·⌈keys/2⌉ values, read in whole vectors, as
+  // bf16 over the start of the row, whose fp32 values are gone); then o[r] = o[r] ·
+  // row_scale[r] + Σ_{j < keys} p[r][j] · v[j] over ⌈keys / 2⌉ pair rows (a missing last key
+  // must have p = 0 or a zero value row).
   void (*pv_tile)(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const bf16* value_pairs,
                   std::int64_t dv_padded, float* o, const float* row_scale, bool p_in_bf16,
                   PrefetchQueue& prefetch);
@@ -58,95 +173,11 @@ struct KernelTable {
   int lanes;        // fp32 lanes in one vector
   int panel_width;  // keys per packed key panel
 
-  // s[r][c] = row_offset[r] + diagonals[c + rows - 1 - r] + q[r] · key (first_key + c) of the
-  // key panels, for r < rows and c < keys (no offset when row_offset is null, no diagonal
-  // term when diagonals is null: rows - 1 + keys floats of a term of c - r alone, such as a
-  // position bias); both first_key and keys are multiples of lanes, so a panel may be used
-  // in part. row_max[r] is raised to the largest score stored in row r (no max is taken
-  // when row_max is null). With row_sum, s[r][c] = 2^(that score) instead and row_sum[r] =
-  // Σ_c s[r][c]; the scores must be finite and the caller must flush denormals
-  // (simd::DenormalsFlushed): results under 2^-126 then come out as zeros. With row_sum and
-  // row_bounds, row r sees keys [row_bounds[2r], row_bounds[2r + 1]) alone (c counted as
-  // above): s[r][c] = 0 outside them, whatever the score (a window's edge, the causal
-  // diagonal). Lines of `prefetch` are issued as it goes.
-  void (*qk_tile)(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
-                  std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds,
-                  const float* row_offset, const float* diagonals, const std::int32_t* row_bounds,
-                  float* row_max, float* row_sum, PrefetchQueue& prefetch);
-
-  // o[r] = o[r] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j], over dv_padded columns (no
-  // scaling when row_scale is null); value rows are ldv floats apart (the caller's rows, or
-  // packed ones). Issues `prefetch` lines.
-  void (*pv_tile)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
-                  std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale,
-                  PrefetchQueue& prefetch);
-
-  // The decoding regime's kernels: a few query rows against keys and values where the caller
-  // keeps them, each row read once, in order. s[r][c] = scale · q[r] · key c for r < rows,
-  // c < keys: q rows ldq floats apart, key rows of d contiguous floats, ldk apart.
-  void (*qk_rows)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const float* keys,
-                  std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
-
-  // o[r][c] = o[r][c] · row_scale[r] + Σ_{j < keys} p[r][j] · v[j][c] for c < dv (any dv;
-  // no scaling when row_scale is null): value rows of dv contiguous floats, ldv apart, at any
-  // alignment; o rows ldo floats apart.
-  void (*pv_rows)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const float* v,
-                  std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
-
-  // qk_rows and pv_rows on key and value rows of bf16, widened as they are loaded.
-  void (*qk_rows_bf16)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const bf16* keys,
-                       std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
-  void (*pv_rows_bf16)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const bf16* v,
-                       std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
-
-  // p[r][j] = 2^(s[r][j] - row_max[r]) in place for j < cols (a multiple of lanes);
-  // row_sum[r] = Σ_j p[r][j]. Scores of -inf become exact zeros.
-  void (*exp2_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
-                    const float* row_max, float* row_sum);
-
-  // s[r][c] += diagonals[c + rows - 1 - r] for r < rows, c < cols (a multiple of lanes): a
-  // term of c - r alone, such as a position bias; row_max[r] is raised to the row's largest
-  // new score. diagonals holds rows - 1 + cols floats.
-  void (*add_diagonal_bias)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
-                            const float* diagonals, float* row_max);
-
-  // p = sigmoid(s + bias) in place for j < cols (a multiple of lanes); -inf gives 0.
-  void (*sigmoid_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float bias);
-
-  // p = max(s, 0) in place for j < cols (a multiple of lanes).
-  void (*relu_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols);
-
-  // Additive scores: s[r][j] = scale · Σ_{a < da} w[a] tanh(qp[r][a] + kp[a][j]) over `panels`
-  // panels of projected keys laid out like key panels; row_max raised like qk_tile's.
-  void (*additive_tile)(const float* qp, std::int64_t rows, std::int64_t da, const float* key_panels,
-                        std::int64_t panels, const float* w, float scale, float* s, std::int64_t lds,
-                        float* row_max);
-
-  // state[i][:] += a[i] · b[:] for i < d; rows of dv_padded floats (linear attention).
-  void (*rank1_update)(float* state, std::int64_t d, std::int64_t dv_padded, const float* a, const float* b);
-
-  // out[:] = Σ_{i < d} x[i] · state[i][:]; rows of dv_padded floats (linear attention).
-  void (*vector_matrix)(const float* x, const float* state, std::int64_t d, std::int64_t dv_padded, float* out);
-
-  // max_j x[j] for j < n (n a multiple of lanes).
-  float (*max_of)(const float* x, std::int64_t n);
-
-  // out[r][c] = acc[r][c] · row_scale[r] for r < rows, c < cols, rows lda / ldo floats apart;
-  // with `streamed`, out is written past the caches where its rows are vector-aligned.
-  void (*scale_rows)(const float* acc, std::int64_t rows, std::int64_t lda, const float* row_scale, float* out,
-                     std::int64_t ldo, std::int64_t cols, bool streamed);
-
-  // One key panel from `count` <= panel_width keys whose d features are contiguous, rows
-  // `stride` floats apart, each feature times `scale`; keys past count are zero.
-  // `streamed`: written past the caches.
-  void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count,
-                         std::int64_t d, float scale, float* panel, bool streamed);
-
-  // to[i] = from[i] as fp32 for i < n (exact): bf16 inputs as the kernels read them.
-  void (*widen_bf16)(const bf16* from, std::int64_t n, float* to);
-
-  // y[i] = 2^x[i], the vectorized exp2 the kernels use (for its accuracy test).
-  void (*exp2)(const float* x, float* y, std::int64_t n);
+  TileKernels tile;
+  RowKernels rows;
+  ElementwiseKernels elementwise;
+  PackingKernels packing;
+  LinearKernels linear;
 
   // The bf16 products, where the target and the CPU have them; null elsewhere.
   const Bf16DotKernels* bf16_dot;

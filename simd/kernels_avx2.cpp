@@ -1,7 +1,7 @@
-// The avx2 target: attention_kernels-inl.hpp compiled with this target's flags (CMakeLists).
+// The avx2 target: kernel_table-inl.hpp compiled with this target's flags (CMakeLists).
 #define LONGATTN_SIMD_TARGET avx2
 #define LONGATTN_UNROLL_DEPTH _Pragma("GCC unroll 4")
-#include "simd/attention_kernels-inl.hpp"
+#include "simd/kernel_table-inl.hpp"
 #include "simd/targets.hpp"
 
 namespace longattn::simd {

@@ -3,7 +3,7 @@
 #define LONGATTN_SIMD_TARGET avx2_unrolled
 #define LONGATTN_UNROLL_BLOCK _Pragma("GCC unroll 16")
 #define LONGATTN_UNROLL_DEPTH _Pragma("GCC unroll 4")
-#include "simd/attention_kernels-inl.hpp"
+#include "simd/kernel_table-inl.hpp"
 #include "simd/targets.hpp"
 
 namespace longattn::simd {

@@ -1,7 +1,7 @@
-// The avx512 target: attention_kernels-inl.hpp compiled with this target's flags (CMakeLists).
+// The avx512 target: kernel_table-inl.hpp compiled with this target's flags (CMakeLists).
 #define LONGATTN_SIMD_TARGET avx512
 #define LONGATTN_UNROLL_BLOCK _Pragma("GCC unroll 16")
-#include "simd/attention_kernels-inl.hpp"
+#include "simd/kernel_table-inl.hpp"
 #include "simd/targets.hpp"
 
 namespace longattn::simd {

@@ -1,9 +1,9 @@
-// The bf16 products of the avx512 target: attention_kernels-inl.hpp compiled with AVX512-BF16
+// The bf16 products of the avx512 target: kernel_table-inl.hpp compiled with AVX512-BF16
 // besides the avx512 flags (CMakeLists), in a namespace of its own, so that only these kernels
 // may hold its instructions; the avx512 table takes them where the CPU runs them.
 #define LONGATTN_SIMD_TARGET avx512_bf16
 #define LONGATTN_UNROLL_BLOCK _Pragma("GCC unroll 16")
-#include "simd/attention_kernels-inl.hpp"
+#include "simd/kernel_table-inl.hpp"
 #include "simd/targets.hpp"
 
 namespace longattn::simd {

@@ -1,6 +1,6 @@
-// The scalar target: attention_kernels-inl.hpp compiled with this target's flags (CMakeLists).
+// The scalar target: kernel_table-inl.hpp compiled with this target's flags (CMakeLists).
 #define LONGATTN_SIMD_TARGET scalar
-#include "simd/attention_kernels-inl.hpp"
+#include "simd/kernel_table-inl.hpp"
 #include "simd/targets.hpp"
 
 namespace longattn::simd {

@@ -2,14 +2,10 @@
 // micro-kernels' register blocks, so that the wait overlaps with arithmetic.
 //
 // A (256, 256) window reads 72 KiB of new q, k and v rows per query block of 96 rows from
-// memory (L3 here), at ~20 GB/s per core: the copy of q and the packing of k stalled on
-// them (3.5 µs of a block's 85). Prefetching all of it at once only moved the stall to the
-// prefetches (each holds one of a core's few line-fill buffers until its line arrives);
-// spread over the ~300 register blocks of a query block, the lines arrive while the FMAs
-// run: 147.3 -> 150.8 GFLOP/s (D = 64, n = 16384, medians of 5). Fetching the k rows up to
-// the end of the panel the block packs (with q copied by a vector kernel): 154.6 -> 156.7;
-// and the block's rows of out, then written with ordinary stores: 153.5 -> 154.8 (medians
-// of 15 and 11).
+// memory, and the copy of q and the packing of k stalled on them. Prefetching all of it at
+// once only moves the stall to the prefetches (each holds one of a core's few line-fill
+// buffers until its line arrives); spread over the ~300 register blocks of a query block,
+// the lines arrive while the FMAs run (bench/TUNING.md "Prefetching").
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // One vector of fp32 lanes and the few operations the attention micro-kernels need.
 //
-// The kernels in attention_kernels-inl.hpp are written once against this interface.
+// The kernels of simd/*-inl.hpp are written once against this interface.
 // VecF32<A> wraps xsimd's batch for a SIMD architecture; VecF32<ScalarArch> is the one-lane
 // fallback (xsimd 8 has no scalar batch). Everything here is inside the per-target namespace
 // opened by the including translation unit, so no symbol is shared between targets compiled
@@ -34,9 +34,9 @@ inline constexpr float kExp2Poly[7] = {1.0f,           0.6931471824645996f,  0.2
 // minimax fit of the absolute error (0.99 ulp: every value lies in [1, 2), one ulp wide),
 // p(0) = 1 exactly, fitted like kExp2Poly; then the fp32 coefficients nudged by a few ulp
 // where that lowered the error of fp32 Horner steps, in an emulation of them over every
-// fp32 f in [0, 1): 1.98 -> 1.79 ulp (1.92 as the exp2 test measures it). Degree 6 (1.04
-// ulp) took one more FMA per 16 scores, where the exp2 pass is bound by the two vector
-// ports: full attention ran 1.1 % faster without it (D = 64, n = 16384).
+// fp32 f in [0, 1) (1.92 ulp as the exp2 test measures it). Degree 6 (1.04 ulp) takes one
+// more FMA per 16 scores where the exp2 pass is bound by the vector ports (bench/TUNING.md
+// "exp2").
 inline constexpr float kExp2UnitPoly[6] = {1.0f,
                                            0.6931524276733398f,
                                            0.24015285074710846f,
@@ -86,6 +86,24 @@ struct VecF32 {
     for (int i = 0; i < lanes; ++i) widened[i] = static_cast<float>(p[i]);
     return {batch::load_aligned(widened)};
   }
+  // Lane i holds the pair (even[i], odd[i]) of bf16, even[i] in the low half (odd null:
+  // zeros): rows of bf16 interleaved as the bf16 products read them. Bits, not numbers.
+  static VecF32 pair_bf16(const bf16* even, const bf16* odd) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      const __m512i low = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(even)));
+      const __m512i high =
+          odd == nullptr ? _mm512_setzero_si512()
+                         : _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(odd))), 16);
+      return {batch(_mm512_castsi512_ps(_mm512_or_si512(low, high)))};
+    }
+#endif
+    alignas(64) std::uint32_t pairs[lanes];
+    for (int i = 0; i < lanes; ++i) pairs[i] = even[i].bits | (odd == nullptr ? 0u : std::uint32_t{odd[i].bits} << 16);
+    alignas(64) float bits[lanes];
+    std::memcpy(bits, pairs, sizeof(bits));
+    return {batch::load_aligned(bits)};
+  }
   static VecF32 broadcast(float x) { return {batch(x)}; }
   static VecF32 zero() { return {batch(0.0f)}; }
   void store(float* p) const { v.store_unaligned(p); }
@@ -112,11 +130,10 @@ struct VecF32 {
 #endif
   }
 
-  // a·b + c rounded once, for exp2's polynomial. xsimd 8.1 has no AVX-512 fma: its generic
-  // one is a·b + c, fused only where the compiler contracts it (the release build did, the
-  // sanitizer build did not, and exp2 measured 2.12 ulp there against 1.92). The micro-kernels
-  // keep xsimd's (contracted in release builds): with this one full attention ran 2.7 %
-  // slower, the compiler scheduling the register blocks differently.
+  // a·b + c rounded once, for exp2's polynomial: xsimd 8.1 has no AVX-512 fma, and its
+  // generic a·b + c is fused only where the compiler contracts it (the sanitizer build did
+  // not, and exp2 lost accuracy). The micro-kernels keep xsimd's, which the compiler
+  // schedules better in the register blocks (bench/TUNING.md "exp2").
   static batch fused(batch a, batch b, batch c) {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) return _mm512_fmadd_ps(a, b, c);
@@ -173,9 +190,8 @@ struct VecF32 {
   friend VecF32 operator/(VecF32 a, VecF32 b) { return {a.v / b.v}; }
 
   // 1 / d for d >= 1 (finite or +inf, which gives 0): the 14-bit reciprocal estimate refined
-  // by one Newton step, a relative error near 2^-28 before the last rounding. vdivps on 16
-  // lanes holds its port for ~10 cycles: as the sigmoid's 1 / (1 + e^-x) it made sigmoid
-  // attention 1.12x softmax's time.
+  // by one Newton step, a relative error near 2^-28 before the last rounding; vdivps on 16
+  // lanes holds its port for ~10 cycles (bench/TUNING.md "Sigmoid's reciprocal").
   friend VecF32 reciprocal_at_least_one(VecF32 d) {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) {
@@ -210,8 +226,8 @@ struct VecF32 {
 #endif
 #if defined(__AVX__)
     if constexpr (lanes == 8) {
-      // Halve the vector three times (with _mm512_reduce_max_ps above: a (256, 256) window
-      // run went from 110 to 118 GFLOP/s against a round trip through memory).
+      // Halve the vector three times rather than round-trip through memory (bench/TUNING.md
+      // "exp2").
       __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
       m = _mm_max_ps(m, _mm_movehl_ps(m, m));
       m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
@@ -308,8 +324,7 @@ struct VecF32 {
 
   // exp2 for finite x with denormals flushed (MXCSR FTZ, as the engine's tasks run), +inf
   // from kExp2Overflow on: on AVX-512 without the lane mask, scalef's underflow giving the
-  // zeros (full attention ran 1.006–1.027x as fast, D = 64, three paired series). The other
-  // targets clamp both ends (the upper clamp cost AVX2 attention 0.7 %, paired).
+  // zeros; the other targets clamp both ends (bench/TUNING.md "exp2").
   friend VecF32 exp2_finite(VecF32 x) {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) return {batch(_mm512_scalef_ps(exp2_of_fraction(x.v), x.v))};
@@ -341,7 +356,7 @@ struct VecF32 {
       // 2^floor(x) itself: 9 instructions where round, subtract and clamp took 11.
       // Lanes below -126 (masked scores are -inf) are zeroed by the mask, never computed:
       // letting scalef underflow to 0 or to a denormal costs a microcode assist per lane on
-      // Intel cores (measured: the exp2 pass of a masked tile ran 5x slower).
+      // Intel cores (bench/TUNING.md "exp2").
       const __mmask16 normal = _mm512_cmp_ps_mask(x.v, batch(kExp2MinScalef), _CMP_GE_OQ);
       return {batch(_mm512_maskz_scalef_ps(normal, exp2_of_fraction(x.v), x.v))};
     }

@@ -63,7 +63,7 @@ TEST_CASE("every ISA widens bf16 arrays as the scalar conversion does, at any le
     for (std::int64_t offset : {0, 1, 7}) {
       for (std::int64_t n : {0, 1, 15, 16, 17, 33, 0x10000}) {
         std::vector<float> wide(static_cast<std::size_t>(n) + 1, -1.0f);
-        kernels.widen_bf16(all.data() + offset, n, wide.data());
+        kernels.elementwise.widen_bf16(all.data() + offset, n, wide.data());
         bool same = true;
         for (std::int64_t i = 0; i < n; ++i) {
           same &= std::bit_cast<std::uint32_t>(wide[i]) == std::uint32_t{all[offset + i].bits} << 16;

@@ -29,7 +29,7 @@ TEST_CASE("exp2 is within 2 ulp on [-126, 0] and exact at the ends") {
     CAPTURE(longattn::to_string(isa));
     const auto& kernels = longattn::simd::kernels_for(isa);
     std::vector<float> y(x.size());
-    kernels.exp2(x.data(), y.data(), static_cast<std::int64_t>(x.size()));
+    kernels.elementwise.exp2(x.data(), y.data(), static_cast<std::int64_t>(x.size()));
     double worst = 0;
     for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, ulp_error(y[i], std::exp2(double(x[i]))));
     MESSAGE(longattn::to_string(isa) << ": max exp2 error " << worst << " ulp");
@@ -41,7 +41,7 @@ TEST_CASE("exp2 is within 2 ulp on [-126, 0] and exact at the ends") {
     ends_in[1] = -1000.0f;
     ends_in[2] = -160.0f;
     ends_in[3] = 0.0f;
-    kernels.exp2(ends_in.data(), ends_out.data(), 64);
+    kernels.elementwise.exp2(ends_in.data(), ends_out.data(), 64);
     CHECK(ends_out[0] == 0.0f);
     CHECK(ends_out[1] == 0.0f);
     CHECK(ends_out[2] == 0.0f);
@@ -63,8 +63,8 @@ TEST_CASE("QK^T with exp2 in the kernel: within 2 ulp, and zeros below 2^-126 wi
     auto exp2_of_scores = [&](const std::vector<float>& scores, float& sum, const std::int32_t* bounds = nullptr) {
       std::vector<float> p(scores.size());
       const auto keys = static_cast<std::int64_t>(scores.size());
-      kernels.qk_tile(&one, 1, 1, scores.data(), 0, keys, p.data(), keys, &no_offset, nullptr, bounds, nullptr, &sum,
-                      prefetch);
+      kernels.tile.qk_probabilities(&one, 1, 1, scores.data(), 0, keys, p.data(), keys, &no_offset, {nullptr, bounds},
+                                    &sum, prefetch);
       return p;
     };
 

@@ -61,7 +61,7 @@ TEST_CASE("the two AVX2 builds (register blocks looped, unrolled in full) give t
     MESSAGE("skipped: AVX2 is not among the paths tested (the CPU has none, or LONGATTN_TEST_ISAS)");
     return;
   }
-  const bool two_builds = longattn::simd::avx2_kernels().qk_tile != longattn::simd::avx2_unrolled_kernels().qk_tile;
+  const bool two_builds = longattn::simd::avx2_kernels().tile.qk_scores != longattn::simd::avx2_unrolled_kernels().tile.qk_scores;
   REQUIRE(two_builds);
   struct Case {
     const char* name;

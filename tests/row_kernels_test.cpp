@@ -15,21 +15,9 @@
 #include "longattn/bf16.hpp"
 
 #include "simd/kernel_table.hpp"
-#include "simd/targets.hpp"
-#include "tests/attention_tester.hpp"
+#include "tests/kernel_tester.hpp"
 
 namespace {
-
-std::vector<const longattn::simd::KernelTable*> tables() {
-  std::vector<const longattn::simd::KernelTable*> all;
-  for (longattn::Isa isa : longattn::testing::runnable_isas()) all.push_back(&longattn::simd::kernels_for(isa));
-  const auto isas = longattn::testing::runnable_isas();
-  if (std::ranges::find(isas, longattn::Isa::avx2) != isas.end()) {  // both AVX2 builds, whichever the CPU gets
-    all.push_back(&longattn::simd::avx2_kernels());
-    all.push_back(&longattn::simd::avx2_unrolled_kernels());
-  }
-  return all;
-}
 
 std::vector<float> random_floats(std::size_t n, std::mt19937& rng) {
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
@@ -44,9 +32,9 @@ std::vector<float> random_floats(std::size_t n, std::mt19937& rng) {
 // blocks unfinished.
 template <class Check>
 void for_each_shape(Check check) {
-  for (const longattn::simd::KernelTable* kernels : tables()) {
-    const std::string name = kernels->name;
-    CAPTURE(name);
+  for (const longattn::testing::KernelTarget& target : longattn::testing::kernel_targets()) {
+    const longattn::simd::KernelTable* kernels = target.table;
+    CAPTURE(target.name);
     for (std::int64_t rows : {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16}) {
       for (std::int64_t width : {1, 3, 8, 37, 64, 128}) {
         for (std::int64_t count : {1, 2, 3, 5, 33}) {
@@ -84,9 +72,9 @@ TEST_CASE("qk_rows: every row against every key, in place, at any row count, dep
     auto check_scores = [&](const auto& keys, const std::vector<float>& key_values) {
       std::vector<float> s(rows * lds, -7.0f);
       if constexpr (std::is_same_v<std::decay_t<decltype(keys[0])>, float>) {
-        kernels.qk_rows(q.data() + 1, rows, ldq, d, keys.data() + 1, ldk, count, scale, s.data(), lds);
+        kernels.rows.qk_rows(q.data() + 1, rows, ldq, d, keys.data() + 1, ldk, count, scale, s.data(), lds);
       } else {
-        kernels.qk_rows_bf16(q.data() + 1, rows, ldq, d, keys.data() + 1, ldk, count, scale, s.data(), lds);
+        kernels.rows.qk_rows_bf16(q.data() + 1, rows, ldq, d, keys.data() + 1, ldk, count, scale, s.data(), lds);
       }
       double worst = 0;
       for (std::int64_t r = 0; r < rows; ++r) {
@@ -118,7 +106,7 @@ TEST_CASE("pv_rows: output rows rescaled, then every key's value row added, at a
       const std::vector<float> p = random_floats(rows * ldp, rng), v = random_floats(count * ldv + 1, rng);
       const std::vector<float> start = random_floats(rows * ldo, rng), scales = random_floats(rows, rng);
       std::vector<float> o = start;
-      kernels.pv_rows(p.data(), rows, ldp, count, v.data() + 1, ldv, dv, o.data(), ldo,
+      kernels.rows.pv_rows(p.data(), rows, ldp, count, v.data() + 1, ldv, dv, o.data(), ldo,
                       rescale ? scales.data() : nullptr);
       double worst = 0;
       for (std::int64_t r = 0; r < rows; ++r) {
@@ -140,9 +128,9 @@ TEST_CASE("pv_rows: output rows rescaled, then every key's value row added, at a
       // bf16 value rows: the fp32 kernel's bits on the widened values.
       const auto [v_half, v_wide] = bf16_and_widened(v);
       std::vector<float> from_half = start, from_wide = start;
-      kernels.pv_rows_bf16(p.data(), rows, ldp, count, v_half.data() + 1, ldv, dv, from_half.data(), ldo,
+      kernels.rows.pv_rows_bf16(p.data(), rows, ldp, count, v_half.data() + 1, ldv, dv, from_half.data(), ldo,
                            rescale ? scales.data() : nullptr);
-      kernels.pv_rows(p.data(), rows, ldp, count, v_wide.data() + 1, ldv, dv, from_wide.data(), ldo,
+      kernels.rows.pv_rows(p.data(), rows, ldp, count, v_wide.data() + 1, ldv, dv, from_wide.data(), ldo,
                       rescale ? scales.data() : nullptr);
       CHECK(from_half == from_wide);
     }

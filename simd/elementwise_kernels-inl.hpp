@@ -1,0 +1,146 @@
+// Element-wise kernels over rows of scores and outputs: exp2 with row sums, position bias
+// along diagonals, sigmoid and relu weights, row maxima, scaled output rows, bf16 widening.
+// Part of the kernels one target compiles (simd/kernel_table-inl.hpp): included once per
+// target translation unit, inside that target's namespace.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "simd/kernel_table.hpp"
+#include "simd/vec_f32.hpp"
+
+namespace longattn::simd::LONGATTN_SIMD_TARGET {
+
+// Vectors of a row the AVX-512 exp2 pass runs as straight-line code: unrolled this far, the
+// compiler interleaves the polynomials of consecutive vectors (bench/TUNING.md "exp2"); AVX2,
+// with 16 registers, gains nothing from it.
+inline constexpr int kExp2SegmentVectors = 16;
+
+template <class V>
+void exp2_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, const float* row_max,
+               float* row_sum) {
+  constexpr int L = V::lanes;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    const V m = V::broadcast(row_max[r]);
+    // Two partial sums so consecutive vectors do not wait on one add chain.
+    V sum0 = V::zero(), sum1 = V::zero();
+    auto two_vectors = [&](std::int64_t j) {
+      const V e0 = exp2(V::load(row + j) - m), e1 = exp2(V::load(row + j + L) - m);
+      e0.store(row + j);
+      e1.store(row + j + L);
+      sum0 = sum0 + e0;
+      sum1 = sum1 + e1;
+    };
+    std::int64_t j = 0;
+    if constexpr (L == 16) {
+      constexpr int segment = kExp2SegmentVectors * L;
+      for (; j + segment <= cols; j += segment) {
+#pragma GCC unroll 16
+        for (int u = 0; u < segment; u += 2 * L) two_vectors(j + u);
+      }
+    }
+    for (; j + 2 * L <= cols; j += 2 * L) two_vectors(j);
+    for (; j < cols; j += L) {
+      const V e = exp2(V::load(row + j) - m);
+      e.store(row + j);
+      sum0 = sum0 + e;
+    }
+    row_sum[r] = (sum0 + sum1).reduce_add();
+  }
+}
+
+// s[r][c] += diagonals[c + rows - 1 - r]: a term that depends on c - r alone (a position
+// bias: the key's offset from the query), read as one unaligned vector per row and column
+// block; row_max[r] is raised to the row's largest biased score.
+template <class V>
+void add_diagonal_bias(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols,
+                       const float* diagonals, float* row_max) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    const float* bias = diagonals + (rows - 1 - r);
+    V vmax = V::broadcast(-std::numeric_limits<float>::infinity());
+    for (std::int64_t j = 0; j < cols; j += V::lanes) {
+      const V x = V::load(row + j) + V::load(bias + j);
+      x.store(row + j);
+      vmax = max(vmax, x);
+    }
+    const float m = vmax.reduce_max();
+    if (m > row_max[r]) row_max[r] = m;
+  }
+}
+
+// p = sigmoid(s + bias) = 1 / (1 + 2^(-(s + bias)·log2 e)) in place. The argument of exp2 is
+// capped at 128, where 2^128 = +inf gives p = 0 exactly: also for masked scores (-inf). So it
+// is finite, and exp2 needs no lane mask (the engine flushes denormals).
+template <class V>
+void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float bias) {
+  constexpr float kLog2e = 1.4426950408889634f;
+  const V minus_log2e = V::broadcast(-kLog2e), shift = V::broadcast(-bias * kLog2e);
+  const V one = V::broadcast(1.0f), cap = V::broadcast(128.0f);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    for (std::int64_t j = 0; j < cols; j += V::lanes) {
+      const V t = min(fma(V::load(row + j), minus_log2e, shift), cap);
+      reciprocal_at_least_one(one + exp2_finite(t)).store(row + j);
+    }
+  }
+}
+
+// p = max(s, 0) in place (masked scores, -inf, become 0).
+template <class V>
+void relu_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols) {
+  const V zero = V::zero();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    for (std::int64_t j = 0; j < cols; j += V::lanes) max(V::load(row + j), zero).store(row + j);
+  }
+}
+
+// out[r][c] = acc[r][c] · row_scale[r] for r < rows, c < cols. With `streamed`, rows of out
+// that start on a vector boundary are written past the caches: the finished output is not
+// read again here, and ordinary stores first read every line they miss. Without, for rows
+// the caller fetched ahead (PrefetchQueue): the stores hit the cache and the lines go to
+// memory later, in the background (bench/TUNING.md "Streaming stores").
+template <class V>
+void scale_rows(const float* acc, std::int64_t rows, std::int64_t lda, const float* row_scale, float* out,
+                std::int64_t ldo, std::int64_t cols, bool streamed) {
+  constexpr int L = V::lanes;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* in = acc + r * lda;
+    float* row = out + r * ldo;
+    const V scale = V::broadcast(row_scale[r]);
+    std::int64_t c = 0;
+    if (streamed && reinterpret_cast<std::uintptr_t>(row) % (L * sizeof(float)) == 0) {
+      for (; c + L <= cols; c += L) (V::load(in + c) * scale).stream(row + c);
+    }
+    for (; c + L <= cols; c += L) (V::load(in + c) * scale).store(row + c);
+    for (; c < cols; ++c) row[c] = in[c] * row_scale[r];
+  }
+  if (streamed) V::stream_fence();
+}
+
+template <class V>
+float max_of(const float* x, std::int64_t n) {
+  V m = V::broadcast(-std::numeric_limits<float>::infinity());
+  for (std::int64_t j = 0; j < n; j += V::lanes) m = max(m, V::load(x + j));
+  return m.reduce_max();
+}
+
+// to[i] = from[i] widened to fp32, for i < n.
+template <class V>
+void widen_bf16(const bf16* from, std::int64_t n, float* to) {
+  std::int64_t i = 0;
+  for (; i + V::lanes <= n; i += V::lanes) V::load_bf16(from + i).store(to + i);
+  for (; i < n; ++i) to[i] = static_cast<float>(from[i]);
+}
+
+template <class V>
+void exp2_array(const float* x, float* y, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + V::lanes <= n; i += V::lanes) exp2(V::load(x + i)).store(y + i);
+  for (; i < n; ++i) y[i] = exp2(VecF32<ScalarArch>::broadcast(x[i])).v;
+}
+
+}  // namespace longattn::simd::LONGATTN_SIMD_TARGET
