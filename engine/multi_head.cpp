@@ -22,6 +22,7 @@
 #include "engine/thread_arena.hpp"
 #include "longattn/attention.hpp"
 #include "longattn/error.hpp"
+#include "longattn/plan.hpp"
 #include "longattn/positional.hpp"
 
 namespace longattn {
@@ -139,9 +140,9 @@ struct MultiHeadSelfAttention::Impl {
   }
 
   // Q|K|V rows [r0, r0 + rows) of one batch: src[rows, E] (row stride lds) · W_hᵀ + b_h into
-  // head h's rows of `heads` ([Hq + 2·Hkv][n][D]), for every head. The kernel then reads q, k
-  // and v rows back to back, where rows of one [N, (Hq + 2·Hkv)·D] buffer lay 6 KiB apart
-  // (E = 512) and its attention ran 1.08-1.11x the kernel's time on the same tensors. One
+  // head h's rows of `heads` ([Hq + 2·Hkv][n][D]), for every head, so that the kernel reads q,
+  // k and v rows back to back rather than 6 KiB apart (bench/TUNING.md "The multi-head
+  // layer"). One
   // matmul per head: oneDNN 2.6 runs the heads as one batched matmul (src broadcast) only in its
   // reference implementation, minutes for one layer at N = 16384.
   void project_heads(const float* src, std::int64_t lds, std::int64_t rows, float* heads, std::int64_t n) {
@@ -160,6 +161,10 @@ struct MultiHeadSelfAttention::Impl {
     }
     stream.wait();
   }
+
+  void project_inputs(const TensorView<const float, 3>& x);
+  void rotate_queries_and_keys(std::int64_t B, std::int64_t N);
+  void project_outputs(const TensorView<float, 3>& y, bool heads_in_y);
 
   const float* positions(std::int64_t n) {
     if (config.positions == AbsolutePositions::sinusoidal && max_len < n) {
@@ -197,12 +202,9 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, co
     fail("attention: key_lengths, mask and block_sparse are per-call inputs of attention(), not part of a layer");
   }
   // The kernel's own checks (window, RoPE with odd D, relative table shape, normalizer, ...),
-  // now rather than at the first forward: run on a one-token problem of the layer's shape.
-  {
-    std::vector<float> q(Hq * D), kv(Hkv * D), out(Hq * D);
-    engine::validate_attention(bhnd<const float>(q.data(), 1, Hq, 1, D), bhnd<const float>(kv.data(), 1, Hkv, 1, D),
-                               bhnd<const float>(kv.data(), 1, Hkv, 1, D), bhnd(out.data(), 1, Hq, 1, D), {}, a);
-  }
+  // now rather than at the first forward: the options against a one-token problem of the
+  // layer's heads.
+  engine::validate_options({1, Hq, Hkv, 1, 1, D, D}, a, false);
   if (!a.relative_bias.empty()) {
     const auto& t = a.relative_bias;
     for (std::int64_t h = 0; h < t.shape[0]; ++h)
@@ -251,9 +253,10 @@ MultiHeadSelfAttention& MultiHeadSelfAttention::operator=(MultiHeadSelfAttention
 
 const MultiHeadConfig& MultiHeadSelfAttention::config() const { return impl_->config; }
 
-MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, TensorView<float, 3> y) {
-  Impl& m = *impl_;
-  const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
+namespace {
+
+// x and y as forward takes them: [B, N, E] with features contiguous, y apart from x.
+void check_layer_views(const TensorView<const float, 3>& x, const TensorView<float, 3>& y, std::int64_t E) {
   for (const auto& [view, name] : {std::pair{TensorView<const float, 3>{x}, "x"},
                                    {TensorView<const float, 3>{y.data, y.shape, y.strides}, "y"}}) {
     if (view.shape[0] < 1 || view.shape[1] < 1 || view.shape[2] != E) {
@@ -267,10 +270,75 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
            std::to_string(view.strides[2]) + "]");
     }
   }
+  const std::int64_t B = x.shape[0], N = x.shape[1];
   if (y.shape[0] != B || y.shape[1] != N) fail("y.shape: expected x's [B, N, E]");
   const auto x_end = x.data + (B - 1) * x.strides[0] + (N - 1) * x.strides[1] + E;
   const auto y_end = y.data + (B - 1) * y.strides[0] + (N - 1) * y.strides[1] + E;
   if (y.data < x_end && x.data < y_end) fail("y: must not overlap x");
+}
+
+}  // namespace
+
+// X (+ positions) → Q | K | V, head-major, row blocks of each batch.
+void MultiHeadSelfAttention::Impl::project_inputs(const TensorView<const float, 3>& x) {
+  const std::int64_t B = x.shape[0], N = x.shape[1];
+  const float* table = config.positions == AbsolutePositions::none ? nullptr : positions(N);
+  for (std::int64_t b = 0; b < B; ++b) {
+    for (std::int64_t r0 = 0; r0 < N; r0 += kBlockRows) {
+      const std::int64_t rows = std::min(kBlockRows, N - r0);
+      const float* src = x.data + b * x.strides[0] + r0 * x.strides[1];
+      std::int64_t lds = x.strides[1];
+      if (table != nullptr) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const float* row = src + r * lds;
+          const float* p = table + (r0 + r) * E;
+          float* dst = block.data() + r * E;
+          for (std::int64_t c = 0; c < E; ++c) dst[c] = row[c] + p[c];
+        }
+        src = block.data(), lds = E;
+      }
+      project_heads(src, lds, rows, qkv.data() + b * N * qkv_width + r0 * D, N);
+    }
+  }
+}
+
+// RoPE in one pass over the layer's own Q and K rows (query i and key i both sit at position
+// i): the kernel would otherwise rotate each query again for every key chunk.
+void MultiHeadSelfAttention::Impl::rotate_queries_and_keys(std::int64_t B, std::int64_t N) {
+  const AttentionOptions& options = config.attention;
+  const engine::RotaryTable rope(options.rope, D, N);
+  engine::run_on_threads(options.threads, [&] {
+    tbb::parallel_for(std::int64_t{0}, B * (Hq + Hkv), [&](std::int64_t head) {  // Hq query heads, then Hkv key heads
+      float* rows = qkv.data() + (head / (Hq + Hkv) * qkv_width + head % (Hq + Hkv) * D) * N;
+      for (std::int64_t i = 0; i < N; ++i) {
+        rope.rotate(rows + i * D, 1, i, 1.0f, rows + i * D);  // in place: pairs are disjoint
+      }
+    });
+  });
+}
+
+// O → Y. From y's own rows through a block buffer (each block is read before it is
+// overwritten), or straight from the separate head outputs.
+void MultiHeadSelfAttention::Impl::project_outputs(const TensorView<float, 3>& y, bool heads_in_y) {
+  const std::int64_t B = y.shape[0], N = y.shape[1], HD = Hq * D;
+  for (std::int64_t b = 0; b < B; ++b) {
+    for (std::int64_t r0 = 0; r0 < N; r0 += kBlockRows) {
+      const std::int64_t rows = std::min(kBlockRows, N - r0);
+      float* y_rows = y.data + b * y.strides[0] + r0 * y.strides[1];
+      if (heads_in_y) {
+        project_out(y_rows, y.strides[1], rows, block.data(), E);
+        for (std::int64_t r = 0; r < rows; ++r) std::memcpy(y_rows + r * y.strides[1], block.data() + r * E, E * sizeof(float));
+      } else {
+        project_out(heads_out.data() + (b * N + r0) * HD, HD, rows, y_rows, y.strides[1]);
+      }
+    }
+  }
+}
+
+MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, TensorView<float, 3> y) {
+  Impl& m = *impl_;
+  const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
+  check_layer_views(x, y, E);
   if (m.config.positions == AbsolutePositions::learned && N > m.max_len) {
     fail("x.shape[1] (tokens): the learned position table has " + std::to_string(m.max_len) + " rows, got N = " +
          std::to_string(N));
@@ -281,27 +349,8 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   const std::int64_t C = m.qkv_width, HD = Hq * D;
   m.qkv.resize(B * N * C);
   m.block.resize(std::min(N, Impl::kBlockRows) * std::max(E, HD));
-
-  // X (+ positions) → Q | K | V, row blocks of each batch.
   auto start = std::chrono::steady_clock::now();
-  const float* table = m.config.positions == AbsolutePositions::none ? nullptr : m.positions(N);
-  for (std::int64_t b = 0; b < B; ++b) {
-    for (std::int64_t r0 = 0; r0 < N; r0 += Impl::kBlockRows) {
-      const std::int64_t rows = std::min(Impl::kBlockRows, N - r0);
-      const float* src = x.data + b * x.strides[0] + r0 * x.strides[1];
-      std::int64_t lds = x.strides[1];
-      if (table != nullptr) {
-        for (std::int64_t r = 0; r < rows; ++r) {
-          const float* row = src + r * lds;
-          const float* p = table + (r0 + r) * E;
-          float* dst = m.block.data() + r * E;
-          for (std::int64_t c = 0; c < E; ++c) dst[c] = row[c] + p[c];
-        }
-        src = m.block.data(), lds = E;
-      }
-      m.project_heads(src, lds, rows, m.qkv.data() + b * N * C + r0 * D, N);
-    }
-  }
+  m.project_inputs(x);
   stats.projection_seconds = seconds_since(start);
 
   // Attention on the head-major Q | K | V; head outputs into y's rows when they fit.
@@ -316,38 +365,15 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   start = std::chrono::steady_clock::now();
   AttentionOptions options = m.config.attention;
   if (options.rope.enabled()) {
-    // RoPE in one pass over the layer's own Q and K rows (query i and key i both sit at
-    // position i): the kernel would otherwise rotate each query again for every key chunk
-    // (the layer ran 1.12x its parts that way).
-    const engine::RotaryTable rope(options.rope, D, N);
-    engine::run_on_threads(options.threads, [&] {
-      tbb::parallel_for(std::int64_t{0}, B * (Hq + Hkv), [&](std::int64_t head) {  // Hq query heads, then Hkv key heads
-        float* rows = m.qkv.data() + (head / (Hq + Hkv) * C + head % (Hq + Hkv) * D) * N;
-        for (std::int64_t i = 0; i < N; ++i) {
-          rope.rotate(rows + i * D, 1, i, 1.0f, rows + i * D);  // in place: pairs are disjoint
-        }
-      });
-    });
+    m.rotate_queries_and_keys(B, N);
     options.rope = {};
   }
-  stats.attention = attention(q, k, v, o, options);
+  const AttentionPlan plan({.batch = B, .q_heads = Hq, .kv_heads = Hkv, .nq = N, .nk = N, .d = D}, options);
+  stats.attention = plan.run(q, k, v, o);
   stats.attention_seconds = seconds_since(start);
 
-  // O → Y. From y's own rows through a block buffer (each block is read before it is
-  // overwritten), or straight from the separate head outputs.
   start = std::chrono::steady_clock::now();
-  for (std::int64_t b = 0; b < B; ++b) {
-    for (std::int64_t r0 = 0; r0 < N; r0 += Impl::kBlockRows) {
-      const std::int64_t rows = std::min(Impl::kBlockRows, N - r0);
-      float* y_rows = y.data + b * y.strides[0] + r0 * y.strides[1];
-      if (in_y) {
-        m.project_out(y_rows, y.strides[1], rows, m.block.data(), E);
-        for (std::int64_t r = 0; r < rows; ++r) std::memcpy(y_rows + r * y.strides[1], m.block.data() + r * E, E * sizeof(float));
-      } else {
-        m.project_out(m.heads_out.data() + (b * N + r0) * HD, HD, rows, y_rows, y.strides[1]);
-      }
-    }
-  }
+  m.project_outputs(y, in_y);
   stats.output_seconds = seconds_since(start);
   stats.projection_flops = 2.0 * static_cast<double>(B * N) * static_cast<double>(E) * static_cast<double>(C + HD);
   stats.scratch_bytes = m.qkv.bytes() + m.block.bytes() + m.heads_out.bytes();
