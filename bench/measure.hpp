@@ -68,6 +68,9 @@ struct AttentionBenchConfig {
   Bf16Products bf16_products = Bf16Products::native;  // with dtype bf16
   std::string baseline = "onednn";  // onednn | none
   int repeats = 3;
+  // Time runs of one AttentionPlan made before the timing (a decoding loop's way), alternating
+  // with attention() calls of the same problem; otherwise attention() calls alone.
+  bool reuse_plan = false;
 };
 
 struct Measurement {
@@ -88,6 +91,9 @@ struct AttentionBenchResult {
   // With position terms: the same call without them, timed in the same run (their cost).
   bool has_plain = false;
   Measurement plain;
+  // With reuse_plan: attention() per call, timed alternately with the plan's runs.
+  bool has_per_call = false;
+  Measurement per_call;
   bool has_baseline = false;
   Measurement baseline;
   double peak_gflops = 0;  // measured fp32 FMA peak for this ISA and thread count

@@ -70,8 +70,8 @@ interleave() {  # name, rounds, then two argument lists separated by --
   done
 }
 common=(--n 16384 --d 64 --heads 8 --threads 1 --baseline none)
-# Issue 2's lines, full attention at D = 64 and 128, as a series: the median of several runs
-# says more than one run on this machine. Kept as series_full_d<D>_<round>.json.
+# Full attention at D = 64 and 128 as a series: the median of several runs says more than one
+# run on a shared machine. Kept as series_full_d<D>_<round>.json.
 series() {  # name, rounds, then the bench arguments
   local name=$1 rounds=$2; shift 2
   echo "== x$rounds: longattn bench $*"
@@ -81,6 +81,9 @@ series series_full_d64 7 --mode full "${common[@]}" --repeats 3
 series series_full_d128 5 --mode full --n 16384 --d 128 --heads 8 --threads 1 --baseline none --repeats 3
 interleave window_vs_full 7 --mode window --window 256 256 "${common[@]}" -- --mode full "${common[@]}" --repeats 1
 interleave sigmoid_vs_softmax 3 --mode full "${common[@]}" --normalizer sigmoid --repeats 1 -- --mode full "${common[@]}" --repeats 1
+# A decoding loop: one AttentionPlan run step after step, alternating in one process with an
+# attention() call per step.
+run plan_vs_call --mode causal --n 65536 --nq 1 --d 64 --heads 8 --threads 1 --baseline none --repeats 200 --reuse-plan
 echo "== micro-kernels"
 build/release/bench/longattn_kernel_benchmarks --benchmark_out="$out/kernels.json" --benchmark_out_format=json | sed 's/^/   /'
 
@@ -114,6 +117,10 @@ w, f, ratio = interleaved("window_vs_full", 7, "gflops")
 print(f"window / full GFLOP/s at n = 16384, alternating runs: medians {w:.1f} / {f:.1f}, median of the 7 ratios {ratio:.3f}")
 sg, sm, ratio = interleaved("sigmoid_vs_softmax", 3, "seconds")
 print(f"sigmoid / softmax time at n = 16384, alternating runs: medians {sg:.3f} / {sm:.3f} s, median ratio {ratio:.3f}")
+r = j("plan_vs_call")
+print(f"decoding step (1 query, 65536 keys, 8 heads, D = 64), medians of 200 alternated: plan reused "
+      f"{r['seconds'] * 1e3:.3f} ms, attention() per step {r['attention_per_call']['seconds'] * 1e3:.3f} ms, "
+      f"{r['seconds'] / r['attention_per_call']['seconds']:.3f}x the time")
 print(f"causal / full time: {causal['seconds'] / full['seconds']:.3f}")
 for d_ in (64, 128):
     r, f = j(f"bf16_d{d_}"), j("full_d64_nobase") if d_ == 64 else j("series_full_d128_1")

@@ -6,7 +6,6 @@
 
 #include "engine/flash_inputs.hpp"
 #include "engine/flash_schedules.hpp"
-#include "engine/thread_arena.hpp"
 
 namespace longattn::engine {
 namespace {
@@ -42,7 +41,7 @@ AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const 
   std::optional<RunScratch> own;
   RunScratch& work = scratch != nullptr ? *scratch : own.emplace(plan);
   work.restart();
-  return run_on_threads(plan.threads, [&] {
+  return work.on_threads([&] {
     const Schedule schedule = choose_schedule(in.schedule_facts(tbb::this_task_arena::max_concurrency()));
     switch (schedule.kind) {
       case ScheduleKind::key_splits: run_key_splits(in, schedule, work); break;

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "engine/aligned_buffer.hpp"
 #include "engine/block_scratch.hpp"
@@ -14,12 +16,22 @@
 namespace longattn::engine {
 
 struct RunScratch {
-  explicit RunScratch(const FlashPlan& plan) : blocks([&plan] { return BlockScratch(plan); }) {}
+  explicit RunScratch(const FlashPlan& plan) : blocks([&plan] { return BlockScratch(plan); }) {
+    if (plan.threads > 0) arena.emplace(plan.threads);
+  }
+
+  // Runs fn (which uses TBB algorithms) on the plan's threads: an arena of its own, made once
+  // with the scratch and kept with it, or TBB's default.
+  template <class F>
+  auto on_threads(F&& fn) {
+    return arena ? arena->execute(fn) : fn();
+  }
 
   tbb::enumerable_thread_specific<BlockScratch> blocks;
   AlignedBuffer partials;  // split keys: [kv head][split][query head of its group] partial outputs
   AlignedBuffer carry;     // chunks: [head of the round][query head][max, sum][Nq] between chunks
   std::int64_t shared_bytes = 0;  // what this run's schedule used beyond the blocks' scratch
+  std::optional<tbb::task_arena> arena;  // with the plan's thread count, when it sets one
 
   // Scores computed and bytes held, summed over the threads' scratch.
   std::int64_t computed_pairs() const {

@@ -38,6 +38,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"threads", c.threads},
       {"isa", to_string(r.isa)},
       {"dtype", c.dtype},
+      {"plan", c.reuse_plan ? "reused" : "per call"},
       {"bf16_products", c.dtype == "bf16" ? nlohmann::json(r.bf16_products ? "native" : "widened") : nlohmann::json(nullptr)},
       {"flops", r.flops},
       {"seconds", r.longattn.seconds},
@@ -50,6 +51,8 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"rope", to_string(c.rope.pairing)},
       {"alibi", c.alibi},
       {"relative_clip", c.relative_clip >= 0 ? nlohmann::json(c.relative_clip) : nlohmann::json(nullptr)},
+      {"attention_per_call", r.has_per_call ? nlohmann::json{{"seconds", r.per_call.seconds}, {"gflops", r.per_call.gflops}}
+                                            : nlohmann::json(nullptr)},
       {"without_position_terms", r.has_plain ? nlohmann::json{{"seconds", r.plain.seconds}, {"gflops", r.plain.gflops}}
                                              : nlohmann::json(nullptr)},
       {"baseline", nullptr},
@@ -151,6 +154,10 @@ void print_text(const bench::AttentionBenchResult& r) {
   std::printf("  longattn   %9.4f s  %8.1f GFLOP/s  %5.1f %% of peak  scratch %8.2f MiB\n",
               r.longattn.seconds, r.longattn.gflops, 100.0 * r.longattn.gflops / r.peak_gflops,
               r.longattn.scratch_bytes / 1048576.0);
+  if (r.has_per_call) {
+    std::printf("  attention() per call   %9.4f s  %8.1f GFLOP/s  (the plan's run: %.3fx its time)\n", r.per_call.seconds,
+                r.per_call.gflops, r.longattn.seconds / r.per_call.seconds);
+  }
   if (r.has_plain) {
     std::printf("  without position terms %9.4f s  %8.1f GFLOP/s  (with them: %.3fx the time)\n", r.plain.seconds,
                 r.plain.gflops, r.longattn.seconds / r.plain.seconds);
@@ -233,6 +240,8 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"native", "widened"}));
   cmd->add_option("--baseline", config->baseline, "onednn or none")->check(CLI::IsMember({"onednn", "none"}));
   cmd->add_option("--repeats", config->repeats, "Timed runs after a warm-up; the median is reported")->check(CLI::PositiveNumber);
+  cmd->add_flag("--reuse-plan", config->reuse_plan,
+                "Time runs of one AttentionPlan made before the timing (a decoding loop), alternating with attention() calls");
   cmd->add_flag("--json", *json, "Print one JSON object instead of text");
   cmd->add_option("--output", *output, "Also write the JSON object to this file");
   cmd->callback([=] {
