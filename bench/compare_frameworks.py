@@ -91,13 +91,13 @@ class OnnxRuntime:
         options = self.ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # Idle workers sleep rather than spin, so a session done with its runs leaves the cores
-        # to the longattn process timed after it.
+        # Idle workers sleep rather than spin, so an inference object done with its runs leaves
+        # the cores to the longattn process timed after it.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = self.ort.InferenceSession(self.model(q.shape[1], causal), options,
-                                            providers=["CPUExecutionProvider"])
+        model = self.ort.InferenceSession(self.model(q.shape[1], causal), options,
+                                          providers=["CPUExecutionProvider"])
         feeds = {"query": bsd(q), "key": bsd(k), "value": bsd(v)}
-        run = lambda: session.run(None, feeds)[0]
+        run = lambda: model.run(None, feeds)[0]
         b, h, n, d = q.shape
         return run, lambda: run().reshape(b, n, h, d).transpose(0, 2, 1, 3)
 
