@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measures every figure bench/RESULTS.md quotes, one command per line, each result kept
-# as JSON in the folder given (default reports/results-<time>). Takes about 22 minutes on
+# as JSON in the folder given (default reports/results-<time>). Takes about 20–30 minutes on
 # 2 cores; run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

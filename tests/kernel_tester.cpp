@@ -65,6 +65,15 @@ void expect_near(double actual, double expected, double tolerance, const std::st
   }
 }
 
+// A kernel's row maxima: each row's start raised to the largest of its `cols` stored scores.
+void expect_row_max(const float* s, std::int64_t lds, std::int64_t rows, std::int64_t cols, const float* start,
+                    const float* row_max) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = s + r * lds;
+    CHECK(row_max[r] == std::max(start == nullptr ? kNegInf : start[r], *std::max_element(row, row + cols)));
+  }
+}
+
 // The inputs of a QKᵀ tile: queries, keys packed in panels, the optional terms.
 struct ScoreTile {
   std::int64_t rows, depth, first_key, keys, lds;
@@ -135,16 +144,14 @@ void KernelTester::qk_scores(const KernelTarget& target) const {
   k.tile.qk_scores(t.q.data(), rows_, depth_, t.panels.data(), first_key_, keys_, s.data(), t.lds,
                    {diagonals_ ? t.diagonals.data() : nullptr}, row_max.data(), prefetch);
   for (std::int64_t r = 0; r < rows_; ++r) {
-    float largest = max_before[r];
     for (std::int64_t c = 0; c < keys_; ++c) {
       double magnitude = 0;
       const double expected = t.score(r, c, diagonals_, magnitude);
       expect_near(s[r * t.lds + c], expected, kUlp * double(depth_ + 2) * magnitude + 1e-30, "score");
-      largest = std::max(largest, s[r * t.lds + c]);
     }
     for (std::int64_t c = keys_; c < t.lds; ++c) CHECK(s[r * t.lds + c] == 1234.0f);  // nothing past the tile
-    CHECK(row_max[r] == largest);
   }
+  expect_row_max(s.data(), t.lds, rows_, keys_, max_before.data(), row_max.data());
 }
 
 void KernelTester::qk_probabilities(const KernelTarget& target) const {
@@ -207,7 +214,6 @@ void KernelTester::additive_tile(const KernelTarget& target) const {
   const float scale = 1.4426950f;
   k.tile.additive_tile(qp.data(), rows_, depth_, panels.data(), n / P, w.data(), scale, s.data(), lds, row_max.data());
   for (std::int64_t r = 0; r < rows_; ++r) {
-    float largest = kNegInf;
     for (std::int64_t c = 0; c < n; ++c) {
       double expected = 0, magnitude = 0;
       for (std::int64_t a = 0; a < depth_; ++a) {
@@ -215,10 +221,9 @@ void KernelTester::additive_tile(const KernelTarget& target) const {
         magnitude += std::abs(w[a]);
       }
       expect_near(s[r * lds + c], scale * expected, 1e-6 * scale * magnitude + 1e-30, "additive score");
-      largest = std::max(largest, s[r * lds + c]);
     }
-    CHECK(row_max[r] == largest);
   }
+  expect_row_max(s.data(), lds, rows_, n, nullptr, row_max.data());
 }
 
 void KernelTester::exp2_rows(const KernelTarget& target) const {
@@ -253,13 +258,9 @@ void KernelTester::add_diagonal_bias(const KernelTarget& target) const {
   const Floats before = s, diagonals = random_floats(rows_ - 1 + cols, rng);
   k.elementwise.add_diagonal_bias(s.data(), rows_, lds, cols, diagonals.data(), row_max.data());
   for (std::int64_t r = 0; r < rows_; ++r) {
-    float largest = kNegInf;
-    for (std::int64_t c = 0; c < cols; ++c) {
-      CHECK(s[r * lds + c] == before[r * lds + c] + diagonals[c + rows_ - 1 - r]);
-      largest = std::max(largest, s[r * lds + c]);
-    }
-    CHECK(row_max[r] == largest);
+    for (std::int64_t c = 0; c < cols; ++c) CHECK(s[r * lds + c] == before[r * lds + c] + diagonals[c + rows_ - 1 - r]);
   }
+  expect_row_max(s.data(), lds, rows_, cols, nullptr, row_max.data());
 }
 
 void KernelTester::sigmoid_and_relu_rows(const KernelTarget& target) const {
@@ -409,16 +410,14 @@ void KernelTester::bf16_qk_scores(const KernelTarget& target) const {
   k.qk_scores(t.q.data(), rows_, depth_, t.panels.data(), first_key_, keys_, s.data(), t.lds, scale, {}, row_max.data(),
               prefetch);
   for (std::int64_t r = 0; r < rows_; ++r) {
-    float largest = kNegInf;
     for (std::int64_t c = 0; c < keys_; ++c) {
       double magnitude = 0;
       const double expected = scale * t.score(r, c, magnitude);
       expect_near(s[r * t.lds + c], expected, kUlp * double(2 * depth_ + 3) * scale * magnitude + 1e-30, "bf16 score");
-      largest = std::max(largest, s[r * t.lds + c]);
     }
     for (std::int64_t c = keys_; c < t.lds; ++c) CHECK(s[r * t.lds + c] == 1234.0f);
-    CHECK(row_max[r] == largest);
   }
+  expect_row_max(s.data(), t.lds, rows_, keys_, nullptr, row_max.data());
 }
 
 void KernelTester::bf16_qk_probabilities(const KernelTarget& target) const {
