@@ -1,8 +1,6 @@
 // The public kernel entry point: a plan made and run once.
 #include "longattn/attention.hpp"
 
-#include <type_traits>
-
 #include "engine/aligned_buffer.hpp"
 #include "engine/attention_validation.hpp"
 #include "engine/window_plan.hpp"

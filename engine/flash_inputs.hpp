@@ -64,16 +64,8 @@ struct FlashInputs {
   // split across two lines costs two, and rows far apart leave lines and pages half used.
   bool values_in_place;
 
-  // What the schedule depends on; `widest`: keys one query block sees at most.
+  // What the schedule depends on: the plan, and how these views lie.
   ScheduleFacts schedule_facts(int threads) const {
-    const std::int64_t q_blocks = (plan.shape.nq + plan.block_rows - 1) / plan.block_rows;
-    std::int64_t widest = 0;
-    for (std::int64_t b = 0; b < (plan.visibility.depends_on_batch() ? plan.shape.batch : 1); ++b) {
-      for (std::int64_t qb = 0; qb < q_blocks; ++qb) {
-        const std::int64_t i0 = qb * plan.block_rows;
-        widest = std::max(widest, plan.visibility.hull(b, i0, std::min(plan.shape.nq, i0 + plan.block_rows)).size());
-      }
-    }
     return ScheduleFacts{
         .shape = plan.shape,
         .block_rows = plan.block_rows,
@@ -85,7 +77,7 @@ struct FlashInputs {
         .score_depth = plan.score_depth,
         .chunk_bytes = plan.chunk_bytes,
         .packed_budget_bytes = plan.packed_budget_bytes,
-        .widest = widest,
+        .widest = plan.widest_keys,
         .threads = threads,
         .values_in_place = values_in_place,
         .heads_differ = plan.bias.enabled() || plan.additive.enabled(),

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <utility>
+
+#include "engine/schedule.hpp"
 
 namespace longattn::engine {
 namespace {
@@ -21,6 +24,18 @@ constexpr std::int64_t kPackedBudgetBytes = 32 << 20;
 // every query block of the head passes over it (bench/TUNING.md "Key chunk").
 constexpr std::int64_t kChunkBytes = 1 << 20;
 
+// The most keys one query block of `block_rows` rows sees, over every block (and batch, where
+// key lengths differ).
+std::int64_t widest_keys(const VisibilityPlan& visibility, const AttentionShape& shape, std::int64_t block_rows) {
+  std::int64_t widest = 0;
+  for (std::int64_t b = 0; b < (visibility.depends_on_batch() ? shape.batch : 1); ++b) {
+    for (std::int64_t i0 = 0; i0 < shape.nq; i0 += block_rows) {
+      widest = std::max(widest, visibility.hull(b, i0, std::min(shape.nq, i0 + block_rows)).size());
+    }
+  }
+  return widest;
+}
+
 }  // namespace
 
 FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options) {
@@ -28,12 +43,13 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.d)));
   const bool softmax = options.normalizer == Normalizer::softmax;
   const float log2e = std::numbers::log2e_v<float>;
-  const bool decoding = shape.group() * shape.nq <= kBlockRows;
   const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
-                        !options.additive.enabled() && !decoding;
+                        !options.additive.enabled() && !queries_fit_one_block(shape, kBlockRows);
+  VisibilityPlan visibility(shape, options, kBlockRows, kernels.panel_width);
+  const std::int64_t widest = widest_keys(visibility, shape, kBlockRows);
   return FlashPlan{
       .shape = shape,
-      .visibility = VisibilityPlan(shape, options, kBlockRows, kernels.panel_width),
+      .visibility = std::move(visibility),
       .normalizer = options.normalizer,
       .key_scale = softmax ? scale * log2e : scale,
       .sigmoid_bias =
@@ -47,6 +63,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
       .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,
       .block_rows = kBlockRows,
       .block_keys = kBlockKeys,
+      .widest_keys = widest,
       .dv_padded = (shape.dv + kernels.lanes - 1) / kernels.lanes * kernels.lanes,
       .packed_budget_bytes = kPackedBudgetBytes,
       .chunk_bytes = kChunkBytes,

@@ -34,6 +34,7 @@ struct FlashPlan {
   const simd::Bf16DotKernels* bf16_dot;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
+  std::int64_t widest_keys;  // keys one query block sees at most (what the schedule packs for)
   std::int64_t dv_padded;   // Dv rounded up to whole vectors
   std::int64_t packed_budget_bytes;  // packed K/V held at once (several heads' key chunks)
   std::int64_t chunk_bytes;          // packed K/V of one head's key chunk: sized for L2
@@ -42,9 +43,6 @@ struct FlashPlan {
   // The last tile of a run of keys takes up to Bc / 2 more rather than leave a small one:
   // a (256, 256) window's 384 keys seen by all rows of a block in one tile, not 256 + 128.
   std::int64_t max_tile_keys() const { return block_keys + block_keys / 2; }
-  // Whether a kv head's queries are few, its whole group within one query block (decoding, a
-  // few new tokens against a long cache): its keys are then split across tasks.
-  bool queries_fit_one_block() const { return shape.group() * shape.nq <= block_rows; }
 };
 
 FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options);

@@ -109,7 +109,7 @@ std::int64_t split_partial_floats(std::int64_t nq, std::int64_t dv_padded) {
 Schedule choose_schedule(const ScheduleFacts& f) {
   // A single split too, where its blocks read rows in place: short caches then decode faster
   // than through packed chunks (bench/TUNING.md "Decoding rows read in place").
-  if (f.shape.group() * f.shape.nq <= f.block_rows) {
+  if (queries_fit_one_block(f.shape, f.block_rows)) {
     const Schedule splits = key_splits(f);
     if (splits.splits > 1 || (splits.splits == 1 && splits.rows_in_place)) return splits;
   }

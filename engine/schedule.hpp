@@ -59,6 +59,12 @@ struct Schedule {
 
 Schedule choose_schedule(const ScheduleFacts& facts);
 
+// Whether a kv head's queries are few, its whole group within one query block (decoding, a few
+// new tokens against a long cache): its keys are then split across tasks.
+inline bool queries_fit_one_block(const AttentionShape& shape, std::int64_t block_rows) {
+  return shape.group() * shape.nq <= block_rows;
+}
+
 // Floats of one query head's partial output for one split: [Nq][dv_padded] unnormalized
 // output, then Nq row maxima and Nq row sums, rounded up to whole cache lines so that every
 // partial's rows start on a line.
