@@ -2,10 +2,13 @@
 // features the engine implements, on every ISA path and threads 1 and 2; the cases skipped
 // are named with the feature they wait for.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -44,4 +47,22 @@ TEST_CASE("golden cases") {
   }
   MESSAGE("golden: ran " << ran << " of " << cases.size() << " cases; skipped:\n" << skipped);
   CHECK(ran > 0);
+}
+
+TEST_CASE("a golden case with a key the runner does not know is skipped, naming the key") {
+  const fs::path root = longattn::golden::golden_root(LONGATTN_DEFAULT_GOLDEN_DIR);
+  const fs::path dir = fs::temp_directory_path() / ("longattn-golden-unknown-key-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(root / "causal", dir);
+  std::string text;
+  {
+    std::ifstream in(dir / "case.json");
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  text.insert(text.find('{') + 1, "\n \"softcap\": 20,");  // an option the runner does not implement
+  std::ofstream(dir / "case.json") << text;
+  const CaseResult r = longattn::golden::run_case(dir, longattn::Isa::automatic, 1);
+  CHECK(r.status == CaseResult::Status::skipped);
+  CHECK(r.detail == "not implemented yet: key softcap");
+  fs::remove_all(dir);
 }

@@ -28,25 +28,44 @@ nlohmann::json read_case(const fs::path& dir) {
   return c;
 }
 
-std::string unsupported_feature_of(const nlohmann::json& c) {
-  const std::string op = c.value("op", "");
-  if (op == "sinusoidal") return "";
-  if (op == "mha") {
-    static const std::set<std::string> known = {"x.npy",  "wq.npy", "wk.npy", "wv.npy", "wo.npy", "bq.npy",
-                                                "bk.npy", "bv.npy", "bo.npy", "pe_table.npy", "expected_out.npy"};
-    for (const auto& f : c.value("files", nlohmann::json::array())) {
-      if (!known.count(f.get<std::string>())) return f.get<std::string>();
-    }
-    return c.value("layout", "BNE") == "BNE" ? "" : "layout " + c["layout"].get<std::string>();
+// The first key of case.json outside `known`, as "key NAME", or "": a key the runner does not
+// know would otherwise be run as if it were absent, as something else than the case asks.
+std::string unknown_key(const nlohmann::json& c, const std::set<std::string>& known) {
+  for (const auto& [key, value] : c.items()) {
+    if (!known.count(key)) return "key " + key;
   }
-  if (op != "attention") return "op " + c.value("op", std::string("?"));
-  static const std::set<std::string> known = {"q.npy",           "k.npy",           "v.npy",
-                                              "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
-                                              "mask.npy", "additive_wq.npy", "additive_wk.npy", "additive_w.npy",
-                                              "rel_table.npy"};
+  return "";
+}
+
+// The first file of the case outside `known`, or "".
+std::string unknown_file(const nlohmann::json& c, const std::set<std::string>& known) {
   for (const auto& f : c.value("files", nlohmann::json::array())) {
     if (!known.count(f.get<std::string>())) return f.get<std::string>();
   }
+  return "";
+}
+
+std::string unsupported_feature_of(const nlohmann::json& c) {
+  const std::string op = c.value("op", "");
+  if (op == "sinusoidal") return unknown_key(c, {"op", "files", "n", "d"});
+  if (op == "mha") {
+    static const std::set<std::string> files = {"x.npy",  "wq.npy", "wk.npy", "wv.npy", "wo.npy", "bq.npy",
+                                                "bk.npy", "bv.npy", "bo.npy", "pe_table.npy", "expected_out.npy"};
+    static const std::set<std::string> keys = {"op",     "files",  "layout",       "heads",     "kv_heads",
+                                               "positional", "window", "rope_pairing", "rope_base", "alibi"};
+    if (std::string file = unknown_file(c, files); !file.empty()) return file;
+    if (std::string key = unknown_key(c, keys); !key.empty()) return key;
+    return c.value("layout", "BNE") == "BNE" ? "" : "layout " + c["layout"].get<std::string>();
+  }
+  if (op != "attention") return "op " + c.value("op", std::string("?"));
+  static const std::set<std::string> files = {"q.npy",           "k.npy",           "v.npy",
+                                              "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
+                                              "mask.npy", "additive_wq.npy", "additive_wk.npy", "additive_w.npy",
+                                              "rel_table.npy"};
+  static const std::set<std::string> keys = {"op",    "files",      "layout",       "window",    "scale",
+                                             "normalizer", "sigmoid_bias", "alibi", "rope_pairing", "rope_base"};
+  if (std::string file = unknown_file(c, files); !file.empty()) return file;
+  if (std::string key = unknown_key(c, keys); !key.empty()) return key;
   if (c.value("layout", "BHND") != "BHND") return "layout " + c["layout"].get<std::string>();
   return "";
 }
