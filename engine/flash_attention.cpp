@@ -41,6 +41,7 @@ AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const 
   std::optional<RunScratch> own;
   RunScratch& work = scratch != nullptr ? *scratch : own.emplace(plan);
   work.restart();
+  if (plan.shape.batch == 0 || plan.shape.nq == 0) return stats_of(plan, work, false);  // no row to write
   return work.on_threads([&] {
     const Schedule schedule = choose_schedule(in.schedule_facts(tbb::this_task_arena::max_concurrency()));
     switch (schedule.kind) {

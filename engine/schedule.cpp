@@ -43,7 +43,8 @@ Schedule key_splits(const ScheduleFacts& f) {
   Schedule schedule{.kind = ScheduleKind::key_splits};
   const std::int64_t nk = f.nk_padded();
   std::int64_t keys = l2_keys(f);
-  const std::int64_t split_bytes = s.batch * s.q_heads * split_partial_floats(s.nq, f.dv_padded) * kFloat;
+  const std::int64_t split_bytes =
+      std::max<std::int64_t>(1, s.batch * s.q_heads * split_partial_floats(s.nq, f.dv_padded) * kFloat);
   const std::int64_t most = std::max<std::int64_t>(1, kSplitPartialBudgetBytes / split_bytes);
   if ((nk + keys - 1) / keys > most) keys = round_up((nk + most - 1) / most, f.block_keys);
   schedule.split_keys = keys;

@@ -343,3 +343,29 @@ TEST_CASE("longattn bench --mode mha reports the time split and memory as JSON")
   CHECK(j["projection_flops"].get<double>() == doctest::Approx(2.0 * 300 * 64 * ((4 + 2 * 2) * 16 + 64)));
   CHECK(j["memory"]["qkv_bytes"].get<double>() == 300.0 * 128 * 4);
 }
+
+TEST_CASE("longattn run with no queries or no keys: an empty output, or zero rows with lse = -inf") {
+  const fs::path tmp = scratch_dir();
+  const std::vector<float> ones(2 * 5 * 4, 1.0f);
+  npy::save((tmp / "q0.npy").string(), "<f4", {1, 2, 0, 4}, ones.data());
+  npy::save((tmp / "k0.npy").string(), "<f4", {1, 2, 0, 4}, ones.data());
+  npy::save((tmp / "q3.npy").string(), "<f4", {1, 2, 3, 4}, ones.data());
+  npy::save((tmp / "k5.npy").string(), "<f4", {1, 2, 5, 4}, ones.data());
+  const std::string dir = tmp.string() + "/";
+  for (const char* normalizer : {"softmax", "linear"}) {
+    CAPTURE(normalizer);
+    const std::string lse = std::string(normalizer) == "softmax" ? " --lse " + dir + "lse.npy" : "";
+    const Outcome no_queries = run_cli("run --q " + dir + "q0.npy --k " + dir + "k5.npy --v " + dir + "k5.npy --out " +
+                                       dir + "out0.npy --normalizer " + normalizer + lse);
+    CHECK_MESSAGE(no_queries.exit_code == 0, no_queries.output);
+    CHECK(npy::load((tmp / "out0.npy").string()).shape == std::vector<std::int64_t>{1, 2, 0, 4});
+    const Outcome no_keys = run_cli("run --q " + dir + "q3.npy --k " + dir + "k0.npy --v " + dir + "k0.npy --out " +
+                                    dir + "out3.npy --normalizer " + normalizer + lse);
+    CHECK_MESSAGE(no_keys.exit_code == 0, no_keys.output);
+    for (float x : npy::load((tmp / "out3.npy").string()).values<float>()) CHECK(x == 0.0f);
+    if (!lse.empty()) {
+      for (float x : npy::load((tmp / "lse.npy").string()).values<float>()) CHECK(x == -INFINITY);
+    }
+  }
+  fs::remove_all(tmp);
+}

@@ -144,3 +144,9 @@ TEST_CASE("the carried softmax state bounds the heads of a round at long n") {
   CHECK(s.chunks > 1);
   CHECK(s.heads_at_once == 1);
 }
+
+TEST_CASE("no query rows still get a schedule (nothing to split, nothing divided by zero)") {
+  const Schedule s = choose_schedule(facts(heads(8, 8, 0, 65536)));
+  CHECK(s.kind == ScheduleKind::key_splits);
+  CHECK(s.splits == 32);
+}

@@ -142,6 +142,14 @@ TEST_CASE("empty sequences are valid: no keys means zero rows and lse = -inf") {
             bhn(lse.data(), 1, 2, 3));
   for (float x : out) CHECK(x == 0.0f);
   for (float x : lse) CHECK(x == -INFINITY);
+  // No queries: nothing to write, for attention() and a plan, whatever the zero strides say.
+  std::vector<float> k(1 * 2 * 5 * 4, 1.0f);
+  const auto keys = bhnd<const float>(k.data(), 1, 2, 5, 4);
+  CHECK(attention(bhnd<const float>(&dummy, 1, 2, 0, 4), keys, keys, bhnd(&dummy, 1, 2, 0, 4), {},
+                  bhn(&dummy, 1, 2, 0)).visible_pairs == 0);
+  const AttentionPlan plan({.q_heads = 2, .kv_heads = 2, .nq = 0, .nk = 5, .d = 4});
+  CHECK(plan.run(bhnd<const float>(&dummy, 1, 2, 0, 4), keys, keys, bhnd(&dummy, 1, 2, 0, 4)).visible_pairs == 0);
+  CHECK(dummy == 0.0f);
 }
 
 TEST_CASE("positional encodings: odd D with RoPE, bad base, tables of the wrong shape, linear") {
