@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -102,6 +103,9 @@ struct MultiHeadSelfAttention::Impl {
   // Matmuls by (0 = a head's projection / 1 = output, rows, source row stride, destination row
   // stride).
   std::map<std::array<std::int64_t, 4>, dnnl::matmul> matmuls;
+  // Set while a forward runs: a second caller at the same time is told, never given a result
+  // computed in buffers another call is writing.
+  std::atomic<bool> running{false};
   // Cache-line aligned: the kernel reads value rows of Q|K|V in place when they are.
   engine::AlignedBuffer qkv;        // [B, Hq + 2·Hkv, N, D]: query heads, key heads, value heads
   engine::AlignedBuffer block;      // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
@@ -339,6 +343,13 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   Impl& m = *impl_;
   const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
   check_layer_views(x, y, E);
+  if (m.running.exchange(true)) {
+    fail("forward: this layer is running in another thread; a layer runs one call at a time (use one per thread)");
+  }
+  struct Done {
+    std::atomic<bool>& running;
+    ~Done() { running = false; }
+  } done{m.running};
   if (m.config.positions == AbsolutePositions::learned && N > m.max_len) {
     fail("x.shape[1] (tokens): the learned position table has " + std::to_string(m.max_len) + " rows, got N = " +
          std::to_string(N));

@@ -69,7 +69,8 @@ class LONGATTN_API MultiHeadSelfAttention {
 
   // y [B, N, E] = the layer applied to x [B, N, E] (features contiguous; y must not overlap
   // x). Validates before writing anything. One call at a time per layer object: its buffers
-  // are reused from call to call.
+  // (and oneDNN's projections, which may not run in two threads at once) are reused from call
+  // to call, so a call while another is running throws Error; use a layer per thread.
   MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y);
 
   const MultiHeadConfig& config() const;
