@@ -45,8 +45,9 @@ engine::AttentionShape shape_of(const AttentionProblem& p) {
 std::string to_string(DType type) { return type == DType::bf16 ? "bf16" : "f32"; }
 
 struct AttentionPlan::Impl {
-  Impl(const AttentionProblem& problem, const AttentionOptions& options)
-      : problem(problem), options(options), shape(shape_of(problem)) {
+  Impl(const AttentionProblem& given, const AttentionOptions& options)
+      : problem(given), options(options), shape(shape_of(given)) {
+    problem.dv = shape.dv;
     engine::validate_options(shape, options, false);
     if (options.normalizer != Normalizer::linear) flash.emplace(engine::make_flash_plan(shape, options));
   }

@@ -66,6 +66,7 @@ TEST_CASE("a plan's runs give attention()'s bits, run after run, for every sched
       const Inputs in(c.problem);
       const AttentionPlan plan(in.p, options);
       CHECK(plan.schedule().kind == c.schedule);
+      CHECK(plan.problem().dv == (c.problem.dv == 0 ? c.problem.d : c.problem.dv));
       std::vector<float> expected = in.out(), first = in.out(), second = in.out();
       attention(in.qv(), in.kv(), in.vv(), in.out_view(expected), options);
       const AttentionStats stats = plan.run(in.qv(), in.kv(), in.vv(), in.out_view(first));

@@ -58,8 +58,9 @@ class LONGATTN_API AttentionPlan {
 
   // attention() on views of the plan's shape and element types (any strides); a view of
   // another shape or type is an Error naming the field. Each run in flight works in scratch
-  // of its own, which the plan keeps for the next run: a loop of runs allocates nothing
-  // after its first. lse as attention()'s.
+  // of its own (tiles, partial outputs, a thread arena), which the plan keeps for the next
+  // run: a loop of runs reuses it rather than allocating and faulting in fresh scratch each
+  // step. lse as attention()'s.
   AttentionStats run(HeadsView<const float> q, HeadsView<const float> k, HeadsView<const float> v,
                      HeadsView<float> out, TensorView<float, 3> lse = {}) const;
   AttentionStats run(HeadsView<const bf16> q, HeadsView<const bf16> k, HeadsView<const bf16> v,
@@ -67,7 +68,7 @@ class LONGATTN_API AttentionPlan {
   AttentionStats run(HeadsView<const float> q, HeadsView<const bf16> k, HeadsView<const bf16> v,
                      HeadsView<float> out, TensorView<float, 3> lse = {}) const;
 
-  const AttentionProblem& problem() const;
+  const AttentionProblem& problem() const;  // as given, dv filled in
   const AttentionOptions& options() const;
   // The schedule of a run on contiguous BHND views with options.threads threads.
   AttentionSchedule schedule() const;
