@@ -66,7 +66,10 @@ struct Problem {
 
 }  // namespace
 
-TEST_CASE("attention() from 8 threads at once: each caller's bits as alone") {
+namespace {
+
+// library_threads: each call's own TBB threads (0: every core), or -1 for 0, 1 and 2 by turns.
+void attention_from_threads_at_once(int library_threads) {
   std::vector<Problem> problems;
   for (int t = 0; t < kThreads; ++t) problems.emplace_back(t);
   std::vector<std::vector<float>> alone(kThreads), alone_lse(kThreads);
@@ -77,19 +80,29 @@ TEST_CASE("attention() from 8 threads at once: each caller's bits as alone") {
   std::vector<int> wrong(kThreads, 0);
   on_threads_at_once(10, [&](int t) {
     Problem& p = problems[t];
-    p.run(p.options(t % 3), p.out, p.lse);  // 0 (every core), 1 and 2 threads
+    p.run(p.options(library_threads < 0 ? t % 3 : library_threads), p.out, p.lse);
     if (p.out != alone[t] || p.lse != alone_lse[t]) ++wrong[t];
   });
   for (int t = 0; t < kThreads; ++t) CHECK(wrong[t] == 0);
 }
 
-TEST_CASE("one plan run from 8 threads at once: every run right, for each schedule") {
+}  // namespace
+
+TEST_CASE("attention() from 8 threads at once: each caller's bits as alone") {
+  attention_from_threads_at_once(-1);  // each call on every core, 1 or 2 threads of its own
+}
+
+namespace {
+
+// One plan run by every thread at once, its library work on library_threads threads.
+void one_plan_from_threads_at_once(int library_threads) {
   for (Window window : {Window::full(), Window{16, 16}}) {
     for (std::int64_t nq : {1, 200}) {
       CAPTURE(nq);
       const std::int64_t heads = 4, nk = 900, d = 32;
       AttentionOptions options;
       options.window = window;
+      options.threads = library_threads;
       const AttentionPlan plan({.q_heads = heads, .kv_heads = heads, .nq = nq, .nk = nk, .d = d}, options);
       const std::vector<float> k = random_floats(heads * nk * d, 2), v = random_floats(heads * nk * d, 3);
       std::vector<std::vector<float>> q(kThreads), alone(kThreads), out(kThreads);
@@ -108,6 +121,20 @@ TEST_CASE("one plan run from 8 threads at once: every run right, for each schedu
       for (int t = 0; t < kThreads; ++t) CHECK(wrong[t] == 0);
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("one plan run from 8 threads at once: every run right, for each schedule") {
+  one_plan_from_threads_at_once(0);
+}
+
+// Each call on its caller's thread alone: the application threads are all the concurrency
+// there is, so ThreadSanitizer sees every synchronization (scripts/test.sh runs this case
+// under it; TBB's own worker threads are not instrumented).
+TEST_CASE("attention() and one plan from 8 threads at once, each call on its caller's thread") {
+  attention_from_threads_at_once(1);
+  one_plan_from_threads_at_once(1);
 }
 
 TEST_CASE("one layer's forward from 8 threads at once: the right bits or an Error, never a wrong result") {
