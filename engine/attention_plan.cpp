@@ -145,16 +145,16 @@ AttentionSchedule AttentionPlan::schedule() const {
   auto schedule_of = [&](auto q_element, auto kv_element) {
     using Q = decltype(q_element);
     using KV = decltype(kv_element);
-    const HeadsView<const Q> q{nullptr, {s.batch, s.q_heads, s.nq, s.d}, {s.q_heads * s.nq * s.d, s.nq * s.d, s.d, 1}};
-    const HeadsView<const KV> k{nullptr, {s.batch, s.kv_heads, s.nk, s.d}, {s.kv_heads * s.nk * s.d, s.nk * s.d, s.d, 1}};
-    const HeadsView<const KV> v{nullptr, {s.batch, s.kv_heads, s.nk, s.dv}, {s.kv_heads * s.nk * s.dv, s.nk * s.dv, s.dv, 1}};
-    const HeadsView<float> out{nullptr, {s.batch, s.q_heads, s.nq, s.dv}, {s.q_heads * s.nq * s.dv, s.nq * s.dv, s.dv, 1}};
-    return engine::schedule_for(plan, q, k, v, out, plan.threads);
+    return engine::schedule_for(plan, bhnd<const Q>(nullptr, s.batch, s.q_heads, s.nq, s.d),
+                                bhnd<const KV>(nullptr, s.batch, s.kv_heads, s.nk, s.d),
+                                bhnd<const KV>(nullptr, s.batch, s.kv_heads, s.nk, s.dv),
+                                bhnd<float>(nullptr, s.batch, s.q_heads, s.nq, s.dv), plan.threads);
   };
   const engine::Schedule chosen = impl_->problem.q_type == DType::bf16   ? schedule_of(bf16(), bf16())
                                   : impl_->problem.kv_type == DType::bf16 ? schedule_of(0.0f, bf16())
                                                                            : schedule_of(0.0f, 0.0f);
-  AttentionSchedule out{.kind = engine::to_string(chosen.kind), .block_rows = plan.block_rows, .block_keys = plan.block_keys};
+  AttentionSchedule out{
+      .kind = engine::to_string(chosen.kind), .block_rows = plan.block_rows, .block_keys = plan.block_keys};
   switch (chosen.kind) {
     case engine::ScheduleKind::key_splits: out.tasks = chosen.splits, out.keys_per_task = chosen.split_keys; break;
     case engine::ScheduleKind::bands: out.tasks = chosen.bands, out.keys_per_task = chosen.band_blocks; break;

@@ -142,7 +142,9 @@ class QueryBlocks {
       for (std::int64_t r = t.r0; r < t.r0 + t.n; ++r) st.sum[r] += st.tile_sum[r];
     } else {
       if (t.masked) {
-        for (std::int64_t r = 0; r < t.n; ++r) st.tile_max[t.r0 + r] = in_.plan.kernels->elementwise.max_of(s + r * ldS(), t.width);
+        for (std::int64_t r = 0; r < t.n; ++r) {
+          st.tile_max[t.r0 + r] = in_.plan.kernels->elementwise.max_of(s + r * ldS(), t.width);
+        }
       }
       softmax_step(st, t.r0, t.n, s, t.width);
     }

@@ -110,7 +110,9 @@ class Chunks {
     // fetched while this one runs, where q's rows lie back to back; rows far apart are left
     // to the hardware (bench/TUNING.md "Prefetching").
     scratch.prefetch.clear();
-    if (qb + 1 < q_blocks_ && in_.q_rows_back_to_back) in_.queue_rows(scratch.prefetch, b, qh, (qb + 1) * in_.plan.block_rows);
+    if (qb + 1 < q_blocks_ && in_.q_rows_back_to_back) {
+      in_.queue_rows(scratch.prefetch, b, qh, (qb + 1) * in_.plan.block_rows);
+    }
     const std::int64_t keys = schedule_.chunk_keys;
     const float* packed = packed_.data() + local * chunk_floats_;
     const float* values = in_.values_in_place ? in_.row_in_place(in_.v, b, h, c * keys) : packed + keys * in_.layout.d;

@@ -93,8 +93,9 @@ struct VecF32 {
     if constexpr (lanes == 16) {
       const __m512i low = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(even)));
       const __m512i high =
-          odd == nullptr ? _mm512_setzero_si512()
-                         : _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(odd))), 16);
+          odd == nullptr
+              ? _mm512_setzero_si512()
+              : _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(odd))), 16);
       return {batch(_mm512_castsi512_ps(_mm512_or_si512(low, high)))};
     }
 #endif

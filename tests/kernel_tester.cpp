@@ -184,7 +184,8 @@ void KernelTester::pv_tile(const KernelTarget& target) const {
   std::mt19937 rng(seed_);
   const simd::KernelTable& k = *target.table;
   const std::int64_t ldp = keys_ + 3, dv = columns_, ldv = dv + (streamed_ ? k.lanes : 0);
-  const Floats p = random_floats(rows_ * ldp, rng, 0.0f, 1.0f), v = random_floats(std::max<std::int64_t>(keys_, 1) * ldv, rng);
+  const Floats p = random_floats(rows_ * ldp, rng, 0.0f, 1.0f);
+  const Floats v = random_floats(std::max<std::int64_t>(keys_, 1) * ldv, rng);
   const Floats scale = random_floats(rows_, rng, 0.0f, 2.0f);
   Floats o = random_floats(rows_ * dv, rng);
   const Floats before = o;
