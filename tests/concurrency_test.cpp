@@ -130,8 +130,8 @@ TEST_CASE("one plan run from 8 threads at once: every run right, for each schedu
 }
 
 // Each call on its caller's thread alone: the application threads are all the concurrency
-// there is, so ThreadSanitizer sees every synchronization (scripts/test.sh runs this case
-// under it; TBB's own worker threads are not instrumented).
+// there is (the case for a ThreadSanitizer build, whose view stops at TBB's uninstrumented
+// workers and allocator).
 TEST_CASE("attention() and one plan from 8 threads at once, each call on its caller's thread") {
   attention_from_threads_at_once(1);
   one_plan_from_threads_at_once(1);
