@@ -6,8 +6,11 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
+#include <tuple>
+#include <utility>
 
 #include "bench/onednn_attention.hpp"
 #include "longattn/attention.hpp"
@@ -85,6 +88,24 @@ std::vector<std::array<std::int64_t, 2>> random_layout(std::int64_t nq, std::int
       if (visible(rng)) tiles.push_back({qb, kb});
   return tiles;
 }
+
+namespace {
+
+// a and b run in turn `repeats` times after one warm-up each, so that the shared machine's
+// drift falls on both alike: the median time of each.
+std::pair<double, double> alternated_medians(const std::function<void()>& a, const std::function<void()>& b,
+                                             int repeats) {
+  a();
+  b();
+  std::vector<double> first, second;
+  for (int i = 0; i < repeats; ++i) {
+    first.push_back(seconds_of(a));
+    second.push_back(seconds_of(b));
+  }
+  return {median(first), median(second)};
+}
+
+}  // namespace
 
 AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   if (config.mode != "full" && config.mode != "causal" && config.mode != "window" &&
@@ -164,32 +185,18 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   }
   AttentionStats stats;
   if (config.rope.enabled() || config.alibi || config.relative_clip >= 0) {
-    // The same call without the position terms, alternating with it run by run so that the
-    // shared machine's drift falls on both alike: medians of each series.
+    // The same call without the position terms, timed alternately with it.
     r.has_plain = true;
-    std::vector<double> with_terms, without;
     stats = run(options);
-    run(plain);
-    for (int i = 0; i < config.repeats; ++i) {
-      with_terms.push_back(seconds_of([&] { run(options); }));
-      without.push_back(seconds_of([&] { run(plain); }));
-    }
-    r.longattn.seconds = median(with_terms);
-    r.plain.seconds = median(without);
+    std::tie(r.longattn.seconds, r.plain.seconds) =
+        alternated_medians([&] { run(options); }, [&] { run(plain); }, config.repeats);
     r.plain.gflops = stats.flops / r.plain.seconds * 1e-9;
   } else if (config.reuse_plan) {
-    // The plan's runs and attention() calls alternating, so that the machine's drift falls
-    // on both alike: medians of each series.
+    // The plan's runs and attention() calls, timed alternately.
     r.has_per_call = true;
-    std::vector<double> reused, per_call;
     stats = run(options);
-    call(options);
-    for (int i = 0; i < config.repeats; ++i) {
-      reused.push_back(seconds_of([&] { run(options); }));
-      per_call.push_back(seconds_of([&] { call(options); }));
-    }
-    r.longattn.seconds = median(reused);
-    r.per_call.seconds = median(per_call);
+    std::tie(r.longattn.seconds, r.per_call.seconds) =
+        alternated_medians([&] { run(options); }, [&] { call(options); }, config.repeats);
     r.per_call.gflops = stats.flops / r.per_call.seconds * 1e-9;
   } else {
     r.longattn.seconds = median_seconds([&] { stats = run(options); }, config.repeats);
