@@ -165,6 +165,9 @@ TEST_CASE("keys packed in chunks when a head exceeds the budget: state carried a
   AttentionTester().batch(2).heads(2).n(800).d(16).window(60, 60).key_lengths({800, 333}).alibi().rope("half")
       .chunk_bytes(16 << 10).check();
   AttentionTester().heads(4, 2).tokens(50, 5000).d(64).causal().chunk_bytes(256 << 10).check();  // 100 rows per kv head
+  // 12 short heads, each cut into chunks by the budget: the same bits on 1 thread (where
+  // 12 heads would make enough bands) as on 2.
+  AttentionTester().batch(3).heads(4).tokens(26, 1604).dims(2, 65).packed_budget(150353).check();
 }
 
 TEST_CASE("few queries against many keys: keys split across tasks, partials merged (decoding)") {

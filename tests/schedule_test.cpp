@@ -150,3 +150,16 @@ TEST_CASE("no query rows still get a schedule (nothing to split, nothing divided
   CHECK(s.kind == ScheduleKind::key_splits);
   CHECK(s.splits == 32);
 }
+
+TEST_CASE("the count of threads never picks between schedules that run different tiles") {
+  // 12 short heads: bands for 1 thread (8 tasks per thread), chunks for 2. With a packed
+  // budget below one head's keys the chunked path cuts each head in several chunks, whose
+  // tiles differ from a whole head's: chunks then for any count of threads.
+  ScheduleFacts one = facts(heads(12, 12, 26, 1604), 1), two = facts(heads(12, 12, 26, 1604), 2);
+  CHECK(choose_schedule(one).kind == ScheduleKind::bands);
+  CHECK(choose_schedule(two).kind == ScheduleKind::chunks);
+  CHECK(choose_schedule(two).chunks == 1);
+  one.packed_budget_bytes = two.packed_budget_bytes = 150 << 10;
+  CHECK(choose_schedule(two).chunks > 1);
+  CHECK(choose_schedule(one).kind == ScheduleKind::chunks);
+}
