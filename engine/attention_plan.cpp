@@ -3,6 +3,8 @@
 #include "longattn/plan.hpp"
 
 #include <mutex>
+#include <new>
+#include <stdexcept>
 #include <optional>
 #include <vector>
 
@@ -38,6 +40,19 @@ engine::AttentionShape shape_of(const AttentionProblem& p) {
     fail("problem.kv_type: expected bf16 with bf16 queries (bf16 q with fp32 k and v is not a pairing), got f32");
   }
   return {p.batch, p.q_heads, p.kv_heads, p.nq, p.nk, p.d, p.dv == 0 ? p.d : p.dv};
+}
+
+// f(), with an allocation the machine cannot make (a problem whose tables or scratch outgrow
+// its memory) as the library's Error: the plan's scratch is made before a run writes.
+template <class F>
+decltype(auto) with_memory_errors(F&& f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    fail("out of memory: the problem's tables and scratch do not fit in this machine's memory");
+  } catch (const std::length_error&) {
+    fail("out of memory: the problem's tables and scratch outgrow what one allocation can hold");
+  }
 }
 
 }  // namespace
@@ -116,22 +131,22 @@ struct AttentionPlan::Impl {
 };
 
 AttentionPlan::AttentionPlan(const AttentionProblem& problem, const AttentionOptions& options)
-    : impl_(std::make_unique<Impl>(problem, options)) {}
+    : impl_(with_memory_errors([&] { return std::make_unique<Impl>(problem, options); })) {}
 AttentionPlan::~AttentionPlan() = default;
 AttentionPlan::AttentionPlan(AttentionPlan&&) noexcept = default;
 AttentionPlan& AttentionPlan::operator=(AttentionPlan&&) noexcept = default;
 
 AttentionStats AttentionPlan::run(HeadsView<const float> q, HeadsView<const float> k, HeadsView<const float> v,
                                   HeadsView<float> out, TensorView<float, 3> lse) const {
-  return impl_->run(q, k, v, out, lse);
+  return with_memory_errors([&] { return impl_->run(q, k, v, out, lse); });
 }
 AttentionStats AttentionPlan::run(HeadsView<const bf16> q, HeadsView<const bf16> k, HeadsView<const bf16> v,
                                   HeadsView<float> out, TensorView<float, 3> lse) const {
-  return impl_->run(q, k, v, out, lse);
+  return with_memory_errors([&] { return impl_->run(q, k, v, out, lse); });
 }
 AttentionStats AttentionPlan::run(HeadsView<const float> q, HeadsView<const bf16> k, HeadsView<const bf16> v,
                                   HeadsView<float> out, TensorView<float, 3> lse) const {
-  return impl_->run(q, k, v, out, lse);
+  return with_memory_errors([&] { return impl_->run(q, k, v, out, lse); });
 }
 
 const AttentionProblem& AttentionPlan::problem() const { return impl_->problem; }

@@ -54,20 +54,22 @@ class BlockRows {
   }
 
   // What each row's output is multiplied by once its keys are done: softmax divides by its
-  // sum (a row that saw no key gets zeros), relu by Nk, sigmoid's weights stand as they are.
+  // sum (a row that saw no key gets zeros, a NaN sum NaN), relu by Nk, sigmoid's weights
+  // stand as they are.
   float output_scale(float sum) const {
     switch (in_.plan.normalizer) {
       case Normalizer::relu: return 1.0f / static_cast<float>(std::max<std::int64_t>(1, in_.plan.shape.nk));
       case Normalizer::sigmoid: return 1.0f;
-      default: return sum > 0.0f ? 1.0f / sum : 0.0f;
+      default: return sum > 0.0f || std::isnan(sum) ? 1.0f / sum : 0.0f;
     }
   }
 
-  // lse = ln(Σ e^s) = ln2 · (max + log2 sum), -inf for a row that saw no key.
+  // lse = ln(Σ e^s) = ln2 · (max + log2 sum): -inf for a row that saw no key, NaN for a NaN sum.
   void write_lse(std::int64_t b, std::int64_t h, std::int64_t i, float max, float sum) const {
     if (in_.lse.empty()) return;
     in_.lse.data[b * in_.lse.strides[0] + h * in_.lse.strides[1] + i * in_.lse.strides[2]] =
-        sum > 0.0f ? std::numbers::ln2_v<float> * (max + std::log2(sum)) : -std::numeric_limits<float>::infinity();
+        sum > 0.0f || std::isnan(sum) ? std::numbers::ln2_v<float> * (max + std::log2(sum))
+                                      : -std::numeric_limits<float>::infinity();
   }
 
   float* out_row(std::int64_t b, std::int64_t h, std::int64_t i) const {

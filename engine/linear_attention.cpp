@@ -132,7 +132,8 @@ class LinearRunner {
       kern_.linear.vector_matrix(phi.data(), state.data(), s_.d, W_, numerator.data());
       double denominator = 0;
       for (std::int64_t c = 0; c < s_.d; ++c) denominator += double(phi[c]) * state[s_.d * W_ + c];
-      const float inv = denominator > 0 ? static_cast<float>(1.0 / denominator) : 0.0f;  // no key: zeros
+      // No key: zeros; a NaN denominator: NaN.
+      const float inv = denominator > 0 || std::isnan(denominator) ? static_cast<float>(1.0 / denominator) : 0.0f;
       float* row = out_.data + b * out_.strides[0] + h * out_.strides[1] + i * out_.strides[2];
       for (std::int64_t c = 0; c < s_.dv; ++c) row[c * out_.strides[3]] = numerator[c] * inv;
     }

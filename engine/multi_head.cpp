@@ -10,11 +10,14 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <new>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/aligned_buffer.hpp"
@@ -94,89 +97,135 @@ struct MultiHeadSelfAttention::Impl {
   std::int64_t qkv_width;  // (Hq + 2·Hkv)·D: columns of the Q|K|V buffer
   std::vector<float> w_qkv, b_qkv;  // [(Hq + 2Hkv)·D, E], nn.Linear layout
   std::vector<float> w_out, b_out;  // [E, Hq·D]
-  std::vector<float> position_table;  // learned [max_len, E], or the sinusoidal rows made so far
+  std::vector<float> position_table;  // learned [max_len, E]
   std::int64_t max_len = 0;
   std::vector<float> relative_bias;  // the layer's copy of config.attention.relative_bias
 
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
+
+  // A matmul made once and run by any call: with a user scratchpad each call passes its own,
+  // which makes one primitive safe to run from many threads at once (oneDNN's "user" mode).
+  struct Matmul {
+    dnnl::matmul primitive;
+    dnnl::memory::desc scratchpad;
+  };
   // Matmuls by (0 = a head's projection / 1 = output, rows, source row stride, destination row
-  // stride).
-  std::map<std::array<std::int64_t, 4>, dnnl::matmul> matmuls;
-  // Set while a forward runs: a second caller at the same time is told, never given a result
-  // computed in buffers another call is writing.
-  std::atomic<bool> running{false};
-  // Cache-line aligned: the kernel reads value rows of Q|K|V in place when they are.
-  engine::AlignedBuffer qkv;        // [B, Hq + 2·Hkv, N, D]: query heads, key heads, value heads
-  engine::AlignedBuffer block;      // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
-  engine::AlignedBuffer heads_out;  // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
+  // stride), made at their first use.
+  std::map<std::array<std::int64_t, 4>, Matmul> matmuls;
+  std::mutex matmuls_mutex;
+
+  // What one forward writes besides y, borrowed for the call and kept for the next: calls at
+  // the same time each get their own set.
+  struct CallBuffers {
+    // Cache-line aligned: the kernel reads value rows of Q|K|V in place when they are.
+    engine::AlignedBuffer qkv;         // [B, Hq + 2·Hkv, N, D]: query heads, key heads, value heads
+    engine::AlignedBuffer block;       // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
+    engine::AlignedBuffer heads_out;   // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
+    engine::AlignedBuffer scratchpad;  // the matmuls' scratch
+  };
+  std::vector<std::unique_ptr<CallBuffers>> idle_buffers;
+  std::mutex buffers_mutex;
+
+  // The sinusoidal rows made so far (a learned table is the layer's from the start), replaced
+  // by a longer table when a call needs one; a call keeps the table it started with.
+  std::shared_ptr<const std::vector<float>> sinusoids;
+  std::mutex sinusoids_mutex;
 
   // Rows per projection call: blocks keep the position-added copy of x and the output
   // staging small (8 MiB at E = 512) while each matmul stays large enough to run at speed.
   static constexpr std::int64_t kBlockRows = 4096;
 
+  // One forward's buffers and oneDNN stream.
+  struct Call {
+    CallBuffers& buffers;
+    dnnl::stream stream;
+  };
+
+  std::unique_ptr<CallBuffers> borrow_buffers() {
+    const std::lock_guard lock(buffers_mutex);
+    if (idle_buffers.empty()) return std::make_unique<CallBuffers>();
+    std::unique_ptr<CallBuffers> buffers = std::move(idle_buffers.back());
+    idle_buffers.pop_back();
+    return buffers;
+  }
+  void return_buffers(std::unique_ptr<CallBuffers> buffers) {
+    const std::lock_guard lock(buffers_mutex);
+    idle_buffers.push_back(std::move(buffers));
+  }
+
   // The matmul for these descriptors, made at its first use and kept under `key`.
-  dnnl::matmul& matmul_for(const std::array<std::int64_t, 4>& key, const dnnl::memory::desc& src,
-                           const dnnl::memory::desc& weights, const dnnl::memory::desc& bias,
-                           const dnnl::memory::desc& dst) {
+  Matmul matmul_for(const std::array<std::int64_t, 4>& key, const dnnl::memory::desc& src,
+                    const dnnl::memory::desc& weights, const dnnl::memory::desc& bias, const dnnl::memory::desc& dst) {
+    const std::lock_guard lock(matmuls_mutex);
     auto it = matmuls.find(key);
     if (it == matmuls.end()) {
-      it = matmuls.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
-                                    dnnl::matmul::desc(src, weights, bias, dst), engine))).first;
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr, engine);
+      it = matmuls.emplace(key, Matmul{dnnl::matmul(pd), pd.scratchpad_desc()}).first;
     }
     return it->second;
   }
 
+  // Runs a matmul with the call's scratchpad, grown to what it needs.
+  void execute(Call& call, const Matmul& matmul, std::unordered_map<int, dnnl::memory> args) {
+    const auto bytes = static_cast<std::int64_t>(matmul.scratchpad.get_size());
+    if (call.buffers.scratchpad.bytes() < bytes) call.buffers.scratchpad.resize((bytes + 3) / 4);
+    args.insert({DNNL_ARG_SCRATCHPAD, dnnl::memory(matmul.scratchpad, engine, call.buffers.scratchpad.data())});
+    matmul.primitive.execute(call.stream, args);
+  }
+
   // dst[rows, E] (row stride ldd) = src[rows, Hq·D] (row stride lds) · W_outᵀ + b_out.
-  void project_out(const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
+  void project_out(Call& call, const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
     const std::int64_t k = Hq * D;
     using dnnl::memory;
     const memory::desc src_md({rows, k}, memory::data_type::f32, memory::dims{lds, 1});
     const memory::desc w_md({k, E}, memory::data_type::f32, memory::format_tag::ba);
     const memory::desc b_md({1, E}, memory::data_type::f32, memory::format_tag::ab);
     const memory::desc dst_md({rows, E}, memory::data_type::f32, memory::dims{ldd, 1});
-    matmul_for({1, rows, lds, ldd}, src_md, w_md, b_md, dst_md)
-        .execute(stream, {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
-                          {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_out.data())},
-                          {DNNL_ARG_BIAS, memory(b_md, engine, b_out.data())},
-                          {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
-    stream.wait();
+    execute(call, matmul_for({1, rows, lds, ldd}, src_md, w_md, b_md, dst_md),
+            {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
+             {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_out.data())},
+             {DNNL_ARG_BIAS, memory(b_md, engine, b_out.data())},
+             {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
+    call.stream.wait();
   }
 
   // Q|K|V rows [r0, r0 + rows) of one batch: src[rows, E] (row stride lds) · W_hᵀ + b_h into
   // head h's rows of `heads` ([Hq + 2·Hkv][n][D]), for every head, so that the kernel reads q,
   // k and v rows back to back rather than 6 KiB apart (bench/TUNING.md "The multi-head
-  // layer"). One
-  // matmul per head: oneDNN 2.6 runs the heads as one batched matmul (src broadcast) only in its
-  // reference implementation, minutes for one layer at N = 16384.
-  void project_heads(const float* src, std::int64_t lds, std::int64_t rows, float* heads, std::int64_t n) {
+  // layer"). One matmul per head: oneDNN 2.6 runs the heads as one batched matmul (src
+  // broadcast) only in its reference implementation, minutes for one layer at N = 16384.
+  void project_heads(Call& call, const float* src, std::int64_t lds, std::int64_t rows, float* heads, std::int64_t n) {
     using dnnl::memory;
     const memory::desc src_md({rows, E}, memory::data_type::f32, memory::dims{lds, 1});
     const memory::desc w_md({E, D}, memory::data_type::f32, memory::format_tag::ba);
     const memory::desc b_md({1, D}, memory::data_type::f32, memory::format_tag::ab);
     const memory::desc dst_md({rows, D}, memory::data_type::f32, memory::dims{D, 1});
-    dnnl::matmul& matmul = matmul_for({0, rows, lds, D}, src_md, w_md, b_md, dst_md);
+    const Matmul matmul = matmul_for({0, rows, lds, D}, src_md, w_md, b_md, dst_md);
     const memory source(src_md, engine, const_cast<float*>(src));
     for (std::int64_t h = 0; h < qkv_width / D; ++h) {
-      matmul.execute(stream, {{DNNL_ARG_SRC, source},
-                              {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_qkv.data() + h * D * E)},
-                              {DNNL_ARG_BIAS, memory(b_md, engine, b_qkv.data() + h * D)},
-                              {DNNL_ARG_DST, memory(dst_md, engine, heads + h * n * D)}});
+      execute(call, matmul,
+              {{DNNL_ARG_SRC, source},
+               {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_qkv.data() + h * D * E)},
+               {DNNL_ARG_BIAS, memory(b_md, engine, b_qkv.data() + h * D)},
+               {DNNL_ARG_DST, memory(dst_md, engine, heads + h * n * D)}});
     }
-    stream.wait();
+    call.stream.wait();
   }
 
-  void project_inputs(const TensorView<const float, 3>& x);
-  void rotate_queries_and_keys(std::int64_t B, std::int64_t N);
-  void project_outputs(const TensorView<float, 3>& y, bool heads_in_y);
+  void project_inputs(Call& call, const TensorView<const float, 3>& x, const float* positions);
+  void rotate_queries_and_keys(Call& call, std::int64_t B, std::int64_t N);
+  void project_outputs(Call& call, const TensorView<float, 3>& y, bool heads_in_y);
 
-  const float* positions(std::int64_t n) {
-    if (config.positions == AbsolutePositions::sinusoidal && max_len < n) {
-      // Made once per length and kept, like a learned table of that length.
-      position_table = sinusoidal_table(n, E);
-      max_len = n;
+  // At least n rows of sinusoidal positions: made once per length and kept, like a learned
+  // table of that length.
+  std::shared_ptr<const std::vector<float>> sinusoidal_rows(std::int64_t n) {
+    const std::lock_guard lock(sinusoids_mutex);
+    if (sinusoids == nullptr || static_cast<std::int64_t>(sinusoids->size()) < n * E) {
+      sinusoids = std::make_shared<const std::vector<float>>(sinusoidal_table(n, E));
     }
-    return position_table.data();
+    return sinusoids;
   }
 };
 
@@ -283,10 +332,11 @@ void check_layer_views(const TensorView<const float, 3>& x, const TensorView<flo
 
 }  // namespace
 
-// X (+ positions) → Q | K | V, head-major, row blocks of each batch.
-void MultiHeadSelfAttention::Impl::project_inputs(const TensorView<const float, 3>& x) {
+// X (+ positions, unless null) → Q | K | V, head-major, row blocks of each batch.
+void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<const float, 3>& x,
+                                                  const float* table) {
   const std::int64_t B = x.shape[0], N = x.shape[1];
-  const float* table = config.positions == AbsolutePositions::none ? nullptr : positions(N);
+  float* block = call.buffers.block.data();
   for (std::int64_t b = 0; b < B; ++b) {
     for (std::int64_t r0 = 0; r0 < N; r0 += kBlockRows) {
       const std::int64_t rows = std::min(kBlockRows, N - r0);
@@ -296,24 +346,24 @@ void MultiHeadSelfAttention::Impl::project_inputs(const TensorView<const float, 
         for (std::int64_t r = 0; r < rows; ++r) {
           const float* row = src + r * lds;
           const float* p = table + (r0 + r) * E;
-          float* dst = block.data() + r * E;
+          float* dst = block + r * E;
           for (std::int64_t c = 0; c < E; ++c) dst[c] = row[c] + p[c];
         }
-        src = block.data(), lds = E;
+        src = block, lds = E;
       }
-      project_heads(src, lds, rows, qkv.data() + b * N * qkv_width + r0 * D, N);
+      project_heads(call, src, lds, rows, call.buffers.qkv.data() + b * N * qkv_width + r0 * D, N);
     }
   }
 }
 
 // RoPE in one pass over the layer's own Q and K rows (query i and key i both sit at position
 // i): the kernel would otherwise rotate each query again for every key chunk.
-void MultiHeadSelfAttention::Impl::rotate_queries_and_keys(std::int64_t B, std::int64_t N) {
+void MultiHeadSelfAttention::Impl::rotate_queries_and_keys(Call& call, std::int64_t B, std::int64_t N) {
   const AttentionOptions& options = config.attention;
   const engine::RotaryTable rope(options.rope, D, N);
   engine::run_on_threads(options.threads, [&] {
     tbb::parallel_for(std::int64_t{0}, B * (Hq + Hkv), [&](std::int64_t head) {  // Hq query heads, then Hkv key heads
-      float* rows = qkv.data() + (head / (Hq + Hkv) * qkv_width + head % (Hq + Hkv) * D) * N;
+      float* rows = call.buffers.qkv.data() + (head / (Hq + Hkv) * qkv_width + head % (Hq + Hkv) * D) * N;
       for (std::int64_t i = 0; i < N; ++i) {
         rope.rotate(rows + i * D, 1, i, 1.0f, rows + i * D);  // in place: pairs are disjoint
       }
@@ -323,60 +373,75 @@ void MultiHeadSelfAttention::Impl::rotate_queries_and_keys(std::int64_t B, std::
 
 // O → Y. From y's own rows through a block buffer (each block is read before it is
 // overwritten), or straight from the separate head outputs.
-void MultiHeadSelfAttention::Impl::project_outputs(const TensorView<float, 3>& y, bool heads_in_y) {
+void MultiHeadSelfAttention::Impl::project_outputs(Call& call, const TensorView<float, 3>& y, bool heads_in_y) {
   const std::int64_t B = y.shape[0], N = y.shape[1], HD = Hq * D;
+  float* block = call.buffers.block.data();
   for (std::int64_t b = 0; b < B; ++b) {
     for (std::int64_t r0 = 0; r0 < N; r0 += kBlockRows) {
       const std::int64_t rows = std::min(kBlockRows, N - r0);
       float* y_rows = y.data + b * y.strides[0] + r0 * y.strides[1];
       if (heads_in_y) {
-        project_out(y_rows, y.strides[1], rows, block.data(), E);
-        for (std::int64_t r = 0; r < rows; ++r) std::memcpy(y_rows + r * y.strides[1], block.data() + r * E, E * sizeof(float));
+        project_out(call, y_rows, y.strides[1], rows, block, E);
+        for (std::int64_t r = 0; r < rows; ++r) std::memcpy(y_rows + r * y.strides[1], block + r * E, E * sizeof(float));
       } else {
-        project_out(heads_out.data() + (b * N + r0) * HD, HD, rows, y_rows, y.strides[1]);
+        project_out(call, call.buffers.heads_out.data() + (b * N + r0) * HD, HD, rows, y_rows, y.strides[1]);
       }
     }
   }
 }
 
-MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, TensorView<float, 3> y) {
+MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, TensorView<float, 3> y) const {
   Impl& m = *impl_;
   const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
   check_layer_views(x, y, E);
-  if (m.running.exchange(true)) {
-    fail("forward: this layer is running in another thread; a layer runs one call at a time (use one per thread)");
-  }
-  struct Done {
-    std::atomic<bool>& running;
-    ~Done() { running = false; }
-  } done{m.running};
   if (m.config.positions == AbsolutePositions::learned && N > m.max_len) {
     fail("x.shape[1] (tokens): the learned position table has " + std::to_string(m.max_len) + " rows, got N = " +
          std::to_string(N));
   }
+  std::shared_ptr<const std::vector<float>> sinusoids;
+  const float* positions = nullptr;
+  if (m.config.positions == AbsolutePositions::sinusoidal) {
+    sinusoids = m.sinusoidal_rows(N);
+    positions = sinusoids->data();
+  } else if (m.config.positions == AbsolutePositions::learned) {
+    positions = m.position_table.data();
+  }
+  // The buffers go back to the layer however the call ends.
+  struct Borrowed {
+    Impl& layer;
+    std::unique_ptr<Impl::CallBuffers> buffers;
+    ~Borrowed() { layer.return_buffers(std::move(buffers)); }
+  } borrowed{m, m.borrow_buffers()};
+  Impl::Call call{*borrowed.buffers, dnnl::stream(m.engine)};
+  Impl::CallBuffers& buffers = call.buffers;
 
   MultiHeadStats stats;
   const OmpThreads omp_threads(m.config.attention.threads);
   const std::int64_t C = m.qkv_width, HD = Hq * D;
-  m.qkv.resize(B * N * C);
-  m.block.resize(std::min(N, Impl::kBlockRows) * std::max(E, HD));
+  const bool in_y = HD <= E;  // head outputs into y's rows when they fit
+  try {  // before anything is written
+    buffers.qkv.resize(B * N * C);
+    buffers.block.resize(std::min(N, Impl::kBlockRows) * std::max(E, HD));
+    if (!in_y) buffers.heads_out.resize(B * N * HD);
+  } catch (const std::bad_alloc&) {
+    fail("forward: out of memory: the Q|K|V buffer of " + std::to_string(B * N * C) + " floats does not fit");
+  }
   auto start = std::chrono::steady_clock::now();
-  m.project_inputs(x);
+  m.project_inputs(call, x, positions);
   stats.projection_seconds = seconds_since(start);
 
-  // Attention on the head-major Q | K | V; head outputs into y's rows when they fit.
-  const bool in_y = HD <= E;
-  if (!in_y) m.heads_out.resize(B * N * HD);
+  // Attention on the head-major Q | K | V.
   const std::array<std::int64_t, 4> head_major{N * C, N * D, D, 1};
-  const HeadsView<const float> q{m.qkv.data(), {B, Hq, N, D}, head_major};
-  const HeadsView<const float> k{m.qkv.data() + Hq * N * D, {B, Hkv, N, D}, head_major};
-  const HeadsView<const float> v{m.qkv.data() + (Hq + Hkv) * N * D, {B, Hkv, N, D}, head_major};
+  const float* qkv = buffers.qkv.data();
+  const HeadsView<const float> q{qkv, {B, Hq, N, D}, head_major};
+  const HeadsView<const float> k{qkv + Hq * N * D, {B, Hkv, N, D}, head_major};
+  const HeadsView<const float> v{qkv + (Hq + Hkv) * N * D, {B, Hkv, N, D}, head_major};
   const HeadsView<float> o = in_y ? HeadsView<float>{y.data, {B, Hq, N, D}, {y.strides[0], D, y.strides[1], 1}}
-                                  : bnhd(m.heads_out.data(), B, N, Hq, D);
+                                  : bnhd(buffers.heads_out.data(), B, N, Hq, D);
   start = std::chrono::steady_clock::now();
   AttentionOptions options = m.config.attention;
   if (options.rope.enabled()) {
-    m.rotate_queries_and_keys(B, N);
+    m.rotate_queries_and_keys(call, B, N);
     options.rope = {};
   }
   const AttentionPlan plan({.batch = B, .q_heads = Hq, .kv_heads = Hkv, .nq = N, .nk = N, .d = D}, options);
@@ -384,10 +449,10 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   stats.attention_seconds = seconds_since(start);
 
   start = std::chrono::steady_clock::now();
-  m.project_outputs(y, in_y);
+  m.project_outputs(call, y, in_y);
   stats.output_seconds = seconds_since(start);
   stats.projection_flops = 2.0 * static_cast<double>(B * N) * static_cast<double>(E) * static_cast<double>(C + HD);
-  stats.scratch_bytes = m.qkv.bytes() + m.block.bytes() + m.heads_out.bytes();
+  stats.scratch_bytes = buffers.qkv.bytes() + buffers.block.bytes() + buffers.heads_out.bytes() + buffers.scratchpad.bytes();
   return stats;
 }
 

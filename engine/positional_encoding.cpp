@@ -1,5 +1,7 @@
 #include "engine/positional_encoding.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -51,6 +53,15 @@ RotaryTable::RotaryTable(const Rope& rope, std::int64_t d, std::int64_t position
     : pairing_(rope.pairing), pairs_(d / 2) {
   if (!enabled()) return;
   const std::int64_t high_rows = positions / kLowPositions + 1;
+  // Checked before it is asked for: an allocation of more than the machine has may succeed
+  // (overcommit) and fail only as its pages are touched, or abort under a sanitizer.
+  const double bytes = double(high_rows + kLowPositions) * double(pairs_) * 2.0 * sizeof(double);
+  const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (bytes > memory) {
+    throw Error("attention: out of memory: RoPE's table for " + std::to_string(positions) + " positions needs " +
+                std::to_string(bytes / double(1 << 30)) + " GiB, more than this machine's " +
+                std::to_string(memory / double(1 << 30)) + " GiB");
+  }
   low_.resize(static_cast<std::size_t>(kLowPositions * pairs_ * 2));
   high_.resize(static_cast<std::size_t>(high_rows * pairs_ * 2));
   for (std::int64_t i = 0; i < pairs_; ++i) {

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
 #include "engine/block_rows.hpp"
 #include "engine/block_scratch.hpp"
@@ -87,9 +89,10 @@ class QueryBlocks {
     const std::int64_t positions = st.queries_per_head != 0 ? st.queries_per_head : rows;
     const TileKind kind = plan.visibility.classify(b, i0, i0 + positions, j0, end);
     if (kind != TileKind::partial) {
-      if (kind == TileKind::full) run_tile(scratch, st, keys, {b, h, i0, 0, rows, j0, end - j0, false});
+      if (kind == TileKind::full) run_tile(scratch, st, keys, {b, h, i0, 0, rows, j0, end - j0, false, true});
       return;
     }
+    const bool finite = values_finite(keys, j0, end);
     const std::int64_t grain = plan.additive.enabled() ? P : plan.kernels->lanes;
     const std::int64_t slice = st.queries_per_head != 0 ? rows : kSliceRows;
     for (std::int64_t r0 = 0; r0 < rows; r0 += slice) {
@@ -100,7 +103,7 @@ class QueryBlocks {
       const std::int64_t k0 = lo / grain * grain, k1 = std::min(end, (hi + grain - 1) / grain * grain);
       const TileKind part = plan.visibility.classify(b, i0 + r0, i1, k0, k1);
       if (part != TileKind::skipped) {
-        run_tile(scratch, st, keys, {b, h, i0, r0, n, k0, k1 - k0, part == TileKind::partial});
+        run_tile(scratch, st, keys, {b, h, i0, r0, n, k0, k1 - k0, part == TileKind::partial, finite});
       }
     }
   }
@@ -111,6 +114,7 @@ class QueryBlocks {
   struct Tile {
     std::int64_t b, h, i0, r0, n, j0, width;
     bool masked;
+    bool values_finite;  // no NaN or inf in the keys' value rows (checked for masked tiles)
   };
 
   // Nearest keys first: a position bias is largest there (ALiBi's falls off with the
@@ -235,14 +239,17 @@ class QueryBlocks {
   }
 
   // acc = acc · row_scale + P·V over the tile's keys (keys past Nk have probability 0 and no
-  // value row to read: v may end there). p_in_bf16: the QKᵀ kernel stored P in bf16.
+  // value row to read: v may end there). p_in_bf16: the QKᵀ kernel stored P in bf16 (the
+  // bf16 products' lazy tiles).
   void accumulate(BlockScratch& scratch, RowState& st, const KeyChunk<KV>& keys, const Tile& t, float* s,
                   const float* row_scale, bool p_in_bf16) const {
     const simd::KernelTable& kern = *in_.plan.kernels;
     const std::int64_t W = in_.plan.dv_padded, value_keys = std::min(t.width, in_.plan.shape.nk - t.j0);
     const std::int64_t value_offset = (t.j0 - keys.begin) * keys.value_stride;
     float* acc = st.acc + t.r0 * W;
-    if (keys.rows_in_place()) {
+    if (t.masked && !t.values_finite) {
+      accumulate_seen(st, keys, t, s, row_scale, p_in_bf16 && in_.pairs != nullptr);
+    } else if (keys.rows_in_place()) {
       pv_rows(kern, s, t.n, ldS(), value_keys, keys.caller_value_rows + value_offset, keys.value_stride,
               in_.plan.shape.dv, acc, W, row_scale);
     } else if (in_.pairs != nullptr) {  // value_offset: half a pair row per key, j0 - keys.begin even
@@ -252,6 +259,61 @@ class QueryBlocks {
       kern.tile.pv_tile(s, t.n, ldS(), value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
                    scratch.prefetch);
     }
+  }
+
+  // Whether the value rows of keys [j0, end) hold finite numbers only (keys past Nk have none).
+  bool values_finite(const KeyChunk<KV>& keys, std::int64_t j0, std::int64_t end) const {
+    const simd::ElementwiseKernels& kern = in_.plan.kernels->elementwise;
+    const std::int64_t count = std::min(end, in_.plan.shape.nk) - j0, dv = in_.plan.shape.dv;
+    if (count <= 0) return true;
+    const std::int64_t offset = (j0 - keys.begin) * keys.value_stride;
+    if (keys.rows_in_place()) {
+      const KV* rows = keys.caller_value_rows + offset;
+      if constexpr (std::is_same_v<KV, bf16>) {
+        return kern.all_finite_bf16(rows, count, keys.value_stride, dv);
+      } else {
+        return kern.all_finite(rows, count, keys.value_stride, dv);
+      }
+    }
+    if (in_.pairs != nullptr) {  // rows of key pairs, 2 · dv_padded bf16 each (zeros past Dv)
+      const auto* pairs = reinterpret_cast<const bf16*>(keys.value_rows + offset);
+      return kern.all_finite_bf16(pairs, 1, 0, (count + 1) / 2 * 2 * in_.plan.dv_padded);
+    }
+    return kern.all_finite(keys.value_rows + offset, count, keys.value_stride, dv);
+  }
+
+  // acc = acc · row_scale + Σ p · v over the keys each row sees, one element at a time: for a
+  // masked tile whose values hold a NaN or inf, which must reach the rows that see its key
+  // and no other (the kernels multiply a hidden key's zero probability by its value, and
+  // 0 · NaN is NaN).
+  void accumulate_seen(const RowState& st, const KeyChunk<KV>& keys, const Tile& t, const float* s,
+                       const float* row_scale, bool p_in_bf16) const {
+    const std::int64_t W = in_.plan.dv_padded, value_keys = std::min(t.width, in_.plan.shape.nk - t.j0);
+    std::vector<float> hidden(static_cast<std::size_t>(t.n * t.width), 0.0f);
+    mask_rows(st, t, hidden.data(), t.width);  // -inf where the row does not see the key
+    for (std::int64_t r = 0; r < t.n; ++r) {
+      const float* p = s + r * ldS();
+      float* acc = st.acc + (t.r0 + r) * W;
+      for (std::int64_t c = 0; c < in_.plan.shape.dv; ++c) {
+        float sum = acc[c] * (row_scale != nullptr ? row_scale[r] : 1.0f);
+        for (std::int64_t j = 0; j < value_keys; ++j) {
+          if (hidden[r * t.width + j] != 0.0f) continue;
+          const float probability = p_in_bf16 ? static_cast<float>(reinterpret_cast<const bf16*>(p)[j]) : p[j];
+          sum += probability * value(keys, t.j0 - keys.begin + j, c);
+        }
+        acc[c] = sum;
+      }
+    }
+  }
+
+  // Element c of the value of the chunk's key `key`, as accumulate's kernels read it.
+  float value(const KeyChunk<KV>& keys, std::int64_t key, std::int64_t c) const {
+    if (keys.rows_in_place()) return to_float(keys.caller_value_rows[key * keys.value_stride + c]);
+    if (in_.pairs != nullptr) {  // keys 2m and 2m + 1 interleaved in pair row m
+      const auto* pairs = reinterpret_cast<const bf16*>(keys.value_rows);
+      return static_cast<float>(pairs[key / 2 * 2 * in_.plan.dv_padded + 2 * c + key % 2]);
+    }
+    return keys.value_rows[key * keys.value_stride + c];
   }
 
   // simd's QKᵀ entry points on packed fp32 or (pairs) bf16 pairs: q rows layout.d 4-byte
@@ -307,12 +369,13 @@ class QueryBlocks {
     }
   }
 
-  // Element masks on the tile's scores.
-  void mask_rows(const RowState& st, const Tile& t, float* s) const {
+  // Element masks on the tile's scores (rows lds floats apart).
+  void mask_rows(const RowState& st, const Tile& t, float* s, std::int64_t lds) const {
     for_each_run(st, t.i0, t.r0, t.n, [&](std::int64_t i, std::int64_t count, std::int64_t row) {
-      in_.plan.visibility.mask_tile(t.b, i, count, t.j0, t.width, s + row * ldS(), ldS());
+      in_.plan.visibility.mask_tile(t.b, i, count, t.j0, t.width, s + row * lds, lds);
     });
   }
+  void mask_rows(const RowState& st, const Tile& t, float* s) const { mask_rows(st, t, s, ldS()); }
 
   // Weights of their own for the normalizers without a running max, in place:
   // P = sigmoid(S + b) or relu(S) (relu's 1 / Nk is applied with the output).

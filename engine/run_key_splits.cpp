@@ -64,8 +64,10 @@ class KeySplits {
       for (std::int64_t split = 0; split < count; ++split) {
         const float* p = partial(split);
         const float split_max = p[nq * W + r];
-        const float weight = !softmax ? 1.0f : split_max == kNegInf ? 0.0f : std::exp2(split_max - max);
-        if (weight == 0.0f) continue;
+        // A split that saw no key adds nothing; any other adds weight · its sums, also where
+        // the weight underflowed to 0 (0 · NaN is NaN, as for any key the row sees).
+        if (softmax && split_max == kNegInf) continue;
+        const float weight = !softmax ? 1.0f : std::exp2(split_max - max);
         sum += weight * p[nq * (W + 1) + r];
         for (std::int64_t c = 0; c < s.dv; ++c) row[c] += weight * p[r * W + c];
       }

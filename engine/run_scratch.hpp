@@ -7,6 +7,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "engine/aligned_buffer.hpp"
@@ -27,7 +28,10 @@ struct RunScratch {
     return arena ? arena->execute(fn) : fn();
   }
 
-  tbb::enumerable_thread_specific<BlockScratch> blocks;
+  // On the C++ allocator rather than TBB's default (libtbbmalloc, whose reuse of one thread's
+  // memory by another ThreadSanitizer cannot see): made once per thread and run, so the
+  // allocator's speed does not matter.
+  tbb::enumerable_thread_specific<BlockScratch, std::allocator<BlockScratch>> blocks;
   AlignedBuffer partials;  // split keys: [kv head][split][query head of its group] partial outputs
   AlignedBuffer carry;     // chunks: [head of the round][query head][max, sum][Nq] between chunks
   std::int64_t shared_bytes = 0;  // what this run's schedule used beyond the blocks' scratch

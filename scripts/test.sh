@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds longattn and runs every test: the release build on every ISA path the CPU has; the
-# install and the two example applications built against it (find_package, pkg-config); the
-# suite again under AddressSanitizer + UndefinedBehaviorSanitizer; a bounded fuzz run of the
-# .npy reader.
+# install and the two example applications built against it (find_package, pkg-config); a few
+# hundred random cases of `longattn selftest`; the suite again under AddressSanitizer +
+# UndefinedBehaviorSanitizer; the concurrency cases under ThreadSanitizer; bounded fuzz runs of
+# the .npy reader, the validation and the command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ jobs=$(nproc)
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
+# Random cases over every option, shape and dtype on every ISA path and 1 and 2 threads, a new
+# seed each run: the seed is printed, and every failure with the line that reproduces it.
+build/release/tools/longattn selftest --cases 300
 
 # Install into a temporary prefix; build and run the examples as an application would.
 prefix=$(mktemp -d)
@@ -40,11 +44,35 @@ cmake --build build/sanitize -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
 
-# Fuzz the .npy reader for a bounded time, seeded with the golden arrays and the inputs that
-# once crashed it (tests/npy_corpus).
-mkdir -p build/fuzz/corpus
-clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. -Iinclude \
-  tests/fuzz/npy_fuzzer.cpp tools/npy.cpp -o build/fuzz/npy_fuzzer
-find tests/golden -name '*.npy' -size -64k -exec cp {} build/fuzz/corpus/ \;
-cp tests/npy_corpus/*.npy build/fuzz/corpus/
-build/fuzz/npy_fuzzer -max_total_time=30 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ build/fuzz/corpus 2>&1 | tail -n 3
+# ThreadSanitizer on the concurrency cases whose calls each run on their caller's thread: 8
+# application threads at once on attention(), on one plan and on one layer, every thread the
+# application's. No suppressions: with TBB's own workers too, their hand-offs happen inside
+# Debian's uninstrumented libtbb, and TSan reports every block a worker ran (tried: TBB's
+# blocked_range, our scratch, std::string); only a TBB built with TSan would let those cases in.
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DLONGATTN_SANITIZE=thread -DLONGATTN_BUILD_BENCH=OFF
+cmake --build build/tsan -j "$jobs" --target longattn_concurrency_tests
+TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/longattn_concurrency_tests \
+  --test-case="*each call on its caller's thread*,one layer's forward from 8 threads*"
+
+# Fuzz for a bounded time each, under AddressSanitizer and UndefinedBehaviorSanitizer (a clang
+# build): the .npy reader, attention()'s validation of shapes, strides and options (an Error
+# before any write, or the fp64 reference's answer), and the command line's argument parsing.
+# Each starts from its corpus folder in tests/fuzz/corpus (the npy one also from the golden
+# arrays); an input that crashes one is left in build/fuzz/ as <name>-crash-*, to be added to
+# that folder once fixed.
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DLONGATTN_SANITIZE=address,undefined \
+  -DLONGATTN_FUZZERS=ON -DLONGATTN_BUILD_TESTS=OFF
+cmake --build build/fuzz -j "$jobs" --target npy_fuzzer validation_fuzzer cli_fuzzer
+mkdir -p build/fuzz/corpus/npy build/fuzz/corpus/validation build/fuzz/corpus/cli
+find tests/golden -name '*.npy' -size -64k -exec cp {} build/fuzz/corpus/npy/ \;
+fuzz() {
+  local name=$1 seconds=$2
+  shift 2
+  build/fuzz/tests/fuzz/"$name"_fuzzer -max_total_time="$seconds" -rss_limit_mb=2048 \
+    -artifact_prefix=build/fuzz/"$name"- "$@" build/fuzz/corpus/"$name" tests/fuzz/corpus/"$name" 2>&1 | tail -n 2
+}
+fuzz npy 30
+fuzz validation 60
+fuzz cli 30 -dict=tests/fuzz/cli.dict

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "simd/kernel_table.hpp"
 #include "simd/vec_f32.hpp"
@@ -82,19 +84,19 @@ void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t co
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
     for (std::int64_t j = 0; j < cols; j += V::lanes) {
-      const V t = min(fma(V::load(row + j), minus_log2e, shift), cap);
+      const V t = min(cap, fma(V::load(row + j), minus_log2e, shift));  // NaN stays NaN
       reciprocal_at_least_one(one + exp2_finite(t)).store(row + j);
     }
   }
 }
 
-// p = max(s, 0) in place (masked scores, -inf, become 0).
+// p = max(s, 0) in place (masked scores, -inf, become 0; NaN stays NaN).
 template <class V>
 void relu_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols) {
   const V zero = V::zero();
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
-    for (std::int64_t j = 0; j < cols; j += V::lanes) max(V::load(row + j), zero).store(row + j);
+    for (std::int64_t j = 0; j < cols; j += V::lanes) max(zero, V::load(row + j)).store(row + j);
   }
 }
 
@@ -134,6 +136,24 @@ void widen_bf16(const bf16* from, std::int64_t n, float* to) {
   std::int64_t i = 0;
   for (; i + V::lanes <= n; i += V::lanes) V::load_bf16(from + i).store(to + i);
   for (; i < n; ++i) to[i] = static_cast<float>(from[i]);
+}
+
+// Whether no element of the rows has an exponent of all ones (NaN, ±inf). A branch-free OR
+// over the bits, which the compiler vectorizes on this target's registers.
+template <class E>
+bool all_finite(const E* x, std::int64_t rows, std::int64_t ld, std::int64_t cols) {
+  using Bits = std::conditional_t<sizeof(E) == 4, std::uint32_t, std::uint16_t>;
+  constexpr Bits kExponent = static_cast<Bits>(sizeof(E) == 4 ? 0x7f800000u : 0x7f80u);
+  Bits nonfinite = 0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const E* row = x + r * ld;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      Bits bits;
+      std::memcpy(&bits, row + c, sizeof bits);
+      nonfinite |= static_cast<Bits>((bits & kExponent) == kExponent);
+    }
+  }
+  return nonfinite == 0;
 }
 
 template <class V>

@@ -52,6 +52,8 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
                       .max_of = &max_of<V>,
                       .scale_rows = &scale_rows<V>,
                       .widen_bf16 = &widen_bf16<V>,
+                      .all_finite = &all_finite<float>,
+                      .all_finite_bf16 = &all_finite<bf16>,
                       .exp2 = &exp2_array<V>},
       .packing = {.pack_key_panel = &pack_key_panel<V, NV>},
       .linear = {.rank1_update = &rank1_update<V>, .vector_matrix = &vector_matrix<V>},

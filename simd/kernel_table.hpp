@@ -109,6 +109,11 @@ struct ElementwiseKernels {
   // to[i] = from[i] as fp32 for i < n (exact): bf16 inputs as the kernels read them.
   void (*widen_bf16)(const bf16* from, std::int64_t n, float* to);
 
+  // Whether x[r][c] is finite (no NaN, no ±inf) for r < rows, c < cols (any cols), rows ld
+  // elements apart.
+  bool (*all_finite)(const float* x, std::int64_t rows, std::int64_t ld, std::int64_t cols);
+  bool (*all_finite_bf16)(const bf16* x, std::int64_t rows, std::int64_t ld, std::int64_t cols);
+
   // y[i] = 2^x[i] for i < n, the vectorized exp2 the kernels use (for its accuracy test).
   void (*exp2)(const float* x, float* y, std::int64_t n);
 };

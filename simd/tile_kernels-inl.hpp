@@ -100,7 +100,7 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
 template <class V>
 inline V tanh_of(V x) {
   const V one = V::broadcast(1.0f);
-  const V e = exp2(min(x * V::broadcast(-2.8853900817779268f), V::broadcast(126.0f)));
+  const V e = exp2(min(V::broadcast(126.0f), x * V::broadcast(-2.8853900817779268f)));
   return (one - e) / (one + e);
 }
 

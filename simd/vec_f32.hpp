@@ -186,6 +186,8 @@ struct VecF32 {
   friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
   friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
   friend VecF32 operator+(VecF32 a, VecF32 b) { return {a.v + b.v}; }
+  // x86's rule on every target: where either lane is NaN, b's lane. A NaN that must survive
+  // (README "Non-finite values") goes in b.
   friend VecF32 max(VecF32 a, VecF32 b) { return {xsimd::max(a.v, b.v)}; }
   friend VecF32 min(VecF32 a, VecF32 b) { return {xsimd::min(a.v, b.v)}; }
   friend VecF32 operator/(VecF32 a, VecF32 b) { return {a.v / b.v}; }
@@ -198,7 +200,8 @@ struct VecF32 {
     if constexpr (lanes == 16) {
       const batch r = _mm512_rcp14_ps(d.v);
       const batch refined = xsimd::fma(r, xsimd::fnma(d.v, r, batch(1.0f)), r);
-      const __mmask16 finite = _mm512_cmp_ps_mask(d.v, batch(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+      // Not +inf (unordered: a NaN keeps its NaN estimate).
+      const __mmask16 finite = _mm512_cmp_ps_mask(d.v, batch(std::numeric_limits<float>::infinity()), _CMP_NEQ_UQ);
       return {batch(_mm512_maskz_mov_ps(finite, refined))};
     }
 #endif
@@ -324,13 +327,13 @@ struct VecF32 {
   }
 
   // exp2 for finite x with denormals flushed (MXCSR FTZ, as the engine's tasks run), +inf
-  // from kExp2Overflow on: on AVX-512 without the lane mask, scalef's underflow giving the
-  // zeros; the other targets clamp both ends (bench/TUNING.md "exp2").
+  // from kExp2Overflow on, NaN for NaN: on AVX-512 without the lane mask, scalef's underflow
+  // giving the zeros; the other targets clamp both ends (bench/TUNING.md "exp2").
   friend VecF32 exp2_finite(VecF32 x) {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) return {batch(_mm512_scalef_ps(exp2_of_fraction(x.v), x.v))};
 #endif
-    return exp2(VecF32{xsimd::min(x.v, batch(kExp2Overflow))});
+    return exp2(VecF32{xsimd::min(batch(kExp2Overflow), x.v)});
   }
 
   // exp2_finite on the lanes whose bit is set in `keep` (lane i: bit i), 0 on the others
@@ -349,7 +352,8 @@ struct VecF32 {
     return {xsimd::select(xsimd::bool_cast(kept), exp2_finite(x).v, batch(0.0f))};
   }
 
-  // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp.
+  // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp; NaN for NaN, so a
+  // NaN score reaches the row's sum and output.
   friend VecF32 exp2(VecF32 x) {
 #if defined(__AVX512F__)
     if constexpr (lanes == 16) {
@@ -358,11 +362,11 @@ struct VecF32 {
       // Lanes below -126 (masked scores are -inf) are zeroed by the mask, never computed:
       // letting scalef underflow to 0 or to a denormal costs a microcode assist per lane on
       // Intel cores (bench/TUNING.md "exp2").
-      const __mmask16 normal = _mm512_cmp_ps_mask(x.v, batch(kExp2MinScalef), _CMP_GE_OQ);
+      const __mmask16 normal = _mm512_cmp_ps_mask(x.v, batch(kExp2MinScalef), _CMP_NLT_UQ);  // NaN computed
       return {batch(_mm512_maskz_scalef_ps(normal, exp2_of_fraction(x.v), x.v))};
     }
 #endif
-    const batch c = xsimd::max(x.v, batch(kExp2MinBits));
+    const batch c = xsimd::max(batch(kExp2MinBits), x.v);  // a NaN stays, and p is NaN
     const batch n = xsimd::nearbyint(c);
     const batch f = c - n;
     batch p(kExp2Poly[6]);
@@ -391,8 +395,9 @@ struct VecF32<ScalarArch> {
   friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
   friend VecF32 operator-(VecF32 a, VecF32 b) { return {a.v - b.v}; }
   friend VecF32 operator+(VecF32 a, VecF32 b) { return {a.v + b.v}; }
-  friend VecF32 max(VecF32 a, VecF32 b) { return {std::max(a.v, b.v)}; }
-  friend VecF32 min(VecF32 a, VecF32 b) { return {std::min(a.v, b.v)}; }
+  // The vector targets' rule: b where either is NaN.
+  friend VecF32 max(VecF32 a, VecF32 b) { return {a.v > b.v ? a.v : b.v}; }
+  friend VecF32 min(VecF32 a, VecF32 b) { return {a.v < b.v ? a.v : b.v}; }
   friend VecF32 operator/(VecF32 a, VecF32 b) { return {a.v / b.v}; }
   friend VecF32 reciprocal_at_least_one(VecF32 d) { return {1.0f / d.v}; }
   float reduce_add() const { return v; }
@@ -402,6 +407,7 @@ struct VecF32<ScalarArch> {
   static void transpose(VecF32*) {}
 
   friend VecF32 exp2(VecF32 x) {
+    if (std::isnan(x.v)) return x;
     float c = std::max(x.v, kExp2MinBits);
     float n = std::nearbyint(c);
     float f = c - n;
@@ -412,7 +418,7 @@ struct VecF32<ScalarArch> {
     std::memcpy(&scale, &bits, sizeof scale);
     return {p * scale};
   }
-  friend VecF32 exp2_finite(VecF32 x) { return exp2(VecF32{std::min(x.v, kExp2Overflow)}); }
+  friend VecF32 exp2_finite(VecF32 x) { return exp2(min(VecF32{kExp2Overflow}, x)); }
   friend VecF32 exp2_finite_masked(VecF32 x, std::uint32_t keep) { return (keep & 1) ? exp2_finite(x) : VecF32{0.0f}; }
 };
 

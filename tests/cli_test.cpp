@@ -201,7 +201,7 @@ TEST_CASE("longattn run: each kind of bad input is one clear line, exit code 2, 
   write_bytes(tmp / "flat.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (8,), }") +
                                     std::string(32, '\0'));
   expect_failure(args_with_q(tmp / "flat.npy"), "flat.npy: expected 4 dimensions, got shape [8]");
-  expect_failure(args_with_q(fs::path(LONGATTN_SOURCE_DIR) / "tests/npy_corpus/huge_shape_dimension.npy"),
+  expect_failure(args_with_q(fs::path(LONGATTN_SOURCE_DIR) / "tests/fuzz/corpus/npy/huge_shape_dimension.npy"),
                  "describes more data than any file holds");
   // Shapes that disagree between files: the engine names the argument.
   write_bytes(tmp / "wide.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2, 5), }") +
@@ -368,4 +368,35 @@ TEST_CASE("longattn run with no queries or no keys: an empty output, or zero row
     }
   }
   fs::remove_all(tmp);
+}
+
+TEST_CASE("longattn selftest: random cases pass, a case reruns by its seed and index, bad lists are errors") {
+  const Outcome run = run_cli("selftest --cases 20 --seed 11 --isa scalar --threads 1,2 --max-n 300");
+  CAPTURE(run.output);
+  CHECK(run.exit_code == 0);
+  CHECK(run.output.find("20 case(s), 0 failed") != std::string::npos);
+  CHECK(run.output.find("seed 11") != std::string::npos);
+  CHECK(run.output.find("(all)") != std::string::npos);  // the per-feature table
+
+  // The same case drawn again alone: the same description as in a full run's --case line.
+  const Outcome one = run_cli("selftest --seed 11 --case 3 --isa scalar --threads 1 --max-n 300");
+  CAPTURE(one.output);
+  CHECK(one.exit_code == 0);
+  CHECK(one.output.find("case 3: ") != std::string::npos);
+  CHECK(one.output.find("1 case(s), 0 failed") != std::string::npos);
+  const Outcome again = run_cli("selftest --seed 11 --case 3 --isa scalar --threads 1 --max-n 300");
+  const auto description = [](const std::string& out) { return out.substr(out.find("case 3: "), out.find('\n', out.find("case 3: ")) - out.find("case 3: ")); };
+  CHECK(description(one.output) == description(again.output));
+
+  // Without --seed a seed is drawn and printed.
+  const Outcome drawn = run_cli("selftest --cases 2 --isa scalar --threads 1 --max-n 50");
+  CHECK(drawn.exit_code == 0);
+  CHECK(drawn.output.find("from seed ") != std::string::npos);
+
+  const Outcome bad = run_cli("selftest --cases 1 --isa neon");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("neon") != std::string::npos);
+  const Outcome no_threads = run_cli("selftest --cases 1 --threads 0");
+  CHECK(no_threads.exit_code == 2);
+  CHECK(no_threads.output.find("--threads") != std::string::npos);
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <cstring>
 #include <random>
 #include <string>
@@ -14,96 +15,24 @@
 #include "longattn/longattn.hpp"
 #include "longattn/multi_head.hpp"
 #include "tests/attention_tester.hpp"
-#include "tests/reference_multi_head.hpp"
+#include "check/layer_case.hpp"
 
 using namespace longattn;
 
 namespace {
 
-struct LayerCase {
-  reference::LayerProblem p;
-  std::int64_t row_stride = 0;  // x and y rows this far apart (0: E, contiguous)
-  bool packed = false;          // in_proj_weight [3E, E] instead of wq, wk, wv
-  bool biases = true;
+// check::LayerCase as a test: every ISA path the CPU has, threads 1 and 2, each failure a
+// failed check.
+struct LayerCase : check::LayerCase {
+  using check::LayerCase::LayerCase;
+  reference::LayerProblem& p = problem;
 
-  LayerCase(std::int64_t batch, std::int64_t n, std::int64_t e, std::int64_t heads, std::int64_t kv_heads,
-            std::int64_t head_dim = 0) {
-    p.batch = batch, p.n = n, p.e = e, p.heads = heads, p.kv_heads = kv_heads;
-    p.head_dim = head_dim > 0 ? head_dim : e / heads;
-  }
-
-  void check(unsigned seed = 1) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    const std::int64_t E = p.e, D = p.head_dim, Hq = p.heads, Hkv = p.kv_heads, B = p.batch, N = p.n;
-    const float w_scale = 1.0f / std::sqrt(float(E));
-    auto fill = [&](std::vector<float>& v, std::int64_t size, float scale) {
-      v.resize(size);
-      for (float& x : v) x = normal(rng) * scale;
-    };
-    fill(p.x, B * N * E, 1.0f);
-    fill(p.wq, Hq * D * E, w_scale), fill(p.wk, Hkv * D * E, w_scale), fill(p.wv, Hkv * D * E, w_scale);
-    fill(p.wo, E * Hq * D, 1.0f / std::sqrt(float(Hq * D)));
-    if (biases) fill(p.bq, Hq * D, 0.1f), fill(p.bk, Hkv * D, 0.1f), fill(p.bv, Hkv * D, 0.1f), fill(p.bo, E, 0.1f);
-    if (p.positions == "learned" && p.table.empty()) fill(p.table, (N + 3) * E, 0.5f);
-    const std::vector<double> expected = reference::multi_head(p);
-
-    MultiHeadConfig config;
-    config.embed_dim = E, config.heads = Hq, config.kv_heads = Hkv, config.head_dim = D;
-    config.positions = p.positions == "learned"      ? AbsolutePositions::learned
-                       : p.positions == "sinusoidal" ? AbsolutePositions::sinusoidal
-                                                     : AbsolutePositions::none;
-    config.attention.window = {p.window_left, p.window_right};
-    if (!p.rope.empty()) config.attention.rope.pairing = parse_rope_pairing(p.rope);
-    config.attention.alibi = p.alibi;
-    MultiHeadWeights w;
-    std::vector<float> in_proj, in_bias;
-    if (packed) {
-      in_proj = p.wq, in_proj.insert(in_proj.end(), p.wk.begin(), p.wk.end());
-      in_proj.insert(in_proj.end(), p.wv.begin(), p.wv.end());
-      in_bias = p.bq, in_bias.insert(in_bias.end(), p.bk.begin(), p.bk.end());
-      in_bias.insert(in_bias.end(), p.bv.begin(), p.bv.end());
-      w.in_proj_weight = {in_proj.data(), {3 * E, E}, {E, 1}};
-      if (biases) w.in_proj_bias = in_bias;
-    } else {
-      w.wq = {p.wq.data(), {Hq * D, E}, {E, 1}};
-      w.wk = {p.wk.data(), {Hkv * D, E}, {E, 1}};
-      w.wv = {p.wv.data(), {Hkv * D, E}, {E, 1}};
-      w.bq = p.bq, w.bk = p.bk, w.bv = p.bv;
-    }
-    w.wo = {p.wo.data(), {E, Hq * D}, {Hq * D, 1}};
-    w.bo = p.bo;
-    if (!p.table.empty()) w.position_table = {p.table.data(), {std::int64_t(p.table.size()) / E, E}, {E, 1}};
-
-    const std::int64_t ld = row_stride > 0 ? row_stride : E;
-    std::vector<float> x(B * N * ld, 0.0f);
-    for (std::int64_t r = 0; r < B * N; ++r) std::copy_n(&p.x[r * E], E, &x[r * ld]);
-    INFO("B=" << B << " N=" << N << " E=" << E << " Hq=" << Hq << " Hkv=" << Hkv << " D=" << D << " positions="
-              << p.positions << " rope=" << p.rope << " alibi=" << p.alibi << " packed=" << packed);
-    std::vector<float> first;
-    for (Isa isa : testing::runnable_isas()) {
-      for (int threads : {1, 2}) {
-        CAPTURE(to_string(isa));
-        CAPTURE(threads);
-        config.attention.isa = isa;
-        config.attention.threads = threads;
-        MultiHeadSelfAttention layer(config, w);
-        std::vector<float> y(B * N * ld, NAN);
-        const MultiHeadStats stats = layer.forward({x.data(), {B, N, E}, {N * ld, ld, 1}}, {y.data(), {B, N, E}, {N * ld, ld, 1}});
-        CHECK(stats.attention.isa == isa);
-        CHECK(stats.projection_flops == 2.0 * B * N * E * ((Hq + 2 * Hkv) * D + Hq * D));
-        std::vector<float> actual(B * N * E);
-        for (std::int64_t r = 0; r < B * N; ++r) std::copy_n(&y[r * ld], E, &actual[r * E]);
-        CHECK(testing::within_tolerance(actual, expected, 0, 0));
-        if (threads == 1) first = actual;
-        // oneDNN's GEMMs may split K differently per thread count: close, not bit-identical.
-        if (threads == 2) CHECK(testing::within_tolerance(actual, std::vector<double>(first.begin(), first.end()), 0, 0));
-        // A second forward on the same layer reuses its buffers and gives the same bits.
-        std::vector<float> again(B * N * ld, NAN);
-        layer.forward({x.data(), {B, N, E}, {N * ld, ld, 1}}, {again.data(), {B, N, E}, {N * ld, ld, 1}});
-        for (std::int64_t r = 0; r < B * N; ++r) CHECK(std::memcmp(&again[r * ld], &y[r * ld], E * sizeof(float)) == 0);
-      }
-    }
+  void check(unsigned draw = 1) {
+    seed = draw;
+    const check::CaseReport report = check::run(*this, {testing::runnable_isas(), {1, 2}});
+    INFO(report.description);
+    for (const std::string& failure : report.failures) FAIL_CHECK(failure);
+    CHECK(report.runs > 0);
   }
 };
 
@@ -239,4 +168,19 @@ TEST_CASE("multi-head layer: bad inputs to forward throw and write nothing") {
   expect({x.data(), {1, 8, 16}, {128, 16, 1}}, {nullptr, {1, 8, 16}, {128, 16, 1}}, "y.data: expected a pointer, got null");
   float* shared = y.data();
   expect({shared, {1, 8, 16}, {128, 16, 1}}, {shared + 64, {1, 8, 16}, {128, 16, 1}}, "y: must not overlap x");
+}
+
+TEST_CASE("multi-head layer: NaN and inf in weights and tokens reach what they touch, as in PyTorch") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto poison : std::vector<std::function<void(reference::LayerProblem&)>>{
+           [&](reference::LayerProblem& p) { p.wq[5] = nan; },   // every query of head 0: all outputs
+           [&](reference::LayerProblem& p) { p.wk[70] = nan; },  // every key of head 1
+           [&](reference::LayerProblem& p) { p.wv[3] = std::numeric_limits<float>::infinity(); },
+           [&](reference::LayerProblem& p) { p.x[20 * p.e + 3] = nan; },  // token 20 of batch 0
+       }) {
+    LayerCase layer(2, 40, 32, 4, 2);
+    layer.p.window_left = -1, layer.p.window_right = 0;  // causal: tokens before 20 stay finite
+    layer.poison = poison;
+    layer.check();
+  }
 }

@@ -11,7 +11,7 @@
 #include "longattn/attention.hpp"
 #include "longattn/positional.hpp"
 #include "tests/attention_tester.hpp"
-#include "tests/reference_attention.hpp"
+#include "check/reference_attention.hpp"
 
 using longattn::testing::AttentionTester;
 using longattn::testing::Layout;

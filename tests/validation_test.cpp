@@ -1,6 +1,7 @@
 // Every class of bad argument throws longattn::Error naming it, and writes nothing.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <array>
@@ -171,4 +172,29 @@ TEST_CASE("positional encodings: odd D with RoPE, bad base, tables of the wrong 
   }, "linear attention has no scores for RoPE, ALiBi or a relative bias");
   CHECK_THROWS_AS(parse_rope_pairing("neox"), Error);
   CHECK_THROWS_AS(alibi_slopes(0), Error);
+}
+
+TEST_CASE("a problem whose tables or scratch outgrow memory is an Error before anything is written") {
+  // 2^50 keys, each one broadcast key (stride 0): RoPE's table for 2^50 positions cannot be made.
+  const std::int64_t n = std::int64_t{1} << 50;
+  AttentionOptions options;
+  options.rope.pairing = RopePairing::half;
+  auto out_of_memory = [](const std::function<void()>& call) {
+    try {
+      call();
+      FAIL("no error thrown");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("out of memory") != std::string::npos);
+    }
+  };
+  out_of_memory([&] { AttentionPlan({.batch = 1, .q_heads = 1, .kv_heads = 1, .nq = 1, .nk = n, .d = 64}, options); });
+  std::vector<float> q(64, 1.0f), kv(64, 0.5f), out(64, 7.0f), lse(1, 7.0f);
+  out_of_memory([&] {
+    attention(HeadsView<const float>{q.data(), {1, 1, 1, 64}, {64, 64, 64, 1}},
+              HeadsView<const float>{kv.data(), {1, 1, n, 64}, {0, 0, 0, 1}},
+              HeadsView<const float>{kv.data(), {1, 1, n, 64}, {0, 0, 0, 1}},
+              HeadsView<float>{out.data(), {1, 1, 1, 64}, {64, 64, 64, 1}}, options, bhn(lse.data(), 1, 1, 1));
+  });
+  CHECK(std::all_of(out.begin(), out.end(), [](float x) { return x == 7.0f; }));
+  CHECK(lse[0] == 7.0f);
 }

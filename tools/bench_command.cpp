@@ -193,7 +193,7 @@ void emit(const Result& result, bool json, const std::string& output) {
 
 }  // namespace
 
-void add_bench_command(CLI::App& app) {
+void add_bench_command(CLI::App& app, Actions actions) {
   auto config = std::make_shared<bench::AttentionBenchConfig>();
   auto json = std::make_shared<bool>(false);
   auto causal = std::make_shared<bool>(false);
@@ -244,7 +244,7 @@ void add_bench_command(CLI::App& app) {
                 "Time runs of one AttentionPlan made before the timing (a decoding loop), alternating with attention() calls");
   cmd->add_flag("--json", *json, "Print one JSON object instead of text");
   cmd->add_option("--output", *output, "Also write the JSON object to this file");
-  cmd->callback([=] {
+  on_parsed(cmd, actions, [=] {
     if (config->mode == "mha") {
       if (config->nq > 0) throw Error("--nq: the multi-head layer attends over its own n tokens; drop --nq with --mode mha");
       if (config->dtype != "fp32") throw Error("--dtype: the multi-head layer runs fp32; drop --dtype with --mode mha");

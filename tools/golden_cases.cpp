@@ -94,8 +94,8 @@ double max_error(const std::vector<float>& a, const std::vector<double>& e, bool
 
 }  // namespace
 
-double tolerance(double max_abs_expected, double max_abs_score, double max_abs_value, double rel) {
-  return rel * std::max(1.0, max_abs_expected) + 1e-6 * max_abs_score * max_abs_value;
+double tolerance(double max_abs_expected, double max_abs_score, double max_abs_value, double rel, double score_rel) {
+  return rel * std::max(1.0, max_abs_expected) + score_rel * max_abs_score * max_abs_value;
 }
 
 fs::path golden_root(const fs::path& fallback) {

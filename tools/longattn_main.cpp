@@ -1,21 +1,14 @@
 // The `longattn` command line.
 #include <CLI/CLI.hpp>
 
+#include <exception>
 #include <iostream>
 
-#include <exception>
-
-#include "tools/bench_command.hpp"
-#include "tools/report_command.hpp"
-#include "tools/run_command.hpp"
+#include "tools/command_line.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"longattn: exact self-attention on CPUs for long sequences"};
-  app.require_subcommand(1);
-  longattn::tools::add_report_command(app);
-  longattn::tools::add_run_command(app);
-  longattn::tools::add_bench_command(app);
-  longattn::tools::add_golden_command(app);
+  longattn::tools::add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a subcommand's own exit code (golden: failures)

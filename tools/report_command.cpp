@@ -70,7 +70,7 @@ report::Report load_report(const std::string& path) {
 
 }  // namespace
 
-void add_report_command(CLI::App& app) {
+void add_report_command(CLI::App& app, Actions actions) {
   auto s = std::make_shared<report::Settings>();
   auto out = std::make_shared<std::string>();
   auto methods = std::make_shared<std::string>("cnn,rnn,full,causal,window,linear,materialized");
@@ -93,7 +93,7 @@ void add_report_command(CLI::App& app) {
   cmd->add_flag("--quick", *quick, "Smoke run: n = 256 … 2048, one timed run per point");
   cmd->add_option("--out", *out, "Report folder (default reports/scaling-<date-time>)");
   cmd->add_option("--compare", *compare, "A B: compare two report folders instead of measuring")->expected(2);
-  cmd->callback([=] {
+  on_parsed(cmd, actions, [=] {
     if (!compare->empty()) {
       const report::Report a = load_report((*compare)[0]), b = load_report((*compare)[1]);
       const fs::path dir = out->empty() ? fs::path("reports/compare-" + now("%Y%m%d-%H%M%S")) : fs::path(*out);

@@ -4,8 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tools/command_line.hpp"
+
 namespace longattn::tools {
 
-void add_report_command(CLI::App& app);
+void add_report_command(CLI::App& app, Actions actions);
 
 }  // namespace longattn::tools

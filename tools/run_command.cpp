@@ -274,7 +274,7 @@ void run_kernel(const RunArgs& args) {
 
 }  // namespace
 
-void add_run_command(CLI::App& app) {
+void add_run_command(CLI::App& app, Actions actions) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand(
       "run", "Attention on .npy files: q, k, v in, out (and lse) out; or the multi-head layer: x and weights in, y out");
@@ -333,13 +333,13 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--bf16-products", args->bf16_products,
                   "With --dtype bf16: native (vdpbf16ps where the CPU has it) or widened (fp32 products)")
       ->check(CLI::IsMember({"native", "widened"}));
-  cmd->callback([args] {
+  on_parsed(cmd, actions, [args] {
     if (!args->x.empty() && args->dtype != "fp32") throw Error("--dtype: the multi-head layer runs fp32; drop --dtype with --x");
     args->x.empty() ? run_kernel(*args) : run_layer(*args);
   });
 }
 
-void add_golden_command(CLI::App& app) {
+void add_golden_command(CLI::App& app, Actions actions) {
   auto dir = std::make_shared<std::string>(golden::golden_root(LONGATTN_DEFAULT_GOLDEN_DIR).string());
   auto isa = std::make_shared<std::string>("auto");
   auto threads = std::make_shared<int>(0);
@@ -351,7 +351,7 @@ void add_golden_command(CLI::App& app) {
   cmd->add_option("--threads", *threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--dtype", *dtype, "q, k, v as given (fp32) or rounded to bf16 (attention cases, bf16 tolerance)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
-  cmd->callback([=] {
+  on_parsed(cmd, actions, [=] {
     const std::vector<fs::path> cases = golden::case_folders(*dir);
     int passed = 0, failed = 0, skipped = 0;
     for (const fs::path& c : cases) {

@@ -3,9 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tools/command_line.hpp"
+
 namespace longattn::tools {
 
-void add_run_command(CLI::App& app);
-void add_golden_command(CLI::App& app);
+void add_run_command(CLI::App& app, Actions actions);
+void add_golden_command(CLI::App& app, Actions actions);
 
 }  // namespace longattn::tools

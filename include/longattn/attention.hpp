@@ -17,8 +17,9 @@ namespace longattn {
 //                            denominator, -inf for a query that sees no key.
 //
 // Query i sits at position i + Nk - Nq (bottom-right alignment). A query with no visible key
-// gets a zero row. Arguments are validated before anything is written; a violation throws
-// longattn::Error.
+// gets a zero row. NaN and ±inf follow PyTorch's arithmetic (README "Non-finite values"): a
+// NaN reaches the rows that see it, never a row that does not. Arguments are validated before
+// anything is written; a violation throws longattn::Error.
 LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
                          HeadsView<const float> v, HeadsView<float> out,
                          const AttentionOptions& options = {},

@@ -68,10 +68,11 @@ class LONGATTN_API MultiHeadSelfAttention {
   MultiHeadSelfAttention& operator=(MultiHeadSelfAttention&&) noexcept;
 
   // y [B, N, E] = the layer applied to x [B, N, E] (features contiguous; y must not overlap
-  // x). Validates before writing anything. One call at a time per layer object: its buffers
-  // (and oneDNN's projections, which may not run in two threads at once) are reused from call
-  // to call, so a call while another is running throws Error; use a layer per thread.
-  MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y);
+  // x). Validates before writing anything. Any number of threads may call forward on one
+  // layer at once: each call borrows buffers of its own (kept by the layer for later calls)
+  // and runs the shared oneDNN projections with its own scratchpad, and gets the bits it
+  // gets alone.
+  MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y) const;
 
   const MultiHeadConfig& config() const;
 

@@ -1,8 +1,9 @@
-#include "tests/reference_attention.hpp"
+#include "check/reference_attention.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 namespace longattn::reference {
 
@@ -47,6 +48,8 @@ Result attention(const Problem& p) {
   r.lse.assign(p.batch * p.q_heads * p.nq, -std::numeric_limits<double>::infinity());
   const double scale = p.scale != 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.d));
   const std::int64_t group = p.q_heads / p.kv_heads;
+  // The listed tiles as a set: a 1×1 layout lists a tile per pair.
+  const std::set<std::array<std::int64_t, 2>> visible_blocks(p.visible_blocks.begin(), p.visible_blocks.end());
   std::vector<double> s(p.nk);
   std::vector<char> visible(p.nk);
   for (std::int64_t b = 0; b < p.batch; ++b) {
@@ -61,9 +64,7 @@ Result attention(const Problem& p) {
                        (p.window_right < 0 || j <= pos + p.window_right) &&
                        (p.key_lengths.empty() || j < p.key_lengths[b]) &&
                        (p.mask.empty() || p.mask[i * p.nk + j] != 0) &&
-                       (p.block_q == 0 || std::find(p.visible_blocks.begin(), p.visible_blocks.end(),
-                                                    std::array<std::int64_t, 2>{i / p.block_q, j / p.block_k}) !=
-                                              p.visible_blocks.end());
+                       (p.block_q == 0 || visible_blocks.count({i / p.block_q, j / p.block_k}) != 0);
           if (!visible[j]) continue;
           ++r.visible_pairs;
           const double* kj = &p.k[((b * p.kv_heads + g) * p.nk + j) * p.d];
@@ -88,8 +89,8 @@ Result attention(const Problem& p) {
           if (!p.relative_bias.empty()) {
             s[j] += p.relative_bias[h * (2 * clip + 1) + std::clamp(j - pos, -clip, clip) + clip];
           }
-          m = std::max(m, s[j]);
-          r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));
+          m = std::isnan(m) || std::isnan(s[j]) ? NAN : std::max(m, s[j]);  // IEEE: a NaN score, a NaN max
+          if (std::isfinite(s[j])) r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));
         }
         if (m == -std::numeric_limits<double>::infinity()) continue;  // sees no key: zeros
         double* oi = &r.out[((b * p.q_heads + h) * p.nq + i) * p.dv];
@@ -114,7 +115,7 @@ Result attention(const Problem& p) {
           for (std::int64_t j = 0; j < p.nk; ++j) {
             if (!visible[j]) continue;
             const double w = p.normalizer == "sigmoid" ? 1.0 / (1.0 + std::exp(-(s[j] + bias)))
-                                                       : std::max(0.0, s[j]) / double(p.nk);
+                                                       : (s[j] > 0 || std::isnan(s[j]) ? s[j] : 0.0) / double(p.nk);
             const double* vj = &p.v[((b * p.kv_heads + g) * p.nk + j) * p.dv];
             for (std::int64_t c = 0; c < p.dv; ++c) oi[c] += w * vj[c];
           }

@@ -1,8 +1,8 @@
-#include "tests/reference_multi_head.hpp"
+#include "check/reference_multi_head.hpp"
 
 #include <cmath>
 
-#include "tests/reference_attention.hpp"
+#include "check/reference_attention.hpp"
 
 namespace longattn::reference {
 namespace {
