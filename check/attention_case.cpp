@@ -79,6 +79,7 @@ std::string AttentionCase::describe() const {
   s << "B=" << p.batch << " Hq=" << p.q_heads << " Hkv=" << p.kv_heads << " Nq=" << p.nq << " Nk=" << p.nk
     << " D=" << p.d << " Dv=" << p.dv << " layout=" << to_string(layout);
   if (p.window_left >= 0 || p.window_right >= 0) s << " window=(" << p.window_left << "," << p.window_right << ")";
+  if (p.query_start) s << " positions=(" << *p.query_start << "," << p.key_start << ")";
   if (p.scale != 0) s << " scale=" << p.scale;
   if (!p.key_lengths.empty()) {
     s << " key_lengths=";
@@ -244,6 +245,7 @@ AttentionOptions options_of(const AttentionCase& c, const reference::Problem& p)
   AttentionOptions options;
   if (p.scale != 0) options.scale = static_cast<float>(p.scale);
   options.window = {p.window_left, p.window_right};
+  options.positions = {p.query_start, p.key_start};
   options.normalizer = parse_normalizer(p.normalizer);
   if (!std::isnan(p.sigmoid_bias)) options.sigmoid_bias = static_cast<float>(p.sigmoid_bias);
   if (!p.additive_w.empty()) {

@@ -153,6 +153,11 @@ void draw_scores(Dice& dice, reference::Problem& p, AttentionCase& c, std::vecto
     c.relative_clip = dice.log_uniform(1, 65) - 1;
     features.push_back("relative bias");
   }
+  if (dice.chance(0.1)) {  // a slice of a longer sequence, anywhere around the keys
+    p.key_start = dice.log_uniform(1, 100000) - 1;
+    p.query_start = p.key_start + dice.log_uniform(1, 2 * (p.nk + p.nq) + 1) - 1 - p.nq;
+    features.push_back("positions");
+  }
   if (dice.chance(0.15)) {
     p.scale = dice.uniform(0.02, 1.5);
     features.push_back("scale");

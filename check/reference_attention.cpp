@@ -40,8 +40,9 @@ std::vector<double> rotated(const std::vector<double>& x, std::int64_t heads, st
 
 Result attention(const Problem& p) {
   Result r;
-  const std::vector<double> q = rotated(p.q, p.batch * p.q_heads, p.nq, p.d, p.nk - p.nq, p);
-  const std::vector<double> k = rotated(p.k, p.batch * p.kv_heads, p.nk, p.d, 0, p);
+  const std::int64_t query_start = p.query_start.value_or(p.key_start + p.nk - p.nq);
+  const std::vector<double> q = rotated(p.q, p.batch * p.q_heads, p.nq, p.d, query_start, p);
+  const std::vector<double> k = rotated(p.k, p.batch * p.kv_heads, p.nk, p.d, p.key_start, p);
   const std::vector<double> slopes = p.alibi ? alibi_slopes(p.q_heads) : std::vector<double>{};
   const std::int64_t clip = (static_cast<std::int64_t>(p.relative_bias.size()) / std::max<std::int64_t>(1, p.q_heads) - 1) / 2;
   r.out.assign(p.batch * p.q_heads * p.nq * p.dv, 0.0);
@@ -56,7 +57,7 @@ Result attention(const Problem& p) {
     for (std::int64_t h = 0; h < p.q_heads; ++h) {
       const std::int64_t g = h / group;
       for (std::int64_t i = 0; i < p.nq; ++i) {
-        const std::int64_t pos = i + p.nk - p.nq;  // bottom-right aligned
+        const std::int64_t pos = query_start + i - p.key_start;  // in key indices
         const double* qi = &p.q[((b * p.q_heads + h) * p.nq + i) * p.d];
         double m = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j < p.nk; ++j) {

@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct Problem {
   std::vector<double> q, k, v;
   double scale = 0;  // 0: 1/sqrt(d)
   std::int64_t window_left = -1, window_right = -1;
+  // Query i at position query_start + i, key j at key_start + j; unset query_start: the
+  // bottom-right alignment, key_start + Nk - Nq.
+  std::optional<std::int64_t> query_start;
+  std::int64_t key_start = 0;
   std::vector<std::int64_t> key_lengths;  // [B], empty: all keys
   std::vector<std::uint8_t> mask;         // [Nq, Nk] row-major, empty: no mask
   std::int64_t block_q = 0, block_k = 0;  // block-sparse layout when block_q > 0

@@ -228,6 +228,15 @@ void validate_options(const AttentionShape& s, const AttentionOptions& options, 
   if (options.threads < 0) {
     fail("threads: expected >= 0 (0 = all), got " + std::to_string(options.threads));
   }
+  // Positions far enough from overflow that any difference and sum of them stays exact.
+  constexpr std::int64_t kMostPosition = std::int64_t{1} << 60;
+  const Positions& p = options.positions;
+  for (const auto& [value, name] : {std::pair{p.query_start.value_or(0), "positions.query_start"},
+                                    std::pair{p.key_start, "positions.key_start"}}) {
+    if (value < -kMostPosition || value > kMostPosition) {
+      fail(std::string(name) + ": expected within ±2^60, got " + std::to_string(value));
+    }
+  }
 }
 
 template <class Q, class KV>

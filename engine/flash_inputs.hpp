@@ -135,7 +135,7 @@ struct FlashInputs {
     if constexpr (kBf16Inputs) {
       if (pairs != nullptr) return query_pair_rows(buffer, q_head, i0, rows);
     }
-    const std::int64_t D = plan.shape.d, first_position = i0 + plan.shape.nk - plan.shape.nq;
+    const std::int64_t D = plan.shape.d, first_position = i0 + plan.query_offset;
     if constexpr (kReadInPlace<Q>) {
       if (plan.rope.enabled()) {
         for (std::int64_t r = 0; r < rows; ++r) {
@@ -170,7 +170,7 @@ struct FlashInputs {
       bf16* row = rows_out + r * padded;
       if (plan.rope.enabled()) {  // widened, rotated, rounded back to bf16, as the keys are
         widen_row(*plan.kernels, query, q.strides[3], D, rotated.data());
-        plan.rope.rotate(rotated.data(), 1, i0 + r + plan.shape.nk - plan.shape.nq, 1.0f, rotated.data());
+        plan.rope.rotate(rotated.data(), 1, i0 + r + plan.query_offset, 1.0f, rotated.data());
         for (std::int64_t d = 0; d < D; ++d) row[d] = bf16(rotated[d]);
       } else if (q.strides[3] == 1) {
         std::copy_n(query, D, row);

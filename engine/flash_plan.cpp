@@ -46,6 +46,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
                         !options.additive.enabled() && !queries_fit_one_block(shape, kBlockRows);
   VisibilityPlan visibility(shape, options, kBlockRows, kernels.panel_width);
+  const std::int64_t query_offset = options.positions.query_offset(shape.nq, shape.nk);
   const std::int64_t widest = widest_keys(visibility, shape, kBlockRows);
   return FlashPlan{
       .shape = shape,
@@ -57,7 +58,9 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
       .additive = options.additive,
       .score_depth = options.additive.enabled() ? static_cast<std::int64_t>(options.additive.w.size()) : shape.d,
       .score_scale = softmax ? log2e : 1.0f,
-      .rope = RotaryTable(options.rope, shape.d, std::max(shape.nk, shape.nq)),
+      .query_offset = query_offset,
+      .rope = RotaryTable(options.rope, shape.d,
+                          std::max({shape.nk, std::abs(query_offset), std::abs(query_offset + shape.nq)})),
       .bias = PositionBias(shape, options, softmax ? log2e : 1.0f),
       .kernels = &kernels,
       .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,

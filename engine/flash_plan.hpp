@@ -24,6 +24,8 @@ struct FlashPlan {
   AdditiveScoring additive;  // enabled: scores are wᵀ tanh(Wq q + Wk k) instead of q·k
   std::int64_t score_depth;  // features per packed key: D, or Da for additive scores
   float score_scale;         // additive scores are multiplied by this (log2 e for softmax)
+  // Query i sits at key position i + query_offset (Positions): RoPE turns q there, k at j.
+  std::int64_t query_offset;
   RotaryTable rope;          // enabled: q and k rotated as they are copied and packed
   PositionBias bias;         // enabled: ALiBi / relative bias added to every score tile
   const simd::KernelTable* kernels;

@@ -83,7 +83,7 @@ class LinearRunner {
   // Keys query row i may see: j < visible_keys(b, i).
   std::int64_t visible_keys(std::int64_t b, std::int64_t i) const {
     const std::int64_t length = key_length(b);
-    return causal_ ? std::clamp<std::int64_t>(i + s_.nk - s_.nq + 1, 0, length) : length;
+    return causal_ ? std::clamp<std::int64_t>(i + options_.positions.query_offset(s_.nq, s_.nk) + 1, 0, length) : length;
   }
   // Keys that belong to chunk t's sum: those the previous chunk's last query sees (causal), or
   // an equal share of all keys (full window).

@@ -120,7 +120,7 @@ class QueryBlocks {
   // Nearest keys first: a position bias is largest there (ALiBi's falls off with the
   // distance), so the rows' running max is set early and the farther tiles run lazily.
   void nearest_tiles_first(BlockScratch& scratch, std::int64_t i0, std::int64_t rows) const {
-    const std::int64_t p0 = i0 + in_.plan.shape.nk - in_.plan.shape.nq, p1 = p0 + rows - 1;
+    const std::int64_t p0 = i0 + in_.plan.query_offset, p1 = p0 + rows - 1;
     auto distance = [&](const KeyRange& t) { return std::max({std::int64_t{0}, t.begin - p1, p0 - (t.end - 1)}); };
     std::stable_sort(scratch.tiles.begin(), scratch.tiles.end(),
                      [&](const KeyRange& x, const KeyRange& y) { return distance(x) < distance(y); });
@@ -179,7 +179,7 @@ class QueryBlocks {
   const float* bias_diagonals(BlockScratch& scratch, const Tile& t) const {
     const FlashPlan& plan = in_.plan;
     if (!plan.bias.enabled()) return nullptr;
-    const std::int64_t first_position = t.i0 + t.r0 + plan.shape.nk - plan.shape.nq;
+    const std::int64_t first_position = t.i0 + t.r0 + plan.query_offset;
     plan.bias.fill(t.h, t.j0 - first_position - (t.n - 1), t.n - 1 + t.width, scratch.diagonals.data());
     return scratch.diagonals.data();
   }

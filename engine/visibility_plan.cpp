@@ -36,7 +36,7 @@ VisibilityPlan::VisibilityPlan(const AttentionShape& shape, const AttentionOptio
                                std::int64_t block_rows, std::int64_t panel_width)
     : batch_(shape.batch), nq_(shape.nq), nk_(shape.nk), block_rows_(block_rows),
       panel_width_(panel_width), panels_((shape.nk + panel_width - 1) / panel_width),
-      window_(shape.nq, shape.nk, options.window),
+      window_(shape.nq, shape.nk, options.window, options.positions.query_offset(shape.nq, shape.nk)),
       lengths_(options.key_lengths.begin(), options.key_lengths.end()), mask_(options.mask) {
   if (!mask_.empty()) {
     // Occupancy of every (query block, key panel) cell, so empty cells are never visited

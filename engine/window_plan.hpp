@@ -23,12 +23,14 @@ enum class TileKind { skipped, full, partial };
 
 class WindowPlan {
  public:
-  WindowPlan(std::int64_t nq, std::int64_t nk, Window window)
-      : nq_(nq), nk_(nk), offset_(nk - nq), window_(window) {}
+  // Query i at key position i + query_offset (Positions::query_offset).
+  WindowPlan(std::int64_t nq, std::int64_t nk, Window window, std::int64_t query_offset)
+      : nq_(nq), nk_(nk), offset_(query_offset), window_(window) {}
+  WindowPlan(std::int64_t nq, std::int64_t nk, Window window) : WindowPlan(nq, nk, window, nk - nq) {}
 
   KeyRange keys_of(std::int64_t i) const {
     const std::int64_t pos = i + offset_;
-    const std::int64_t lo = window_.left < 0 ? 0 : std::max<std::int64_t>(0, pos - window_.left);
+    const std::int64_t lo = window_.left < 0 ? 0 : std::clamp<std::int64_t>(pos - window_.left, 0, nk_);
     const std::int64_t hi = window_.right < 0 ? nk_ : std::min(nk_, pos + window_.right + 1);
     return {lo, std::max(lo, hi)};
   }

@@ -30,6 +30,10 @@ class AttentionTester {
   AttentionTester& d(std::int64_t d) { return dims(d, d); }
   AttentionTester& window(std::int64_t left, std::int64_t right) { p().window_left = left; p().window_right = right; return *this; }
   AttentionTester& causal() { return window(-1, 0); }
+  // Query i at position query_start + i, key j at key_start + j (AttentionOptions::positions).
+  AttentionTester& positions(std::int64_t query_start, std::int64_t key_start) {
+    p().query_start = query_start; p().key_start = key_start; return *this;
+  }
   AttentionTester& scale(double s) { p().scale = s; return *this; }
   AttentionTester& layout(Layout l) { c_.layout = l; return *this; }
   AttentionTester& value_range(float magnitude) { c_.magnitude = magnitude; return *this; }

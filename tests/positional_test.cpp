@@ -118,3 +118,18 @@ TEST_CASE("sinusoidal table: the formula, odd d") {
     }
   }
 }
+
+TEST_CASE("positions: a slice of a longer sequence, its windows, RoPE and biases at its own positions") {
+  // Queries 100 … 199 against keys 50 … 249 of one sequence: causal, windows, RoPE, ALiBi.
+  AttentionTester().tokens(100, 200).d(64).positions(100, 50).causal().check();
+  AttentionTester().tokens(100, 200).d(64).positions(100, 50).window(30, 10).rope("half").check();
+  AttentionTester().tokens(100, 200).d(32).positions(100, 50).alibi().relative_bias(8).check();
+  // Queries wholly before or after the keys: nothing seen, or everything.
+  AttentionTester().tokens(64, 64).d(16).positions(0, 1000).causal().check();
+  AttentionTester().tokens(64, 64).d(16).positions(5000, 0).causal().rope("interleaved", 500000).check();
+  // Decoding at a position far into a sequence, and a chunk of prefill after a cached prefix.
+  AttentionTester().tokens(1, 3000).d(128).positions(70000, 67001).window(1000, 0).rope("half").check();
+  AttentionTester().tokens(200, 900).d(64).positions(700, 0).causal().rope("half").check();
+  AttentionTester().tokens(200, 900).d(64).positions(700, 0).causal().bf16_inputs().check();
+  AttentionTester().tokens(150, 150).d(8).dims(8, 8).positions(40, 0).causal().normalizer("linear").check();
+}

@@ -55,6 +55,22 @@ struct Window {
   bool operator==(const Window&) const = default;
 };
 
+// Where q and k sit in a longer sequence: query i at position query_start + i, key j at
+// key_start + j. Windows, RoPE and the position biases see these positions (only their
+// difference enters a score); key_lengths, the mask and block layouts index the tensors.
+// Unset query_start: key_start + Nk - Nq, the bottom-right alignment (the last query sits at
+// the last key). A slice of a longer sequence (a rank's block in ring attention, a chunk of
+// prefill against earlier keys) sets both.
+struct Positions {
+  std::optional<std::int64_t> query_start;
+  std::int64_t key_start = 0;
+
+  // Position of query 0 minus that of key 0.
+  std::int64_t query_offset(std::int64_t nq, std::int64_t nk) const {
+    return query_start ? *query_start - key_start : nk - nq;
+  }
+};
+
 // Structured sparsity: the score matrix cut into block_q × block_k tiles, of which only the
 // listed (query block, key block) pairs are visible. block_q = 0 means no layout.
 struct BlockSparseLayout {
@@ -92,8 +108,12 @@ struct AttentionOptions {
   BlockSparseLayout block_sparse;
   AdditiveScoring additive;
 
+  // The tensors' positions in the sequence; by default the bottom-right alignment.
+  Positions positions;
+
   // Position terms computed inside the kernel (longattn/positional.hpp), with any normalizer
-  // but linear. RoPE rotates q at its aligned position i + Nk - Nq and k at j (D even).
+  // but linear. RoPE rotates q and k by their positions (D even): q at i + Nk - Nq and k at j
+  // with the default positions.
   Rope rope;
   // ALiBi: bias_ij = -m_h · |pos_i - j| with the slopes of Hq heads, added to the scaled score.
   bool alibi = false;
