@@ -10,6 +10,7 @@ packages=(
   # --no-install-recommends skips): without it find_package(dnnl) fails.
   libdnnl-dev ocl-icd-opencl-dev libtbb-dev libxsimd-dev xtl-dev doctest-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
+  libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev python3-numpy
   "$@"
 )

@@ -1,0 +1,254 @@
+// Ring attention on MPI: each step computes this rank's queries against the key-value block
+// that arrived last while the next block travels (MPI_Isend / MPI_Irecv, two buffers), and
+// merges each partial result into the output through its log-sum-exp.
+#include "longattn/ring.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "engine/attention_validation.hpp"
+#include "longattn/error.hpp"
+#include "mpi/ring_checks.hpp"
+
+namespace longattn {
+
+std::int64_t RingSlice::rows() const {
+  std::int64_t total = 0;
+  for (const auto& [start, length] : segments) total += length;
+  return total;
+}
+
+RingSlice ring_slice(std::int64_t n, int rank, int ranks, RingBalance balance) {
+  if (n < 0 || ranks < 1 || rank < 0 || rank >= ranks) {
+    throw Error("ring_slice: expected n >= 0 and 0 <= rank < ranks, got n " + std::to_string(n) + ", rank " +
+                std::to_string(rank) + " of " + std::to_string(ranks));
+  }
+  // Chunk c of `count` even chunks of n rows: [c·n / count, (c + 1)·n / count).
+  auto chunk = [n](std::int64_t c, std::int64_t count) {
+    const std::int64_t begin = c * n / count, end = (c + 1) * n / count;
+    return std::array<std::int64_t, 2>{begin, end - begin};
+  };
+  RingSlice slice;
+  if (balance == RingBalance::contiguous) {
+    slice.segments.push_back(chunk(rank, ranks));
+  } else {
+    slice.segments.push_back(chunk(rank, 2 * ranks));
+    slice.segments.push_back(chunk(2 * ranks - 1 - rank, 2 * ranks));
+  }
+  return slice;
+}
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// A rank's keys and values as they travel: [B, Hkv, rows, D] keys then [B, Hkv, rows, Dv]
+// values, contiguous, in the element type of the inputs.
+template <class T>
+struct KeyValueBlock {
+  std::vector<T> data;
+  std::int64_t rows = 0;
+};
+
+template <class T>
+void pack_block(const HeadsView<const T>& k, const HeadsView<const T>& v, KeyValueBlock<T>& block) {
+  const std::int64_t B = k.shape[0], H = k.shape[1], n = k.shape[2], D = k.shape[3], Dv = v.shape[3];
+  block.rows = n;
+  T* to = block.data.data();
+  for (const auto* view : {&k, &v}) {
+    const std::int64_t width = view == &k ? D : Dv;
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < H; ++h)
+        for (std::int64_t j = 0; j < n; ++j)
+          for (std::int64_t c = 0; c < width; ++c) {
+            *to++ = view->data[b * view->strides[0] + h * view->strides[1] + j * view->strides[2] + c * view->strides[3]];
+          }
+  }
+}
+
+// Rows [first, first + count) of a block that holds `rows` rows: keys, then values.
+template <class T>
+std::array<HeadsView<const T>, 2> block_rows(const KeyValueBlock<T>& block, const engine::AttentionShape& s,
+                                             std::int64_t rows, std::int64_t first, std::int64_t count) {
+  const T* keys = block.data.data();
+  const T* values = keys + s.batch * s.kv_heads * rows * s.d;
+  return {HeadsView<const T>{keys + first * s.d, {s.batch, s.kv_heads, count, s.d},
+                             {s.kv_heads * rows * s.d, rows * s.d, s.d, 1}},
+          HeadsView<const T>{values + first * s.dv, {s.batch, s.kv_heads, count, s.dv},
+                             {s.kv_heads * rows * s.dv, rows * s.dv, s.dv, 1}}};
+}
+
+template <class T>
+HeadsView<T> rows_of(const HeadsView<T>& view, std::int64_t first, std::int64_t count) {
+  return {view.data + first * view.strides[2], {view.shape[0], view.shape[1], count, view.shape[3]}, view.strides};
+}
+
+// Whether queries at global rows [q0, q1) see any key at rows [k0, k1) under the window.
+bool block_visible(const Window& w, std::int64_t q0, std::int64_t q1, std::int64_t k0, std::int64_t k1) {
+  if (q1 <= q0 || k1 <= k0) return false;
+  if (w.right >= 0 && k0 > q1 - 1 + w.right) return false;  // every key after the last query's reach
+  if (w.left >= 0 && k1 - 1 < q0 - w.left) return false;    // every key before the first query's reach
+  return true;
+}
+
+// The output and log-sum-exp of this rank's rows, merged over the partial results.
+class Merged {
+ public:
+  Merged(const HeadsView<float>& out, Normalizer normalizer, std::int64_t n)
+      : out_(out), normalizer_(normalizer), n_(n),
+        lse_(static_cast<std::size_t>(out.shape[0] * out.shape[1] * out.shape[2]), kNegInf) {
+    for (std::int64_t b = 0; b < out.shape[0]; ++b)
+      for (std::int64_t h = 0; h < out.shape[1]; ++h)
+        for (std::int64_t i = 0; i < out.shape[2]; ++i)
+          for (std::int64_t c = 0; c < out.shape[3]; ++c) at(b, h, i, c) = 0.0f;
+  }
+
+  // A partial result for rows [first, first + part rows) over `keys` keys: softmax merges by
+  // lse, sigmoid adds, relu adds after undoing the division by the partial's own key count.
+  void add(std::int64_t first, const std::vector<float>& part, const std::vector<float>& part_lse, std::int64_t keys) {
+    const std::int64_t B = out_.shape[0], H = out_.shape[1], rows = static_cast<std::int64_t>(part_lse.size()) / (B * H);
+    const std::int64_t Dv = out_.shape[3];
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < H; ++h)
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::size_t row = static_cast<std::size_t>((b * H + h) * rows + r);
+          float old_weight = 1.0f, new_weight = 1.0f;
+          if (normalizer_ == Normalizer::relu) new_weight = float(keys) / float(n_);
+          if (normalizer_ == Normalizer::softmax) {
+            float& lse = lse_[static_cast<std::size_t>((b * H + h) * out_.shape[2] + first + r)];
+            const float l = part_lse[row];
+            if (l == kNegInf) continue;  // the partial saw no key
+            const float merged = lse == kNegInf ? l : std::max(lse, l) + std::log1p(std::exp(-std::abs(lse - l)));
+            old_weight = lse == kNegInf ? 0.0f : std::exp(lse - merged);
+            new_weight = std::exp(l - merged);
+            lse = std::isnan(l) ? l : merged;
+          }
+          for (std::int64_t c = 0; c < Dv; ++c) {
+            float& o = at(b, h, first + r, c);
+            o = o * old_weight + part[row * static_cast<std::size_t>(Dv) + c] * new_weight;
+          }
+        }
+  }
+
+  void write_lse(const TensorView<float, 3>& lse) const {
+    if (lse.empty()) return;
+    for (std::int64_t b = 0; b < out_.shape[0]; ++b)
+      for (std::int64_t h = 0; h < out_.shape[1]; ++h)
+        for (std::int64_t i = 0; i < out_.shape[2]; ++i) {
+          lse.data[b * lse.strides[0] + h * lse.strides[1] + i * lse.strides[2]] =
+              lse_[static_cast<std::size_t>((b * out_.shape[1] + h) * out_.shape[2] + i)];
+        }
+  }
+
+ private:
+  float& at(std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t c) {
+    return out_.data[b * out_.strides[0] + h * out_.strides[1] + i * out_.strides[2] + c * out_.strides[3]];
+  }
+
+  HeadsView<float> out_;
+  Normalizer normalizer_;
+  std::int64_t n_;
+  std::vector<float> lse_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+template <class T>
+RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const T>& q,
+                        const HeadsView<const T>& k, const HeadsView<const T>& v, const HeadsView<float>& out,
+                        const AttentionOptions& options, const TensorView<float, 3>& lse) {
+  const auto start = std::chrono::steady_clock::now();
+  const mpi::RingLayout layout = mpi::check_collectively(comm, slice, q, k, v, out, lse, options, sizeof(T));
+  const engine::AttentionShape& s = layout.shape;  // this rank's: nq = nk = its rows
+  const int P = layout.ranks, rank = layout.rank;
+  const std::int64_t block_elements = s.batch * s.kv_heads * layout.most_rows * (s.d + s.dv);
+  KeyValueBlock<T> blocks[2] = {{std::vector<T>(static_cast<std::size_t>(block_elements))},
+                                {std::vector<T>(static_cast<std::size_t>(block_elements))}};
+  pack_block(k, v, blocks[0]);
+
+  AttentionOptions partial_options = options;
+  if (options.normalizer == Normalizer::sigmoid && !options.sigmoid_bias) {
+    partial_options.sigmoid_bias = -std::log(static_cast<float>(std::max<std::int64_t>(1, layout.n)));
+  }
+  Merged merged(out, options.normalizer, layout.n);
+  std::vector<std::int64_t> lengths(static_cast<std::size_t>(s.batch));
+  std::vector<float> part, part_lse;
+  RingStats ring;
+  AttentionStats& stats = ring.attention;
+  for (int step = 0; step < P; ++step) {
+    const int source = (rank - step + P) % P;
+    KeyValueBlock<T>& current = blocks[step % 2];
+    KeyValueBlock<T>& next = blocks[(step + 1) % 2];
+    current.rows = layout.slices[source].rows();
+    MPI_Request requests[2];
+    const bool passing = step + 1 < P;
+    if (passing) {  // the block this rank holds goes right; the left neighbour's comes in
+      const int count = static_cast<int>(s.batch * s.kv_heads * current.rows * (s.d + s.dv) * sizeof(T));
+      const int incoming = static_cast<int>(s.batch * s.kv_heads * layout.slices[(source - 1 + P) % P].rows() *
+                                            (s.d + s.dv) * sizeof(T));
+      MPI_Irecv(next.data.data(), incoming, MPI_BYTE, (rank - 1 + P) % P, step, comm, &requests[0]);
+      MPI_Isend(current.data.data(), count, MPI_BYTE, (rank + 1) % P, step, comm, &requests[1]);
+      ring.bytes_sent += count;
+    }
+    const auto compute_start = std::chrono::steady_clock::now();
+    std::int64_t q_first = 0;
+    for (const auto& [q_start, q_rows] : slice.segments) {
+      std::int64_t k_first = 0;
+      for (const auto& [k_start, k_rows] : layout.slices[source].segments) {
+        if (block_visible(options.window, q_start, q_start + q_rows, k_start, k_start + k_rows)) {
+          partial_options.positions = {q_start, k_start};
+          if (!options.key_lengths.empty()) {
+            for (std::int64_t b = 0; b < s.batch; ++b) {
+              lengths[b] = std::clamp<std::int64_t>(options.key_lengths[b] - k_start, 0, k_rows);
+            }
+            partial_options.key_lengths = lengths;
+          }
+          part.assign(static_cast<std::size_t>(s.batch * s.q_heads * q_rows * s.dv), 0.0f);
+          part_lse.assign(static_cast<std::size_t>(s.batch * s.q_heads * q_rows), kNegInf);
+          const auto [keys, values] = block_rows(current, s, current.rows, k_first, k_rows);
+          const bool softmax = options.normalizer == Normalizer::softmax;
+          const AttentionStats one =
+              attention(rows_of(q, q_first, q_rows), keys, values, bhnd(part.data(), s.batch, s.q_heads, q_rows, s.dv),
+                        partial_options, softmax ? bhn(part_lse.data(), s.batch, s.q_heads, q_rows) : TensorView<float, 3>{});
+          merged.add(q_first, part, part_lse, k_rows);
+          stats.flops += one.flops;
+          stats.visible_pairs += one.visible_pairs;
+          stats.isa = one.isa;
+          stats.bf16_products = one.bf16_products;
+        }
+        k_first += k_rows;
+      }
+      q_first += q_rows;
+    }
+    ring.compute_seconds += seconds_since(compute_start);
+    const auto wait_start = std::chrono::steady_clock::now();
+    if (passing) MPI_Waitall(2, requests, MPI_STATUSES_IGNORE);
+    ring.wait_seconds += seconds_since(wait_start);
+  }
+  merged.write_lse(lse);
+  ring.seconds = seconds_since(start);
+  return ring;
+}
+
+}  // namespace
+
+RingStats ring_attention(MPI_Comm comm, const RingSlice& slice, HeadsView<const float> q,
+                              HeadsView<const float> k, HeadsView<const float> v, HeadsView<float> out,
+                              const AttentionOptions& options, TensorView<float, 3> lse) {
+  return run_ring(comm, slice, q, k, v, out, options, lse);
+}
+
+RingStats ring_attention(MPI_Comm comm, const RingSlice& slice, HeadsView<const bf16> q,
+                              HeadsView<const bf16> k, HeadsView<const bf16> v, HeadsView<float> out,
+                              const AttentionOptions& options, TensorView<float, 3> lse) {
+  return run_ring(comm, slice, q, k, v, out, options, lse);
+}
+
+}  // namespace longattn
