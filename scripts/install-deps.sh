@@ -12,6 +12,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev python3-numpy
+  python3-dev python3-venv python3-pip
   "$@"
 )
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds longattn and runs every test: the release build on every ISA path the CPU has; the
-# install and the two example applications built against it (find_package, pkg-config); a few
-# hundred random cases of `longattn selftest`; the suite again under AddressSanitizer +
+# Builds longattn and runs every test: the release build on every ISA path the CPU has (with
+# ring attention on 1-4 MPI ranks); a few hundred random cases of `longattn selftest`; the
+# Python package (pip install ., pytest); the install and the two example applications built
+# against it (find_package, pkg-config); the suite again under AddressSanitizer +
 # UndefinedBehaviorSanitizer; the concurrency cases under ThreadSanitizer; bounded fuzz runs of
 # the .npy reader, the validation and the command line.
 set -euo pipefail
@@ -21,6 +22,12 @@ ctest --test-dir build/release --output-on-failure -j "$jobs"
 # Random cases over every option, shape and dtype on every ISA path and 1 and 2 threads, a new
 # seed each run: the seed is printed, and every failure with the line that reproduces it.
 build/release/tools/longattn selftest --cases 300
+
+# The Python package as a user installs it: `pip install .` in a virtual environment (its build
+# and test requirements from PyPI), then its tests.
+python3 -m venv build/python-venv
+build/python-venv/bin/pip install -q ".[test]"
+(cd build && python-venv/bin/python -m pytest -q ../python/tests)
 
 # Install into a temporary prefix; build and run the examples as an application would.
 prefix=$(mktemp -d)

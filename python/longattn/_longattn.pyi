@@ -1,0 +1,37 @@
+# The engine module's types, for editors and type checkers (longattn's functions wrap it).
+from typing import Any, Optional
+
+class Error(ValueError): ...
+
+class Options:
+    window_left: int
+    window_right: int
+    scale: Optional[float]
+    sigmoid_bias: Optional[float]
+    key_lengths: Optional[Any]
+    mask: Optional[Any]
+    relative_bias: Optional[Any]
+    normalizer: str
+    rope: str
+    rope_base: float
+    alibi: bool
+    isa: str
+    bf16_products: str
+    threads: int
+    query_start: Optional[int]
+    key_start: int
+    def __init__(self) -> None: ...
+
+class AttentionStats:
+    flops: float
+    visible_pairs: int
+    scratch_bytes: int
+    isa: str
+    bf16_products: bool
+
+def attention(q: Any, k: Any, v: Any, out: Any, lse: Optional[Any], options: Options, bf16_bits: bool) -> AttentionStats: ...
+
+class AttentionPlan:
+    def __init__(self, batch: int, q_heads: int, kv_heads: int, nq: int, nk: int, d: int, dv: int,
+                 bf16_queries: bool, bf16_kv: bool, options: Options) -> None: ...
+    def run(self, q: Any, k: Any, v: Any, out: Any, lse: Optional[Any], bf16_bits: bool) -> AttentionStats: ...
