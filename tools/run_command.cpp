@@ -18,6 +18,7 @@
 #include "longattn/multi_head.hpp"
 #include "tools/golden_cases.hpp"
 #include "tools/npy.hpp"
+#include "tools/ring_run.hpp"
 
 namespace fs = std::filesystem;
 
@@ -39,6 +40,8 @@ struct RunArgs {
   bool causal = false;
   float scale = 0;
   int threads = 0;
+  bool ring = false;                 // across the ranks of mpirun (ring attention)
+  std::string balance = "zigzag";    // how --ring deals the rows to the ranks
 };
 
 [[noreturn]] void bad_file(const std::string& file, const std::string& what) { throw Error(file + ": " + what); }
@@ -259,6 +262,19 @@ void run_kernel(const RunArgs& args) {
     options.bf16_products = parse_bf16_products(args.bf16_products);
     stats = attention(heads_view<const bf16>(qh.data(), qs, args.layout), heads_view<const bf16>(kh.data(), ks, args.layout),
                       heads_view<const bf16>(vh.data(), vs, args.layout), out_view, options, lse_view);
+  } else if (args.ring) {
+    RingRun ring = run_on_ring(qv, kv, vv, options, args.balance, !args.lse.empty());
+    if (!ring.writer) return;  // rank 0 writes
+    const auto whole = bhnd(ring.out.data(), B, Hq, Nq, Dv);
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < Hq; ++h)
+        for (std::int64_t i = 0; i < Nq; ++i)
+          for (std::int64_t c = 0; c < Dv; ++c) {
+            out_view.data[b * out_view.strides[0] + h * out_view.strides[1] + i * out_view.strides[2] + c] =
+                whole.data[((b * Hq + h) * Nq + i) * Dv + c];
+          }
+    lse = std::move(ring.lse);
+    stats = ring.stats;
   } else {
     stats = attention(qv, kv, vv, out_view, options, lse_view);
   }
@@ -327,6 +343,10 @@ void add_run_command(CLI::App& app, Actions actions) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", args->isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
+  cmd->add_flag("--ring", args->ring,
+                "Under mpirun: ring attention across the ranks (each computes its rows; rank 0 writes the files)");
+  cmd->add_option("--balance", args->balance, "How --ring deals the rows to the ranks: zigzag or contiguous")
+      ->check(CLI::IsMember({"zigzag", "contiguous"}));
   cmd->add_option("--dtype", args->dtype,
                   "fp32, or bf16: q, k, v rounded to bf16 and run as bf16 (the output stays float32)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
