@@ -160,10 +160,62 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// One attention call per (query segment, key segment) pair at their global positions, its
+// result merged into the rank's output.
+class PairAttention {
+ public:
+  PairAttention(const engine::AttentionShape& shape, const AttentionOptions& options, std::int64_t n,
+                const HeadsView<float>& out, AttentionStats& stats)
+      : s_(shape), options_(options), partial_(options), merged_(out, options.normalizer, n), stats_(stats),
+        lengths_(static_cast<std::size_t>(shape.batch)) {
+    if (options.normalizer == Normalizer::sigmoid && !options.sigmoid_bias) {  // the whole sequence's default
+      partial_.sigmoid_bias = -std::log(static_cast<float>(std::max<std::int64_t>(1, n)));
+    }
+  }
+
+  // Queries q (this rank's rows q_first ..., at global row q_start) against keys and values
+  // at global row k_start.
+  template <class T>
+  void run(const HeadsView<const T>& q, std::int64_t q_first, std::int64_t q_start,
+           const std::array<HeadsView<const T>, 2>& keys_values, std::int64_t k_start) {
+    const std::int64_t q_rows = q.shape[2], k_rows = keys_values[0].shape[2];
+    if (!block_visible(options_.window, q_start, q_start + q_rows, k_start, k_start + k_rows)) return;
+    partial_.positions = {q_start, k_start};
+    if (!options_.key_lengths.empty()) {  // the global lengths, in the block's rows
+      for (std::int64_t b = 0; b < s_.batch; ++b) {
+        lengths_[b] = std::clamp<std::int64_t>(options_.key_lengths[b] - k_start, 0, k_rows);
+      }
+      partial_.key_lengths = lengths_;
+    }
+    part_.assign(static_cast<std::size_t>(s_.batch * s_.q_heads * q_rows * s_.dv), 0.0f);
+    part_lse_.assign(static_cast<std::size_t>(s_.batch * s_.q_heads * q_rows), kNegInf);
+    const bool softmax = options_.normalizer == Normalizer::softmax;
+    const AttentionStats one = attention(
+        q, keys_values[0], keys_values[1], bhnd(part_.data(), s_.batch, s_.q_heads, q_rows, s_.dv), partial_,
+        softmax ? bhn(part_lse_.data(), s_.batch, s_.q_heads, q_rows) : TensorView<float, 3>{});
+    merged_.add(q_first, part_, part_lse_, k_rows);
+    stats_.flops += one.flops;
+    stats_.visible_pairs += one.visible_pairs;
+    stats_.isa = one.isa;
+    stats_.bf16_products = one.bf16_products;
+  }
+
+  void write_lse(const TensorView<float, 3>& lse) const { merged_.write_lse(lse); }
+
+ private:
+  const engine::AttentionShape& s_;
+  const AttentionOptions& options_;
+  AttentionOptions partial_;  // the options of each call: positions and lengths of its pair
+  Merged merged_;
+  AttentionStats& stats_;
+  std::vector<std::int64_t> lengths_;
+  std::vector<float> part_, part_lse_;
+};
+
 template <class T>
 RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const T>& q,
-                        const HeadsView<const T>& k, const HeadsView<const T>& v, const HeadsView<float>& out,
-                        const AttentionOptions& options, const TensorView<float, 3>& lse) {
+                   const HeadsView<const T>& k, const HeadsView<const T>& v, const HeadsView<float>& out,
+                   const AttentionOptions& options, const TensorView<float, 3>& lse) {
   const auto start = std::chrono::steady_clock::now();
   const mpi::RingLayout layout = mpi::check_collectively(comm, slice, q, k, v, out, lse, options, sizeof(T));
   const engine::AttentionShape& s = layout.shape;  // this rank's: nq = nk = its rows
@@ -172,57 +224,30 @@ RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const 
   KeyValueBlock<T> blocks[2] = {{std::vector<T>(static_cast<std::size_t>(block_elements))},
                                 {std::vector<T>(static_cast<std::size_t>(block_elements))}};
   pack_block(k, v, blocks[0]);
-
-  AttentionOptions partial_options = options;
-  if (options.normalizer == Normalizer::sigmoid && !options.sigmoid_bias) {
-    partial_options.sigmoid_bias = -std::log(static_cast<float>(std::max<std::int64_t>(1, layout.n)));
-  }
-  Merged merged(out, options.normalizer, layout.n);
-  std::vector<std::int64_t> lengths(static_cast<std::size_t>(s.batch));
-  std::vector<float> part, part_lse;
   RingStats ring;
-  AttentionStats& stats = ring.attention;
+  PairAttention pairs(s, options, layout.n, out, ring.attention);
+  auto block_bytes = [&](int owner) {
+    return static_cast<int>(s.batch * s.kv_heads * layout.slices[owner].rows() * (s.d + s.dv) * sizeof(T));
+  };
   for (int step = 0; step < P; ++step) {
-    const int source = (rank - step + P) % P;
+    const int source = (rank - step + P) % P;  // whose keys and values this rank holds now
     KeyValueBlock<T>& current = blocks[step % 2];
-    KeyValueBlock<T>& next = blocks[(step + 1) % 2];
     current.rows = layout.slices[source].rows();
     MPI_Request requests[2];
     const bool passing = step + 1 < P;
     if (passing) {  // the block this rank holds goes right; the left neighbour's comes in
-      const int count = static_cast<int>(s.batch * s.kv_heads * current.rows * (s.d + s.dv) * sizeof(T));
-      const int incoming = static_cast<int>(s.batch * s.kv_heads * layout.slices[(source - 1 + P) % P].rows() *
-                                            (s.d + s.dv) * sizeof(T));
-      MPI_Irecv(next.data.data(), incoming, MPI_BYTE, (rank - 1 + P) % P, step, comm, &requests[0]);
-      MPI_Isend(current.data.data(), count, MPI_BYTE, (rank + 1) % P, step, comm, &requests[1]);
-      ring.bytes_sent += count;
+      MPI_Irecv(blocks[(step + 1) % 2].data.data(), block_bytes((source - 1 + P) % P), MPI_BYTE, (rank - 1 + P) % P,
+                step, comm, &requests[0]);
+      MPI_Isend(current.data.data(), block_bytes(source), MPI_BYTE, (rank + 1) % P, step, comm, &requests[1]);
+      ring.bytes_sent += block_bytes(source);
     }
     const auto compute_start = std::chrono::steady_clock::now();
     std::int64_t q_first = 0;
     for (const auto& [q_start, q_rows] : slice.segments) {
       std::int64_t k_first = 0;
       for (const auto& [k_start, k_rows] : layout.slices[source].segments) {
-        if (block_visible(options.window, q_start, q_start + q_rows, k_start, k_start + k_rows)) {
-          partial_options.positions = {q_start, k_start};
-          if (!options.key_lengths.empty()) {
-            for (std::int64_t b = 0; b < s.batch; ++b) {
-              lengths[b] = std::clamp<std::int64_t>(options.key_lengths[b] - k_start, 0, k_rows);
-            }
-            partial_options.key_lengths = lengths;
-          }
-          part.assign(static_cast<std::size_t>(s.batch * s.q_heads * q_rows * s.dv), 0.0f);
-          part_lse.assign(static_cast<std::size_t>(s.batch * s.q_heads * q_rows), kNegInf);
-          const auto [keys, values] = block_rows(current, s, current.rows, k_first, k_rows);
-          const bool softmax = options.normalizer == Normalizer::softmax;
-          const AttentionStats one =
-              attention(rows_of(q, q_first, q_rows), keys, values, bhnd(part.data(), s.batch, s.q_heads, q_rows, s.dv),
-                        partial_options, softmax ? bhn(part_lse.data(), s.batch, s.q_heads, q_rows) : TensorView<float, 3>{});
-          merged.add(q_first, part, part_lse, k_rows);
-          stats.flops += one.flops;
-          stats.visible_pairs += one.visible_pairs;
-          stats.isa = one.isa;
-          stats.bf16_products = one.bf16_products;
-        }
+        pairs.run(rows_of(q, q_first, q_rows), q_first, q_start, block_rows(current, s, current.rows, k_first, k_rows),
+                  k_start);
         k_first += k_rows;
       }
       q_first += q_rows;
@@ -232,7 +257,7 @@ RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const 
     if (passing) MPI_Waitall(2, requests, MPI_STATUSES_IGNORE);
     ring.wait_seconds += seconds_since(wait_start);
   }
-  merged.write_lse(lse);
+  pairs.write_lse(lse);
   ring.seconds = seconds_since(start);
   return ring;
 }
