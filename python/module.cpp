@@ -92,31 +92,37 @@ Element element_of(const Array& a, const char* name, bool bf16_bits) {
   throw nb::type_error((std::string(name) + ": expected float32 or bfloat16").c_str());
 }
 
-longattn::AttentionStats run_attention(const Array& q, const Array& k, const Array& v, const Array& out,
-                                      const std::optional<Array>& lse, const Options& options, bool bf16_bits) {
+// call(q, k, v, out, lse) on views of the element types q, k and v hold (fp32; bf16; fp32 q
+// with bf16 k and v), once every array's type is checked, with the GIL released.
+template <class Call>
+longattn::AttentionStats on_typed_views(const Array& q, const Array& k, const Array& v, const Array& out,
+                                        const std::optional<Array>& lse, bool bf16_bits, Call call) {
   using namespace longattn;
   const Element qe = element_of(q, "q", bf16_bits), ke = element_of(k, "k", bf16_bits),
                 ve = element_of(v, "v", bf16_bits);
   if (ke != ve) throw nb::type_error("k and v: expected the same element type");
+  if (qe == Element::bf16 && ke == Element::f32) throw nb::type_error("q: bfloat16 queries need bfloat16 keys and values");
   if (!is(out, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("out: expected float32");
   if (lse && !is(*lse, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("lse: expected float32");
-  const AttentionOptions o = options.build();
-  const HeadsView<float> o_view = view_of<float, 4>(out, "out");
-  const TensorView<float, 3> lse_view = lse ? view_of<float, 3>(*lse, "lse") : TensorView<float, 3>{};
+  const HeadsView<float> o = view_of<float, 4>(out, "out");
+  const TensorView<float, 3> l = lse ? view_of<float, 3>(*lse, "lse") : TensorView<float, 3>{};
   const nb::gil_scoped_release released;
-  if (qe == Element::f32 && ke == Element::f32) {
-    return attention(view_of<const float, 4>(q, "q"), view_of<const float, 4>(k, "k"), view_of<const float, 4>(v, "v"),
-                     o_view, o, lse_view);
+  if (ke == Element::f32) {
+    return call(view_of<const float, 4>(q, "q"), view_of<const float, 4>(k, "k"), view_of<const float, 4>(v, "v"), o, l);
   }
-  if (qe == Element::bf16 && ke == Element::bf16) {
-    return attention(view_of<const bf16, 4>(q, "q"), view_of<const bf16, 4>(k, "k"), view_of<const bf16, 4>(v, "v"),
-                     o_view, o, lse_view);
+  if (qe == Element::bf16) {
+    return call(view_of<const bf16, 4>(q, "q"), view_of<const bf16, 4>(k, "k"), view_of<const bf16, 4>(v, "v"), o, l);
   }
-  if (qe == Element::f32) {
-    return attention(view_of<const float, 4>(q, "q"), view_of<const bf16, 4>(k, "k"), view_of<const bf16, 4>(v, "v"),
-                     o_view, o, lse_view);
-  }
-  throw nb::type_error("q: bfloat16 queries need bfloat16 keys and values");
+  return call(view_of<const float, 4>(q, "q"), view_of<const bf16, 4>(k, "k"), view_of<const bf16, 4>(v, "v"), o, l);
+}
+
+longattn::AttentionStats run_attention(const Array& q, const Array& k, const Array& v, const Array& out,
+                                      const std::optional<Array>& lse, const Options& options, bool bf16_bits) {
+  const longattn::AttentionOptions o = options.build();
+  return on_typed_views(q, k, v, out, lse, bf16_bits, [&](const auto& qv, const auto& kv, const auto& vv,
+                                                          const auto& ov, const auto& lv) {
+    return longattn::attention(qv, kv, vv, ov, o, lv);
+  });
 }
 
 }  // namespace
@@ -171,21 +177,10 @@ NB_MODULE(_longattn, m) {
           "run",
           [](const longattn::AttentionPlan& plan, const Array& q, const Array& k, const Array& v, const Array& out,
              const std::optional<Array>& lse, bool bf16_bits) {
-            using namespace longattn;
-            const Element qe = element_of(q, "q", bf16_bits), ke = element_of(k, "k", bf16_bits);
-            const HeadsView<float> o = view_of<float, 4>(out, "out");
-            const TensorView<float, 3> l = lse ? view_of<float, 3>(*lse, "lse") : TensorView<float, 3>{};
-            const nb::gil_scoped_release released;
-            if (qe == Element::f32 && ke == Element::f32) {
-              return plan.run(view_of<const float, 4>(q, "q"), view_of<const float, 4>(k, "k"),
-                              view_of<const float, 4>(v, "v"), o, l);
-            }
-            if (qe == Element::bf16) {
-              return plan.run(view_of<const bf16, 4>(q, "q"), view_of<const bf16, 4>(k, "k"),
-                              view_of<const bf16, 4>(v, "v"), o, l);
-            }
-            return plan.run(view_of<const float, 4>(q, "q"), view_of<const bf16, 4>(k, "k"),
-                            view_of<const bf16, 4>(v, "v"), o, l);
+            return on_typed_views(q, k, v, out, lse, bf16_bits, [&](const auto& qv, const auto& kv, const auto& vv,
+                                                                    const auto& ov, const auto& lv) {
+              return plan.run(qv, kv, vv, ov, lv);
+            });
           },
           "q"_a, "k"_a, "v"_a, "out"_a, "lse"_a.none(), "bf16_bits"_a);
 }

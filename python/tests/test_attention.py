@@ -108,6 +108,8 @@ def test_a_plan_runs_many_times():
         q, k, v = random(1, 4, 1, 64, seed=seed), random(1, 2, 300, 64, seed=seed + 10), random(1, 2, 300, 64, seed=seed + 20)
         expected = reference(q, np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1), causal=True)
         assert np.abs(plan.run(q, k, v) - expected).max() < 1e-5
+    with pytest.raises(TypeError, match="out: expected float32"):  # checked as attention() checks it
+        plan.run(q, k, v, out=np.zeros((1, 4, 1, 64)))
     with pytest.raises(longattn.Error, match="tokens"):
         plan.run(random(1, 4, 2, 64), random(1, 2, 300, 64), random(1, 2, 300, 64))
 
