@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/attention_validation.hpp"
+#include "engine/window_plan.hpp"
 #include "longattn/error.hpp"
 #include "mpi/ring_checks.hpp"
 
@@ -86,14 +87,6 @@ std::array<HeadsView<const T>, 2> block_rows(const KeyValueBlock<T>& block, cons
 template <class T>
 HeadsView<T> rows_of(const HeadsView<T>& view, std::int64_t first, std::int64_t count) {
   return {view.data + first * view.strides[2], {view.shape[0], view.shape[1], count, view.shape[3]}, view.strides};
-}
-
-// Whether queries at global rows [q0, q1) see any key at rows [k0, k1) under the window.
-bool block_visible(const Window& w, std::int64_t q0, std::int64_t q1, std::int64_t k0, std::int64_t k1) {
-  if (q1 <= q0 || k1 <= k0) return false;
-  if (w.right >= 0 && k0 > q1 - 1 + w.right) return false;  // every key after the last query's reach
-  if (w.left >= 0 && k1 - 1 < q0 - w.left) return false;    // every key before the first query's reach
-  return true;
 }
 
 // The output and log-sum-exp of this rank's rows, merged over the partial results.
@@ -179,7 +172,9 @@ class PairAttention {
   void run(const HeadsView<const T>& q, std::int64_t q_first, std::int64_t q_start,
            const std::array<HeadsView<const T>, 2>& keys_values, std::int64_t k_start) {
     const std::int64_t q_rows = q.shape[2], k_rows = keys_values[0].shape[2];
-    if (!block_visible(options_.window, q_start, q_start + q_rows, k_start, k_start + k_rows)) return;
+    if (q_rows == 0 || k_rows == 0) return;
+    const engine::WindowPlan window(q_rows, k_rows, options_.window, q_start - k_start);
+    if (window.classify(0, q_rows, 0, k_rows) == engine::TileKind::skipped) return;  // no query sees a key
     partial_.positions = {q_start, k_start};
     if (!options_.key_lengths.empty()) {  // the global lengths, in the block's rows
       for (std::int64_t b = 0; b < s_.batch; ++b) {
