@@ -31,13 +31,22 @@ template <class Q, class KV>
 class LinearRunner {
  public:
   LinearRunner(const AttentionShape& s, const AttentionOptions& options, const HeadsView<const Q>& q,
-               const HeadsView<const KV>& k, const HeadsView<const KV>& v, const HeadsView<float>& out)
-      : s_(s), options_(options), q_(q), k_(k), v_(v), out_(out), kern_(simd::kernels_for(options.isa)),
+               const HeadsView<const KV>& k, const HeadsView<const KV>& v, const HeadsView<float>& out,
+               std::span<const float> prior)
+      : s_(s), options_(options), q_(q), k_(k), v_(v), out_(out), prior_(prior), kern_(simd::kernels_for(options.isa)),
         causal_(options.window == Window::causal()),
         W_((s.dv + kern_.lanes - 1) / kern_.lanes * kern_.lanes),
         chunks_(std::clamp<std::int64_t>((s.nq + 255) / 256, 1, kMaxChunks)),
         chunk_rows_((s.nq + chunks_ - 1) / chunks_),
         state_floats_(s.d * W_ + s.d) {}
+
+  // Keys [0, key_length) of head (b, g) as S [D, Dv] then z [D], unpadded.
+  void key_state(std::int64_t b, std::int64_t g, float* state) const {
+    std::vector<float> padded(state_floats_, 0.0f), phi(s_.d), value(W_, 0.0f);
+    add_keys(b, g, 0, key_length(b), padded.data(), phi, value);
+    for (std::int64_t i = 0; i < s_.d; ++i) std::copy_n(&padded[i * W_], s_.dv, state + i * s_.dv);
+    std::copy_n(&padded[s_.d * W_], s_.d, state + s_.d * s_.dv);
+  }
 
   AttentionStats run() {
     // Per (batch, q head): partial state sums of each chunk's keys, then each chunk's queries.
@@ -49,7 +58,7 @@ class LinearRunner {
     tbb::parallel_for(std::int64_t{0}, heads, [&](std::int64_t head) {
       // Exclusive prefix over chunks in a fixed order; the full window uses the total.
       float* base = states.data() + head * (chunks_ + 1) * state_floats_;
-      std::vector<float> running(state_floats_, 0.0f), chunk(state_floats_);
+      std::vector<float> running = prior_state(head), chunk(state_floats_);
       for (std::int64_t t = 0; t <= chunks_; ++t) {
         float* slot = base + t * state_floats_;
         std::copy(slot, slot + state_floats_, chunk.begin());
@@ -139,12 +148,24 @@ class LinearRunner {
     }
   }
 
+  // The prior state of a (batch, q head), padded to W_ columns; zeros without one.
+  std::vector<float> prior_state(std::int64_t head) const {
+    std::vector<float> state(state_floats_, 0.0f);
+    if (prior_.empty()) return state;
+    const std::int64_t b = head / s_.q_heads, g = head % s_.q_heads / s_.group();
+    const float* from = prior_.data() + (b * s_.kv_heads + g) * (s_.d * s_.dv + s_.d);
+    for (std::int64_t i = 0; i < s_.d; ++i) std::copy_n(from + i * s_.dv, s_.dv, &state[i * W_]);
+    std::copy_n(from + s_.d * s_.dv, s_.d, &state[s_.d * W_]);
+    return state;
+  }
+
   const AttentionShape& s_;
   const AttentionOptions& options_;
   const HeadsView<const Q>& q_;
   const HeadsView<const KV>& k_;
   const HeadsView<const KV>& v_;
   const HeadsView<float>& out_;
+  std::span<const float> prior_;
   const simd::KernelTable& kern_;
   bool causal_;
   std::int64_t W_, chunks_, chunk_rows_, state_floats_;
@@ -155,19 +176,41 @@ class LinearRunner {
 template <class Q, class KV>
 AttentionStats run_linear_attention(const AttentionShape& shape, const AttentionOptions& options,
                                     const HeadsView<const Q>& q, const HeadsView<const KV>& k,
-                                    const HeadsView<const KV>& v, const HeadsView<float>& out) {
-  LinearRunner<Q, KV> runner(shape, options, q, k, v, out);
+                                    const HeadsView<const KV>& v, const HeadsView<float>& out,
+                                    std::span<const float> prior) {
+  LinearRunner<Q, KV> runner(shape, options, q, k, v, out, prior);
   return run_on_threads(options.threads, [&] { return runner.run(); });
 }
 
-template AttentionStats run_linear_attention(const AttentionShape&, const AttentionOptions&,
-                                             const HeadsView<const float>&, const HeadsView<const float>&,
-                                             const HeadsView<const float>&, const HeadsView<float>&);
-template AttentionStats run_linear_attention(const AttentionShape&, const AttentionOptions&,
-                                             const HeadsView<const bf16>&, const HeadsView<const bf16>&,
-                                             const HeadsView<const bf16>&, const HeadsView<float>&);
-template AttentionStats run_linear_attention(const AttentionShape&, const AttentionOptions&,
-                                             const HeadsView<const float>&, const HeadsView<const bf16>&,
-                                             const HeadsView<const bf16>&, const HeadsView<float>&);
+template <class KV>
+std::vector<float> linear_key_state(const AttentionShape& shape, const AttentionOptions& options,
+                                    const HeadsView<const KV>& k, const HeadsView<const KV>& v) {
+  const HeadsView<const KV> no_queries;
+  const HeadsView<float> no_out;
+  const LinearRunner<KV, KV> runner(shape, options, no_queries, k, v, no_out, {});
+  const std::int64_t floats = shape.d * shape.dv + shape.d;
+  std::vector<float> state(static_cast<std::size_t>(shape.batch * shape.kv_heads * floats));
+  run_on_threads(options.threads, [&] {
+    tbb::parallel_for(std::int64_t{0}, shape.batch * shape.kv_heads, [&](std::int64_t head) {
+      runner.key_state(head / shape.kv_heads, head % shape.kv_heads, state.data() + head * floats);
+    });
+    return 0;
+  });
+  return state;
+}
+
+#define LONGATTN_LINEAR(Q, KV)                                                                                     \
+  template AttentionStats run_linear_attention(const AttentionShape&, const AttentionOptions&,                    \
+                                               const HeadsView<const Q>&, const HeadsView<const KV>&,             \
+                                               const HeadsView<const KV>&, const HeadsView<float>&,               \
+                                               std::span<const float>);
+LONGATTN_LINEAR(float, float)
+LONGATTN_LINEAR(bf16, bf16)
+LONGATTN_LINEAR(float, bf16)
+#undef LONGATTN_LINEAR
+template std::vector<float> linear_key_state(const AttentionShape&, const AttentionOptions&,
+                                             const HeadsView<const float>&, const HeadsView<const float>&);
+template std::vector<float> linear_key_state(const AttentionShape&, const AttentionOptions&,
+                                             const HeadsView<const bf16>&, const HeadsView<const bf16>&);
 
 }  // namespace longattn::engine

@@ -2,6 +2,9 @@
 // queries and keys, a D × Dv state instead of scores, O(n·D·Dv) time and O(D·Dv) state.
 #pragma once
 
+#include <span>
+#include <vector>
+
 #include "engine/attention_validation.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
@@ -16,6 +19,14 @@ namespace longattn::engine {
 template <class Q, class KV>
 AttentionStats run_linear_attention(const AttentionShape& shape, const AttentionOptions& options,
                                     const HeadsView<const Q>& q, const HeadsView<const KV>& k,
-                                    const HeadsView<const KV>& v, const HeadsView<float>& out);
+                                    const HeadsView<const KV>& v, const HeadsView<float>& out,
+                                    std::span<const float> prior = {});
+
+// The state of the keys each batch lets through (key_lengths), per (batch, kv head): S [D, Dv]
+// then z [D]. Summed over the parts of a sequence that lie elsewhere (ring attention), it is
+// the `prior` above: a state every query adds to its own keys' (empty: none).
+template <class KV>
+std::vector<float> linear_key_state(const AttentionShape& shape, const AttentionOptions& options,
+                                    const HeadsView<const KV>& k, const HeadsView<const KV>& v);
 
 }  // namespace longattn::engine

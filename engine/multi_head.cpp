@@ -214,8 +214,13 @@ struct MultiHeadSelfAttention::Impl {
     call.stream.wait();
   }
 
-  void project_inputs(Call& call, const TensorView<const float, 3>& x, const float* positions);
-  void rotate_queries_and_keys(Call& call, std::int64_t B, std::int64_t N);
+  std::string check_call(const TensorView<const float, 3>& x, const TensorView<float, 3>& y,
+                         std::span<const std::array<std::int64_t, 2>> segments,
+                         std::vector<std::int64_t>& row_positions) const;
+  std::string reserve(CallBuffers& buffers, std::int64_t B, std::int64_t N) const;
+  void project_inputs(Call& call, const TensorView<const float, 3>& x, const float* positions,
+                      const std::vector<std::int64_t>& row_positions);
+  void rotate_queries_and_keys(Call& call, std::int64_t B, const std::vector<std::int64_t>& row_positions);
   void project_outputs(Call& call, const TensorView<float, 3>& y, bool heads_in_y);
 
   // At least n rows of sinusoidal positions: made once per length and kept, like a learned
@@ -332,9 +337,10 @@ void check_layer_views(const TensorView<const float, 3>& x, const TensorView<flo
 
 }  // namespace
 
-// X (+ positions, unless null) → Q | K | V, head-major, row blocks of each batch.
-void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<const float, 3>& x,
-                                                  const float* table) {
+// X (+ the table's rows at each row's position, unless null) → Q | K | V, head-major, row
+// blocks of each batch.
+void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<const float, 3>& x, const float* table,
+                                                  const std::vector<std::int64_t>& row_positions) {
   const std::int64_t B = x.shape[0], N = x.shape[1];
   float* block = call.buffers.block.data();
   for (std::int64_t b = 0; b < B; ++b) {
@@ -345,7 +351,7 @@ void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<c
       if (table != nullptr) {
         for (std::int64_t r = 0; r < rows; ++r) {
           const float* row = src + r * lds;
-          const float* p = table + (r0 + r) * E;
+          const float* p = table + row_positions[r0 + r] * E;
           float* dst = block + r * E;
           for (std::int64_t c = 0; c < E; ++c) dst[c] = row[c] + p[c];
         }
@@ -356,16 +362,18 @@ void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<c
   }
 }
 
-// RoPE in one pass over the layer's own Q and K rows (query i and key i both sit at position
-// i): the kernel would otherwise rotate each query again for every key chunk.
-void MultiHeadSelfAttention::Impl::rotate_queries_and_keys(Call& call, std::int64_t B, std::int64_t N) {
+// RoPE in one pass over the layer's own Q and K rows (query i and key i both sit at row i's
+// position): the kernel would otherwise rotate each query again for every key chunk.
+void MultiHeadSelfAttention::Impl::rotate_queries_and_keys(Call& call, std::int64_t B,
+                                                           const std::vector<std::int64_t>& row_positions) {
   const AttentionOptions& options = config.attention;
-  const engine::RotaryTable rope(options.rope, D, N);
+  const std::int64_t N = static_cast<std::int64_t>(row_positions.size());
+  const engine::RotaryTable rope(options.rope, D, *std::max_element(row_positions.begin(), row_positions.end()) + 1);
   engine::run_on_threads(options.threads, [&] {
     tbb::parallel_for(std::int64_t{0}, B * (Hq + Hkv), [&](std::int64_t head) {  // Hq query heads, then Hkv key heads
       float* rows = call.buffers.qkv.data() + (head / (Hq + Hkv) * qkv_width + head % (Hq + Hkv) * D) * N;
       for (std::int64_t i = 0; i < N; ++i) {
-        rope.rotate(rows + i * D, 1, i, 1.0f, rows + i * D);  // in place: pairs are disjoint
+        rope.rotate(rows + i * D, 1, row_positions[i], 1.0f, rows + i * D);  // in place: pairs are disjoint
       }
     });
   });
@@ -391,21 +399,67 @@ void MultiHeadSelfAttention::Impl::project_outputs(Call& call, const TensorView<
 }
 
 MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, TensorView<float, 3> y) const {
+  return forward(x, y, SequenceRows{});
+}
+
+namespace {
+
+// Each row's position in the sequence: its index, or where the segments put it.
+std::vector<std::int64_t> positions_of_rows(std::int64_t N, std::span<const std::array<std::int64_t, 2>> segments) {
+  std::vector<std::int64_t> positions;
+  if (segments.empty()) {
+    for (std::int64_t i = 0; i < N; ++i) positions.push_back(i);
+    return positions;
+  }
+  for (const auto& [start, length] : segments) {
+    if (start < 0 || length < 0) fail("rows.segments: expected start >= 0 and length >= 0");
+    for (std::int64_t i = 0; i < length && static_cast<std::int64_t>(positions.size()) <= N; ++i) positions.push_back(start + i);
+  }
+  if (static_cast<std::int64_t>(positions.size()) != N) {
+    fail("rows.segments: expected segments holding x's " + std::to_string(N) + " rows");
+  }
+  return positions;
+}
+
+}  // namespace
+
+// What is wrong with a forward call's arguments (empty: nothing); row_positions: each row's.
+std::string MultiHeadSelfAttention::Impl::check_call(const TensorView<const float, 3>& x, const TensorView<float, 3>& y,
+                                                     std::span<const std::array<std::int64_t, 2>> segments,
+                                                     std::vector<std::int64_t>& row_positions) const {
+  try {
+    check_layer_views(x, y, E);
+    row_positions = positions_of_rows(x.shape[1], segments);
+    const std::int64_t last = *std::max_element(row_positions.begin(), row_positions.end());
+    if (config.positions == AbsolutePositions::learned && last >= max_len) {
+      fail("x.shape[1] (tokens): the learned position table has " + std::to_string(max_len) + " rows, got " +
+           (segments.empty() ? "N = " + std::to_string(x.shape[1]) : "a token at position " + std::to_string(last)));
+    }
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+// Sizes the call's buffers for B·N rows, or says why they do not fit.
+std::string MultiHeadSelfAttention::Impl::reserve(CallBuffers& buffers, std::int64_t B, std::int64_t N) const {
+  const std::int64_t HD = Hq * D;
+  try {
+    buffers.qkv.resize(B * N * qkv_width);
+    buffers.block.resize(std::min(N, kBlockRows) * std::max(E, HD));
+    if (HD > E) buffers.heads_out.resize(B * N * HD);
+  } catch (const std::bad_alloc&) {
+    return "multi-head attention: forward: out of memory: the Q|K|V buffer of " + std::to_string(B * N * qkv_width) +
+           " floats does not fit";
+  }
+  return {};
+}
+
+MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, TensorView<float, 3> y,
+                                               const SequenceRows& rows) const {
   Impl& m = *impl_;
-  const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
-  check_layer_views(x, y, E);
-  if (m.config.positions == AbsolutePositions::learned && N > m.max_len) {
-    fail("x.shape[1] (tokens): the learned position table has " + std::to_string(m.max_len) + " rows, got N = " +
-         std::to_string(N));
-  }
-  std::shared_ptr<const std::vector<float>> sinusoids;
-  const float* positions = nullptr;
-  if (m.config.positions == AbsolutePositions::sinusoidal) {
-    sinusoids = m.sinusoidal_rows(N);
-    positions = sinusoids->data();
-  } else if (m.config.positions == AbsolutePositions::learned) {
-    positions = m.position_table.data();
-  }
+  std::vector<std::int64_t> row_positions;
+  std::string problem = m.check_call(x, y, rows.segments, row_positions);
   // The buffers go back to the layer however the call ends.
   struct Borrowed {
     Impl& layer;
@@ -414,20 +468,25 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   } borrowed{m, m.borrow_buffers()};
   Impl::Call call{*borrowed.buffers, dnnl::stream(m.engine)};
   Impl::CallBuffers& buffers = call.buffers;
+  const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
+  if (problem.empty()) problem = m.reserve(buffers, B, N);
+  if (rows.agree) rows.agree(problem);  // before anything is written
+  if (!problem.empty()) throw Error(problem);
 
+  std::shared_ptr<const std::vector<float>> sinusoids;
+  const float* positions = nullptr;
+  if (m.config.positions == AbsolutePositions::sinusoidal) {
+    sinusoids = m.sinusoidal_rows(*std::max_element(row_positions.begin(), row_positions.end()) + 1);
+    positions = sinusoids->data();
+  } else if (m.config.positions == AbsolutePositions::learned) {
+    positions = m.position_table.data();
+  }
   MultiHeadStats stats;
   const OmpThreads omp_threads(m.config.attention.threads);
   const std::int64_t C = m.qkv_width, HD = Hq * D;
   const bool in_y = HD <= E;  // head outputs into y's rows when they fit
-  try {  // before anything is written
-    buffers.qkv.resize(B * N * C);
-    buffers.block.resize(std::min(N, Impl::kBlockRows) * std::max(E, HD));
-    if (!in_y) buffers.heads_out.resize(B * N * HD);
-  } catch (const std::bad_alloc&) {
-    fail("forward: out of memory: the Q|K|V buffer of " + std::to_string(B * N * C) + " floats does not fit");
-  }
   auto start = std::chrono::steady_clock::now();
-  m.project_inputs(call, x, positions);
+  m.project_inputs(call, x, positions, row_positions);
   stats.projection_seconds = seconds_since(start);
 
   // Attention on the head-major Q | K | V.
@@ -441,11 +500,15 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   start = std::chrono::steady_clock::now();
   AttentionOptions options = m.config.attention;
   if (options.rope.enabled()) {
-    m.rotate_queries_and_keys(call, B, N);
+    m.rotate_queries_and_keys(call, B, row_positions);
     options.rope = {};
   }
-  const AttentionPlan plan({.batch = B, .q_heads = Hq, .kv_heads = Hkv, .nq = N, .nk = N, .d = D}, options);
-  stats.attention = plan.run(q, k, v, o);
+  if (rows.attend) {
+    stats.attention = rows.attend(q, k, v, o, options);
+  } else {
+    const AttentionPlan plan({.batch = B, .q_heads = Hq, .kv_heads = Hkv, .nq = N, .nk = N, .d = D}, options);
+    stats.attention = plan.run(q, k, v, o);
+  }
   stats.attention_seconds = seconds_since(start);
 
   start = std::chrono::steady_clock::now();

@@ -15,6 +15,7 @@
 #include "engine/window_plan.hpp"
 #include "longattn/error.hpp"
 #include "mpi/ring_checks.hpp"
+#include "mpi/ring_linear.hpp"
 
 namespace longattn {
 
@@ -207,6 +208,55 @@ class PairAttention {
   std::vector<float> part_, part_lse_;
 };
 
+// Whether any query row of `queries` sees any key row of `keys` under the window.
+bool sees(const RingSlice& queries, const RingSlice& keys, Window window) {
+  for (const auto& [q_start, q_rows] : queries.segments)
+    for (const auto& [k_start, k_rows] : keys.segments) {
+      if (q_rows == 0 || k_rows == 0) continue;
+      const engine::WindowPlan plan(q_rows, k_rows, window, q_start - k_start);
+      if (plan.classify(0, q_rows, 0, k_rows) != engine::TileKind::skipped) return true;
+    }
+  return false;
+}
+
+// The blocks every rank's ring visits after its own: `left` steps passing blocks rightwards
+// (rank r then holds those of r - 1, r - 2, ...), then `right` steps passing them leftwards
+// (r + 1, r + 2, ...). Steps no rank needs are not taken, so a window talks to the ranks
+// it reaches.
+struct RingRoute {
+  int left = 0, right = 0;
+};
+
+RingRoute plan_route(const mpi::RingLayout& layout, Window window) {
+  const int P = layout.ranks;
+  // needed[d]: some rank sees the keys of the rank d to its left (P - d to its right).
+  std::vector<bool> needed(static_cast<std::size_t>(P), false);
+  for (int r = 0; r < P; ++r)
+    for (int d = 1; d < P; ++d) needed[d] = needed[d] || sees(layout.slices[r], layout.slices[(r - d + P) % P], window);
+  // Distances up to `left` come from the left, the others from the right: the shortest split.
+  RingRoute best{P - 1, 0};
+  for (int left = 0; left < P - 1; ++left) {
+    int farthest = P;  // the first distance past `left` that is needed
+    for (int d = P - 1; d > left; --d) if (needed[d]) farthest = d;
+    const RingRoute route{left, P - farthest};
+    if (route.left + route.right < best.left + best.right) best = route;
+  }
+  return best;
+}
+
+// Visit 0 is the rank's own block; visits 1 ... left come from the left, the rest from the right.
+struct Visit {
+  int direction = 1;  // +1: blocks travel to rank + 1; -1: to rank - 1
+  int distance = 0;   // how far the block's owner is
+};
+
+std::vector<Visit> visits_of(const RingRoute& route) {
+  std::vector<Visit> visits{{1, 0}};
+  for (int d = 1; d <= route.left; ++d) visits.push_back({1, d});
+  for (int d = 1; d <= route.right; ++d) visits.push_back({-1, d});
+  return visits;
+}
+
 template <class T>
 RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const T>& q,
                    const HeadsView<const T>& k, const HeadsView<const T>& v, const HeadsView<float>& out,
@@ -214,27 +264,42 @@ RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const 
   const auto start = std::chrono::steady_clock::now();
   const mpi::RingLayout layout = mpi::check_collectively(comm, slice, q, k, v, out, lse, options, sizeof(T));
   const engine::AttentionShape& s = layout.shape;  // this rank's: nq = nk = its rows
-  const int P = layout.ranks, rank = layout.rank;
-  const std::int64_t block_elements = s.batch * s.kv_heads * layout.most_rows * (s.d + s.dv);
-  KeyValueBlock<T> blocks[2] = {{std::vector<T>(static_cast<std::size_t>(block_elements))},
-                                {std::vector<T>(static_cast<std::size_t>(block_elements))}};
-  pack_block(k, v, blocks[0]);
   RingStats ring;
-  PairAttention pairs(s, options, layout.n, out, ring.attention);
-  auto block_bytes = [&](int owner) {
-    return static_cast<int>(s.batch * s.kv_heads * layout.slices[owner].rows() * (s.d + s.dv) * sizeof(T));
+  if (options.normalizer == Normalizer::linear) {
+    ring.attention = mpi::linear_ring(comm, layout, slice, q, k, v, out, options);
+    ring.seconds = seconds_since(start);
+    return ring;
+  }
+  const int P = layout.ranks, rank = layout.rank;
+  auto block_of = [&](std::int64_t rows) {
+    return KeyValueBlock<T>{std::vector<T>(static_cast<std::size_t>(s.batch * s.kv_heads * rows * (s.d + s.dv)))};
   };
-  for (int step = 0; step < P; ++step) {
-    const int source = (rank - step + P) % P;  // whose keys and values this rank holds now
-    KeyValueBlock<T>& current = blocks[step % 2];
+  // The rank's own block stays put (both directions start from it); two more take turns
+  // between the block being computed and the one arriving.
+  KeyValueBlock<T> own = block_of(s.nk), travelling[2] = {block_of(layout.most_rows), block_of(layout.most_rows)};
+  pack_block(k, v, own);
+  PairAttention pairs(s, options, layout.n, out, ring.attention);
+  auto owner = [&](const Visit& visit) { return ((rank - visit.direction * visit.distance) % P + P) % P; };
+  auto block_bytes = [&](int of) {
+    return static_cast<int>(s.batch * s.kv_heads * layout.slices[of].rows() * (s.d + s.dv) * sizeof(T));
+  };
+  const std::vector<Visit> visits = visits_of(plan_route(layout, options.window));
+  for (std::size_t i = 0; i < visits.size(); ++i) {
+    KeyValueBlock<T>& current = i == 0 ? own : travelling[i % 2];
+    const int source = owner(visits[i]);
     current.rows = layout.slices[source].rows();
     MPI_Request requests[2];
-    const bool passing = step + 1 < P;
-    if (passing) {  // the block this rank holds goes right; the left neighbour's comes in
-      MPI_Irecv(blocks[(step + 1) % 2].data.data(), block_bytes((source - 1 + P) % P), MPI_BYTE, (rank - 1 + P) % P,
-                step, comm, &requests[0]);
-      MPI_Isend(current.data.data(), block_bytes(source), MPI_BYTE, (rank + 1) % P, step, comm, &requests[1]);
-      ring.bytes_sent += block_bytes(source);
+    const bool passing = i + 1 < visits.size();
+    if (passing) {  // the next visit's block arrives from one side while its predecessor leaves to the other
+      const Visit next = visits[i + 1];
+      const KeyValueBlock<T>& leaving = next.distance == 1 ? own : current;
+      const int sent = next.distance == 1 ? rank : source, tag = static_cast<int>(i);
+      MPI_Irecv(travelling[(i + 1) % 2].data.data(), block_bytes(owner(next)), MPI_BYTE,
+                ((rank - next.direction) % P + P) % P, tag, comm, &requests[0]);
+      MPI_Isend(leaving.data.data(), block_bytes(sent), MPI_BYTE, ((rank + next.direction) % P + P) % P, tag, comm,
+                &requests[1]);
+      ring.bytes_sent += block_bytes(sent);
+      ++ring.blocks_sent;
     }
     const auto compute_start = std::chrono::steady_clock::now();
     std::int64_t q_first = 0;

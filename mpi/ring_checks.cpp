@@ -12,9 +12,9 @@ namespace {
 
 constexpr int kMessageBytes = 256;
 
-// What a rank says of itself: whether its arguments passed, and its sizes.
-enum Field { kOk, kBatch, kQHeads, kKvHeads, kD, kDv, kRows, kSegments, kElementBytes, kFields };
-constexpr const char* kFieldNames[kFields] = {"", "batch", "q heads", "kv heads", "D", "Dv", "", "", "element type"};
+// A rank's sizes, which every rank must agree on.
+enum Field { kBatch, kQHeads, kKvHeads, kD, kDv, kRows, kSegments, kElementBytes, kFields };
+constexpr const char* kFieldNames[kFields] = {"batch", "q heads", "kv heads", "D", "Dv", "", "", "element type"};
 
 // This rank's own checks: views, options, and what a ring cannot split.
 template <class T>
@@ -37,7 +37,6 @@ std::string check_locally(const RingSlice& slice, const HeadsView<const T>& q, c
     if (!options.mask.empty() || options.block_sparse.enabled()) {
       throw Error("ring attention: a mask or block-sparse layout is not split across ranks; use windows or key_lengths");
     }
-    if (options.normalizer == Normalizer::linear) throw Error("ring attention: linear attention is not split across ranks");
     if (options.positions.query_start || options.positions.key_start != 0) {
       throw Error("ring attention: positions are the rows' global indices, set by the ring");
     }
@@ -91,6 +90,18 @@ std::string gather_slices(MPI_Comm comm, const RingSlice& slice, const std::vect
 
 }  // namespace
 
+void agree(MPI_Comm comm, const std::string& problem) {
+  int ranks = 1;
+  MPI_Comm_size(comm, &ranks);
+  char message[kMessageBytes] = {};
+  std::strncpy(message, problem.c_str(), kMessageBytes - 1);
+  std::vector<char> messages(static_cast<std::size_t>(ranks * kMessageBytes));
+  MPI_Allgather(message, kMessageBytes, MPI_CHAR, messages.data(), kMessageBytes, MPI_CHAR, comm);
+  for (int r = 0; r < ranks; ++r) {
+    if (messages[r * kMessageBytes] != '\0') throw Error("rank " + std::to_string(r) + ": " + &messages[r * kMessageBytes]);
+  }
+}
+
 template <class T>
 RingLayout check_collectively(MPI_Comm comm, const RingSlice& slice, const HeadsView<const T>& q,
                               const HeadsView<const T>& k, const HeadsView<const T>& v, const HeadsView<float>& out,
@@ -101,21 +112,14 @@ RingLayout check_collectively(MPI_Comm comm, const RingSlice& slice, const Heads
   MPI_Comm_size(comm, &layout.ranks);
   engine::AttentionShape& s = layout.shape;
   std::string problem = check_locally(slice, q, k, v, out, lse, options, s);
-  const std::int64_t mine[kFields] = {problem.empty() ? 1 : 0, s.batch, s.q_heads, s.kv_heads, s.d, s.dv, s.nq,
+  const std::int64_t mine[kFields] = {s.batch, s.q_heads, s.kv_heads, s.d, s.dv, s.nq,
                                       static_cast<std::int64_t>(slice.segments.size()),
                                       static_cast<std::int64_t>(element_bytes)};
+  agree(comm, problem);
   std::vector<std::int64_t> fields(static_cast<std::size_t>(layout.ranks * kFields));
   MPI_Allgather(mine, kFields, MPI_INT64_T, fields.data(), kFields, MPI_INT64_T, comm);
-  // The first rank's own error, said by every rank.
-  char message[kMessageBytes] = {};
-  std::strncpy(message, problem.c_str(), kMessageBytes - 1);
-  std::vector<char> messages(static_cast<std::size_t>(layout.ranks * kMessageBytes));
-  MPI_Allgather(message, kMessageBytes, MPI_CHAR, messages.data(), kMessageBytes, MPI_CHAR, comm);
-  for (int r = 0; r < layout.ranks; ++r) {
-    if (fields[r * kFields + kOk] == 0) throw Error("rank " + std::to_string(r) + ": " + &messages[r * kMessageBytes]);
-  }
   for (int r = 1; r < layout.ranks; ++r) {
-    for (int f = kBatch; f < kFields; ++f) {
+    for (int f = 0; f < kFields; ++f) {
       if (kFieldNames[f][0] != '\0' && fields[r * kFields + f] != fields[f]) {
         throw Error("ring attention: the ranks disagree on " + std::string(kFieldNames[f]) + ": rank 0 has " +
                     std::to_string(fields[f]) + ", rank " + std::to_string(r) + " " +

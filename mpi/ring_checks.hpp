@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/attention_validation.hpp"
@@ -21,6 +22,10 @@ struct RingLayout {
   std::int64_t n = 0;             // rows of the whole sequence
   std::int64_t most_rows = 0;     // the most rows any rank holds
 };
+
+// Throws on every rank of comm the first rank's problem, if any rank has one (empty: none).
+// Collective.
+void agree(MPI_Comm comm, const std::string& problem);
 
 template <class T>
 RingLayout check_collectively(MPI_Comm comm, const RingSlice& slice, const HeadsView<const T>& q,

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "longattn/longattn.hpp"
@@ -55,7 +56,7 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 }
 
 // Ring attention on this rank's rows against one process's attention on the whole sequence.
-void check_ring(const Sequence& s, const AttentionOptions& options, RingBalance balance, unsigned seed = 1) {
+RingStats check_ring(const Sequence& s, const AttentionOptions& options, RingBalance balance, unsigned seed = 1) {
   int rank = 0, ranks = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &ranks);
@@ -87,6 +88,7 @@ void check_ring(const Sequence& s, const AttentionOptions& options, RingBalance 
                                    bhnd(v.data(), s.B, s.Hkv, s.n, s.Dv), bhnd(expected.data(), s.B, s.Hq, s.n, s.Dv),
                                    options);
   CHECK(total == whole.visible_pairs);
+  return stats;
 }
 
 }  // namespace
@@ -125,6 +127,37 @@ TEST_CASE("ring attention: grouped heads, key padding, positions in the kernel, 
   }
 }
 
+TEST_CASE("ring attention: linear attention from the states of the segments each rank sees") {
+  for (RingBalance balance : {RingBalance::contiguous, RingBalance::zigzag}) {
+    CAPTURE(static_cast<int>(balance));
+    AttentionOptions full, causal;
+    full.normalizer = causal.normalizer = Normalizer::linear;
+    causal.window = Window::causal();
+    check_ring({}, full, balance);
+    check_ring({}, causal, balance);
+    check_ring({.B = 2, .Hq = 4, .Hkv = 2, .n = 7, .D = 16, .Dv = 8}, causal, balance);  // ranks without rows
+    const std::vector<std::int64_t> lengths{200, 97};
+    AttentionOptions padded = causal;
+    padded.key_lengths = lengths;
+    check_ring({.B = 2}, padded, balance);
+  }
+}
+
+TEST_CASE("ring attention: a window passes blocks only to the ranks it reaches") {
+  int ranks = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  // 400 rows: every rank holds at least 100, more than the windows reach.
+  for (auto [window, left, right] : {std::tuple{Window{40, 5}, 1, 1}, std::tuple{Window{40, 0}, 1, 0},
+                                     std::tuple{Window{-1, 0}, ranks - 1, 0}}) {
+    CAPTURE(window.left);
+    CAPTURE(window.right);
+    AttentionOptions options;
+    options.window = window;
+    const RingStats stats = check_ring({.n = 400}, options, RingBalance::contiguous);
+    CHECK(stats.blocks_sent == (left + right >= ranks - 1 ? ranks - 1 : left + right));
+  }
+}
+
 TEST_CASE("ring attention: a bad argument on one rank is an Error on every rank, nothing written") {
   int rank = 0, ranks = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -148,6 +181,59 @@ TEST_CASE("ring attention: a bad argument on one rank is an Error on every rank,
     CHECK(message.find(ranks == 1 ? "mask" : "the ranks disagree on D") != std::string::npos);
   }
   CHECK(std::all_of(out.begin(), out.end(), [](float x) { return x == 7.0f; }));
+}
+
+// A layer of E = 48, 4 query heads over 2 kv heads, causal with RoPE and sinusoidal positions,
+// on the same random weights on every rank.
+MultiHeadSelfAttention ring_layer_under_test(std::int64_t E) {
+  const std::int64_t Hq = 4, Hkv = 2, D = 12;
+  static const std::vector<float> wq = random_floats(Hq * D * 48, 11), wk = random_floats(Hkv * D * 48, 12),
+                                  wv = random_floats(Hkv * D * 48, 13), wo = random_floats(48 * Hq * D, 14),
+                                  bias = random_floats(48, 15);
+  MultiHeadConfig config{.embed_dim = E, .heads = Hq, .kv_heads = Hkv, .head_dim = D,
+                         .positions = AbsolutePositions::sinusoidal};
+  config.attention.window = Window::causal();
+  config.attention.rope.pairing = RopePairing::interleaved;
+  config.attention.scale = 0.1f;  // random weights make large scores
+  MultiHeadWeights weights;
+  weights.wq = {wq.data(), {Hq * D, E}, {E, 1}};
+  weights.wk = {wk.data(), {Hkv * D, E}, {E, 1}};
+  weights.wv = {wv.data(), {Hkv * D, E}, {E, 1}};
+  weights.wo = {wo.data(), {E, Hq * D}, {Hq * D, 1}};
+  weights.bo = std::span(bias.data(), static_cast<std::size_t>(E));
+  return MultiHeadSelfAttention(config, weights);
+}
+
+TEST_CASE("the multi-head layer across ranks equals the layer on the whole sequence") {
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  const std::int64_t B = 2, n = 203, E = 48;
+  const MultiHeadSelfAttention layer = ring_layer_under_test(E);
+  const std::vector<float> x = random_floats(B * n * E, 21);
+  std::vector<float> expected(x.size());
+  layer.forward({x.data(), {B, n, E}, {n * E, E, 1}}, {expected.data(), {B, n, E}, {n * E, E, 1}});
+  for (RingBalance balance : {RingBalance::contiguous, RingBalance::zigzag}) {
+    CAPTURE(static_cast<int>(balance));
+    const RingSlice slice = ring_slice(n, rank, ranks, balance);
+    const std::int64_t rows = slice.rows();
+    const std::vector<float> my_x = slice_rows(x, B, 1, n, E, slice);
+    std::vector<float> y(my_x.size(), NAN);
+    const RingLayerStats stats =
+        ring_forward(MPI_COMM_WORLD, slice, layer, {my_x.data(), {B, rows, E}, {rows * E, E, 1}},
+                     {y.data(), {B, rows, E}, {rows * E, E, 1}});
+    CHECK(relative_error(y, slice_rows(expected, B, 1, n, E, slice)) <= 1e-5);
+    CHECK(stats.ring.attention.visible_pairs == stats.layer.attention.visible_pairs);
+  }
+  // One rank's x of the wrong width: an Error on every rank, y untouched.
+  const RingSlice slice = ring_slice(n, rank, ranks, RingBalance::contiguous);
+  const std::int64_t rows = slice.rows(), width = rank == ranks - 1 ? E + 1 : E;
+  const std::vector<float> bad_x(static_cast<std::size_t>(B * rows * width), 1.0f);
+  std::vector<float> y(static_cast<std::size_t>(B * rows * width), 7.0f);
+  CHECK_THROWS_WITH_AS(ring_forward(MPI_COMM_WORLD, slice, layer, {bad_x.data(), {B, rows, width}, {rows * width, width, 1}},
+                                    {y.data(), {B, rows, width}, {rows * width, width, 1}}),
+                       doctest::Contains("x.shape"), Error);
+  CHECK(std::all_of(y.begin(), y.end(), [](float e) { return e == 7.0f; }));
 }
 
 int main(int argc, char** argv) {

@@ -3,10 +3,14 @@
 // those of nn.MultiheadAttention / nn.Linear load as they are.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string>
 
+#include "longattn/attention.hpp"
 #include "longattn/export.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
@@ -57,6 +61,22 @@ struct MultiHeadStats {
   std::int64_t scratch_bytes = 0;  // the layer's buffers (Q, K, V and blocks), kernel's excluded
 };
 
+// The rows x holds of a longer sequence, and who attends over them: the hook through which a
+// layer runs split across processes (ring_forward, longattn/ring.hpp). Empty members: x is
+// the whole sequence and the layer's own kernel attends.
+struct SequenceRows {
+  // {global start, length} of each run of x's rows, in order: absolute positions and RoPE
+  // use these global positions.
+  std::span<const std::array<std::int64_t, 2>> segments;
+  // Attention on Q, K and V of x's rows (RoPE already applied), writing O.
+  std::function<AttentionStats(HeadsView<const float> q, HeadsView<const float> k, HeadsView<const float> v,
+                               HeadsView<float> out, const AttentionOptions& options)>
+      attend;
+  // Told what is wrong with this call's arguments (empty: nothing) before anything is written,
+  // so that every process of a split layer can agree to go on or throw.
+  std::function<void(const std::string& problem)> agree;
+};
+
 class LONGATTN_API MultiHeadSelfAttention {
  public:
   // Validates the description and the weights, copies the weights and prepares the oneDNN
@@ -73,6 +93,8 @@ class LONGATTN_API MultiHeadSelfAttention {
   // and runs the shared oneDNN projections with its own scratchpad, and gets the bits it
   // gets alone.
   MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y) const;
+  // The same on rows of a longer sequence (see SequenceRows).
+  MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y, const SequenceRows& rows) const;
 
   const MultiHeadConfig& config() const;
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "longattn/attention.hpp"
+#include "longattn/multi_head.hpp"
 
 namespace longattn {
 
@@ -35,6 +36,7 @@ struct RingStats {
   double compute_seconds = 0;    // attention on the blocks
   double wait_seconds = 0;       // waiting for the next block once the current one was done
   std::int64_t bytes_sent = 0;   // keys and values passed on
+  std::int64_t blocks_sent = 0;  // blocks passed on: the ring's steps, fewer under a window
 };
 
 // Rank `rank`'s rows of an n-row sequence dealt to `ranks` ranks.
@@ -44,8 +46,10 @@ LONGATTN_API RingSlice ring_slice(std::int64_t n, int rank, int ranks, RingBalan
 // rank passes its own rows of q, k and v ([B, H, rows, D], its slice's rows in order) and
 // gets its rows of out (and lse). Collective: every rank of comm calls it with the same
 // options. Query and key positions are global row indices, so windows, RoPE, ALiBi and the
-// relative bias see the whole sequence; key_lengths are global lengths per batch. Not across
-// ranks (an Error on every rank): masks, block-sparse layouts, linear attention, positions.
+// relative bias see the whole sequence; key_lengths are global lengths per batch. A window
+// passes blocks only to the ranks it reaches. Linear attention (full or causal) passes no
+// keys: each rank gathers every segment's key state and starts from those it sees. Not across
+// ranks (an Error on every rank): masks, block-sparse layouts, positions.
 // Any rank's bad argument throws Error on every rank before anything is written.
 LONGATTN_API RingStats ring_attention(MPI_Comm comm, const RingSlice& slice, HeadsView<const float> q,
                                       HeadsView<const float> k, HeadsView<const float> v, HeadsView<float> out,
@@ -53,5 +57,19 @@ LONGATTN_API RingStats ring_attention(MPI_Comm comm, const RingSlice& slice, Hea
 LONGATTN_API RingStats ring_attention(MPI_Comm comm, const RingSlice& slice, HeadsView<const bf16> q,
                                       HeadsView<const bf16> k, HeadsView<const bf16> v, HeadsView<float> out,
                                       const AttentionOptions& options = {}, TensorView<float, 3> lse = {});
+
+// What a layer split across ranks did on this rank.
+struct RingLayerStats {
+  MultiHeadStats layer;  // projections and attention, as forward reports them
+  RingStats ring;        // the attention's ring
+};
+
+// The multi-head layer over a sequence whose rows lie on the ranks of `comm`: each rank
+// projects its own rows of x ([B, rows, E], its slice's rows in order), ring attention joins
+// the ranks, and each rank projects its own rows of y. Absolute positions and RoPE sit at the
+// rows' global positions. Collective: every rank passes a layer of the same weights. Any
+// rank's bad argument throws Error on every rank before anything is written.
+LONGATTN_API RingLayerStats ring_forward(MPI_Comm comm, const RingSlice& slice, const MultiHeadSelfAttention& layer,
+                                         TensorView<const float, 3> x, TensorView<float, 3> y);
 
 }  // namespace longattn
