@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <vector>
 
+#include "longattn/error.hpp"
 #include "tools/golden_cases.hpp"
 #include "tools/npy.hpp"
 
@@ -399,4 +400,26 @@ TEST_CASE("longattn selftest: random cases pass, a case reruns by its seed and i
   const Outcome no_threads = run_cli("selftest --cases 1 --threads 0");
   CHECK(no_threads.exit_code == 2);
   CHECK(no_threads.output.find("--threads") != std::string::npos);
+}
+
+TEST_CASE("npy::load_rows reads only the named rows of an axis, in the segments' order") {
+  const fs::path tmp = scratch_dir();
+  std::vector<float> x(2 * 5 * 3);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  const std::string file = (tmp / "x.npy").string();
+  npy::save(file, "<f4", {2, 5, 3}, x.data());
+  const std::vector<std::array<std::int64_t, 2>> segments{{3, 2}, {0, 1}};
+  const npy::Array rows = npy::load_rows(file, 1, segments);
+  CHECK(rows.shape == std::vector<std::int64_t>{2, 3, 3});
+  const std::vector<float> got = rows.values<float>();
+  std::vector<float> expected;
+  for (int b = 0; b < 2; ++b)
+    for (int i : {3, 4, 0})
+      for (int c = 0; c < 3; ++c) expected.push_back(static_cast<float>((b * 5 + i) * 3 + c));
+  CHECK(got == expected);
+  CHECK(npy::load_header(file).shape == std::vector<std::int64_t>{2, 5, 3});
+  const std::vector<std::array<std::int64_t, 2>> outside{{4, 2}};
+  CHECK_THROWS_WITH_AS(npy::load_rows(file, 1, outside), doctest::Contains("lie outside"), longattn::Error);
+  CHECK_THROWS_WITH_AS(npy::load_rows(file, 3, segments), doctest::Contains("axis"), longattn::Error);
+  fs::remove_all(tmp);
 }

@@ -1,5 +1,6 @@
 #include "tools/npy.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -66,7 +67,12 @@ template std::vector<double> Array::values<double>() const;
 template std::vector<std::int64_t> Array::values<std::int64_t>() const;
 template std::vector<std::uint8_t> Array::values<std::uint8_t>() const;
 
-Array parse(const std::vector<char>& file, const std::string& name) {
+namespace {
+
+// The header of a file of `file_size` bytes whose first bytes are `file`: dtype and shape,
+// checked against the data size; data_offset: where the elements start.
+Array parse_header(const std::vector<char>& file, std::size_t file_size, const std::string& name,
+                   std::size_t& data_offset) {
   static constexpr char kMagic[] = "\x93NUMPY";
   if (file.size() < 10 || std::memcmp(file.data(), kMagic, 6) != 0) {
     fail(name, "not a .npy file (expected the magic \\x93NUMPY)");
@@ -105,12 +111,21 @@ Array parse(const std::vector<char>& file, const std::string& name) {
     }
     a.shape.push_back(dim);
   }
-  const std::size_t have = file.size() - offset - header_len;
+  const std::size_t have = file_size - offset - header_len;
   if (have != static_cast<std::size_t>(data_bytes)) {
     fail(name, "expected " + std::to_string(data_bytes) + " bytes of data for the shape, got " +
                    std::to_string(have));
   }
-  a.bytes.assign(file.begin() + static_cast<std::ptrdiff_t>(offset + header_len), file.end());
+  data_offset = offset + header_len;
+  return a;
+}
+
+}  // namespace
+
+Array parse(const std::vector<char>& file, const std::string& name) {
+  std::size_t data_offset = 0;
+  Array a = parse_header(file, file.size(), name, data_offset);
+  a.bytes.assign(file.begin() + static_cast<std::ptrdiff_t>(data_offset), file.end());
   return a;
 }
 
@@ -119,6 +134,57 @@ Array load(const std::string& path) {
   if (!in) throw Error(path + ": cannot open");
   std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return parse(file, path);
+}
+
+namespace {
+
+// The header of an open file; data_offset: where its elements start.
+Array read_header(std::ifstream& in, const std::string& path, std::size_t& data_offset) {
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::size_t>(in.tellg());
+  // A header holds at most 12 + 65535 bytes in version 1, and a few hundred in practice in 2 and 3.
+  std::vector<char> head(std::min<std::size_t>(file_size, 1 << 20));
+  in.seekg(0).read(head.data(), static_cast<std::streamsize>(head.size()));
+  return parse_header(head, file_size, path, data_offset);
+}
+
+}  // namespace
+
+Array load_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open");
+  std::size_t data_offset = 0;
+  return read_header(in, path, data_offset);
+}
+
+Array load_rows(const std::string& path, std::size_t axis, std::span<const std::array<std::int64_t, 2>> segments) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open");
+  std::size_t data_offset = 0;
+  Array a = read_header(in, path, data_offset);
+  if (axis >= a.shape.size()) fail(path, "expected an axis " + std::to_string(axis) + " to take rows of");
+  const std::int64_t n = a.shape[axis], elem = dtype_bytes(a.dtype);
+  std::int64_t outer = 1, inner = elem, rows = 0;
+  for (std::size_t d = 0; d < axis; ++d) outer *= a.shape[d];
+  for (std::size_t d = axis + 1; d < a.shape.size(); ++d) inner *= a.shape[d];
+  for (const auto& [start, length] : segments) {
+    if (start < 0 || length < 0 || start + length > n) {
+      fail(path, "rows " + std::to_string(start) + " ... " + std::to_string(start + length) + " of axis " +
+                     std::to_string(axis) + " lie outside its " + std::to_string(n));
+    }
+    rows += length;
+  }
+  a.bytes.resize(static_cast<std::size_t>(outer * rows * inner));
+  char* to = a.bytes.data();
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (const auto& [start, length] : segments) {
+      in.seekg(static_cast<std::streamoff>(data_offset + static_cast<std::size_t>((o * n + start) * inner)));
+      in.read(to, static_cast<std::streamsize>(length * inner));
+      to += length * inner;
+    }
+  if (!in) fail(path, "read failed");
+  a.shape[axis] = rows;
+  return a;
 }
 
 void save(const std::string& path, const std::string& dtype, const std::vector<std::int64_t>& shape,

@@ -1,7 +1,9 @@
 // Reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0, C order).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,11 @@ struct Array {
 // for a truncated or malformed header, Fortran order, or a data size that disagrees.
 Array parse(const std::vector<char>& file, const std::string& name);
 Array load(const std::string& path);
+// The dtype and shape alone (no bytes), the file's data size checked.
+Array load_header(const std::string& path);
+// Only the rows of `axis` that the {start, length} segments name, in their order (the array's
+// shape then holds their total along `axis`): a process's share of a file too large for one.
+Array load_rows(const std::string& path, std::size_t axis, std::span<const std::array<std::int64_t, 2>> segments);
 
 // Writes a C-order array; dtype "<f4" or "<f8" with data of that type.
 void save(const std::string& path, const std::string& dtype, const std::vector<std::int64_t>& shape,

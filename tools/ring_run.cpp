@@ -8,7 +8,9 @@
 #if defined(LONGATTN_WITH_MPI)
 #include <mpi.h>
 
+#include "bench/measure.hpp"
 #include "longattn/ring.hpp"
+#include "tools/npy.hpp"
 #endif
 
 namespace longattn::tools {
@@ -31,17 +33,21 @@ void ensure_mpi() {
   } finalizer;
 }
 
-// Rows of a [B, H, N, width] view that a slice names, in its order: contiguous [B, H, rows, width].
-std::vector<float> slice_rows(const HeadsView<const float>& x, const RingSlice& slice) {
-  std::vector<float> rows;
-  for (std::int64_t b = 0; b < x.shape[0]; ++b)
-    for (std::int64_t h = 0; h < x.shape[1]; ++h)
-      for (const auto& [start, length] : slice.segments)
-        for (std::int64_t i = start; i < start + length; ++i)
-          for (std::int64_t c = 0; c < x.shape[3]; ++c) {
-            rows.push_back(x.data[b * x.strides[0] + h * x.strides[1] + i * x.strides[2] + c * x.strides[3]]);
-          }
-  return rows;
+// This rank's rows of a float32 [B, H, N, D] (bhnd) or [B, N, H, D] (bnhd) file, in its layout.
+std::vector<float> read_rows(const std::string& file, const std::string& layout, const RingSlice& slice,
+                             std::vector<std::int64_t>& shape) {
+  const npy::Array a = npy::load_rows(file, layout == "bnhd" ? 1 : 2, slice.segments);
+  if (a.dtype != "<f4" || a.shape.size() != 4) {
+    throw Error(file + ": expected a float32 array of 4 dimensions, got " + a.dtype + " of " +
+                std::to_string(a.shape.size()));
+  }
+  shape = a.shape;
+  return a.values<float>();
+}
+
+template <class T>
+HeadsView<T> heads_view(T* data, const std::vector<std::int64_t>& s, const std::string& layout) {
+  return layout == "bnhd" ? bnhd(data, s[0], s[1], s[2], s[3]) : bhnd(data, s[0], s[1], s[2], s[3]);
 }
 
 // Every rank's rows of a [B, H, rows, width] array onto rank 0, placed at their global rows.
@@ -72,35 +78,45 @@ std::vector<float> gather_rows(const std::vector<float>& mine, std::int64_t B, s
 
 }  // namespace
 
-RingRun run_on_ring(const HeadsView<const float>& q, const HeadsView<const float>& k, const HeadsView<const float>& v,
-                    const AttentionOptions& options, const std::string& balance_name, bool with_lse) {
+RingRun run_on_ring(const RingFiles& files, const AttentionOptions& options) {
   ensure_mpi();
   int rank = 0, ranks = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-  const RingBalance balance = balance_name == "contiguous" ? RingBalance::contiguous : RingBalance::zigzag;
-  const std::int64_t B = q.shape[0], Hq = q.shape[1], Hkv = k.shape[1], n = q.shape[2], Dv = v.shape[3];
-  if (k.shape[2] != n) throw Error("--ring: self-attention over one sequence: q and k need as many tokens");
-  const RingSlice slice = ring_slice(n, rank, ranks, balance);
-  const std::int64_t rows = slice.rows();
-  const std::vector<float> my_q = slice_rows(q, slice), my_k = slice_rows(k, slice), my_v = slice_rows(v, slice);
-  std::vector<float> out(static_cast<std::size_t>(B * Hq * rows * Dv)), lse(static_cast<std::size_t>(B * Hq * rows));
+  const RingBalance balance = files.balance == "contiguous" ? RingBalance::contiguous : RingBalance::zigzag;
+  const std::vector<std::int64_t> whole = npy::load_header(files.q).shape;
+  if (whole.size() != 4) throw Error(files.q + ": expected 4 dimensions");
   RingRun run;
-  run.stats = ring_attention(MPI_COMM_WORLD, slice, bhnd(my_q.data(), B, Hq, rows, q.shape[3]),
-                             bhnd(my_k.data(), B, Hkv, rows, k.shape[3]), bhnd(my_v.data(), B, Hkv, rows, Dv),
-                             bhnd(out.data(), B, Hq, rows, Dv), options,
-                             with_lse ? bhn(lse.data(), B, Hq, rows) : TensorView<float, 3>{})
-                  .attention;
-  run.out = gather_rows(out, B, Hq, n, Dv, rank, ranks, balance);
-  if (with_lse) run.lse = gather_rows(lse, B, Hq, n, 1, rank, ranks, balance);
+  run.n = whole[files.layout == "bnhd" ? 1 : 2];
+  const RingSlice slice = ring_slice(run.n, rank, ranks, balance);
+  std::vector<std::int64_t> qs, ks, vs;
+  const std::vector<float> q = read_rows(files.q, files.layout, slice, qs), k = read_rows(files.k, files.layout, slice, ks),
+                           v = read_rows(files.v, files.layout, slice, vs);
+  const auto qv = heads_view<const float>(q.data(), qs, files.layout), kv = heads_view<const float>(k.data(), ks, files.layout),
+             vv = heads_view<const float>(v.data(), vs, files.layout);
+  run.batch = qv.shape[0], run.q_heads = qv.shape[1], run.dv = vv.shape[3];
+  const std::int64_t B = run.batch, Hq = run.q_heads, rows = slice.rows(), Dv = run.dv;
+  std::vector<float> out(static_cast<std::size_t>(B * Hq * rows * Dv)), lse(static_cast<std::size_t>(B * Hq * rows));
+  const auto out_view = bhnd(out.data(), B, Hq, rows, Dv);
+  const auto lse_view = files.with_lse ? bhn(lse.data(), B, Hq, rows) : TensorView<float, 3>{};
+  if (files.bf16) {
+    const bench::Bf16Tensor qh = bench::rounded_to_bf16(q), kh = bench::rounded_to_bf16(k), vh = bench::rounded_to_bf16(v);
+    run.stats = ring_attention(MPI_COMM_WORLD, slice, heads_view<const bf16>(qh.data(), qs, files.layout),
+                               heads_view<const bf16>(kh.data(), ks, files.layout),
+                               heads_view<const bf16>(vh.data(), vs, files.layout), out_view, options, lse_view)
+                    .attention;
+  } else {
+    run.stats = ring_attention(MPI_COMM_WORLD, slice, qv, kv, vv, out_view, options, lse_view).attention;
+  }
+  run.out = gather_rows(out, B, Hq, run.n, Dv, rank, ranks, balance);
+  if (files.with_lse) run.lse = gather_rows(lse, B, Hq, run.n, 1, rank, ranks, balance);
   run.writer = rank == 0;
   return run;
 }
 
 #else
 
-RingRun run_on_ring(const HeadsView<const float>&, const HeadsView<const float>&, const HeadsView<const float>&,
-                    const AttentionOptions&, const std::string&, bool) {
+RingRun run_on_ring(const RingFiles&, const AttentionOptions&) {
   throw Error("--ring: this longattn was built without MPI (CMake found none)");
 }
 

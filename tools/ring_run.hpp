@@ -1,23 +1,32 @@
-// `longattn run --ring` under mpirun: every rank reads the whole q, k and v, computes its own
-// rows by ring attention, and rank 0 gathers the rows and writes the files.
+// `longattn run --ring` under mpirun: every rank reads only its own rows of q, k and v from
+// the files, computes them by ring attention, and rank 0 gathers the rows to write the files.
 #pragma once
 
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "longattn/attention.hpp"
 
 namespace longattn::tools {
 
+struct RingFiles {
+  std::string q, k, v;               // float32 .npy, [B, H, N, D] (bhnd) or [B, N, H, D] (bnhd)
+  std::string layout = "bhnd";
+  std::string balance = "zigzag";    // contiguous or zigzag
+  bool bf16 = false;                 // rows rounded to bf16 before attention
+  bool with_lse = false;
+};
+
 struct RingRun {
+  std::int64_t batch = 0, q_heads = 0, n = 0, dv = 0;
   std::vector<float> out, lse;  // the whole [B, Hq, N, Dv] and [B, Hq, N], BHND, on the writing rank
   bool writer = false;          // this rank writes the outputs (rank 0)
   AttentionStats stats;         // this rank's work
 };
 
-// Self-attention of q, k, v (N queries and N keys) across the ranks of MPI_COMM_WORLD, sliced
-// contiguously or in zigzag (`balance`). Initializes MPI if no one has. Throws Error in a
-// build without MPI.
-RingRun run_on_ring(const HeadsView<const float>& q, const HeadsView<const float>& k, const HeadsView<const float>& v,
-                    const AttentionOptions& options, const std::string& balance, bool with_lse);
+// Self-attention of the files' q, k, v (N queries and N keys) across the ranks of
+// MPI_COMM_WORLD. Initializes MPI if no one has. Throws Error in a build without MPI.
+RingRun run_on_ring(const RingFiles& files, const AttentionOptions& options);
 
 }  // namespace longattn::tools

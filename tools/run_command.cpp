@@ -196,36 +196,33 @@ void run_layer(const RunArgs& args) {
                stats.attention_seconds, stats.output_seconds, to_string(stats.attention.isa).c_str());
 }
 
-void run_kernel(const RunArgs& args) {
-  if (args.q.empty() || args.k.empty() || args.v.empty()) throw Error("run needs --q, --k and --v (or --x and weights)");
-  std::vector<std::int64_t> qs, ks, vs;
-  const std::vector<float> q = load_heads(args.q, qs), k = load_heads(args.k, ks), v = load_heads(args.v, vs);
-  const auto qv = heads_view<const float>(q.data(), qs, args.layout);
-  const auto kv = heads_view<const float>(k.data(), ks, args.layout);
-  const auto vv = heads_view<const float>(v.data(), vs, args.layout);
-  const std::int64_t B = qv.shape[0], Hq = qv.shape[1], Nq = qv.shape[2], Dv = vv.shape[3];
-
-  AttentionOptions options = kernel_options(args);
-
+// The arrays behind the per-call options: key lengths, mask, block-sparse tiles, additive
+// weights and the relative table, loaded from their files and viewed by `options`.
+struct CallInputs {
   std::vector<std::int64_t> lengths;
+  std::vector<std::uint8_t> mask;
+  std::vector<std::array<std::int64_t, 2>> tiles;
+  std::array<npy::Array, 3> additive_arrays;
+  std::vector<float> wq, wk, w, relative;
+};
+
+void load_call_inputs(const RunArgs& args, AttentionOptions& options, CallInputs& in) {
   if (!args.key_lengths.empty()) {
     const npy::Array a = npy::load(args.key_lengths);
     if (a.shape.size() != 1 || (a.dtype != "<i8" && a.dtype != "<i4")) {
       bad_file(args.key_lengths, "expected an int32 or int64 array [B], got " + a.dtype + " " + shape_text(a.shape));
     }
-    lengths = a.values<std::int64_t>();
-    options.key_lengths = lengths;
+    in.lengths = a.values<std::int64_t>();
+    options.key_lengths = in.lengths;
   }
-  std::vector<std::uint8_t> mask;
   if (!args.mask.empty()) {
     const npy::Array a = npy::load(args.mask);
     if (a.shape.size() != 2 || (a.dtype != "|u1" && a.dtype != "|b1")) {
       bad_file(args.mask, "expected a uint8 or bool array [Nq, Nk], got " + a.dtype + " " + shape_text(a.shape));
     }
-    mask = a.values<std::uint8_t>();
-    options.mask = {mask.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
+    in.mask = a.values<std::uint8_t>();
+    options.mask = {in.mask.data(), {a.shape[0], a.shape[1]}, {a.shape[1], 1}};
   }
-  std::vector<std::array<std::int64_t, 2>> tiles;
   if (!args.blocks.empty()) {
     const npy::Array a = npy::load(args.blocks);
     if (a.shape.size() != 2 || a.shape[1] != 2 || (a.dtype != "<i8" && a.dtype != "<i4")) {
@@ -233,59 +230,81 @@ void run_kernel(const RunArgs& args) {
                                 shape_text(a.shape));
     }
     const std::vector<std::int64_t> flat = a.values<std::int64_t>();
-    for (std::size_t t = 0; t < flat.size(); t += 2) tiles.push_back({flat[t], flat[t + 1]});
+    for (std::size_t t = 0; t < flat.size(); t += 2) in.tiles.push_back({flat[t], flat[t + 1]});
     if (args.block_size.empty()) throw Error("--blocks needs --block BQ BK");
-    options.block_sparse = {args.block_size[0], args.block_size[1], tiles};
+    options.block_sparse = {args.block_size[0], args.block_size[1], in.tiles};
   }
-
-  std::vector<float> wq, wk, w;
-  std::array<npy::Array, 3> additive_arrays;
   if (!args.additive.empty()) {
-    for (int i = 0; i < 3; ++i) additive_arrays[i] = load_float(args.additive[i], i < 2 ? 2 : 1, i < 2 ? "[Da, D]" : "[Da]");
-    wq = additive_arrays[0].values<float>(), wk = additive_arrays[1].values<float>(), w = additive_arrays[2].values<float>();
-    options.additive = {matrix_view(additive_arrays[0], wq), matrix_view(additive_arrays[1], wk), w};
+    auto& arrays = in.additive_arrays;
+    for (int i = 0; i < 3; ++i) arrays[i] = load_float(args.additive[i], i < 2 ? 2 : 1, i < 2 ? "[Da, D]" : "[Da]");
+    in.wq = arrays[0].values<float>(), in.wk = arrays[1].values<float>(), in.w = arrays[2].values<float>();
+    options.additive = {matrix_view(arrays[0], in.wq), matrix_view(arrays[1], in.wk), in.w};
   }
+  load_relative_bias(args, options, in.relative);
+  if (args.dtype == "bf16") options.bf16_products = parse_bf16_products(args.bf16_products);
+}
 
-  std::vector<float> relative;
-  load_relative_bias(args, options, relative);
+// out [B, Hq, Nq, Dv] (BHND) written in the inputs' layout, and lse, both or neither.
+void write_outputs(const RunArgs& args, const HeadsView<const float>& out, const std::vector<float>& lse,
+                   const AttentionStats& stats) {
+  const std::int64_t B = out.shape[0], Hq = out.shape[1], Nq = out.shape[2], Dv = out.shape[3];
+  const bool bnhd_layout = args.layout == "bnhd";
+  const std::vector<std::int64_t> shape = bnhd_layout ? std::vector<std::int64_t>{B, Nq, Hq, Dv}
+                                                      : std::vector<std::int64_t>{B, Hq, Nq, Dv};
+  std::vector<float> data(static_cast<std::size_t>(B * Hq * Nq * Dv));
+  const auto to = heads_view<float>(data.data(), shape, args.layout);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t h = 0; h < Hq; ++h)
+      for (std::int64_t i = 0; i < Nq; ++i)
+        for (std::int64_t c = 0; c < Dv; ++c) {
+          to.data[b * to.strides[0] + h * to.strides[1] + i * to.strides[2] + c] =
+              out.data[b * out.strides[0] + h * out.strides[1] + i * out.strides[2] + c * out.strides[3]];
+        }
+  AtomicOutputs outputs;
+  outputs.add(args.out, shape, data);
+  if (!args.lse.empty()) outputs.add(args.lse, {B, Hq, Nq}, lse);
+  outputs.commit();
+  std::fprintf(stderr, "longattn run: %s: [%lld, %lld, %lld, %lld], %.3g GFLOP on %s%s\n", args.out.c_str(),
+               (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3], stats.flops * 1e-9,
+               to_string(stats.isa).c_str(),
+               args.dtype != "bf16" ? "" : stats.bf16_products ? ", bf16 products" : ", bf16 widened to fp32");
+}
 
-  // Outputs in the inputs' layout: [B, Hq, Nq, Dv] for bhnd, [B, Nq, Hq, Dv] for bnhd.
-  const std::vector<std::int64_t> out_shape =
-      args.layout == "bnhd" ? std::vector<std::int64_t>{B, Nq, Hq, Dv} : std::vector<std::int64_t>{B, Hq, Nq, Dv};
+// --ring: each rank reads its rows, rank 0 writes.
+void run_ring(const RunArgs& args, const AttentionOptions& options) {
+  const RingRun ring = run_on_ring({.q = args.q, .k = args.k, .v = args.v, .layout = args.layout,
+                                    .balance = args.balance, .bf16 = args.dtype == "bf16", .with_lse = !args.lse.empty()},
+                                   options);
+  if (!ring.writer) return;
+  write_outputs(args, bhnd(static_cast<const float*>(ring.out.data()), ring.batch, ring.q_heads, ring.n, ring.dv), ring.lse, ring.stats);
+}
+
+void run_kernel(const RunArgs& args) {
+  if (args.q.empty() || args.k.empty() || args.v.empty()) throw Error("run needs --q, --k and --v (or --x and weights)");
+  AttentionOptions options = kernel_options(args);
+  CallInputs inputs;
+  load_call_inputs(args, options, inputs);
+  if (args.ring) return run_ring(args, options);
+
+  std::vector<std::int64_t> qs, ks, vs;
+  const std::vector<float> q = load_heads(args.q, qs), k = load_heads(args.k, ks), v = load_heads(args.v, vs);
+  const auto qv = heads_view<const float>(q.data(), qs, args.layout);
+  const auto kv = heads_view<const float>(k.data(), ks, args.layout);
+  const auto vv = heads_view<const float>(v.data(), vs, args.layout);
+  const std::int64_t B = qv.shape[0], Hq = qv.shape[1], Nq = qv.shape[2], Dv = vv.shape[3];
   std::vector<float> out(static_cast<std::size_t>(B * Hq * Nq * Dv)), lse(static_cast<std::size_t>(B * Hq * Nq));
-  const auto out_view = heads_view<float>(out.data(), out_shape, args.layout);
+  const auto out_view = bhnd(out.data(), B, Hq, Nq, Dv);
   const auto lse_view = args.lse.empty() ? TensorView<float, 3>{} : bhn(lse.data(), B, Hq, Nq);
   AttentionStats stats;
   if (args.dtype == "bf16") {  // each value rounded to the nearest bf16, in the same layout
     const bench::Bf16Tensor qh = bench::rounded_to_bf16(q), kh = bench::rounded_to_bf16(k),
                             vh = bench::rounded_to_bf16(v);
-    options.bf16_products = parse_bf16_products(args.bf16_products);
     stats = attention(heads_view<const bf16>(qh.data(), qs, args.layout), heads_view<const bf16>(kh.data(), ks, args.layout),
                       heads_view<const bf16>(vh.data(), vs, args.layout), out_view, options, lse_view);
-  } else if (args.ring) {
-    RingRun ring = run_on_ring(qv, kv, vv, options, args.balance, !args.lse.empty());
-    if (!ring.writer) return;  // rank 0 writes
-    const auto whole = bhnd(ring.out.data(), B, Hq, Nq, Dv);
-    for (std::int64_t b = 0; b < B; ++b)
-      for (std::int64_t h = 0; h < Hq; ++h)
-        for (std::int64_t i = 0; i < Nq; ++i)
-          for (std::int64_t c = 0; c < Dv; ++c) {
-            out_view.data[b * out_view.strides[0] + h * out_view.strides[1] + i * out_view.strides[2] + c] =
-                whole.data[((b * Hq + h) * Nq + i) * Dv + c];
-          }
-    lse = std::move(ring.lse);
-    stats = ring.stats;
   } else {
     stats = attention(qv, kv, vv, out_view, options, lse_view);
   }
-  AtomicOutputs outputs;
-  outputs.add(args.out, out_shape, out);
-  if (!args.lse.empty()) outputs.add(args.lse, {B, Hq, Nq}, lse);
-  outputs.commit();
-  std::fprintf(stderr, "longattn run: %s: [%lld, %lld, %lld, %lld], %.3g GFLOP on %s%s\n", args.out.c_str(),
-               (long long)out_shape[0], (long long)out_shape[1], (long long)out_shape[2], (long long)out_shape[3],
-               stats.flops * 1e-9, to_string(stats.isa).c_str(),
-               args.dtype != "bf16" ? "" : stats.bf16_products ? ", bf16 products" : ", bf16 widened to fp32");
+  write_outputs(args, bhnd(static_cast<const float*>(out.data()), B, Hq, Nq, Dv), lse, stats);
 }
 
 }  // namespace
