@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <charconv>
+#include <cstdlib>
+#include <sstream>
 #include <string>
 #include <vector>
 #include <fstream>
@@ -15,6 +18,7 @@
 #include "bench/measure.hpp"
 #include "longattn/error.hpp"
 #include "longattn/options.hpp"
+#include "tools/ring_bench.hpp"
 
 namespace longattn::tools {
 namespace {
@@ -191,6 +195,35 @@ void emit(const Result& result, bool json, const std::string& output) {
   }
 }
 
+// The --ring benchmark's settings from the shared flags.
+RingBenchConfig ring_config(const bench::AttentionBenchConfig& c, bool causal, const std::vector<std::string>& model,
+                            RingBenchConfig ring) {
+  if (c.mode != "full" && c.mode != "causal") throw Error("--ring: runs --mode full or causal");
+  if (c.nq > 0 || c.dtype != "fp32") throw Error("--ring: self-attention in fp32; drop --nq and --dtype");
+  ring.n = c.n, ring.d = c.d, ring.heads = c.heads, ring.kv_heads = c.kv_heads, ring.batch = c.batch;
+  ring.causal = causal || c.mode == "causal";
+  ring.threads = c.threads > 0 ? c.threads : 1;
+  ring.repeats = c.repeats;
+  if (!model.empty()) {
+    std::stringstream nodes(model[0]);
+    for (std::string item; std::getline(nodes, item, ',');) {
+      int count = 0;
+      const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), count);
+      if (error != std::errc() || end != item.data() + item.size() || count < 1) {
+        throw Error("--model: expected NODES as counts >= 1 separated by commas (8,64,256), got " + model[0]);
+      }
+      ring.model_nodes.push_back(count);
+    }
+    if (ring.model_nodes.empty()) throw Error("--model: expected NODES, e.g. 8,64,256");
+    char* end = nullptr;
+    ring.link_gbps = std::strtod(model[1].c_str(), &end);
+    if (model[1].empty() || *end != '\0' || !(ring.link_gbps >= 0)) {
+      throw Error("--model: expected LINK_GBPS, a rate >= 0 in Gbit/s (0: measure it here), got " + model[1]);
+    }
+  }
+  return ring;
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, Actions actions) {
@@ -242,9 +275,24 @@ void add_bench_command(CLI::App& app, Actions actions) {
   cmd->add_option("--repeats", config->repeats, "Timed runs after a warm-up; the median is reported")->check(CLI::PositiveNumber);
   cmd->add_flag("--reuse-plan", config->reuse_plan,
                 "Time runs of one AttentionPlan made before the timing (a decoding loop), alternating with attention() calls");
+  auto ring = std::make_shared<RingBenchConfig>();
+  auto ring_flag = std::make_shared<bool>(false);
+  auto model = std::make_shared<std::vector<std::string>>();
+  cmd->add_flag("--ring", *ring_flag,
+                "Under mpirun: ring attention across the ranks (--threads each, default 1) against one rank alone");
+  cmd->add_option("--balance", ring->balance, "How --ring deals the rows to the ranks: zigzag or contiguous")
+      ->check(CLI::IsMember({"zigzag", "contiguous"}));
+  cmd->add_option("--model", *model,
+                  "NODES LINK_GBPS with --ring: time and memory per node of n = 1M ... 16M on NODES (e.g. 8,64,256) "
+                  "nodes joined by a LINK_GBPS Gbit/s link (0: the link measured here), from the measured rates")
+      ->expected(2);
+  cmd->add_option("--cores-per-node", ring->cores_per_node, "Cores of a node in the --model (default 64)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON object instead of text");
   cmd->add_option("--output", *output, "Also write the JSON object to this file");
   on_parsed(cmd, actions, [=] {
+    if (*ring_flag) return run_ring_bench(ring_config(*config, *causal, *model, *ring));
+    if (!model->empty()) throw Error("--model: a model of the ring; add --ring");
     if (config->mode == "mha") {
       if (config->nq > 0) throw Error("--nq: the multi-head layer attends over its own n tokens; drop --nq with --mode mha");
       if (config->dtype != "fp32") throw Error("--dtype: the multi-head layer runs fp32; drop --dtype with --mode mha");

@@ -16,7 +16,6 @@
 namespace longattn::tools {
 
 #if defined(LONGATTN_WITH_MPI)
-namespace {
 
 // MPI for the process's lifetime, started here unless the application did.
 void ensure_mpi() {
@@ -32,6 +31,8 @@ void ensure_mpi() {
     }
   } finalizer;
 }
+
+namespace {
 
 // This rank's rows of a float32 [B, H, N, D] (bhnd) or [B, N, H, D] (bnhd) file, in its layout.
 std::vector<float> read_rows(const std::string& file, const std::string& layout, const RingSlice& slice,

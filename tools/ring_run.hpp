@@ -25,6 +25,9 @@ struct RingRun {
   AttentionStats stats;         // this rank's work
 };
 
+// MPI for the process's lifetime, started here unless the application did (builds with MPI).
+void ensure_mpi();
+
 // Self-attention of the files' q, k, v (N queries and N keys) across the ranks of
 // MPI_COMM_WORLD. Initializes MPI if no one has. Throws Error in a build without MPI.
 RingRun run_on_ring(const RingFiles& files, const AttentionOptions& options);
