@@ -16,6 +16,7 @@
 #include "longattn/error.hpp"
 #include "mpi/ring_checks.hpp"
 #include "mpi/ring_linear.hpp"
+#include "mpi/ring_rows.hpp"
 
 namespace longattn {
 
@@ -83,11 +84,6 @@ std::array<HeadsView<const T>, 2> block_rows(const KeyValueBlock<T>& block, cons
                              {s.kv_heads * rows * s.d, rows * s.d, s.d, 1}},
           HeadsView<const T>{values + first * s.dv, {s.batch, s.kv_heads, count, s.dv},
                              {s.kv_heads * rows * s.dv, rows * s.dv, s.dv, 1}}};
-}
-
-template <class T>
-HeadsView<T> rows_of(const HeadsView<T>& view, std::int64_t first, std::int64_t count) {
-  return {view.data + first * view.strides[2], {view.shape[0], view.shape[1], count, view.shape[3]}, view.strides};
 }
 
 // The output and log-sum-exp of this rank's rows, merged over the partial results.
@@ -279,7 +275,8 @@ RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const 
   KeyValueBlock<T> own = block_of(s.nk), travelling[2] = {block_of(layout.most_rows), block_of(layout.most_rows)};
   pack_block(k, v, own);
   PairAttention pairs(s, options, layout.n, out, ring.attention);
-  auto owner = [&](const Visit& visit) { return ((rank - visit.direction * visit.distance) % P + P) % P; };
+  auto ring_rank = [P](int r) { return (r % P + P) % P; };  // ranks count round the ring
+  auto owner = [&](const Visit& visit) { return ring_rank(rank - visit.direction * visit.distance); };
   auto block_bytes = [&](int of) {
     return static_cast<int>(s.batch * s.kv_heads * layout.slices[of].rows() * (s.d + s.dv) * sizeof(T));
   };
@@ -295,8 +292,8 @@ RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const 
       const KeyValueBlock<T>& leaving = next.distance == 1 ? own : current;
       const int sent = next.distance == 1 ? rank : source, tag = static_cast<int>(i);
       MPI_Irecv(travelling[(i + 1) % 2].data.data(), block_bytes(owner(next)), MPI_BYTE,
-                ((rank - next.direction) % P + P) % P, tag, comm, &requests[0]);
-      MPI_Isend(leaving.data.data(), block_bytes(sent), MPI_BYTE, ((rank + next.direction) % P + P) % P, tag, comm,
+                ring_rank(rank - next.direction), tag, comm, &requests[0]);
+      MPI_Isend(leaving.data.data(), block_bytes(sent), MPI_BYTE, ring_rank(rank + next.direction), tag, comm,
                 &requests[1]);
       ring.bytes_sent += block_bytes(sent);
       ++ring.blocks_sent;
@@ -306,7 +303,7 @@ RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const 
     for (const auto& [q_start, q_rows] : slice.segments) {
       std::int64_t k_first = 0;
       for (const auto& [k_start, k_rows] : layout.slices[source].segments) {
-        pairs.run(rows_of(q, q_first, q_rows), q_first, q_start, block_rows(current, s, current.rows, k_first, k_rows),
+        pairs.run(mpi::rows_of(q, q_first, q_rows), q_first, q_start, block_rows(current, s, current.rows, k_first, k_rows),
                   k_start);
         k_first += k_rows;
       }

@@ -5,14 +5,10 @@
 #include <vector>
 
 #include "engine/linear_attention.hpp"
+#include "mpi/ring_rows.hpp"
 
 namespace longattn::mpi {
 namespace {
-
-template <class T>
-HeadsView<T> rows_of(const HeadsView<T>& view, std::int64_t first, std::int64_t count) {
-  return {view.data + first * view.strides[2], {view.shape[0], view.shape[1], count, view.shape[3]}, view.strides};
-}
 
 // One segment of this rank's rows: where it lies in the tensors and in the sequence, and the
 // options of a call on it alone (key_lengths in its own rows).

@@ -251,7 +251,7 @@ TEST_CASE("arrays written by NumPy round-trip through longattn run") {
   REQUIRE(std::system(make.c_str()) == 0);
   const Outcome r = run_cli("run --layout bnhd --causal --q " + (tmp / "q.npy").string() + " --k " +
                             (tmp / "k.npy").string() + " --v " + (tmp / "v.npy").string() + " --out " +
-                            (tmp / "out.npy").string());
+                            (tmp / "out.npy").string() + " --lse " + (tmp / "lse.npy").string());
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const std::string check = python + " - <<'PY'\n"
@@ -268,6 +268,11 @@ TEST_CASE("arrays written by NumPy round-trip through longattn run") {
                             "assert out.shape == ref.shape, out.shape\n"
                             "err = np.abs(out - ref).max()\n"
                             "assert err < 1e-5, err\n"
+                            "lse = np.load(f'{d}/lse.npy')\n"  // [B, Hq, Nq] whatever the layout
+                            "m = s.max(-1)\n"
+                            "ref_lse = m + np.log(np.exp(s - m[..., None]).sum(-1))\n"
+                            "assert lse.shape == ref_lse.shape, lse.shape\n"
+                            "assert np.abs(lse - ref_lse).max() < 1e-5\n"
                             "PY";
   CHECK(std::system(check.c_str()) == 0);
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdio>
 #include <vector>
 
@@ -53,26 +52,20 @@ double ring_rows_to_hide(const RingModelInputs& in) {
 #if defined(LONGATTN_WITH_MPI)
 namespace {
 
-double median(std::vector<double> x) {
-  std::sort(x.begin(), x.end());
-  return x[x.size() / 2];
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+std::int64_t kv_heads_of(const RingBenchConfig& c) { return c.kv_heads > 0 ? c.kv_heads : c.heads; }
 
 // The time of passing a block of `bytes` once around the ring, nothing computed.
 double ring_pass_seconds(std::int64_t bytes, int rank, int ranks) {
   std::vector<char> a(static_cast<std::size_t>(bytes)), b(a.size());
   MPI_Barrier(MPI_COMM_WORLD);
-  const auto start = std::chrono::steady_clock::now();
-  for (int step = 0; step + 1 < ranks; ++step) {
-    MPI_Sendrecv(a.data(), static_cast<int>(bytes), MPI_BYTE, (rank + 1) % ranks, step, b.data(),
-                 static_cast<int>(bytes), MPI_BYTE, (rank - 1 + ranks) % ranks, step, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    std::swap(a, b);
-  }
-  return seconds_since(start);
+  return bench::seconds_of([&] {
+    for (int step = 0; step + 1 < ranks; ++step) {
+      MPI_Sendrecv(a.data(), static_cast<int>(bytes), MPI_BYTE, (rank + 1) % ranks, step, b.data(),
+                   static_cast<int>(bytes), MPI_BYTE, (rank - 1 + ranks) % ranks, step, MPI_COMM_WORLD,
+                   MPI_STATUS_IGNORE);
+      std::swap(a, b);
+    }
+  });
 }
 
 struct RankTimes {
@@ -111,7 +104,7 @@ RankTimes time_ring(const RingBenchConfig& c, const AttentionOptions& options, s
   MPI_Comm_size(MPI_COMM_WORLD, &ranks);
   const RingBalance balance = c.balance == "contiguous" ? RingBalance::contiguous : RingBalance::zigzag;
   const RingSlice slice = ring_slice(c.n, rank, ranks, balance);
-  const std::int64_t rows = slice.rows(), B = c.batch, H = c.heads, Hkv = c.kv_heads > 0 ? c.kv_heads : H, D = c.d;
+  const std::int64_t rows = slice.rows(), B = c.batch, H = c.heads, Hkv = kv_heads_of(c), D = c.d;
   const bench::Tensor q = bench::random_tensor(B * H * rows * D, 1 + rank),
                       k = bench::random_tensor(B * Hkv * rows * D, 100 + rank),
                       v = bench::random_tensor(B * Hkv * rows * D, 200 + rank);
@@ -126,29 +119,29 @@ RankTimes time_ring(const RingBenchConfig& c, const AttentionOptions& options, s
     seconds.push_back(stats.seconds), compute.push_back(stats.compute_seconds), wait.push_back(stats.wait_seconds);
   }
   block_bytes = stats.blocks_sent > 0 ? stats.bytes_sent / stats.blocks_sent : 0;
-  return {median(seconds), median(compute), median(wait), ring_pass_seconds(block_bytes, rank, ranks)};
+  return {bench::median(seconds), bench::median(compute), bench::median(wait),
+          ring_pass_seconds(block_bytes, rank, ranks)};
 }
 
 // One rank alone on the whole sequence: the median time and the FLOPs of a call.
 std::array<double, 2> time_alone(const RingBenchConfig& c, const AttentionOptions& options) {
-  const std::int64_t B = c.batch, H = c.heads, Hkv = c.kv_heads > 0 ? c.kv_heads : H, D = c.d;
+  const std::int64_t B = c.batch, H = c.heads, Hkv = kv_heads_of(c), D = c.d;
   const bench::Tensor whole = bench::random_tensor(B * H * c.n * D, 7);
   std::vector<float> out(whole.size());
-  std::vector<double> seconds;
   double flops = 0;
-  for (int r = 0; r <= c.repeats; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    flops = attention(bhnd(whole.data(), B, H, c.n, D), bhnd(whole.data(), B, Hkv, c.n, D),
-                      bhnd(whole.data(), B, Hkv, c.n, D), bhnd(out.data(), B, H, c.n, D), options)
-                .flops;
-    if (r > 0) seconds.push_back(seconds_since(start));
-  }
-  return {median(seconds), flops};
+  const double seconds = bench::median_seconds(
+      [&] {
+        flops = attention(bhnd(whole.data(), B, H, c.n, D), bhnd(whole.data(), B, Hkv, c.n, D),
+                          bhnd(whole.data(), B, Hkv, c.n, D), bhnd(out.data(), B, H, c.n, D), options)
+                    .flops;
+      },
+      c.repeats);
+  return {seconds, flops};
 }
 
 // Prints each rank's times; returns the slowest call, the longest wait and the longest pass.
 RankTimes print_ranks(const RingBenchConfig& c, const std::vector<RankTimes>& all) {
-  const std::int64_t Hkv = c.kv_heads > 0 ? c.kv_heads : c.heads;
+  const std::int64_t Hkv = kv_heads_of(c);
   std::printf("ring attention: n %lld, D %lld, %lld heads (%lld kv), batch %lld, %s, %s balance, %zu ranks of %d thread%s\n",
               (long long)c.n, (long long)c.d, (long long)c.heads, (long long)Hkv, (long long)c.batch,
               c.causal ? "causal" : "full", c.balance.c_str(), all.size(), c.threads, c.threads == 1 ? "" : "s");
@@ -192,7 +185,7 @@ void run_ring_bench(const RingBenchConfig& c) {
   const RingModelInputs in{.core_flops = flops / one_rank / c.threads,
                            .link_bytes = c.link_gbps > 0 ? c.link_gbps * 1e9 / 8 : link_measured,
                            .cores_per_node = c.cores_per_node, .d = c.d, .heads = c.heads,
-                           .kv_heads = c.kv_heads > 0 ? c.kv_heads : c.heads, .batch = c.batch, .causal = c.causal};
+                           .kv_heads = kv_heads_of(c), .batch = c.batch, .causal = c.causal};
   if (link_measured > 0) {  // the model against this very run
     RingModelInputs here = in;
     here.link_bytes = link_measured, here.cores_per_node = c.threads;

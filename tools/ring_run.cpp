@@ -10,6 +10,7 @@
 
 #include "bench/measure.hpp"
 #include "longattn/ring.hpp"
+#include "tools/heads_file.hpp"
 #include "tools/npy.hpp"
 #endif
 
@@ -37,23 +38,13 @@ namespace {
 // This rank's rows of a float32 [B, H, N, D] (bhnd) or [B, N, H, D] (bnhd) file, in its layout.
 std::vector<float> read_rows(const std::string& file, const std::string& layout, const RingSlice& slice,
                              std::vector<std::int64_t>& shape) {
-  const npy::Array a = npy::load_rows(file, layout == "bnhd" ? 1 : 2, slice.segments);
-  if (a.dtype != "<f4" || a.shape.size() != 4) {
-    throw Error(file + ": expected a float32 array of 4 dimensions, got " + a.dtype + " of " +
-                std::to_string(a.shape.size()));
-  }
-  shape = a.shape;
-  return a.values<float>();
+  return heads_values(npy::load_rows(file, layout == "bnhd" ? 1 : 2, slice.segments), file, shape);
 }
 
-template <class T>
-HeadsView<T> heads_view(T* data, const std::vector<std::int64_t>& s, const std::string& layout) {
-  return layout == "bnhd" ? bnhd(data, s[0], s[1], s[2], s[3]) : bhnd(data, s[0], s[1], s[2], s[3]);
-}
-
-// Every rank's rows of a [B, H, rows, width] array onto rank 0, placed at their global rows.
+// Every rank's rows of a [B, H, rows, width] array onto rank 0, placed at their global rows of
+// a [B, H, N, width] array in `layout`.
 std::vector<float> gather_rows(const std::vector<float>& mine, std::int64_t B, std::int64_t H, std::int64_t n,
-                               std::int64_t width, int rank, int ranks, RingBalance balance) {
+                               std::int64_t width, int rank, int ranks, RingBalance balance, const std::string& layout) {
   std::vector<int> counts(ranks), displacements(ranks);
   for (int r = 0, total = 0; r < ranks; ++r) {
     counts[r] = static_cast<int>(B * H * ring_slice(n, r, ranks, balance).rows() * width);
@@ -65,14 +56,17 @@ std::vector<float> gather_rows(const std::vector<float>& mine, std::int64_t B, s
               MPI_FLOAT, 0, MPI_COMM_WORLD);
   if (rank != 0) return {};
   std::vector<float> whole(all.size());
+  const std::vector<std::int64_t> shape = layout == "bnhd" ? std::vector<std::int64_t>{B, n, H, width}
+                                                           : std::vector<std::int64_t>{B, H, n, width};
+  const HeadsView<float> to = heads_view(whole.data(), shape, layout);
   for (int r = 0; r < ranks; ++r) {
-    const RingSlice slice = ring_slice(n, r, ranks, balance);
     const float* from = all.data() + displacements[r];
-    for (std::int64_t bh = 0; bh < B * H; ++bh)
-      for (const auto& [start, length] : slice.segments) {
-        std::copy_n(from, length * width, whole.data() + (bh * n + start) * width);
-        from += length * width;
-      }
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < H; ++h)
+        for (const auto& [start, length] : ring_slice(n, r, ranks, balance).segments)
+          for (std::int64_t i = start; i < start + length; ++i, from += width) {
+            std::copy_n(from, width, to.data + b * to.strides[0] + h * to.strides[1] + i * to.strides[2]);
+          }
   }
   return whole;
 }
@@ -86,7 +80,7 @@ RingRun run_on_ring(const RingFiles& files, const AttentionOptions& options) {
   MPI_Comm_size(MPI_COMM_WORLD, &ranks);
   const RingBalance balance = files.balance == "contiguous" ? RingBalance::contiguous : RingBalance::zigzag;
   const std::vector<std::int64_t> whole = npy::load_header(files.q).shape;
-  if (whole.size() != 4) throw Error(files.q + ": expected 4 dimensions");
+  if (whole.size() != 4) throw Error(files.q + ": expected 4 dimensions, got shape " + shape_text(whole));
   RingRun run;
   run.n = whole[files.layout == "bnhd" ? 1 : 2];
   const RingSlice slice = ring_slice(run.n, rank, ranks, balance);
@@ -109,8 +103,8 @@ RingRun run_on_ring(const RingFiles& files, const AttentionOptions& options) {
   } else {
     run.stats = ring_attention(MPI_COMM_WORLD, slice, qv, kv, vv, out_view, options, lse_view).attention;
   }
-  run.out = gather_rows(out, B, Hq, run.n, Dv, rank, ranks, balance);
-  if (files.with_lse) run.lse = gather_rows(lse, B, Hq, run.n, 1, rank, ranks, balance);
+  run.out = gather_rows(out, B, Hq, run.n, Dv, rank, ranks, balance, files.layout);
+  if (files.with_lse) run.lse = gather_rows(lse, B, Hq, run.n, 1, rank, ranks, balance, "bhnd");
   run.writer = rank == 0;
   return run;
 }

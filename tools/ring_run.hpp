@@ -20,7 +20,7 @@ struct RingFiles {
 
 struct RingRun {
   std::int64_t batch = 0, q_heads = 0, n = 0, dv = 0;
-  std::vector<float> out, lse;  // the whole [B, Hq, N, Dv] and [B, Hq, N], BHND, on the writing rank
+  std::vector<float> out, lse;  // the whole out in the files' layout and lse [B, Hq, N], on the writing rank
   bool writer = false;          // this rank writes the outputs (rank 0)
   AttentionStats stats;         // this rank's work
 };

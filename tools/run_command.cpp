@@ -17,6 +17,7 @@
 #include "longattn/error.hpp"
 #include "longattn/multi_head.hpp"
 #include "tools/golden_cases.hpp"
+#include "tools/heads_file.hpp"
 #include "tools/npy.hpp"
 #include "tools/ring_run.hpp"
 
@@ -46,25 +47,9 @@ struct RunArgs {
 
 [[noreturn]] void bad_file(const std::string& file, const std::string& what) { throw Error(file + ": " + what); }
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 // A float32 array of 4 dimensions, in the file's own layout.
 std::vector<float> load_heads(const std::string& file, std::vector<std::int64_t>& shape) {
-  const npy::Array a = npy::load(file);
-  if (a.dtype != "<f4") bad_file(file, "expected dtype float32 (<f4), got " + a.dtype);
-  if (a.shape.size() != 4) bad_file(file, "expected 4 dimensions, got shape " + shape_text(a.shape));
-  shape = a.shape;
-  return a.values<float>();
-}
-
-// [B, H, N, D] view of a file's array stored in `layout` (the file holds [B, N, H, D] for bnhd).
-template <class T>
-HeadsView<T> heads_view(T* data, const std::vector<std::int64_t>& s, const std::string& layout) {
-  return layout == "bnhd" ? bnhd(data, s[0], s[1], s[2], s[3]) : bhnd(data, s[0], s[1], s[2], s[3]);
+  return heads_values(npy::load(file), file, shape);
 }
 
 // The options of the contract every run shares, from the flags.
@@ -244,30 +229,26 @@ void load_call_inputs(const RunArgs& args, AttentionOptions& options, CallInputs
   if (args.dtype == "bf16") options.bf16_products = parse_bf16_products(args.bf16_products);
 }
 
-// out [B, Hq, Nq, Dv] (BHND) written in the inputs' layout, and lse, both or neither.
-void write_outputs(const RunArgs& args, const HeadsView<const float>& out, const std::vector<float>& lse,
-                   const AttentionStats& stats) {
-  const std::int64_t B = out.shape[0], Hq = out.shape[1], Nq = out.shape[2], Dv = out.shape[3];
-  const bool bnhd_layout = args.layout == "bnhd";
-  const std::vector<std::int64_t> shape = bnhd_layout ? std::vector<std::int64_t>{B, Nq, Hq, Dv}
-                                                      : std::vector<std::int64_t>{B, Hq, Nq, Dv};
-  std::vector<float> data(static_cast<std::size_t>(B * Hq * Nq * Dv));
-  const auto to = heads_view<float>(data.data(), shape, args.layout);
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t h = 0; h < Hq; ++h)
-      for (std::int64_t i = 0; i < Nq; ++i)
-        for (std::int64_t c = 0; c < Dv; ++c) {
-          to.data[b * to.strides[0] + h * to.strides[1] + i * to.strides[2] + c] =
-              out.data[b * out.strides[0] + h * out.strides[1] + i * out.strides[2] + c * out.strides[3]];
-        }
+// out (shape: [B, Hq, Nq, Dv] in the inputs' layout) and lse [B, Hq, Nq], both or neither.
+void write_outputs(const RunArgs& args, const std::vector<std::int64_t>& shape, const std::vector<float>& out,
+                   const std::vector<float>& lse, const AttentionStats& stats) {
   AtomicOutputs outputs;
-  outputs.add(args.out, shape, data);
-  if (!args.lse.empty()) outputs.add(args.lse, {B, Hq, Nq}, lse);
+  outputs.add(args.out, shape, out);
+  if (!args.lse.empty()) {
+    const bool bnhd_layout = args.layout == "bnhd";
+    outputs.add(args.lse, {shape[0], shape[bnhd_layout ? 2 : 1], shape[bnhd_layout ? 1 : 2]}, lse);
+  }
   outputs.commit();
   std::fprintf(stderr, "longattn run: %s: [%lld, %lld, %lld, %lld], %.3g GFLOP on %s%s\n", args.out.c_str(),
                (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3], stats.flops * 1e-9,
                to_string(stats.isa).c_str(),
                args.dtype != "bf16" ? "" : stats.bf16_products ? ", bf16 products" : ", bf16 widened to fp32");
+}
+
+// Outputs [B, Hq, Nq, Dv] in the inputs' layout: [B, Nq, Hq, Dv] for bnhd.
+std::vector<std::int64_t> output_shape(const RunArgs& args, std::int64_t B, std::int64_t Hq, std::int64_t Nq,
+                                       std::int64_t Dv) {
+  return args.layout == "bnhd" ? std::vector<std::int64_t>{B, Nq, Hq, Dv} : std::vector<std::int64_t>{B, Hq, Nq, Dv};
 }
 
 // --ring: each rank reads its rows, rank 0 writes.
@@ -276,7 +257,7 @@ void run_ring(const RunArgs& args, const AttentionOptions& options) {
                                     .balance = args.balance, .bf16 = args.dtype == "bf16", .with_lse = !args.lse.empty()},
                                    options);
   if (!ring.writer) return;
-  write_outputs(args, bhnd(static_cast<const float*>(ring.out.data()), ring.batch, ring.q_heads, ring.n, ring.dv), ring.lse, ring.stats);
+  write_outputs(args, output_shape(args, ring.batch, ring.q_heads, ring.n, ring.dv), ring.out, ring.lse, ring.stats);
 }
 
 void run_kernel(const RunArgs& args) {
@@ -292,8 +273,9 @@ void run_kernel(const RunArgs& args) {
   const auto kv = heads_view<const float>(k.data(), ks, args.layout);
   const auto vv = heads_view<const float>(v.data(), vs, args.layout);
   const std::int64_t B = qv.shape[0], Hq = qv.shape[1], Nq = qv.shape[2], Dv = vv.shape[3];
+  const std::vector<std::int64_t> out_shape = output_shape(args, B, Hq, Nq, Dv);
   std::vector<float> out(static_cast<std::size_t>(B * Hq * Nq * Dv)), lse(static_cast<std::size_t>(B * Hq * Nq));
-  const auto out_view = bhnd(out.data(), B, Hq, Nq, Dv);
+  const auto out_view = heads_view<float>(out.data(), out_shape, args.layout);
   const auto lse_view = args.lse.empty() ? TensorView<float, 3>{} : bhn(lse.data(), B, Hq, Nq);
   AttentionStats stats;
   if (args.dtype == "bf16") {  // each value rounded to the nearest bf16, in the same layout
@@ -304,7 +286,7 @@ void run_kernel(const RunArgs& args) {
   } else {
     stats = attention(qv, kv, vv, out_view, options, lse_view);
   }
-  write_outputs(args, bhnd(static_cast<const float*>(out.data()), B, Hq, Nq, Dv), lse, stats);
+  write_outputs(args, out_shape, out, lse, stats);
 }
 
 }  // namespace
