@@ -179,8 +179,9 @@ class PairAttention {
       }
       partial_.key_lengths = lengths_;
     }
-    part_.assign(static_cast<std::size_t>(s_.batch * s_.q_heads * q_rows * s_.dv), 0.0f);
-    part_lse_.assign(static_cast<std::size_t>(s_.batch * s_.q_heads * q_rows), kNegInf);
+    // attention() writes every row of both (zeros and -inf where no key is seen).
+    part_.resize(static_cast<std::size_t>(s_.batch * s_.q_heads * q_rows * s_.dv));
+    part_lse_.resize(static_cast<std::size_t>(s_.batch * s_.q_heads * q_rows));
     const bool softmax = options_.normalizer == Normalizer::softmax;
     const AttentionStats one = attention(
         q, keys_values[0], keys_values[1], bhnd(part_.data(), s_.batch, s_.q_heads, q_rows, s_.dv), partial_,
