@@ -92,6 +92,7 @@ std::string AttentionCase::describe() const {
   if (!p.rope.empty()) s << " rope=" << p.rope;
   if (p.alibi) s << " alibi";
   if (relative_clip >= 0) s << " relative=" << relative_clip;
+  if (bias_dims > 0) s << " score_bias=" << bias_dims << "d@" << bias_hidden;
   if (bf16 != Bf16Inputs::none) s << (bf16 == Bf16Inputs::all ? " bf16" : " bf16-kv");
   if (magnitude != 1.0f) s << " magnitude=" << magnitude;
   if (drift != 0.0f) s << " drift=" << drift;
@@ -185,6 +186,26 @@ struct Drawn {
   Stored q, k, v;
 };
 
+// p.score_bias, the same wherever the case shares a dimension (bias_dims).
+void draw_score_bias(const AttentionCase& c, reference::Problem& p, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::bernoulli_distribution hidden(c.bias_hidden);
+  const std::int64_t matrix = p.nq * p.nk;
+  p.score_bias.resize(p.batch * p.q_heads * matrix);
+  for (std::int64_t b = 0; b < p.batch; ++b) {
+    for (std::int64_t h = 0; h < p.q_heads; ++h) {
+      float* to = &p.score_bias[(b * p.q_heads + h) * matrix];
+      if (c.bias_dims < 4 && b > 0) {
+        std::copy_n(&p.score_bias[h * matrix], matrix, to);
+      } else if (c.bias_dims < 3 && h > 0) {
+        std::copy_n(&p.score_bias[b * p.q_heads * matrix], matrix, to);
+      } else {
+        for (std::int64_t e = 0; e < matrix; ++e) to[e] = hidden(rng) ? -INFINITY : normal(rng);
+      }
+    }
+  }
+}
+
 Drawn draw(const AttentionCase& c) {
   Drawn in{c.problem, {c.problem.batch, c.problem.q_heads, c.problem.nq, c.problem.d, c.layout},
            {c.problem.batch, c.problem.kv_heads, c.problem.nk, c.problem.d, c.layout},
@@ -227,6 +248,7 @@ Drawn draw(const AttentionCase& c) {
     p.relative_bias.resize(p.q_heads * (2 * c.relative_clip + 1));
     for (float& x : p.relative_bias) x = normal(rng);
   }
+  if (c.bias_dims > 0) draw_score_bias(c, p, rng);
   if (c.bf16 == Bf16Inputs::all) in.q.round_to_bf16();
   if (c.bf16 != Bf16Inputs::none) {
     for (Stored* t : {&in.k, &in.v}) t->round_to_bf16();
@@ -256,6 +278,12 @@ AttentionOptions options_of(const AttentionCase& c, const reference::Problem& p)
   options.alibi = p.alibi;
   if (!p.relative_bias.empty()) {
     options.relative_bias = {p.relative_bias.data(), {p.q_heads, 2 * c.relative_clip + 1}, {2 * c.relative_clip + 1, 1}};
+  }
+  if (!p.score_bias.empty()) {  // the first matrix of the dimensions shared, read again through stride 0
+    const std::int64_t matrix = p.nq * p.nk;
+    options.score_bias = {p.score_bias.data(),
+                          {p.batch, p.q_heads, p.nq, p.nk},
+                          {c.bias_dims == 4 ? p.q_heads * matrix : 0, c.bias_dims >= 3 ? matrix : 0, p.nk, 1}};
   }
   options.key_lengths = p.key_lengths;
   if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};

@@ -41,6 +41,11 @@ struct AttentionCase {
   double block_density = -1;  // >= 0 with problem.block_q: random visible tiles
   std::int64_t additive_da = 0;     // > 0: additive scores with random Wq, Wk [Da, D] and w
   std::int64_t relative_clip = -1;  // >= 0: a random relative bias table [Hq, 2K+1]
+  // A random score bias [B, Hq, Nq, Nk] of N(0, 1) entries, -inf with chance bias_hidden,
+  // given with this many dimensions of its own (2: one [Nq, Nk] for every batch and head, 3:
+  // one per head, 4: one per batch and head), the others stride 0. 0: none.
+  int bias_dims = 0;
+  double bias_hidden = 0;
   Bf16Inputs bf16 = Bf16Inputs::none;
   // White box: the engine's packed-key budget and key chunk bytes (0: the plan's own).
   std::int64_t packed_budget = 0, chunk_bytes = 0;

@@ -153,6 +153,11 @@ void draw_scores(Dice& dice, reference::Problem& p, AttentionCase& c, std::vecto
     c.relative_clip = dice.log_uniform(1, 65) - 1;
     features.push_back("relative bias");
   }
+  if (!linear && dice.chance(0.08)) {
+    c.bias_dims = dice.pick<int>({2, 3, 4});
+    c.bias_hidden = dice.pick<double>({0.0, 0.1, 0.9});
+    features.push_back("score bias");
+  }
   if (dice.chance(0.1)) {  // a slice of a longer sequence, anywhere around the keys
     p.key_start = dice.log_uniform(1, 100000) - 1;
     p.query_start = p.key_start + dice.log_uniform(1, 2 * (p.nk + p.nq) + 1) - 1 - p.nq;

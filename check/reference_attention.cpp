@@ -90,6 +90,7 @@ Result attention(const Problem& p) {
           if (!p.relative_bias.empty()) {
             s[j] += p.relative_bias[h * (2 * clip + 1) + std::clamp(j - pos, -clip, clip) + clip];
           }
+          if (!p.score_bias.empty()) s[j] += p.score_bias[((b * p.q_heads + h) * p.nq + i) * p.nk + j];
           m = std::isnan(m) || std::isnan(s[j]) ? NAN : std::max(m, s[j]);  // IEEE: a NaN score, a NaN max
           if (std::isfinite(s[j])) r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));
         }

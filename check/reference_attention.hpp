@@ -34,6 +34,7 @@ struct Problem {
   double rope_base = 10000;
   bool alibi = false;              // bias -m_h |pos_i - j|, the paper's slopes for q_heads
   std::vector<float> relative_bias;  // [Hq, 2K+1], empty: none
+  std::vector<float> score_bias;     // [B, Hq, Nq, Nk] row-major, added to every score; empty: none
 };
 
 // The ALiBi slopes of Press et al. for `heads` heads, transcribed from the paper's code.

@@ -1,6 +1,7 @@
 #include "engine/attention_validation.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <numeric>
@@ -218,9 +219,21 @@ void validate_options(const AttentionShape& s, const AttentionOptions& options, 
            std::to_string(table.shape[0]) + ", " + std::to_string(table.shape[1]) + "]");
     }
   }
-  if (options.normalizer == Normalizer::linear &&
-      (options.rope.enabled() || options.alibi || !options.relative_bias.empty())) {
-    fail("normalizer: linear attention has no scores for RoPE, ALiBi or a relative bias; use softmax, sigmoid or relu");
+  if (const auto& bias = options.score_bias;
+      !bias.empty() || std::any_of(bias.shape.begin(), bias.shape.end(), [](std::int64_t x) { return x != 0; })) {
+    check_view(bias, "score_bias");
+    const std::array<std::int64_t, 4> expected = {s.batch, s.q_heads, s.nq, s.nk};
+    if (bias.shape != expected) {
+      fail("score_bias.shape: expected [" + std::to_string(s.batch) + ", " + std::to_string(s.q_heads) + ", " +
+           std::to_string(s.nq) + ", " + std::to_string(s.nk) + "] ([batch, q heads, q tokens, k tokens]; stride 0 "
+           "to share a dimension), got [" + std::to_string(bias.shape[0]) + ", " + std::to_string(bias.shape[1]) +
+           ", " + std::to_string(bias.shape[2]) + ", " + std::to_string(bias.shape[3]) + "]");
+    }
+  }
+  if (options.normalizer == Normalizer::linear && (options.rope.enabled() || options.alibi ||
+                                                   !options.relative_bias.empty() || !options.score_bias.empty())) {
+    fail("normalizer: linear attention has no scores for RoPE, ALiBi, a relative bias or a score bias; use softmax, "
+         "sigmoid or relu");
   }
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("scale: expected a finite number, got " + std::to_string(*options.scale));

@@ -62,6 +62,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
       .rope = RotaryTable(options.rope, shape.d,
                           std::max({shape.nk, std::abs(query_offset), std::abs(query_offset + shape.nq)})),
       .bias = PositionBias(shape, options, softmax ? log2e : 1.0f),
+      .score_bias = options.score_bias,
       .kernels = &kernels,
       .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,
       .block_rows = kBlockRows,

@@ -23,11 +23,12 @@ struct FlashPlan {
   float sigmoid_bias;
   AdditiveScoring additive;  // enabled: scores are wᵀ tanh(Wq q + Wk k) instead of q·k
   std::int64_t score_depth;  // features per packed key: D, or Da for additive scores
-  float score_scale;         // additive scores are multiplied by this (log2 e for softmax)
+  float score_scale;         // additive scores and the score bias are multiplied by this (log2 e for softmax)
   // Query i sits at key position i + query_offset (Positions): RoPE turns q there, k at j.
   std::int64_t query_offset;
   RotaryTable rope;          // enabled: q and k rotated as they are copied and packed
   PositionBias bias;         // enabled: ALiBi / relative bias added to every score tile
+  TensorView<const float, 4> score_bias;  // the caller's [B, Hq, Nq, Nk] bias (empty: none)
   const simd::KernelTable* kernels;
   // The bf16 products, for q, k and v all in bf16 (null: widened): where options ask for them,
   // the CPU has them and the plan needs nothing they lack (additive scores project fp32 rows;

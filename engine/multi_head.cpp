@@ -256,8 +256,9 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, co
   m.config.head_dim = D;
 
   const AttentionOptions& a = config.attention;
-  if (!a.key_lengths.empty() || !a.mask.empty() || a.block_sparse.enabled()) {
-    fail("attention: key_lengths, mask and block_sparse are per-call inputs of attention(), not part of a layer");
+  if (!a.key_lengths.empty() || !a.mask.empty() || a.block_sparse.enabled() || !a.score_bias.empty()) {
+    fail("attention: key_lengths, mask, block_sparse and score_bias are per-call inputs of attention(), not part of a "
+         "layer");
   }
   // The kernel's own checks (window, RoPE with odd D, relative table shape, normalizer, ...),
   // now rather than at the first forward: the options against a one-token problem of the

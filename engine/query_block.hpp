@@ -135,6 +135,7 @@ class QueryBlocks {
     const bool lazy = runs_lazily(st, keys, t);
     const float* diagonals = bias_diagonals(scratch, t);
     compute_scores(scratch, st, keys, t, lazy, diagonals, s);
+    if (!in_.plan.score_bias.empty()) add_score_bias(st, t, s);
     if (t.masked && !lazy) mask_rows(st, t, s);
     if (in_.plan.normalizer != Normalizer::softmax) {
       weigh_without_max(t.n, s, t.width);
@@ -145,7 +146,7 @@ class QueryBlocks {
     if (exponentiated) {  // the running max stands: nothing to rescale
       for (std::int64_t r = t.r0; r < t.r0 + t.n; ++r) st.sum[r] += st.tile_sum[r];
     } else {
-      if (t.masked) {
+      if (t.masked || !in_.plan.score_bias.empty()) {
         for (std::int64_t r = 0; r < t.n; ++r) {
           st.tile_max[t.r0 + r] = in_.plan.kernels->elementwise.max_of(s + r * ldS(), t.width);
         }
@@ -168,7 +169,7 @@ class QueryBlocks {
     const bool bounded = t.masked && plan.visibility.rows_see_intervals();
     const float* max = st.max + t.r0;
     return (!t.masked || bounded) && plan.normalizer == Normalizer::softmax && !plan.additive.enabled() &&
-           !keys.rows_in_place() &&
+           plan.score_bias.empty() && !keys.rows_in_place() &&
            std::none_of(max, max + t.n, [](float m) { return m == -std::numeric_limits<float>::infinity(); });
   }
 
@@ -217,6 +218,22 @@ class QueryBlocks {
     } else {
       qk_scores(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, {diagonals}, tile_max, scratch.prefetch);
     }
+  }
+
+  // The caller's score bias, in the kernel's score units, added to the tile's scores (keys
+  // past Nk have none: their scores stay -inf).
+  void add_score_bias(const RowState& st, const Tile& t, float* s) const {
+    const TensorView<const float, 4>& bias = in_.plan.score_bias;
+    const float unit = in_.plan.score_scale;
+    const std::int64_t keys = std::min(t.width, in_.plan.shape.nk - t.j0), step = bias.strides[3];
+    for_each_run(st, t.i0, t.r0, t.n, [&](std::int64_t i, std::int64_t count, std::int64_t row) {
+      for (std::int64_t r = 0; r < count; ++r) {
+        const float* from =
+            bias.data + t.b * bias.strides[0] + t.h * bias.strides[1] + (i + r) * bias.strides[2] + t.j0 * step;
+        float* scores = s + (row + r) * ldS();
+        for (std::int64_t c = 0; c < keys; ++c) scores[c] += from[c * step] * unit;
+      }
+    });
   }
 
   // The keys each row of a masked tile sees, as intervals (rows_see_intervals).

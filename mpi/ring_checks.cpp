@@ -34,8 +34,9 @@ std::string check_locally(const RingSlice& slice, const HeadsView<const T>& q, c
     for (const auto& [start, length] : slice.segments) {
       if (start < 0 || length < 0) throw Error("ring attention: slice segments need start >= 0 and length >= 0");
     }
-    if (!options.mask.empty() || options.block_sparse.enabled()) {
-      throw Error("ring attention: a mask or block-sparse layout is not split across ranks; use windows or key_lengths");
+    if (!options.mask.empty() || options.block_sparse.enabled() || !options.score_bias.empty()) {
+      throw Error("ring attention: a mask, block-sparse layout or score bias is not split across ranks; use windows or "
+                  "key_lengths");
     }
     if (options.positions.query_start || options.positions.key_start != 0) {
       throw Error("ring attention: positions are the rows' global indices, set by the ring");

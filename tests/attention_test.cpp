@@ -142,6 +142,24 @@ TEST_CASE("explicit masks: dense, sparse, empty rows, composed with windows and 
   AttentionTester().n(200).d(8).random_mask(1.0).check();  // everything visible: full tiles
 }
 
+TEST_CASE("score bias: shared, per head and per batch and head, -inf entries, with masks and encodings") {
+  AttentionTester().n(300).d(64).score_bias(2).check();
+  AttentionTester().batch(2).heads(4, 2).tokens(100, 700).d(32).score_bias(3, 0.1).causal().check();
+  AttentionTester().batch(3).heads(4).n(257).d(16).score_bias(4, 0.5).random_mask(0.5).check();
+  AttentionTester().heads(2).n(400).d(32).score_bias(3).window(50, 50).alibi().rope("half").check();
+  AttentionTester().batch(2).n(300).d(8).score_bias(4, 1.0).key_lengths({300, 10}).check();  // all -inf: zeros
+  AttentionTester().heads(2).n(500).d(32).score_bias(2, 0.9).random_blocks(64, 64, 0.5).check();
+  AttentionTester().tokens(200, 600).d(16).score_bias(3, 0.2).additive(8).check();
+  for (const char* normalizer : {"sigmoid", "relu"}) {
+    CAPTURE(normalizer);
+    AttentionTester().heads(4, 2).n(300).d(32).causal().score_bias(4, 0.1).normalizer(normalizer).check();
+  }
+  // Decoding (split keys) with the bias shared by the heads of a group, and per head.
+  AttentionTester().heads(8, 2).tokens(1, 3000).d(64).score_bias(2, 0.1).chunk_bytes(64 << 10).check();
+  AttentionTester().heads(8, 2).tokens(4, 2000).d(64).score_bias(3).chunk_bytes(32 << 10).check();
+  AttentionTester().heads(4).tokens(100, 3000).d(32).score_bias(4).packed_budget(64 << 10).layout(Layout::bnhd).check();
+}
+
 TEST_CASE("block-sparse layouts, aligned and not with the engine's tiles") {
   AttentionTester().n(1024).d(64).random_blocks(64, 64, 0.25).check();
   AttentionTester().n(1000).d(64).random_blocks(100, 300, 0.5).causal().check();

@@ -47,6 +47,9 @@ class AttentionTester {
   AttentionTester& alibi() { p().alibi = true; return *this; }
   // A random relative position bias table [Hq, 2K+1].
   AttentionTester& relative_bias(std::int64_t clip) { c_.relative_clip = clip; return *this; }
+  // A random score bias with `dims` dimensions of its own (2, 3 or 4; the rest stride 0),
+  // entries -inf with chance `hidden`.
+  AttentionTester& score_bias(int dims, double hidden = 0) { c_.bias_dims = dims; c_.bias_hidden = hidden; return *this; }
   // Scores whose row max keeps growing (per_key > 0) or is set by the first keys (< 0):
   // AttentionCase::drift.
   AttentionTester& score_drift(float per_key) { c_.drift = per_key; return *this; }

@@ -150,6 +150,8 @@ TEST_CASE("bf16 inputs in every layout, with masks, encodings and the other norm
     AttentionTester().heads(4, 2).n(500).d(32).causal().normalizer(normalizer).bf16_inputs().check();
   }
   AttentionTester().n(300).d(16).additive(8).layout(Layout::bnhd).bf16_inputs().check();
+  AttentionTester().heads(4, 2).n(600).d(64).causal().score_bias(3, 0.1).bf16_inputs().check();
+  AttentionTester().heads(8, 2).tokens(1, 2000).d(64).score_bias(2).bf16_inputs().check();
 }
 
 TEST_CASE("bf16 inputs through key chunks and split keys (decoding)") {

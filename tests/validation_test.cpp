@@ -169,7 +169,19 @@ TEST_CASE("positional encodings: odd D with RoPE, bad base, tables of the wrong 
     c.options.normalizer = Normalizer::linear;
     c.options.alibi = true;
     c.lse = {};
-  }, "linear attention has no scores for RoPE, ALiBi or a relative bias");
+  }, "linear attention has no scores for RoPE, ALiBi, a relative bias or a score bias");
+  const std::vector<float> bias(8 * 8, 0.0f);
+  expect_error([&](Call& c) { c.options.score_bias = {bias.data(), {2, 4, 8, 7}, {0, 0, 8, 1}}; },
+               "score_bias.shape: expected [2, 4, 8, 8] ([batch, q heads, q tokens, k tokens]; stride 0 to share a "
+               "dimension), got [2, 4, 8, 7]");
+  expect_error([&](Call& c) { c.options.score_bias = {nullptr, {2, 4, 8, 8}, {0, 0, 8, 1}}; }, "score_bias.data");
+  expect_error([&](Call& c) { c.options.score_bias = {bias.data(), {2, 4, 8, 8}, {0, -1, 8, 1}}; },
+               "score_bias.strides[1]: expected >= 0");
+  expect_error([&](Call& c) {
+    c.options.normalizer = Normalizer::linear;
+    c.options.score_bias = {bias.data(), {2, 4, 8, 8}, {0, 0, 8, 1}};
+    c.lse = {};
+  }, "linear attention has no scores");
   CHECK_THROWS_AS(parse_rope_pairing("neox"), Error);
   CHECK_THROWS_AS(alibi_slopes(0), Error);
 }

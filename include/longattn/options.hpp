@@ -120,6 +120,12 @@ struct AttentionOptions {
   // Relative position bias [Hq, 2K+1]: bias_ij = table[h][clip(j - pos_i, -K, K) + K].
   // Empty view = none.
   TensorView<const float, 2> relative_bias;
+  // Additive score bias [B, Hq, Nq, Nk] added to each scaled score (PyTorch's float
+  // attn_mask): a stride of 0 shares a dimension, so one [Nq, Nk] matrix can serve every
+  // batch and head. -inf gives a key weight 0, as in PyTorch: arithmetic, not a rule, so a
+  // NaN in that key's value still reaches the row (the mask keeps it out). Not with linear
+  // attention. Empty view = none.
+  TensorView<const float, 4> score_bias;
 
   Isa isa = Isa::automatic;
   Bf16Products bf16_products = Bf16Products::native;

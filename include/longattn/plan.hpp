@@ -49,7 +49,7 @@ class LONGATTN_API AttentionPlan {
  public:
   // Validates the problem and the options against each other (longattn::Error naming the
   // field, as attention() does) and chooses the schedule. The options' spans and views
-  // (key_lengths, mask, block_sparse, additive, relative_bias) reference caller memory that
+  // (key_lengths, mask, block_sparse, additive, relative_bias, score_bias) reference caller memory that
   // must outlive the plan.
   explicit AttentionPlan(const AttentionProblem& problem, const AttentionOptions& options = {});
   ~AttentionPlan();
