@@ -1,90 +1,27 @@
 // The Python module `longattn._longattn`: attention() and AttentionPlan on any array that
 // speaks DLPack (NumPy, PyTorch), read and written where they lie; python/longattn wraps it.
-#include <nanobind/nanobind.h>
-#include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
-#include "longattn/longattn.hpp"
+#include "python/options.hpp"
 
-namespace nb = nanobind;
-using namespace nb::literals;
+using namespace nanobind::literals;
 
+namespace longattn::python {
 namespace {
-
-using Array = nb::ndarray<nb::device::cpu>;
-
-// The options of one call, with the arrays they point into held alive.
-struct Options {
-  std::int64_t window_left = -1, window_right = -1;
-  std::optional<float> scale, sigmoid_bias;
-  std::optional<Array> key_lengths, mask, relative_bias;
-  std::string normalizer = "softmax", rope = "none", isa = "auto", bf16_products = "native";
-  double rope_base = 10000;
-  bool alibi = false;
-  int threads = 0;
-  std::optional<std::int64_t> query_start;
-  std::int64_t key_start = 0;
-
-  longattn::AttentionOptions build() const;
-};
-
-bool is(const Array& a, nb::dlpack::dtype_code code, int bits) {
-  return a.dtype().code == static_cast<std::uint8_t>(code) && a.dtype().bits == bits && a.dtype().lanes == 1;
-}
-
-template <class T, int Rank>
-longattn::TensorView<T, Rank> view_of(const Array& a, const char* name) {
-  if (a.ndim() != Rank) {
-    throw nb::value_error((std::string(name) + ": expected " + std::to_string(Rank) + " dimensions, got " +
-                           std::to_string(a.ndim())).c_str());
-  }
-  longattn::TensorView<T, Rank> v{static_cast<T*>(a.data())};
-  for (int i = 0; i < Rank; ++i) v.shape[i] = static_cast<std::int64_t>(a.shape(i)), v.strides[i] = a.stride(i);
-  return v;
-}
-
-longattn::AttentionOptions Options::build() const {
-  using namespace longattn;
-  AttentionOptions o;
-  o.window = {window_left, window_right};
-  o.scale = scale;
-  o.sigmoid_bias = sigmoid_bias;
-  o.normalizer = parse_normalizer(normalizer);
-  o.isa = parse_isa(isa);
-  o.bf16_products = bf16_products == "widened" ? Bf16Products::widened : Bf16Products::native;
-  o.threads = threads;
-  o.alibi = alibi;
-  o.positions = {query_start, key_start};
-  if (rope != "none") o.rope = {parse_rope_pairing(rope), rope_base};
-  if (key_lengths) {
-    if (!is(*key_lengths, nb::dlpack::dtype_code::Int, 64) || key_lengths->ndim() != 1 || key_lengths->stride(0) != 1) {
-      throw nb::type_error("key_lengths: expected a contiguous 1-d int64 array");
-    }
-    o.key_lengths = {static_cast<const std::int64_t*>(key_lengths->data()), key_lengths->shape(0)};
-  }
-  if (mask) {
-    if (!is(*mask, nb::dlpack::dtype_code::Bool, 8) && !is(*mask, nb::dlpack::dtype_code::UInt, 8)) {
-      throw nb::type_error("mask: expected a bool or uint8 array [Nq, Nk]");
-    }
-    o.mask = view_of<const std::uint8_t, 2>(*mask, "mask");
-  }
-  if (relative_bias) {
-    if (!is(*relative_bias, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("relative_bias: expected float32");
-    o.relative_bias = view_of<const float, 2>(*relative_bias, "relative_bias");
-  }
-  return o;
-}
 
 // The element type of q, k and v: float32, or bfloat16 (PyTorch's, or NumPy's uint16 bits
 // of ml_dtypes' bfloat16 when `bf16_bits`).
 enum class Element { f32, bf16 };
 
-Element element_of(const Array& a, const char* name, bool bf16_bits) {
+Element element_of(const Input& a, const char* name, bool bf16_bits) {
   if (is(a, nb::dlpack::dtype_code::Float, 32)) return Element::f32;
   if (is(a, nb::dlpack::dtype_code::Bfloat, 16) || (bf16_bits && is(a, nb::dlpack::dtype_code::UInt, 16))) {
     return Element::bf16;
@@ -95,7 +32,7 @@ Element element_of(const Array& a, const char* name, bool bf16_bits) {
 // call(q, k, v, out, lse) on views of the element types q, k and v hold (fp32; bf16; fp32 q
 // with bf16 k and v), once every array's type is checked, with the GIL released.
 template <class Call>
-longattn::AttentionStats on_typed_views(const Array& q, const Array& k, const Array& v, const Array& out,
+longattn::AttentionStats on_typed_views(const Input& q, const Input& k, const Input& v, const Array& out,
                                         const std::optional<Array>& lse, bool bf16_bits, Call call) {
   using namespace longattn;
   const Element qe = element_of(q, "q", bf16_bits), ke = element_of(k, "k", bf16_bits),
@@ -116,7 +53,7 @@ longattn::AttentionStats on_typed_views(const Array& q, const Array& k, const Ar
   return call(view_of<const float, 4>(q, "q"), view_of<const bf16, 4>(k, "k"), view_of<const bf16, 4>(v, "v"), o, l);
 }
 
-longattn::AttentionStats run_attention(const Array& q, const Array& k, const Array& v, const Array& out,
+longattn::AttentionStats run_attention(const Input& q, const Input& k, const Input& v, const Array& out,
                                       const std::optional<Array>& lse, const Options& options, bool bf16_bits) {
   const longattn::AttentionOptions o = options.build();
   return on_typed_views(q, k, v, out, lse, bf16_bits, [&](const auto& qv, const auto& kv, const auto& vv,
@@ -125,30 +62,31 @@ longattn::AttentionStats run_attention(const Array& q, const Array& k, const Arr
   });
 }
 
+// Seconds of each of `repeats` back-to-back runs of the plan on fp32 views, timed in C++.
+std::vector<double> run_seconds(const AttentionPlan& plan, const Input& q, const Input& k, const Input& v,
+                                const Array& out, int repeats) {
+  const auto qv = view_of<const float, 4>(q, "q"), kv = view_of<const float, 4>(k, "k"),
+             vv = view_of<const float, 4>(v, "v");
+  const auto ov = view_of<float, 4>(out, "out");
+  std::vector<double> seconds;
+  const nb::gil_scoped_release released;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    plan.run(qv, kv, vv, ov);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return seconds;
+}
+
 }  // namespace
+}  // namespace longattn::python
 
 NB_MODULE(_longattn, m) {
+  using namespace longattn::python;
   m.doc() = "longattn's engine: exact attention on CPUs (use the longattn package's functions)";
   nb::exception<longattn::Error>(m, "Error", PyExc_ValueError);
 
-  nb::class_<Options>(m, "Options")
-      .def(nb::init<>())
-      .def_rw("window_left", &Options::window_left)
-      .def_rw("window_right", &Options::window_right)
-      .def_rw("scale", &Options::scale, nb::arg().none())
-      .def_rw("sigmoid_bias", &Options::sigmoid_bias, nb::arg().none())
-      .def_rw("key_lengths", &Options::key_lengths, nb::arg().none())
-      .def_rw("mask", &Options::mask, nb::arg().none())
-      .def_rw("relative_bias", &Options::relative_bias, nb::arg().none())
-      .def_rw("normalizer", &Options::normalizer)
-      .def_rw("rope", &Options::rope)
-      .def_rw("rope_base", &Options::rope_base)
-      .def_rw("alibi", &Options::alibi)
-      .def_rw("isa", &Options::isa)
-      .def_rw("bf16_products", &Options::bf16_products)
-      .def_rw("threads", &Options::threads)
-      .def_rw("query_start", &Options::query_start, nb::arg().none())
-      .def_rw("key_start", &Options::key_start);
+  bind_options(m);
 
   nb::class_<longattn::AttentionStats>(m, "AttentionStats")
       .def_ro("flops", &longattn::AttentionStats::flops)
@@ -157,6 +95,8 @@ NB_MODULE(_longattn, m) {
       .def_prop_ro("isa", [](const longattn::AttentionStats& s) { return longattn::to_string(s.isa); })
       .def_ro("bf16_products", &longattn::AttentionStats::bf16_products);
 
+  m.def("isa", [] { return longattn::to_string(longattn::resolve_isa()); },
+        "The SIMD path attention runs on this CPU (LONGATTN_ISA included).");
   m.def("attention", &run_attention, "q"_a, "k"_a, "v"_a, "out"_a, "lse"_a.none(), "options"_a, "bf16_bits"_a,
         "out = attention(q, k, v) into `out` (and `lse`), on [B, H, N, D] views of any strides.");
 
@@ -175,12 +115,17 @@ NB_MODULE(_longattn, m) {
            "options"_a)
       .def(
           "run",
-          [](const longattn::AttentionPlan& plan, const Array& q, const Array& k, const Array& v, const Array& out,
+          [](const longattn::AttentionPlan& plan, const Input& q, const Input& k, const Input& v, const Array& out,
              const std::optional<Array>& lse, bool bf16_bits) {
             return on_typed_views(q, k, v, out, lse, bf16_bits, [&](const auto& qv, const auto& kv, const auto& vv,
                                                                     const auto& ov, const auto& lv) {
               return plan.run(qv, kv, vv, ov, lv);
             });
           },
-          "q"_a, "k"_a, "v"_a, "out"_a, "lse"_a.none(), "bf16_bits"_a);
+          "q"_a, "k"_a, "v"_a, "out"_a, "lse"_a.none(), "bf16_bits"_a)
+      .def("_run_seconds", &run_seconds, "q"_a, "k"_a, "v"_a, "out"_a, "repeats"_a,
+           "Seconds of each of `repeats` fp32 runs timed in C++: what a call costs without Python "
+           "(bench/python_overhead.py).");
+
+  bind_layer(m);
 }

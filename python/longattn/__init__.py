@@ -18,7 +18,12 @@ from ._longattn import AttentionStats, Error
 _numpy_array = _numpy.ndarray
 _float32 = _numpy.dtype(_numpy.float32)
 
-__all__ = ["attention", "AttentionPlan", "AttentionStats", "Error"]
+__all__ = ["attention", "AttentionPlan", "AttentionStats", "Error", "MultiHeadSelfAttention", "isa"]
+
+
+def isa() -> str:
+    """The SIMD path attention runs here: "avx512", "avx2" or "scalar" (LONGATTN_ISA forces one)."""
+    return _longattn.isa()
 
 
 def _is_torch(x) -> bool:
@@ -34,11 +39,20 @@ def _bf16_bits(x):
     return x, False
 
 
-def _check_device(name, x):
-    if _is_torch(x) and x.device.type != "cpu":
+def _readable(name, x):
+    """x as the engine reads it: a CPU tensor with no graph to record (detached, a view, under
+    torch.no_grad()), or the array itself."""
+    if not _is_torch(x):
+        return x
+    if x.device.type != "cpu":
         raise ValueError(f"{name}: expected a CPU tensor, got one on {x.device}")
-    if _is_torch(x) and x.requires_grad:
-        raise NotImplementedError(f"{name}: requires_grad; longattn computes the forward pass only")
+    if x.requires_grad:
+        import torch
+
+        if torch.is_grad_enabled():
+            raise NotImplementedError(f"{name}: requires grad; longattn has no backward pass (use torch.no_grad())")
+        return x.detach()
+    return x
 
 
 def _empty(like, shape):
@@ -60,8 +74,13 @@ def _logical(x, layout):
     raise ValueError(f"layout: expected 'bhnd' or 'bnhd', got {layout!r}")
 
 
+def _numpy_view(x):
+    """A torch tensor as a NumPy array over the same memory (DLPack knows no bool dtype in NumPy 1)."""
+    return x.numpy() if _is_torch(x) else x
+
+
 def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi, relative_bias, normalizer,
-             threads, isa, bf16_products, positions, sigmoid_bias):
+             threads, isa, bf16_products, positions, sigmoid_bias, score_bias=None, block_sparse=None):
     import numpy
 
     o = _longattn.Options()
@@ -73,9 +92,14 @@ def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi
     if key_lengths is not None:
         o.key_lengths = numpy.ascontiguousarray(numpy.asarray(key_lengths), dtype=numpy.int64)
     if mask is not None:
-        o.mask = mask.numpy() if _is_torch(mask) else mask
+        o.mask = _numpy_view(mask)
     if relative_bias is not None:
         o.relative_bias = relative_bias
+    if score_bias is not None:
+        o.score_bias = score_bias
+    if block_sparse is not None:
+        o.block_q, o.block_k, visible = block_sparse
+        o.visible_blocks = numpy.ascontiguousarray(numpy.asarray(visible, dtype=numpy.int64).reshape(-1, 2))
     o.normalizer = normalizer
     o.rope = rope or "none"
     o.rope_base = rope_base
@@ -88,26 +112,42 @@ def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi
     return o
 
 
-def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=None, mask=None, rope=None,
-              rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax", sigmoid_bias=None,
-              positions=None, return_lse=False, layout="bhnd", threads=0, isa="auto", bf16_products="native",
-              out=None):
+_OPTION_DEFAULTS = dict(causal=False, window=None, scale=None, key_lengths=None, mask=None, block_sparse=None,
+                        score_bias=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None,
+                        normalizer="softmax", sigmoid_bias=None, positions=None, threads=0, isa="auto",
+                        bf16_products="native")
+
+
+def _options_of(who, given):
+    """The engine's options from keyword arguments as attention() takes them."""
+    unknown = set(given) - set(_OPTION_DEFAULTS)
+    if unknown:
+        raise TypeError(f"{who}: unknown options {sorted(unknown)}")
+    return _options(**{**_OPTION_DEFAULTS, **given})
+
+
+def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=None, mask=None, block_sparse=None,
+              score_bias=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax",
+              sigmoid_bias=None, positions=None, return_lse=False, layout="bhnd", threads=0, isa="auto",
+              bf16_products="native", out=None):
     """Exact attention: out[b, h, i] = softmax_j(scale * q[b, h, i] . k[b, g, j]) v[b, g, j].
 
     q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv] (layout="bnhd": [B, N, H, D]),
     any strides; float32, or bfloat16 (q too, or k and v only). Returns out [B, Hq, Nq, Dv]
     float32 in the inputs' layout (and lse [B, Hq, Nq] with return_lse), written into `out`
     when given. causal / window=(left, right) (-1 unbounded) align queries bottom-right;
-    key_lengths [B] hides padding; mask [Nq, Nk] (bool/uint8, nonzero visible); rope "half" or
-    "interleaved"; alibi; relative_bias [Hq, 2K+1]; normalizer "softmax", "sigmoid", "relu" or
-    "linear"; positions=(query_start, key_start) for a slice of a longer sequence.
+    key_lengths [B] hides padding; mask [Nq, Nk] (bool/uint8, nonzero visible); block_sparse=
+    (block_q, block_k, visible [count, 2] (query block, key block) pairs); score_bias
+    [B, Hq, Nq, Nk] float32 added to the scores (stride 0 shares a dimension: pass a
+    broadcast view); rope "half" or "interleaved"; alibi; relative_bias [Hq, 2K+1];
+    normalizer "softmax", "sigmoid", "relu" or "linear"; positions=(query_start, key_start)
+    for a slice of a longer sequence.
     """
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        _check_device(name, x)
+    q, k, v = (_readable(name, x) for name, x in (("q", q), ("k", k), ("v", v)))
     options = _options(causal=causal, window=window, scale=scale, key_lengths=key_lengths, mask=mask, rope=rope,
                        rope_base=rope_base, alibi=alibi, relative_bias=relative_bias, normalizer=normalizer,
                        threads=threads, isa=isa, bf16_products=bf16_products, positions=positions,
-                       sigmoid_bias=sigmoid_bias)
+                       sigmoid_bias=sigmoid_bias, score_bias=score_bias, block_sparse=block_sparse)
     qv, kv, vv = (_logical(x, layout) for x in (q, k, v))
     (qv, bits_q), (kv, bits_k), (vv, bits_v) = _bf16_bits(qv), _bf16_bits(kv), _bf16_bits(vv)
     B, Hq, Nq = qv.shape[0], qv.shape[1], qv.shape[2]
@@ -134,14 +174,7 @@ class AttentionPlan:
                 raise TypeError(f"{name}: expected 'float32' or 'bfloat16', got {value!r}")
         self._layout = layout
         self._return_lse = options.pop("return_lse", False)
-        defaults = dict(causal=False, window=None, scale=None, key_lengths=None, mask=None, rope=None,
-                        rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax", threads=0,
-                        isa="auto", bf16_products="native", positions=None, sigmoid_bias=None)
-        unknown = set(options) - set(defaults)
-        if unknown:
-            raise TypeError(f"AttentionPlan: unknown options {sorted(unknown)}")
-        defaults.update(options)
-        self._options = _options(**defaults)  # kept: the plan reads its arrays
+        self._options = _options_of("AttentionPlan", options)  # kept: the plan reads its arrays
         self._plan = _longattn.AttentionPlan(batch, q_heads, kv_heads, nq, nk, d, dv, dtype == "bfloat16",
                                              kv_dtype == "bfloat16", self._options)
         self._shape = (batch, q_heads, nq, dv or d)
@@ -155,9 +188,11 @@ class AttentionPlan:
         if self._layout == "bhnd" and type(q) is _numpy_array and q.dtype is _float32 and k.dtype is _float32:
             self._plan.run(q, k, v, out, lse, False)  # a decoding loop's common case, checked by the engine
         else:
-            for name, x in (("q", q), ("k", k), ("v", v)):
-                _check_device(name, x)
+            q, k, v = (_readable(name, x) for name, x in (("q", q), ("k", k), ("v", v)))
             qv, kv, vv = (_logical(x, self._layout) for x in (q, k, v))
             (qv, bits_q), (kv, bits_k), (vv, bits_v) = _bf16_bits(qv), _bf16_bits(kv), _bf16_bits(vv)
             self._plan.run(qv, kv, vv, _logical(out, self._layout), lse, bits_q or bits_k or bits_v)
         return (out, lse) if self._return_lse else out
+
+
+from .layer import MultiHeadSelfAttention  # noqa: E402  (it uses the helpers above)

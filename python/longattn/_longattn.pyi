@@ -11,6 +11,10 @@ class Options:
     key_lengths: Optional[Any]
     mask: Optional[Any]
     relative_bias: Optional[Any]
+    score_bias: Optional[Any]
+    block_q: int
+    block_k: int
+    visible_blocks: Optional[Any]
     normalizer: str
     rope: str
     rope_base: float
@@ -35,3 +39,10 @@ class AttentionPlan:
     def __init__(self, batch: int, q_heads: int, kv_heads: int, nq: int, nk: int, d: int, dv: int,
                  bf16_queries: bool, bf16_kv: bool, options: Options) -> None: ...
     def run(self, q: Any, k: Any, v: Any, out: Any, lse: Optional[Any], bf16_bits: bool) -> AttentionStats: ...
+
+def isa() -> str: ...
+
+class MultiHeadSelfAttention:
+    def __init__(self, embed_dim: int, heads: int, kv_heads: int, head_dim: int, positions: str, options: Options,
+                 weights: dict) -> None: ...
+    def forward(self, x: Any, out: Any) -> None: ...

@@ -1,62 +1,19 @@
 """longattn.attention from NumPy: the golden cases, zero copy, strided views, bf16, the GIL,
 plans and bad arguments. (Torch interop: test_torch.py, skipped without torch.)"""
 
-import json
-import pathlib
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
+import golden
 import longattn
 
-GOLDEN = pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden"
-KNOWN_KEYS = {"files", "layout", "op", "window", "scale", "normalizer", "sigmoid_bias", "alibi", "rope_pairing",
-              "rope_base"}
-KNOWN_FILES = {"q.npy", "k.npy", "v.npy", "key_lengths.npy", "mask.npy", "rel_table.npy", "expected_out.npy",
-               "expected_lse.npy"}
-
-
-def attention_cases():
-    for folder in sorted(p for p in GOLDEN.iterdir() if p.is_dir()):
-        case = json.loads((folder / "case.json").read_text())
-        if case.get("op") == "attention":
-            yield pytest.param(folder, case, id=folder.name)
-
-
-def tolerance(expected, q, k, v, scale, rel):
-    logits = np.einsum("bhid,bgjd->bhgij", q.astype(np.float64), k.astype(np.float64)) * scale
-    return rel * max(1.0, np.abs(expected).max(initial=0)) + 1e-6 * np.abs(logits).max(initial=0) * np.abs(v).max(initial=0)
-
-
-@pytest.mark.parametrize("folder,case", list(attention_cases()))
+@pytest.mark.parametrize("folder,case", list(golden.attention_cases()))
 def test_golden_case(folder, case):
-    unknown = (set(case) - KNOWN_KEYS) | (set(case["files"]) - KNOWN_FILES)
-    if unknown:
-        pytest.skip(f"not through the Python options: {sorted(unknown)}")
-    a = {name[:-4]: np.load(folder / name) for name in case["files"]}
-    q, k, v = a["q"], a["k"], a["v"]
-    kwargs = dict(window=tuple(case.get("window", [-1, -1])), normalizer=case.get("normalizer", "softmax"),
-                  scale=case.get("scale"), alibi=case.get("alibi", False), sigmoid_bias=case.get("sigmoid_bias"))
-    if "rope_pairing" in case:
-        kwargs.update(rope=case["rope_pairing"], rope_base=case.get("rope_base", 10000.0))
-    if "key_lengths" in a:
-        kwargs["key_lengths"] = a["key_lengths"]
-    if "mask" in a:
-        kwargs["mask"] = a["mask"]
-    if "rel_table" in a:
-        kwargs["relative_bias"] = a["rel_table"]
-    softmax = kwargs["normalizer"] == "softmax"
-    result = longattn.attention(q, k, v, return_lse=softmax, **kwargs)
-    out, lse = result if softmax else (result, None)
-    scale = case.get("scale") or 1.0 / np.sqrt(q.shape[3])
-    bound = tolerance(a["expected_out"], q, k, v, scale, 1e-5)
-    assert np.abs(out - a["expected_out"]).max(initial=0) <= bound
-    if lse is not None:
-        expected = a["expected_lse"]
-        finite = np.isfinite(expected)
-        assert np.array_equal(np.isfinite(lse), finite)
-        assert np.abs(lse[finite] - expected[finite]).max(initial=0) <= tolerance(expected[finite], q, k, v, scale, 1e-5)
+    golden.check_case(folder, case, lambda x: x)
 
 
 def random(*shape, seed=0):
@@ -139,3 +96,59 @@ def test_the_gil_is_released_while_the_engine_runs():
         counted += 1
     worker.join()
     assert counted > 1000
+
+
+def test_score_bias_and_block_sparse_from_numpy():
+    q, k, v = random(2, 4, 40, 16, seed=7), random(2, 2, 60, 16, seed=8), random(2, 2, 60, 16, seed=9)
+    bias = random(4, 40, 60, seed=10)
+    out = longattn.attention(q, k, v, score_bias=np.broadcast_to(bias, (2, 4, 40, 60)))  # stride 0 over batch
+    kk, vv = np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)
+    s = np.einsum("bhid,bhjd->bhij", q.astype(np.float64), kk) / 4 + bias
+    p = np.exp(s - s.max(-1, keepdims=True))
+    assert np.abs(out - (p / p.sum(-1, keepdims=True)) @ vv).max() < 1e-5
+    visible = [(0, 0), (1, 1), (2, 0)]  # (query block, key block) of 16 x 32
+    out = longattn.attention(q, k, v, block_sparse=(16, 32, visible))
+    seen = np.zeros((40, 60), dtype=bool)
+    for qb, kb in visible:
+        seen[qb * 16:(qb + 1) * 16, kb * 32:(kb + 1) * 32] = True
+    s = np.where(seen, np.einsum("bhid,bhjd->bhij", q.astype(np.float64), kk) / 4, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    assert np.abs(out - (p / p.sum(-1, keepdims=True)) @ vv).max() < 1e-5
+    with pytest.raises(ValueError, match="score_bias: expected 4 dimensions, got 3"):
+        longattn.attention(q, k, v, score_bias=bias)
+    with pytest.raises(longattn.Error, match=r"score_bias.shape: expected \[2, 4, 40, 60\]"):
+        longattn.attention(q, k, v, score_bias=bias[None])
+
+
+def test_the_layer_from_numpy_weights():
+    rng = np.random.default_rng(11)
+    e, heads = 32, 4
+    w = {name: rng.standard_normal(shape, dtype=np.float32) * 0.2
+         for name, shape in (("in_proj_weight", (3 * e, e)), ("wo", (e, e)), ("bo", (e,)))}
+    layer = longattn.MultiHeadSelfAttention(embed_dim=e, heads=heads, weights=w, causal=True)
+    x = random(2, 9, e, seed=12)
+    qkv = x @ w["in_proj_weight"].T
+    q, k, v = (t.reshape(2, 9, heads, e // heads).swapaxes(1, 2) for t in np.split(qkv, 3, axis=-1))
+    o = reference(q, k, v, causal=True).swapaxes(1, 2).reshape(2, 9, e)
+    assert np.abs(layer(x) - (o @ w["wo"].T + w["bo"])).max() < 1e-5
+    with pytest.raises(TypeError, match="unknown names"):
+        longattn.MultiHeadSelfAttention(embed_dim=e, heads=heads, weights={"w_q": w["wo"]})
+    with pytest.raises(TypeError, match=r"weights\['wo'\]: expected float32"):
+        longattn.MultiHeadSelfAttention(embed_dim=e, heads=heads, weights={**w, "wo": w["wo"].astype(np.float64)})
+
+
+def test_python_m_longattn_runs_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "longattn", "selftest", "--cases", "3", "--seed", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "3 case(s), 0 failed" in result.stdout
+
+
+def test_read_only_inputs_memory_mapped_and_broadcast(tmp_path):
+    q = random(1, 2, 30, 16, seed=13)
+    np.save(tmp_path / "q.npy", q)
+    mapped = np.load(tmp_path / "q.npy", mmap_mode="r")
+    assert not mapped.flags.writeable
+    kv = np.broadcast_to(random(1, 1, 30, 16, seed=14), (1, 2, 30, 16))  # one head read twice, stride 0
+    expected = reference(q, np.ascontiguousarray(kv), np.ascontiguousarray(kv))
+    assert np.abs(longattn.attention(mapped, kv, kv) - expected).max() < 1e-5
