@@ -1,21 +1,22 @@
 #!/usr/bin/env python3
-"""longattn against the CPU attention of PyTorch and ONNX Runtime, on this machine, in one run.
+"""longattn against the CPU attention of PyTorch and ONNX Runtime, on this machine, in one run,
+all three called in this process on the same arrays.
 
 PyTorch: torch.nn.functional.scaled_dot_product_attention on [B, H, N, D] tensors (its CPU
 flash-attention kernel for fp32 and bf16, full and causal). ONNX Runtime: its
 com.microsoft.MultiHeadAttention operator on q, k, v (no projections): the MLAS
 flash-attention kernel for full attention, a materialized path (Q Kᵀ, softmax, P V) for
-causal (unidirectional = 1); fp32 only. Each shape is timed in each framework (T threads,
-medians of --repeats runs after a warm-up) and by `longattn bench --baseline none --json`
-(the same shape on random inputs, its own medians), one after another. Decoding shapes
-(--decode-n) are one query per head against n keys, all visible. With --kv-heads G < H the
-query heads share G key-value heads (grouped-query attention; PyTorch's enable_gqa, ONNX
-Runtime's MultiHeadAttention has none and is skipped). Before timing, `longattn
-run` and each framework compute the same inputs (n = 300) and their outputs are compared.
+causal (unidirectional = 1); fp32 only. longattn: longattn.attention on the NumPy arrays (bf16:
+ml_dtypes' bfloat16). Each shape is timed in each (T threads, medians of --repeats runs after
+a warm-up), one after another. Decoding shapes (--decode-n) are one query per head against n
+keys, all visible. With --kv-heads G < H the query heads share G key-value heads
+(grouped-query attention; PyTorch's enable_gqa, ONNX Runtime's MultiHeadAttention has none and
+is skipped). Before timing, every side computes the same inputs (n = 300) and the outputs are
+compared. GFLOP/s count 4·D per visible (query, key) pair (DESIGN.md §4).
 
-Needs numpy and the frameworks from PyPI (those missing are skipped); the build and the
-tests never do. Example:
-  python3 -m venv /tmp/venv && /tmp/venv/bin/pip install numpy torch onnxruntime onnx
+Needs the longattn package (`pip install .`), numpy and the frameworks from PyPI (those
+missing are skipped); the build and the tests never do. Example:
+  python3 -m venv /tmp/venv && /tmp/venv/bin/pip install . ml_dtypes torch onnxruntime onnx
   /tmp/venv/bin/python bench/compare_frameworks.py --n 4096 16384 --threads 1 2
 """
 import argparse
@@ -23,14 +24,10 @@ import importlib.util
 import json
 import pathlib
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def median_seconds(run, repeats):
@@ -108,23 +105,27 @@ def bsd(x):
     return np.ascontiguousarray(x.transpose(0, 2, 1, 3).reshape(b, n, h * d))
 
 
-def longattn_bench(binary, n, nq, d, heads, kv_heads, threads, causal, dtype, repeats):
-    args = [str(binary), "bench", "--mode", "causal" if causal else "full", "--n", str(n), "--nq", str(nq),
-            "--d", str(d), "--heads", str(heads), "--kv-heads", str(kv_heads), "--threads", str(threads),
-            "--dtype", dtype,
-            "--baseline", "none", "--repeats", str(repeats), "--json"]
-    return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+class Longattn:
+    name = "longattn"
+
+    def __init__(self):
+        import longattn
+        self.longattn = longattn
+        self.version = f"{longattn.__version__} ({longattn.isa()})"
+
+    def attention(self, q, k, v, causal, threads, dtype):
+        if dtype == "bf16":
+            import ml_dtypes
+            q, k, v = (x.astype(ml_dtypes.bfloat16) for x in (q, k, v))
+        out = np.empty((*q.shape[:3], v.shape[3]), dtype=np.float32)
+        run = lambda: self.longattn.attention(q, k, v, causal=causal, threads=threads, out=out)
+        return run, run
 
 
-def longattn_run(binary, q, k, v, causal, dtype):
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = {name: pathlib.Path(tmp) / f"{name}.npy" for name in ("q", "k", "v", "out")}
-        for name, x in (("q", q), ("k", k), ("v", v)):
-            np.save(paths[name], x)
-        args = [str(binary), "run", "--q", str(paths["q"]), "--k", str(paths["k"]), "--v", str(paths["v"]),
-                "--out", str(paths["out"]), "--dtype", dtype] + (["--causal"] if causal else [])
-        subprocess.run(args, check=True, capture_output=True)
-        return np.load(paths["out"])
+def flops(heads, nq, n, d, causal):
+    """DESIGN.md §4: 2·(D + Dv) per visible pair; causal aligned bottom-right (nq = n here)."""
+    pairs = nq * (n - nq) + nq * (nq + 1) // 2 if causal else nq * n
+    return 4.0 * d * heads * pairs
 
 
 def main():
@@ -141,7 +142,6 @@ def main():
     parser.add_argument("--decode-n", type=int, nargs="*", default=[65536],
                         help="decoding shapes: one query per head against this many keys")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--longattn", type=pathlib.Path, default=ROOT / "build/release/tools/longattn")
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows as JSON here")
     a = parser.parse_args()
     kv_heads = a.kv_heads or a.heads
@@ -157,7 +157,8 @@ def main():
             print(f"{name}: skipped ({missing})")
             continue
         frameworks.append(cls())
-    print(f"longattn {a.longattn}; " + ", ".join(f"{f.name} {f.version}" for f in frameworks) + f"; {a.dtype}")
+    ours = Longattn()
+    print(f"longattn {ours.version}; " + ", ".join(f"{f.name} {f.version}" for f in frameworks) + f"; {a.dtype}")
 
     rng = np.random.default_rng(7)
     q = rng.standard_normal((1, a.heads, 300, a.d), dtype=np.float32)
@@ -165,9 +166,9 @@ def main():
     if a.dtype == "bf16":  # values bf16 holds exactly: every side rounds them to the same bf16
         q, k, v = ((x.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32) for x in (q, k, v))
     for causal in (False, True):
-        ours = longattn_run(a.longattn, q, k, v, causal, a.dtype)
+        expected = ours.attention(q, k, v, causal, 1, a.dtype)[1]()
         for f in frameworks:
-            error = float(np.max(np.abs(ours - f.attention(q, k, v, causal, 1, a.dtype)[1]())))
+            error = float(np.max(np.abs(expected - f.attention(q, k, v, causal, 1, a.dtype)[1]())))
             print(f"cross-check ({'causal' if causal else 'full'}, n = 300, H = {a.heads}/{kv_heads}, D = {a.d}): "
                   f"max |longattn - {f.name}| = {error:.2e}")
             if error > (5e-2 if a.dtype == "bf16" else 1e-4):
@@ -181,20 +182,20 @@ def main():
         rng = np.random.default_rng(n)
         q = rng.standard_normal((1, a.heads, nq, a.d), dtype=np.float32)
         k, v = (rng.standard_normal((1, kv_heads, n, a.d), dtype=np.float32) for _ in range(2))
+        work = flops(a.heads, nq, n, a.d, causal)
         for threads in a.threads:
-            ours = longattn_bench(a.longattn, n, nq, a.d, a.heads, kv_heads, threads, causal, a.dtype, a.repeats)
+            seconds = median_seconds(ours.attention(q, k, v, causal, threads, a.dtype)[0], a.repeats)
             row = {"mode": "causal" if causal else "full", "nq": nq, "n": n, "d": a.d, "heads": a.heads,
-                   "kv_heads": kv_heads,
-                   "threads": threads, "dtype": a.dtype, "isa": ours["isa"], "flops": ours["flops"],
-                   "longattn_seconds": ours["seconds"], "longattn_gflops": ours["gflops"]}
-            line = f"{row['mode']:6} {nq:>6} {n:>6} {threads:>2} {ours['seconds']:>11.4f} {ours['gflops']:>8.1f}"
+                   "kv_heads": kv_heads, "threads": threads, "dtype": a.dtype, "isa": ours.longattn.isa(),
+                   "flops": work, "longattn_seconds": seconds, "longattn_gflops": work / seconds * 1e-9}
+            line = f"{row['mode']:6} {nq:>6} {n:>6} {threads:>2} {seconds:>11.4f} {row['longattn_gflops']:>8.1f}"
             for f in frameworks:
                 run, _ = f.attention(q, k, v, causal, threads, a.dtype)
                 theirs = median_seconds(run, a.repeats)
                 row[f.name + "_seconds"] = theirs
-                row[f.name + "_gflops"] = ours["flops"] / theirs * 1e-9
-                row[f.name + "_speedup"] = theirs / ours["seconds"]
-                line += f" {theirs:>14.4f} {theirs / ours['seconds']:>7.2f}x"
+                row[f.name + "_gflops"] = work / theirs * 1e-9
+                row[f.name + "_speedup"] = theirs / seconds
+                line += f" {theirs:>14.4f} {theirs / seconds:>7.2f}x"
             rows.append(row)
             print(line, flush=True)
     if a.json:

@@ -95,6 +95,7 @@ NB_MODULE(_longattn, m) {
       .def_prop_ro("isa", [](const longattn::AttentionStats& s) { return longattn::to_string(s.isa); })
       .def_ro("bf16_products", &longattn::AttentionStats::bf16_products);
 
+  m.attr("__version__") = LONGATTN_VERSION_STRING;
   m.def("isa", [] { return longattn::to_string(longattn::resolve_isa()); },
         "The SIMD path attention runs on this CPU (LONGATTN_ISA included).");
   m.def("attention", &run_attention, "q"_a, "k"_a, "v"_a, "out"_a, "lse"_a.none(), "options"_a, "bf16_bits"_a,

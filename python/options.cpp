@@ -4,6 +4,7 @@
 #include <nanobind/stl/string.h>
 
 #include <array>
+#include <utility>
 
 namespace longattn::python {
 namespace {
@@ -50,6 +51,20 @@ AttentionOptions Options::build() const {
     if (!is(*score_bias, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("score_bias: expected float32");
     o.score_bias = view_of<const float, 4>(*score_bias, "score_bias");
   }
+  if (additive_w) {
+    for (const auto& [array, name] : {std::pair{&additive_wq, "additive wq"}, {&additive_wk, "additive wk"},
+                                      {&additive_w, "additive w"}}) {
+      if (!*array || !is(**array, nb::dlpack::dtype_code::Float, 32)) {
+        throw nb::type_error((std::string(name) + ": expected a float32 array").c_str());
+      }
+    }
+    if (additive_w->ndim() != 1 || additive_w->stride(0) != 1) {
+      throw nb::type_error("additive w: expected a contiguous 1-d array");
+    }
+    o.additive = {view_of<const float, 2>(*additive_wq, "additive wq"),
+                  view_of<const float, 2>(*additive_wk, "additive wk"),
+                  {static_cast<const float*>(additive_w->data()), additive_w->shape(0)}};
+  }
   if (visible_blocks) {
     const auto* pairs = reinterpret_cast<const std::array<std::int64_t, 2>*>(
         int64_rows(*visible_blocks, 2, "block_sparse"));
@@ -72,6 +87,9 @@ void bind_options(nb::module_& m) {
       .def_rw("block_q", &Options::block_q)
       .def_rw("block_k", &Options::block_k)
       .def_rw("visible_blocks", &Options::visible_blocks, nb::arg().none())
+      .def_rw("additive_wq", &Options::additive_wq, nb::arg().none())
+      .def_rw("additive_wk", &Options::additive_wk, nb::arg().none())
+      .def_rw("additive_w", &Options::additive_w, nb::arg().none())
       .def_rw("normalizer", &Options::normalizer)
       .def_rw("rope", &Options::rope)
       .def_rw("rope_base", &Options::rope_base)

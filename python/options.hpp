@@ -44,6 +44,7 @@ struct Options {
   std::optional<Input> key_lengths, mask, relative_bias, score_bias;
   std::int64_t block_q = 0, block_k = 0;
   std::optional<Input> visible_blocks;  // int64 [count, 2]: (query block, key block)
+  std::optional<Input> additive_wq, additive_wk, additive_w;  // float32 [Da, D], [Da, D], [Da]
   std::string normalizer = "softmax", rope = "none", isa = "auto", bf16_products = "native";
   double rope_base = 10000;
   bool alibi = false;

@@ -24,7 +24,7 @@ ctest --test-dir build/release --output-on-failure -j "$jobs"
 build/release/tools/longattn selftest --cases 300
 
 # The Python package as a user installs it: `pip install .` in a virtual environment (its build
-# and test requirements from PyPI), then its tests.
+# and test requirements from PyPI, PyTorch among them for the drop-in's tests), then its tests.
 python3 -m venv build/python-venv
 build/python-venv/bin/pip install -q ".[test]"
 (cd build && python-venv/bin/python -m pytest -q ../python/tests)

@@ -191,7 +191,7 @@ MultiHeadSelfAttention ring_layer_under_test(std::int64_t E) {
                                   wv = random_floats(Hkv * D * 48, 13), wo = random_floats(48 * Hq * D, 14),
                                   bias = random_floats(48, 15);
   MultiHeadConfig config{.embed_dim = E, .heads = Hq, .kv_heads = Hkv, .head_dim = D,
-                         .positions = AbsolutePositions::sinusoidal};
+                         .positions = AbsolutePositions::sinusoidal, .attention = {}};
   config.attention.window = Window::causal();
   config.attention.rope.pairing = RopePairing::interleaved;
   config.attention.scale = 0.1f;  // random weights make large scores

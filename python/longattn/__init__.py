@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as _numpy
 
 from . import _longattn
-from ._longattn import AttentionStats, Error
+from ._longattn import AttentionStats, Error, __version__
 
 _numpy_array = _numpy.ndarray
 _float32 = _numpy.dtype(_numpy.float32)
@@ -80,7 +80,8 @@ def _numpy_view(x):
 
 
 def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi, relative_bias, normalizer,
-             threads, isa, bf16_products, positions, sigmoid_bias, score_bias=None, block_sparse=None):
+             threads, isa, bf16_products, positions, sigmoid_bias, score_bias=None, block_sparse=None,
+             additive=None):
     import numpy
 
     o = _longattn.Options()
@@ -97,6 +98,8 @@ def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi
         o.relative_bias = relative_bias
     if score_bias is not None:
         o.score_bias = score_bias
+    if additive is not None:
+        o.additive_wq, o.additive_wk, o.additive_w = (_numpy_view(x) for x in additive)
     if block_sparse is not None:
         o.block_q, o.block_k, visible = block_sparse
         o.visible_blocks = numpy.ascontiguousarray(numpy.asarray(visible, dtype=numpy.int64).reshape(-1, 2))
@@ -113,7 +116,7 @@ def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi
 
 
 _OPTION_DEFAULTS = dict(causal=False, window=None, scale=None, key_lengths=None, mask=None, block_sparse=None,
-                        score_bias=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None,
+                        score_bias=None, additive=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None,
                         normalizer="softmax", sigmoid_bias=None, positions=None, threads=0, isa="auto",
                         bf16_products="native")
 
@@ -127,7 +130,7 @@ def _options_of(who, given):
 
 
 def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=None, mask=None, block_sparse=None,
-              score_bias=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax",
+              score_bias=None, additive=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax",
               sigmoid_bias=None, positions=None, return_lse=False, layout="bhnd", threads=0, isa="auto",
               bf16_products="native", out=None):
     """Exact attention: out[b, h, i] = softmax_j(scale * q[b, h, i] . k[b, g, j]) v[b, g, j].
@@ -139,7 +142,8 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=Non
     key_lengths [B] hides padding; mask [Nq, Nk] (bool/uint8, nonzero visible); block_sparse=
     (block_q, block_k, visible [count, 2] (query block, key block) pairs); score_bias
     [B, Hq, Nq, Nk] float32 added to the scores (stride 0 shares a dimension: pass a
-    broadcast view); rope "half" or "interleaved"; alibi; relative_bias [Hq, 2K+1];
+    broadcast view); additive=(Wq [Da, D], Wk [Da, D], w [Da]): Bahdanau scores
+    wᵀ tanh(Wq q + Wk k); rope "half" or "interleaved"; alibi; relative_bias [Hq, 2K+1];
     normalizer "softmax", "sigmoid", "relu" or "linear"; positions=(query_start, key_start)
     for a slice of a longer sequence.
     """
@@ -147,7 +151,8 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=Non
     options = _options(causal=causal, window=window, scale=scale, key_lengths=key_lengths, mask=mask, rope=rope,
                        rope_base=rope_base, alibi=alibi, relative_bias=relative_bias, normalizer=normalizer,
                        threads=threads, isa=isa, bf16_products=bf16_products, positions=positions,
-                       sigmoid_bias=sigmoid_bias, score_bias=score_bias, block_sparse=block_sparse)
+                       sigmoid_bias=sigmoid_bias, score_bias=score_bias, block_sparse=block_sparse,
+                       additive=additive)
     qv, kv, vv = (_logical(x, layout) for x in (q, k, v))
     (qv, bits_q), (kv, bits_k), (vv, bits_v) = _bf16_bits(qv), _bf16_bits(kv), _bf16_bits(vv)
     B, Hq, Nq = qv.shape[0], qv.shape[1], qv.shape[2]

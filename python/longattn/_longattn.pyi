@@ -1,6 +1,8 @@
 # The engine module's types, for editors and type checkers (longattn's functions wrap it).
 from typing import Any, Optional
 
+__version__: str
+
 class Error(ValueError): ...
 
 class Options:
@@ -15,6 +17,9 @@ class Options:
     block_q: int
     block_k: int
     visible_blocks: Optional[Any]
+    additive_wq: Optional[Any]
+    additive_wk: Optional[Any]
+    additive_w: Optional[Any]
     normalizer: str
     rope: str
     rope_base: float

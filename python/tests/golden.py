@@ -12,8 +12,8 @@ import longattn
 GOLDEN = pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden"
 KNOWN_KEYS = {"files", "layout", "op", "window", "scale", "normalizer", "sigmoid_bias", "alibi", "rope_pairing",
               "rope_base"}
-KNOWN_FILES = {"q.npy", "k.npy", "v.npy", "key_lengths.npy", "mask.npy", "rel_table.npy", "expected_out.npy",
-               "expected_lse.npy"}
+KNOWN_FILES = {"q.npy", "k.npy", "v.npy", "key_lengths.npy", "mask.npy", "rel_table.npy", "additive_wq.npy",
+               "additive_wk.npy", "additive_w.npy", "expected_out.npy", "expected_lse.npy"}
 
 
 def attention_cases():
@@ -48,6 +48,8 @@ def check_case(folder, case, convert):
     for file, option in (("key_lengths", "key_lengths"), ("mask", "mask"), ("rel_table", "relative_bias")):
         if file in a:
             kwargs[option] = convert(a[file])
+    if "additive_w" in a:
+        kwargs["additive"] = tuple(convert(a[name]) for name in ("additive_wq", "additive_wk", "additive_w"))
     softmax = kwargs["normalizer"] == "softmax"
     result = longattn.attention(convert(q), convert(k), convert(v), return_lse=softmax, **kwargs)
     out, lse = (as_numpy(x) for x in result) if softmax else (as_numpy(result), None)
