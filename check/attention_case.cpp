@@ -93,6 +93,15 @@ std::string AttentionCase::describe() const {
   if (p.alibi) s << " alibi";
   if (relative_clip >= 0) s << " relative=" << relative_clip;
   if (bias_dims > 0) s << " score_bias=" << bias_dims << "d@" << bias_hidden;
+  if (p.softcap > 0) s << " softcap=" << p.softcap;
+  if (sinks) s << " sinks";
+  if (p.sink_keys > 0) s << " sink_keys=" << p.sink_keys;
+  if (!p.cu_seqlens_q.empty()) {
+    s << " sequences=";
+    for (std::size_t i = 0; i + 1 < p.cu_seqlens_q.size(); ++i) {
+      s << (i > 0 ? "," : "") << p.cu_seqlens_q[i + 1] - p.cu_seqlens_q[i] << "/" << p.cu_seqlens_k[i + 1] - p.cu_seqlens_k[i];
+    }
+  }
   if (bf16 != Bf16Inputs::none) s << (bf16 == Bf16Inputs::all ? " bf16" : " bf16-kv");
   if (magnitude != 1.0f) s << " magnitude=" << magnitude;
   if (drift != 0.0f) s << " drift=" << drift;
@@ -249,6 +258,11 @@ Drawn draw(const AttentionCase& c) {
     for (float& x : p.relative_bias) x = normal(rng);
   }
   if (c.bias_dims > 0) draw_score_bias(c, p, rng);
+  if (c.sinks) {
+    std::normal_distribution<float> logit(0.0f, 2.0f);
+    p.sinks.resize(p.q_heads);
+    for (float& x : p.sinks) x = logit(rng);
+  }
   if (c.bf16 == Bf16Inputs::all) in.q.round_to_bf16();
   if (c.bf16 != Bf16Inputs::none) {
     for (Stored* t : {&in.k, &in.v}) t->round_to_bf16();
@@ -285,6 +299,10 @@ AttentionOptions options_of(const AttentionCase& c, const reference::Problem& p)
                           {p.batch, p.q_heads, p.nq, p.nk},
                           {c.bias_dims == 4 ? p.q_heads * matrix : 0, c.bias_dims >= 3 ? matrix : 0, p.nk, 1}};
   }
+  if (p.softcap > 0) options.softcap = static_cast<float>(p.softcap);
+  options.sinks = p.sinks;
+  options.sink_keys = p.sink_keys;
+  options.cu_seqlens_q = p.cu_seqlens_q, options.cu_seqlens_k = p.cu_seqlens_k;
   options.key_lengths = p.key_lengths;
   if (!p.mask.empty()) options.mask = {p.mask.data(), {p.nq, p.nk}, {p.nk, 1}};
   if (p.block_q > 0) options.block_sparse = {p.block_q, p.block_k, p.visible_blocks};
@@ -296,6 +314,7 @@ AttentionStats run_engine(const AttentionCase& c, const Drawn& in, const Attenti
                           const TensorView<float, 3>& lse) {
   auto run = [&](const auto& qv, const auto& kv, const auto& vv) {
     if (c.packed_budget == 0 && c.chunk_bytes == 0) return attention(qv, kv, vv, out.view(), options, lse);
+    if (!options.cu_seqlens_q.empty()) throw Error("check: packed sequences plan each sequence; no white-box sizes");
     const auto shape = engine::validate_attention(qv, kv, vv, out.view(), lse, options);
     engine::FlashPlan plan = engine::make_flash_plan(shape, options);
     if (c.packed_budget > 0) plan.packed_budget_bytes = c.packed_budget;

@@ -46,6 +46,7 @@ struct AttentionCase {
   // one per head, 4: one per batch and head), the others stride 0. 0: none.
   int bias_dims = 0;
   double bias_hidden = 0;
+  bool sinks = false;  // random sink logits [Hq] (problem.sinks), N(0, 2)
   Bf16Inputs bf16 = Bf16Inputs::none;
   // White box: the engine's packed-key budget and key chunk bytes (0: the plan's own).
   std::int64_t packed_budget = 0, chunk_bytes = 0;

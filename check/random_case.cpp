@@ -169,6 +169,39 @@ void draw_scores(Dice& dice, reference::Problem& p, AttentionCase& c, std::vecto
   }
 }
 
+// S + 1 sorted offsets from 0 to n: S random sequence lengths (some may be 0).
+std::vector<std::int64_t> random_offsets(Dice& dice, std::int64_t sequences, std::int64_t n) {
+  std::vector<std::int64_t> offsets = {0, n};
+  for (std::int64_t s = 1; s < sequences; ++s) offsets.push_back(static_cast<std::int64_t>(dice.uniform(0, double(n) + 1)));
+  std::sort(offsets.begin(), offsets.end());
+  for (std::int64_t& x : offsets) x = std::min(x, n);
+  return offsets;
+}
+
+// Soft-capping, sinks, sink keys and packed sequences (after the sizes are final).
+void draw_long_context(Dice& dice, reference::Problem& p, AttentionCase& c, std::vector<std::string>& features) {
+  const bool linear = p.normalizer == "linear";
+  if (!linear && dice.chance(0.06)) {
+    p.softcap = dice.uniform(0.5, 30.0);
+    features.push_back("softcap");
+  }
+  if (p.normalizer == "softmax" && dice.chance(0.06)) {
+    c.sinks = true;
+    features.push_back("sinks");
+  }
+  if (!linear && dice.chance(0.06)) {
+    p.sink_keys = dice.log_uniform(1, p.nk + 1);
+    features.push_back("sink keys");
+  }
+  if (p.key_lengths.empty() && p.block_q == 0 && dice.chance(0.06)) {
+    p.batch = 1;
+    const std::int64_t sequences = dice.log_uniform(1, 8);
+    p.cu_seqlens_q = random_offsets(dice, sequences, p.nq);
+    p.cu_seqlens_k = p.nq == p.nk && dice.chance(0.5) ? p.cu_seqlens_q : random_offsets(dice, sequences, p.nk);
+    features.push_back("packed sequences");
+  }
+}
+
 RandomCase draw_attention(Dice& dice, const DrawLimits& limits) {
   RandomCase r;
   AttentionCase& c = r.attention;
@@ -180,14 +213,16 @@ RandomCase draw_attention(Dice& dice, const DrawLimits& limits) {
   draw_visibility(dice, p, c, p.normalizer == "linear", r.features);
   draw_scores(dice, p, c, r.features);
   fit_work(limits, c.additive_da, p);
+  draw_long_context(dice, p, c, r.features);
   const double dtype = dice.uniform(0, 1);
   c.bf16 = dtype < 0.6 ? Bf16Inputs::none : dtype < 0.85 ? Bf16Inputs::all : Bf16Inputs::keys_values;
   if (c.bf16 != Bf16Inputs::none) r.features.push_back(c.bf16 == Bf16Inputs::all ? "bf16" : "bf16 k, v");
   const double layout = dice.uniform(0, 1);
   c.layout = layout < 0.55 ? Layout::bhnd : layout < 0.75 ? Layout::bnhd : layout < 0.85 ? Layout::bhdn : Layout::padded;
   if (c.layout != Layout::bhnd) r.features.push_back("layout " + to_string(c.layout));
-  // The engine's key chunks (white box): linear attention has none.
-  const bool chunked = p.normalizer != "linear";
+  // The engine's key chunks (white box): linear attention has none; packed sequences plan
+  // each sequence themselves.
+  const bool chunked = p.normalizer != "linear" && p.cu_seqlens_q.empty();
   if (chunked && dice.chance(0.1)) {
     c.chunk_bytes = dice.log_uniform(4 << 10, 256 << 10);
     r.features.push_back("small key chunks");

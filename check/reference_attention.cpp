@@ -38,7 +38,58 @@ std::vector<double> rotated(const std::vector<double>& x, std::int64_t heads, st
 
 }  // namespace
 
+// Packed sequences, each the problem of its own rows (mask and score bias cut to them).
+Result packed_attention(const Problem& p) {
+  Result r;
+  r.out.assign(p.q_heads * p.nq * p.dv, 0.0);
+  r.lse.assign(p.q_heads * p.nq, -std::numeric_limits<double>::infinity());
+  for (std::size_t s = 0; s + 1 < p.cu_seqlens_q.size(); ++s) {
+    const std::int64_t q0 = p.cu_seqlens_q[s], k0 = p.cu_seqlens_k[s];
+    Problem one = p;
+    one.cu_seqlens_q.clear(), one.cu_seqlens_k.clear();
+    one.nq = p.cu_seqlens_q[s + 1] - q0, one.nk = p.cu_seqlens_k[s + 1] - k0;
+    auto rows = [](const std::vector<double>& x, std::int64_t heads, std::int64_t n, std::int64_t first,
+                   std::int64_t count, std::int64_t width) {
+      std::vector<double> cut;
+      for (std::int64_t h = 0; h < heads; ++h) {
+        cut.insert(cut.end(), x.begin() + (h * n + first) * width, x.begin() + (h * n + first + count) * width);
+      }
+      return cut;
+    };
+    one.q = rows(p.q, p.q_heads, p.nq, q0, one.nq, p.d);
+    one.k = rows(p.k, p.kv_heads, p.nk, k0, one.nk, p.d);
+    one.v = rows(p.v, p.kv_heads, p.nk, k0, one.nk, p.dv);
+    if (!p.mask.empty()) {
+      one.mask.clear();
+      for (std::int64_t i = 0; i < one.nq; ++i) {
+        for (std::int64_t j = 0; j < one.nk; ++j) one.mask.push_back(p.mask[(q0 + i) * p.nk + k0 + j]);
+      }
+    }
+    if (!p.score_bias.empty()) {
+      one.score_bias.clear();
+      for (std::int64_t h = 0; h < p.q_heads; ++h) {
+        for (std::int64_t i = 0; i < one.nq; ++i) {
+          for (std::int64_t j = 0; j < one.nk; ++j) {
+            one.score_bias.push_back(p.score_bias[(h * p.nq + q0 + i) * p.nk + k0 + j]);
+          }
+        }
+      }
+    }
+    const Result part = attention(one);
+    for (std::int64_t h = 0; h < p.q_heads; ++h) {
+      for (std::int64_t i = 0; i < one.nq; ++i) {
+        std::copy_n(&part.out[(h * one.nq + i) * p.dv], p.dv, &r.out[(h * p.nq + q0 + i) * p.dv]);
+        r.lse[h * p.nq + q0 + i] = part.lse[h * one.nq + i];
+      }
+    }
+    r.max_abs_score = std::max(r.max_abs_score, part.max_abs_score);
+    r.visible_pairs += part.visible_pairs;
+  }
+  return r;
+}
+
 Result attention(const Problem& p) {
+  if (!p.cu_seqlens_q.empty()) return packed_attention(p);
   Result r;
   const std::int64_t query_start = p.query_start.value_or(p.key_start + p.nk - p.nq);
   const std::vector<double> q = rotated(p.q, p.batch * p.q_heads, p.nq, p.d, query_start, p);
@@ -61,7 +112,7 @@ Result attention(const Problem& p) {
         const double* qi = &p.q[((b * p.q_heads + h) * p.nq + i) * p.d];
         double m = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j < p.nk; ++j) {
-          visible[j] = (p.window_left < 0 || j >= pos - p.window_left) &&
+          visible[j] = (p.window_left < 0 || j >= pos - p.window_left || j < p.sink_keys) &&
                        (p.window_right < 0 || j <= pos + p.window_right) &&
                        (p.key_lengths.empty() || j < p.key_lengths[b]) &&
                        (p.mask.empty() || p.mask[i * p.nk + j] != 0) &&
@@ -86,6 +137,7 @@ Result attention(const Problem& p) {
             for (std::int64_t c = 0; c < p.d; ++c) dot += qr[c] * kr[c];
             s[j] = scale * dot;
           }
+          if (p.softcap > 0) s[j] = p.softcap * std::tanh(s[j] / p.softcap);
           if (p.alibi) s[j] -= slopes[h] * std::abs(double(pos - j));
           if (!p.relative_bias.empty()) {
             s[j] += p.relative_bias[h * (2 * clip + 1) + std::clamp(j - pos, -clip, clip) + clip];
@@ -94,7 +146,11 @@ Result attention(const Problem& p) {
           m = std::isnan(m) || std::isnan(s[j]) ? NAN : std::max(m, s[j]);  // IEEE: a NaN score, a NaN max
           if (std::isfinite(s[j])) r.max_abs_score = std::max(r.max_abs_score, std::abs(s[j]));
         }
-        if (m == -std::numeric_limits<double>::infinity()) continue;  // sees no key: zeros
+        const double sink = p.sinks.empty() ? -std::numeric_limits<double>::infinity() : p.sinks[h];
+        if (m == -std::numeric_limits<double>::infinity()) {  // sees no key: zeros (lse the sink's)
+          r.lse[(b * p.q_heads + h) * p.nq + i] = sink;
+          continue;
+        }
         double* oi = &r.out[((b * p.q_heads + h) * p.nq + i) * p.dv];
         if (p.normalizer == "linear") {
           // φ = elu + 1 on raw q and k (no scale): Σ_j φ(q)·φ(k_j) v_j / Σ_j φ(q)·φ(k_j).
@@ -123,7 +179,8 @@ Result attention(const Problem& p) {
           }
           continue;
         }
-        double sum = 0;
+        m = std::isnan(m) ? m : std::max(m, sink);
+        double sum = std::exp(sink - m);  // 0 without a sink
         for (std::int64_t j = 0; j < p.nk; ++j) {
           if (!visible[j]) continue;
           const double e = std::exp(s[j] - m);

@@ -35,6 +35,11 @@ struct Problem {
   bool alibi = false;              // bias -m_h |pos_i - j|, the paper's slopes for q_heads
   std::vector<float> relative_bias;  // [Hq, 2K+1], empty: none
   std::vector<float> score_bias;     // [B, Hq, Nq, Nk] row-major, added to every score; empty: none
+  double softcap = 0;                // > 0: s = softcap · tanh(s / softcap) before the biases
+  std::vector<float> sinks;          // [Hq] logits in every softmax denominator; empty: none
+  std::int64_t sink_keys = 0;        // keys j < sink_keys ignore the window's left edge
+  // Packed sequences (B = 1): S + 1 offsets into q's and k's tokens; empty: one sequence.
+  std::vector<std::int64_t> cu_seqlens_q, cu_seqlens_k;
 };
 
 // The ALiBi slopes of Press et al. for `heads` heads, transcribed from the paper's code.

@@ -11,6 +11,7 @@
 #include "engine/attention_validation.hpp"
 #include "engine/flash_attention.hpp"
 #include "engine/linear_attention.hpp"
+#include "engine/packed_sequences.hpp"
 #include "longattn/error.hpp"
 
 namespace longattn {
@@ -64,7 +65,8 @@ struct AttentionPlan::Impl {
       : problem(given), options(options), shape(shape_of(given)) {
     problem.dv = shape.dv;
     engine::validate_options(shape, options, false);
-    if (options.normalizer != Normalizer::linear) flash.emplace(engine::make_flash_plan(shape, options));
+    // Packed sequences are planned one sequence at a time, as they run.
+    if (options.normalizer != Normalizer::linear && !packed()) flash.emplace(engine::make_flash_plan(shape, options));
   }
 
   // A scratch set of its own for one run, kept or made.
@@ -115,12 +117,15 @@ struct AttentionPlan::Impl {
   AttentionStats run(const HeadsView<const Q>& q, const HeadsView<const KV>& k, const HeadsView<const KV>& v,
                      const HeadsView<float>& out, const TensorView<float, 3>& lse) {
     check(q, k, v, out, lse);
+    if (packed()) return engine::run_packed_sequences(shape, options, q, k, v, out, lse);
     if (!flash) return engine::run_linear_attention(shape, options, q, k, v, out);
     std::unique_ptr<engine::RunScratch> scratch = borrow();
     const AttentionStats stats = engine::run_flash_attention(*flash, q, k, v, out, lse, scratch.get());
     give_back(std::move(scratch));
     return stats;
   }
+
+  bool packed() const { return !options.cu_seqlens_q.empty(); }
 
   AttentionProblem problem;
   AttentionOptions options;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <numeric>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,61 @@ AttentionShape validate_views(const HeadsView<const Q>& q, const HeadsView<const
   return s;
 }
 
+namespace {
+
+// cu_seqlens_q or _k: S + 1 offsets from 0 to `total`, non-decreasing.
+void check_offsets(std::span<const std::int64_t> offsets, std::int64_t total, const char* name, const char* tokens) {
+  if (offsets.empty()) fail(std::string(name) + ": expected S + 1 offsets, got none");
+  if (offsets.front() != 0) fail(std::string(name) + "[0]: expected 0, got " + std::to_string(offsets.front()));
+  for (std::size_t s = 1; s < offsets.size(); ++s) {
+    if (offsets[s] < offsets[s - 1]) {
+      fail(std::string(name) + "[" + std::to_string(s) + "]: expected non-decreasing offsets, got " +
+           std::to_string(offsets[s]) + " after " + std::to_string(offsets[s - 1]));
+    }
+  }
+  if (offsets.back() != total) {
+    fail(std::string(name) + "[" + std::to_string(offsets.size() - 1) + "]: expected " + std::to_string(total) +
+         " (" + tokens + "), got " + std::to_string(offsets.back()));
+  }
+}
+
+// Soft-capping, sinks, sink keys and packed sequences.
+void validate_long_context(const AttentionShape& s, const AttentionOptions& options) {
+  const bool linear = options.normalizer == Normalizer::linear;
+  if (options.softcap) {
+    if (!(std::isfinite(*options.softcap) && *options.softcap > 0)) {
+      fail("softcap: expected a finite number > 0, got " + std::to_string(*options.softcap));
+    }
+    if (linear) fail("softcap: linear attention has no scores to cap");
+  }
+  if (!options.sinks.empty()) {
+    if (static_cast<std::int64_t>(options.sinks.size()) != s.q_heads) {
+      fail("sinks: expected " + std::to_string(s.q_heads) + " logits (one per query head), got " +
+           std::to_string(options.sinks.size()));
+    }
+    if (options.normalizer != Normalizer::softmax) fail("sinks: join a softmax's denominator; softmax only");
+    for (std::size_t h = 0; h < options.sinks.size(); ++h) {
+      if (std::isnan(options.sinks[h])) fail("sinks[" + std::to_string(h) + "]: expected a number, got NaN");
+    }
+  }
+  if (options.sink_keys < 0) fail("sink_keys: expected >= 0, got " + std::to_string(options.sink_keys));
+  if (options.sink_keys > 0 && linear) fail("sink_keys: linear attention has no window to extend");
+  const auto &cu_q = options.cu_seqlens_q, &cu_k = options.cu_seqlens_k;
+  if (cu_q.empty() && cu_k.empty()) return;
+  if (cu_q.size() != cu_k.size()) {
+    fail("cu_seqlens_k: expected as many offsets as cu_seqlens_q (" + std::to_string(cu_q.size()) + "), got " +
+         std::to_string(cu_k.size()));
+  }
+  check_offsets(cu_q, s.nq, "cu_seqlens_q", "q's tokens");
+  check_offsets(cu_k, s.nk, "cu_seqlens_k", "k's tokens");
+  if (s.batch != 1) fail("cu_seqlens_q: packed sequences lie in one batch, got batch " + std::to_string(s.batch));
+  if (!options.key_lengths.empty() || options.block_sparse.enabled()) {
+    fail("cu_seqlens_q: packed sequences take no key_lengths or block-sparse layout (each sequence's keys are its own)");
+  }
+}
+
+}  // namespace
+
 void validate_options(const AttentionShape& s, const AttentionOptions& options, bool with_lse) {
   if (!options.key_lengths.empty()) {
     if (static_cast<std::int64_t>(options.key_lengths.size()) != s.batch) {
@@ -235,6 +291,7 @@ void validate_options(const AttentionShape& s, const AttentionOptions& options, 
     fail("normalizer: linear attention has no scores for RoPE, ALiBi, a relative bias or a score bias; use softmax, "
          "sigmoid or relu");
   }
+  validate_long_context(s, options);
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("scale: expected a finite number, got " + std::to_string(*options.scale));
   }

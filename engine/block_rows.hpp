@@ -64,6 +64,18 @@ class BlockRows {
     }
   }
 
+  // Folds query head h's sink (a logit of its own in every row's denominator, with no value)
+  // into a row's max and sum; returns the factor the row's accumulator takes for the new max
+  // (1 without sinks). A row that saw no key gets sum 1 at the sink's max: zeros, lse = sink.
+  float fold_sink(std::int64_t h, float& max, float& sum) const {
+    if (in_.plan.sinks.empty() || in_.plan.sinks[h] == -std::numeric_limits<float>::infinity()) return 1.0f;
+    const float sink = in_.plan.sinks[h], grown = std::isnan(max) ? max : std::max(max, sink);
+    const float factor = std::exp2(max - grown);
+    sum = sum * factor + std::exp2(sink - grown);
+    max = grown;
+    return factor;
+  }
+
   // lse = ln(Σ e^s) = ln2 · (max + log2 sum): -inf for a row that saw no key, NaN for a NaN sum.
   void write_lse(std::int64_t b, std::int64_t h, std::int64_t i, float max, float sum) const {
     if (in_.lse.empty()) return;
@@ -128,8 +140,10 @@ class BlockRows {
     const std::int64_t W = in_.plan.dv_padded, dv = in_.plan.shape.dv;
     float* inv = st.rescale;  // free once the block's last tile is done
     for (std::int64_t r = 0; r < rows; ++r) {
-      inv[r] = output_scale(st.sum[r]);
-      write_lse(b, h, i0 + r, st.max[r], st.sum[r]);
+      float max = st.max[r], sum = st.sum[r];
+      const float factor = fold_sink(h, max, sum);
+      inv[r] = factor * output_scale(sum);
+      write_lse(b, h, i0 + r, max, sum);
     }
     float* first_row = out_row(b, h, i0);
     if (in_.out.strides[3] == 1) {

@@ -80,7 +80,7 @@ struct FlashInputs {
         .widest = plan.widest_keys,
         .threads = threads,
         .values_in_place = values_in_place,
-        .heads_differ = plan.bias.enabled() || plan.additive.enabled() ||
+        .heads_differ = plan.bias.enabled() || plan.additive.enabled() || !plan.sinks.empty() ||
                         (!plan.score_bias.empty() && plan.score_bias.strides[1] != 0),
         .keys_need_packing = plan.rope.enabled() || plan.additive.enabled(),
         .rows_contiguous = k.strides[3] == 1 && v.strides[3] == 1,

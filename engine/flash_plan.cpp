@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <span>
 #include <utility>
 
 #include "engine/schedule.hpp"
@@ -36,6 +37,12 @@ std::int64_t widest_keys(const VisibilityPlan& visibility, const AttentionShape&
   return widest;
 }
 
+std::vector<float> sinks_in(std::span<const float> sinks, float unit) {
+  std::vector<float> scaled(sinks.begin(), sinks.end());
+  for (float& x : scaled) x *= unit;
+  return scaled;
+}
+
 }  // namespace
 
 FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options) {
@@ -43,6 +50,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.d)));
   const bool softmax = options.normalizer == Normalizer::softmax;
   const float log2e = std::numbers::log2e_v<float>;
+  const float score_unit = softmax ? log2e : 1.0f;  // softmax runs on exp2
   const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
                         !options.additive.enabled() && !queries_fit_one_block(shape, kBlockRows);
   VisibilityPlan visibility(shape, options, kBlockRows, kernels.panel_width);
@@ -57,12 +65,14 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
           options.sigmoid_bias.value_or(-std::log(static_cast<float>(std::max<std::int64_t>(1, shape.nk)))),
       .additive = options.additive,
       .score_depth = options.additive.enabled() ? static_cast<std::int64_t>(options.additive.w.size()) : shape.d,
-      .score_scale = softmax ? log2e : 1.0f,
+      .score_scale = score_unit,
       .query_offset = query_offset,
       .rope = RotaryTable(options.rope, shape.d,
                           std::max({shape.nk, std::abs(query_offset), std::abs(query_offset + shape.nq)})),
-      .bias = PositionBias(shape, options, softmax ? log2e : 1.0f),
+      .bias = PositionBias(shape, options, score_unit),
       .score_bias = options.score_bias,
+      .softcap = options.softcap.value_or(0.0f) * score_unit,
+      .sinks = sinks_in(options.sinks, score_unit),
       .kernels = &kernels,
       .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,
       .block_rows = kBlockRows,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "engine/attention_validation.hpp"
 #include "engine/positional_encoding.hpp"
@@ -29,6 +30,8 @@ struct FlashPlan {
   RotaryTable rope;          // enabled: q and k rotated as they are copied and packed
   PositionBias bias;         // enabled: ALiBi / relative bias added to every score tile
   TensorView<const float, 4> score_bias;  // the caller's [B, Hq, Nq, Nk] bias (empty: none)
+  float softcap;             // scores capped at ±softcap in the kernel's units (0: none)
+  std::vector<float> sinks;  // [Hq] sink logits in the kernel's units (empty: none)
   const simd::KernelTable* kernels;
   // The bf16 products, for q, k and v all in bf16 (null: widened): where options ask for them,
   // the CPU has them and the plan needs nothing they lack (additive scores project fp32 rows;

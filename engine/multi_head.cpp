@@ -100,6 +100,7 @@ struct MultiHeadSelfAttention::Impl {
   std::vector<float> position_table;  // learned [max_len, E]
   std::int64_t max_len = 0;
   std::vector<float> relative_bias;  // the layer's copy of config.attention.relative_bias
+  std::vector<float> sinks;          // ... and of its sinks
 
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
 
@@ -256,9 +257,10 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, co
   m.config.head_dim = D;
 
   const AttentionOptions& a = config.attention;
-  if (!a.key_lengths.empty() || !a.mask.empty() || a.block_sparse.enabled() || !a.score_bias.empty()) {
-    fail("attention: key_lengths, mask, block_sparse and score_bias are per-call inputs of attention(), not part of a "
-         "layer");
+  if (!a.key_lengths.empty() || !a.mask.empty() || a.block_sparse.enabled() || !a.score_bias.empty() ||
+      !a.cu_seqlens_q.empty() || !a.cu_seqlens_k.empty()) {
+    fail("attention: key_lengths, mask, block_sparse, score_bias and cu_seqlens are per-call inputs of attention(), "
+         "not part of a layer");
   }
   // The kernel's own checks (window, RoPE with odd D, relative table shape, normalizer, ...),
   // now rather than at the first forward: the options against a one-token problem of the
@@ -270,6 +272,8 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, co
       for (std::int64_t c = 0; c < t.shape[1]; ++c) m.relative_bias.push_back(t.data[h * t.strides[0] + c * t.strides[1]]);
     m.config.attention.relative_bias = {m.relative_bias.data(), t.shape, {t.shape[1], 1}};
   }
+  m.sinks.assign(a.sinks.begin(), a.sinks.end());
+  m.config.attention.sinks = m.sinks;
 
   const bool packed = !weights.in_proj_weight.empty();
   if (packed) {

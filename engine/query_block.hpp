@@ -134,7 +134,9 @@ class QueryBlocks {
     std::fill(st.tile_max + t.r0, st.tile_max + t.r0 + t.n, -std::numeric_limits<float>::infinity());
     const bool lazy = runs_lazily(st, keys, t);
     const float* diagonals = bias_diagonals(scratch, t);
-    compute_scores(scratch, st, keys, t, lazy, diagonals, s);
+    const bool capped = in_.plan.softcap > 0;  // capped before the position bias joins the scores
+    compute_scores(scratch, st, keys, t, lazy, capped ? nullptr : diagonals, s);
+    if (capped) cap_scores(st, t, diagonals, s);
     if (!in_.plan.score_bias.empty()) add_score_bias(st, t, s);
     if (t.masked && !lazy) mask_rows(st, t, s);
     if (in_.plan.normalizer != Normalizer::softmax) {
@@ -146,7 +148,7 @@ class QueryBlocks {
     if (exponentiated) {  // the running max stands: nothing to rescale
       for (std::int64_t r = t.r0; r < t.r0 + t.n; ++r) st.sum[r] += st.tile_sum[r];
     } else {
-      if (t.masked || !in_.plan.score_bias.empty()) {
+      if (t.masked || capped || !in_.plan.score_bias.empty()) {
         for (std::int64_t r = 0; r < t.n; ++r) {
           st.tile_max[t.r0 + r] = in_.plan.kernels->elementwise.max_of(s + r * ldS(), t.width);
         }
@@ -169,7 +171,7 @@ class QueryBlocks {
     const bool bounded = t.masked && plan.visibility.rows_see_intervals();
     const float* max = st.max + t.r0;
     return (!t.masked || bounded) && plan.normalizer == Normalizer::softmax && !plan.additive.enabled() &&
-           plan.score_bias.empty() && !keys.rows_in_place() &&
+           plan.score_bias.empty() && plan.softcap == 0 && !keys.rows_in_place() &&
            std::none_of(max, max + t.n, [](float m) { return m == -std::numeric_limits<float>::infinity(); });
   }
 
@@ -218,6 +220,13 @@ class QueryBlocks {
     } else {
       qk_scores(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, {diagonals}, tile_max, scratch.prefetch);
     }
+  }
+
+  // Soft-capping on the tile's scores, then the position bias (its diagonals, when any).
+  void cap_scores(RowState& st, const Tile& t, const float* diagonals, float* s) const {
+    const simd::ElementwiseKernels& kern = in_.plan.kernels->elementwise;
+    kern.softcap_rows(s, t.n, ldS(), t.width, in_.plan.softcap);
+    if (diagonals != nullptr) kern.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, st.tile_max + t.r0);
   }
 
   // The caller's score bias, in the kernel's score units, added to the tile's scores (keys

@@ -71,7 +71,8 @@ class KeySplits {
         sum += weight * p[nq * (W + 1) + r];
         for (std::int64_t c = 0; c < s.dv; ++c) row[c] += weight * p[r * W + c];
       }
-      const float scale = blocks_.rows().output_scale(sum);
+      const float factor = blocks_.rows().fold_sink(qh, max, sum);
+      const float scale = factor * blocks_.rows().output_scale(sum);
       blocks_.rows().write_lse(b, qh, r, max, sum);
       float* out_row = blocks_.rows().out_row(b, qh, r);
       for (std::int64_t c = 0; c < s.dv; ++c) out_row[c * in_.out.strides[3]] = row[c] * scale;

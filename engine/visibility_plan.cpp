@@ -36,6 +36,7 @@ VisibilityPlan::VisibilityPlan(const AttentionShape& shape, const AttentionOptio
                                std::int64_t block_rows, std::int64_t panel_width)
     : batch_(shape.batch), nq_(shape.nq), nk_(shape.nk), block_rows_(block_rows),
       panel_width_(panel_width), panels_((shape.nk + panel_width - 1) / panel_width),
+      sink_keys_(std::min(options.sink_keys, shape.nk)),
       window_(shape.nq, shape.nk, options.window, options.positions.query_offset(shape.nq, shape.nk)),
       lengths_(options.key_lengths.begin(), options.key_lengths.end()), mask_(options.mask) {
   if (!mask_.empty()) {
@@ -92,13 +93,14 @@ void VisibilityPlan::layout_ranges(std::int64_t i0, std::int64_t i1,
 void VisibilityPlan::key_ranges(std::int64_t b, std::int64_t i0, std::int64_t i1,
                                 std::vector<KeyRange>& out) const {
   out.clear();
-  const KeyRange seen = hull(b, i0, i1);
-  if (seen.empty()) return;
-  if (mask_.empty() && layout_.empty()) {  // a window and padding: one range
-    out.push_back({seen.begin / panel_width_ * panel_width_, seen.end});
+  std::vector<KeyRange> ranges;
+  append(ranges, 0, sinks_end(b, i1 - 1));  // the sink keys, apart from a far window
+  const KeyRange seen = window_hull(b, i0, i1);
+  append(ranges, seen.begin, seen.end);
+  if (mask_.empty() && layout_.empty()) {  // a window and padding (and sink keys): a range or two
+    for (const KeyRange& r : ranges) append(out, r.begin / panel_width_ * panel_width_, r.end);
     return;
   }
-  std::vector<KeyRange> ranges{seen};
   if (!mask_.empty()) {
     std::vector<KeyRange> by_mask;
     mask_ranges(i0 / block_rows_, by_mask);
@@ -125,10 +127,34 @@ TileKind VisibilityPlan::classify(std::int64_t b, std::int64_t i0, std::int64_t 
   TileKind kind = j0 >= length ? TileKind::skipped
                   : j1 > length ? TileKind::partial  // padding, or keys past Nk
                                 : TileKind::full;
-  kind = combine(kind, window_.classify(i0, i1, j0, j1));
+  TileKind seen = window_.classify(i0, i1, j0, j1);
+  if (sink_keys_ > 0 && seen != TileKind::full) {  // sink keys are seen beside the window
+    const TileKind sinks = classify_sinks(b, i0, i1, j0, j1);
+    seen = sinks == TileKind::full ? sinks : sinks == TileKind::skipped ? seen : TileKind::partial;
+  }
+  kind = combine(kind, seen);
   if (kind != TileKind::skipped && !mask_.empty()) kind = combine(kind, classify_mask(i0, i1, j0, j1));
   if (kind != TileKind::skipped && !layout_.empty()) kind = combine(kind, classify_layout(i0, i1, j0, j1));
   return kind;
+}
+
+TileKind VisibilityPlan::classify_sinks(std::int64_t b, std::int64_t i0, std::int64_t i1, std::int64_t j0,
+                                        std::int64_t j1) const {
+  if (j0 >= sinks_end(b, i1 - 1)) return TileKind::skipped;
+  return j1 <= sinks_end(b, i0) ? TileKind::full : TileKind::partial;
+}
+
+int VisibilityPlan::row_ranges(std::int64_t b, std::int64_t i, KeyRange parts[2]) const {
+  KeyRange keys = window_.keys_of(i);
+  keys.end = std::min(keys.end, key_length(b));
+  const std::int64_t sinks = sinks_end(b, i);
+  if (sinks > 0 && sinks < keys.begin) {
+    parts[0] = {0, sinks};
+    parts[1] = keys;
+    return 2;
+  }
+  parts[0] = sinks > 0 ? KeyRange{0, std::max(keys.end, sinks)} : keys;
+  return 1;
 }
 
 TileKind VisibilityPlan::classify_mask(std::int64_t i0, std::int64_t i1, std::int64_t j0,
@@ -166,25 +192,37 @@ void VisibilityPlan::mask_tile(std::int64_t b, std::int64_t i0, std::int64_t row
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t i = i0 + r;
     float* row = s + r * lds;
-    const auto [lo, hi] = interval_in(b, i, j0, width);
-    std::fill(row, row + lo, kHidden);
-    std::fill(row + hi, row + width, kHidden);
-    if (!layout_.empty()) {
-      // Hide the gaps between the row's visible key blocks, a block at a time.
-      std::int64_t shown = lo;  // keys before `shown` are settled
-      const auto& blocks = layout_[i / block_q_];
-      for (auto it = std::lower_bound(blocks.begin(), blocks.end(), (j0 + lo) / block_k_);
-           it != blocks.end() && *it * block_k_ < j0 + hi; ++it) {
-        const std::int64_t begin = std::clamp(*it * block_k_ - j0, shown, hi);
-        std::fill(row + shown, row + begin, kHidden);
-        shown = std::clamp((*it + 1) * block_k_ - j0, shown, hi);
-      }
-      std::fill(row + shown, row + hi, kHidden);
+    KeyRange parts[2];
+    const int count = row_ranges(b, i, parts);
+    std::int64_t shown = 0;  // columns before `shown` are settled
+    for (int p = 0; p < count; ++p) {
+      const std::int64_t lo = std::clamp(parts[p].begin - j0, shown, width);
+      const std::int64_t hi = std::clamp(parts[p].end - j0, lo, width);
+      std::fill(row + shown, row + lo, kHidden);
+      hide_by_rules(i, j0, {lo, hi}, row);
+      shown = hi;
     }
-    if (!mask_.empty()) {
-      for (std::int64_t c = lo; c < hi; ++c) {
-        if (!mask_allows(i, j0 + c)) row[c] = kHidden;
-      }
+    std::fill(row + shown, row + width, kHidden);
+  }
+}
+
+void VisibilityPlan::hide_by_rules(std::int64_t i, std::int64_t j0, KeyRange part, float* row) const {
+  const auto [lo, hi] = part;
+  if (!layout_.empty()) {
+    // Hide the gaps between the row's visible key blocks, a block at a time.
+    std::int64_t shown = lo;  // keys before `shown` are settled
+    const auto& blocks = layout_[i / block_q_];
+    for (auto it = std::lower_bound(blocks.begin(), blocks.end(), (j0 + lo) / block_k_);
+         it != blocks.end() && *it * block_k_ < j0 + hi; ++it) {
+      const std::int64_t begin = std::clamp(*it * block_k_ - j0, shown, hi);
+      std::fill(row + shown, row + begin, kHidden);
+      shown = std::clamp((*it + 1) * block_k_ - j0, shown, hi);
+    }
+    std::fill(row + shown, row + hi, kHidden);
+  }
+  if (!mask_.empty()) {
+    for (std::int64_t c = lo; c < hi; ++c) {
+      if (!mask_allows(i, j0 + c)) row[c] = kHidden;
     }
   }
 }
@@ -199,19 +237,23 @@ void VisibilityPlan::row_bounds(std::int64_t b, std::int64_t i0, std::int64_t ro
 }
 
 std::int64_t VisibilityPlan::visible_in_row(std::int64_t b, std::int64_t i) const {
-  KeyRange keys = window_.keys_of(i);
-  keys.end = std::min(keys.end, key_length(b));
-  if (mask_.empty() && layout_.empty()) return keys.size();
-  std::int64_t count = 0;
-  if (mask_.empty()) {
-    // Block-sparse alone: whole key blocks at a time.
-    for (std::int64_t kb : layout_[i / block_q_]) {
-      count += KeyRange{std::max(keys.begin, kb * block_k_), std::min(keys.end, (kb + 1) * block_k_)}.size();
+  KeyRange parts[2];
+  const int count = row_ranges(b, i, parts);
+  std::int64_t visible = 0;
+  for (int p = 0; p < count; ++p) {
+    const KeyRange keys = parts[p];
+    if (mask_.empty() && layout_.empty()) {
+      visible += keys.size();
+    } else if (mask_.empty()) {
+      // Block-sparse alone: whole key blocks at a time.
+      for (std::int64_t kb : layout_[i / block_q_]) {
+        visible += KeyRange{std::max(keys.begin, kb * block_k_), std::min(keys.end, (kb + 1) * block_k_)}.size();
+      }
+    } else {
+      for (std::int64_t j = keys.begin; j < keys.end; ++j) visible += mask_allows(i, j) && layout_allows(i, j);
     }
-    return count;
   }
-  for (std::int64_t j = keys.begin; j < keys.end; ++j) count += mask_allows(i, j) && layout_allows(i, j);
-  return count;
+  return visible;
 }
 
 std::int64_t VisibilityPlan::visible_pairs() const {

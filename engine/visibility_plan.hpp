@@ -25,10 +25,11 @@ class VisibilityPlan {
   void key_ranges(std::int64_t b, std::int64_t i0, std::int64_t i1,
                   std::vector<KeyRange>& out) const;
 
-  // A range containing every key the rows [i0, i1) of batch b see (window and padding).
+  // A range containing every key the rows [i0, i1) of batch b see (window, sink keys and
+  // padding).
   KeyRange hull(std::int64_t b, std::int64_t i0, std::int64_t i1) const {
-    KeyRange keys = window_.keys_of_rows(i0, i1);
-    keys.end = std::min(keys.end, key_length(b));
+    KeyRange keys = window_hull(b, i0, i1);
+    if (sinks_end(b, i1 - 1) > 0) keys.begin = 0;
     return keys;
   }
 
@@ -51,7 +52,7 @@ class VisibilityPlan {
 
   // Whether each query row sees one interval of keys (window and padding alone, no mask or
   // layout): then row_bounds() says all that mask_tile() would.
-  bool rows_see_intervals() const { return mask_.empty() && layout_.empty(); }
+  bool rows_see_intervals() const { return mask_.empty() && layout_.empty() && sink_keys_ == 0; }
 
   // For rows [i0, i0 + rows) of batch b, the keys each sees among [j0, j0 + width), counted
   // from j0: bounds[2r] ≤ c < bounds[2r + 1]. Rows must see intervals.
@@ -68,6 +69,22 @@ class VisibilityPlan {
 
  private:
   std::int64_t key_length(std::int64_t b) const { return lengths_.empty() ? nk_ : lengths_[b]; }
+  KeyRange window_hull(std::int64_t b, std::int64_t i0, std::int64_t i1) const {
+    KeyRange keys = window_.keys_of_rows(i0, i1);
+    keys.end = std::min(keys.end, key_length(b));
+    return keys;
+  }
+  // Row i of batch b sees the sink keys [0, sinks_end) (the window's right edge and padding
+  // apply to them); 0 without sink keys. Non-decreasing in i.
+  std::int64_t sinks_end(std::int64_t b, std::int64_t i) const {
+    return sink_keys_ == 0 ? 0 : std::min({sink_keys_, window_.keys_of(i).end, key_length(b)});
+  }
+  // The keys row i of batch b sees under window, sink keys and padding: one or two sorted,
+  // disjoint ranges in parts; returns how many (an empty row: one empty range).
+  int row_ranges(std::int64_t b, std::int64_t i, KeyRange parts[2]) const;
+  TileKind classify_sinks(std::int64_t b, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1) const;
+  // Hides the keys of part (tile columns) that the mask or the block layout hides from row i.
+  void hide_by_rules(std::int64_t i, std::int64_t j0, KeyRange part, float* row) const;
   // The keys [j0, j0 + width) row i of batch b sees under window and padding, counted from
   // j0 (begin <= end).
   KeyRange interval_in(std::int64_t b, std::int64_t i, std::int64_t j0, std::int64_t width) const {
@@ -84,7 +101,7 @@ class VisibilityPlan {
   TileKind classify_mask(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1) const;
   TileKind classify_layout(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1) const;
 
-  std::int64_t batch_, nq_, nk_, block_rows_, panel_width_, panels_;
+  std::int64_t batch_, nq_, nk_, block_rows_, panel_width_, panels_, sink_keys_;
   WindowPlan window_;
   std::vector<std::int64_t> lengths_;  // empty: every key of every batch
 

@@ -38,6 +38,9 @@ std::string check_locally(const RingSlice& slice, const HeadsView<const T>& q, c
       throw Error("ring attention: a mask, block-sparse layout or score bias is not split across ranks; use windows or "
                   "key_lengths");
     }
+    if (!options.sinks.empty() || options.sink_keys > 0 || !options.cu_seqlens_q.empty()) {
+      throw Error("ring attention: sinks, sink keys and packed sequences are not split across ranks");
+    }
     if (options.positions.query_start || options.positions.key_start != 0) {
       throw Error("ring attention: positions are the rows' global indices, set by the ring");
     }

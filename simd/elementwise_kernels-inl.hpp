@@ -90,6 +90,21 @@ void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t co
   }
 }
 
+// s = cap · tanh(s / cap) in place (soft-capping): tanh(y) = (1 - e) / (1 + e), e = 2^(-2y log2 e)
+// with the exponent clamped to ±126, where tanh is ±1 in float; -inf gives -cap, NaN stays NaN.
+template <class V>
+void softcap_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float cap) {
+  const V to_exponent = V::broadcast(-2.8853900817779268f / cap), scale = V::broadcast(cap);
+  const V one = V::broadcast(1.0f), low = V::broadcast(-126.0f), high = V::broadcast(126.0f);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    for (std::int64_t j = 0; j < cols; j += V::lanes) {
+      const V e = exp2_finite(min(high, max(low, V::load(row + j) * to_exponent)));  // NaN stays NaN
+      (scale * ((one - e) / (one + e))).store(row + j);
+    }
+  }
+}
+
 // p = max(s, 0) in place (masked scores, -inf, become 0; NaN stays NaN).
 template <class V>
 void relu_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols) {

@@ -49,6 +49,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
                       .add_diagonal_bias = &add_diagonal_bias<V>,
                       .sigmoid_rows = &sigmoid_rows<V>,
                       .relu_rows = &relu_rows<V>,
+                      .softcap_rows = &softcap_rows<V>,
                       .max_of = &max_of<V>,
                       .scale_rows = &scale_rows<V>,
                       .widen_bf16 = &widen_bf16<V>,

@@ -4,6 +4,7 @@
 // bit-identical results across thread counts, and fails the test with each failure found.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -50,6 +51,19 @@ class AttentionTester {
   // A random score bias with `dims` dimensions of its own (2, 3 or 4; the rest stride 0),
   // entries -inf with chance `hidden`.
   AttentionTester& score_bias(int dims, double hidden = 0) { c_.bias_dims = dims; c_.bias_hidden = hidden; return *this; }
+  AttentionTester& softcap(double cap) { p().softcap = cap; return *this; }
+  AttentionTester& sinks() { c_.sinks = true; return *this; }  // random sink logits, one per query head
+  AttentionTester& sink_keys(std::int64_t n) { p().sink_keys = n; return *this; }
+  // Packed sequences of these {query, key} lengths (batch 1; q and k tokens their sums).
+  AttentionTester& sequences(const std::vector<std::array<std::int64_t, 2>>& lengths) {
+    p().batch = 1;
+    p().cu_seqlens_q = {0}, p().cu_seqlens_k = {0};
+    for (const auto& [nq, nk] : lengths) {
+      p().cu_seqlens_q.push_back(p().cu_seqlens_q.back() + nq);
+      p().cu_seqlens_k.push_back(p().cu_seqlens_k.back() + nk);
+    }
+    return tokens(p().cu_seqlens_q.back(), p().cu_seqlens_k.back());
+  }
   // Scores whose row max keeps growing (per_key > 0) or is set by the first keys (< 0):
   // AttentionCase::drift.
   AttentionTester& score_drift(float per_key) { c_.drift = per_key; return *this; }

@@ -106,6 +106,15 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
       args += " --additive " + (dir / "additive_wq.npy").string() + " " + (dir / "additive_wk.npy").string() + " " +
               (dir / "additive_w.npy").string();
     }
+    if (c.contains("softcap")) args += " --softcap " + c["softcap"].dump();
+    if (c.contains("sink_keys")) args += " --sink-keys " + c["sink_keys"].dump();
+    for (const char* name : {"sinks", "cu_seqlens_q", "cu_seqlens_k"}) {
+      if (fs::exists(dir / (std::string(name) + ".npy"))) {
+        std::string flag = std::string(" --") + name;
+        std::replace(flag.begin(), flag.end(), '_', '-');
+        args += flag + " " + (dir / (std::string(name) + ".npy")).string();
+      }
+    }
     CAPTURE(dir.filename().string());
     const Outcome r = run_cli(args);
     INFO(r.output);
@@ -115,7 +124,7 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
     CHECK(worst <= (dir.filename() == "large_logits" ? 1e-3 : 1e-5 * max_expected));
     ++ran;
   }
-  CHECK(ran >= 26);
+  CHECK(ran >= 35);  // the long-context cases (e_*) among them
   fs::remove_all(tmp);
 }
 

@@ -59,10 +59,10 @@ TEST_CASE("a golden case with a key the runner does not know is skipped, naming 
     std::ifstream in(dir / "case.json");
     text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  text.insert(text.find('{') + 1, "\n \"softcap\": 20,");  // an option the runner does not implement
+  text.insert(text.find('{') + 1, "\n \"flash_chunks\": 2,");  // a key the runner does not know
   std::ofstream(dir / "case.json") << text;
   const CaseResult r = longattn::golden::run_case(dir, longattn::Isa::automatic, 1);
   CHECK(r.status == CaseResult::Status::skipped);
-  CHECK(r.detail == "not implemented yet: key softcap");
+  CHECK(r.detail == "not implemented yet: key flash_chunks");
   fs::remove_all(dir);
 }

@@ -271,16 +271,20 @@ void KernelTester::sigmoid_and_relu_rows(const KernelTarget& target) const {
   const std::int64_t cols = columns_, lds = cols + k.lanes;
   Floats s = random_floats(rows_ * lds, rng, -30.0f, 30.0f);
   for (std::int64_t i = 0; i < s.size(); i += 5) s[i] = kNegInf;
-  Floats relu = s;
+  Floats relu = s, capped = s;
   const Floats before = s;
-  const float bias = -2.5f;
+  const float bias = -2.5f, cap = 7.0f;
   k.elementwise.sigmoid_rows(s.data(), rows_, lds, cols, bias);
   k.elementwise.relu_rows(relu.data(), rows_, lds, cols);
+  k.elementwise.softcap_rows(capped.data(), rows_, lds, cols, cap);
   for (std::int64_t r = 0; r < rows_; ++r) {
     for (std::int64_t c = 0; c < cols; ++c) {
       const double x = double(before[r * lds + c]) + bias;
       expect_near(s[r * lds + c], 1.0 / (1.0 + std::exp(-x)), 4 * kUlp, "sigmoid");
       CHECK(relu[r * lds + c] == std::max(before[r * lds + c], 0.0f));
+      // Absolute: 1 - e cancels near 0, where the score itself is small.
+      const double tanh = cap * std::tanh(double(before[r * lds + c]) / cap);
+      CHECK(std::abs(capped[r * lds + c] - tanh) <= 4e-7 * cap);
     }
   }
 }

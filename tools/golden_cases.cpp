@@ -61,9 +61,10 @@ std::string unsupported_feature_of(const nlohmann::json& c) {
   static const std::set<std::string> files = {"q.npy",           "k.npy",           "v.npy",
                                               "expected_out.npy", "expected_lse.npy", "key_lengths.npy",
                                               "mask.npy", "additive_wq.npy", "additive_wk.npy", "additive_w.npy",
-                                              "rel_table.npy"};
-  static const std::set<std::string> keys = {"op",    "files",      "layout",       "window",    "scale",
-                                             "normalizer", "sigmoid_bias", "alibi", "rope_pairing", "rope_base"};
+                                              "rel_table.npy", "sinks.npy", "cu_seqlens_q.npy", "cu_seqlens_k.npy"};
+  static const std::set<std::string> keys = {"op",        "files",        "layout",    "window",    "scale",
+                                             "normalizer", "sigmoid_bias", "alibi",     "rope_pairing",
+                                             "rope_base",  "softcap",      "sink_keys"};
   if (std::string file = unknown_file(c, files); !file.empty()) return file;
   if (std::string key = unknown_key(c, keys); !key.empty()) return key;
   if (c.value("layout", "BHND") != "BHND") return "layout " + c["layout"].get<std::string>();
@@ -255,6 +256,15 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads, Inputs inputs) {
     for (float x : rel_table) max_abs_bias = std::max<double>(max_abs_bias, std::abs(x));
   }
   if (options.alibi) max_abs_bias += alibi_slopes(qs[1])[0] * static_cast<double>(std::max(qs[2], ks[2]));
+  std::vector<float> sinks;
+  std::vector<std::int64_t> cu_seqlens_q, cu_seqlens_k;
+  if (fs::exists(dir / "sinks.npy")) sinks = npy::load(dir / "sinks.npy").values<float>();
+  if (fs::exists(dir / "cu_seqlens_q.npy")) cu_seqlens_q = npy::load(dir / "cu_seqlens_q.npy").values<std::int64_t>();
+  if (fs::exists(dir / "cu_seqlens_k.npy")) cu_seqlens_k = npy::load(dir / "cu_seqlens_k.npy").values<std::int64_t>();
+  options.sinks = sinks;
+  options.cu_seqlens_q = cu_seqlens_q, options.cu_seqlens_k = cu_seqlens_k;
+  if (c.contains("softcap")) options.softcap = c["softcap"].get<float>();
+  options.sink_keys = c.value("sink_keys", std::int64_t{0});
   if (c.contains("scale")) options.scale = c["scale"].get<float>();
   options.normalizer = parse_normalizer(c.value("normalizer", "softmax"));
   if (c.contains("sigmoid_bias")) options.sigmoid_bias = c["sigmoid_bias"].get<float>();

@@ -29,6 +29,9 @@ namespace {
 struct RunArgs {
   std::string q, k, v, out, lse, layout = "bhnd", key_lengths, mask, blocks, isa = "auto", normalizer = "softmax";
   std::string rope = "none", relative_bias;
+  std::optional<float> softcap;
+  std::string sinks, cu_seqlens_q, cu_seqlens_k;  // files: float32 [Hq], int64 [S + 1] twice
+  std::int64_t sink_keys = 0;
   std::string dtype = "fp32", bf16_products = "native";  // what q, k, v are given to attention() as
   // The multi-head layer: x and PyTorch-layout weights instead of q, k, v.
   std::string x, wq, wk, wv, wo, bq, bk, bv, bo, in_proj_weight, in_proj_bias, positions = "none", position_table;
@@ -64,6 +67,8 @@ AttentionOptions kernel_options(const RunArgs& args) {
   options.sigmoid_bias = args.sigmoid_bias;
   options.rope = {parse_rope_pairing(args.rope), args.rope_base};
   options.alibi = args.alibi;
+  options.softcap = args.softcap;
+  options.sink_keys = args.sink_keys;
   return options;
 }
 
@@ -116,9 +121,10 @@ void run_layer(const RunArgs& args) {
   if (!args.q.empty() || !args.k.empty() || !args.v.empty()) throw Error("--x runs the layer: give it no --q, --k, --v");
   if (args.heads < 1) throw Error("--x needs --heads (query heads of the layer)");
   if (args.layout != "bhnd" || !args.key_lengths.empty() || !args.mask.empty() || !args.blocks.empty() ||
-      !args.additive.empty() || !args.lse.empty()) {
-    throw Error("--x runs the layer on [B, N, E]: --layout, --key-lengths, --mask, --blocks, --additive and --lse "
-                "apply to q, k, v only");
+      !args.additive.empty() || !args.lse.empty() || !args.sinks.empty() || !args.cu_seqlens_q.empty() ||
+      !args.cu_seqlens_k.empty()) {
+    throw Error("--x runs the layer on [B, N, E]: --layout, --key-lengths, --mask, --blocks, --additive, --lse, "
+                "--sinks and --cu-seqlens-q/k apply to q, k, v only");
   }
   const npy::Array xa = load_float(args.x, 3, "[B, N, E]");
   const std::vector<float> x = xa.values<float>();
@@ -188,17 +194,31 @@ struct CallInputs {
   std::vector<std::uint8_t> mask;
   std::vector<std::array<std::int64_t, 2>> tiles;
   std::array<npy::Array, 3> additive_arrays;
-  std::vector<float> wq, wk, w, relative;
+  std::vector<float> wq, wk, w, relative, sinks;
+  std::vector<std::int64_t> cu_seqlens_q, cu_seqlens_k;
 };
+
+// An int32 or int64 array [n] from `file`.
+std::vector<std::int64_t> load_integers(const std::string& file, const char* expected) {
+  const npy::Array a = npy::load(file);
+  if (a.shape.size() != 1 || (a.dtype != "<i8" && a.dtype != "<i4")) {
+    bad_file(file, std::string("expected an int32 or int64 array ") + expected + ", got " + a.dtype + " " +
+                       shape_text(a.shape));
+  }
+  return a.values<std::int64_t>();
+}
 
 void load_call_inputs(const RunArgs& args, AttentionOptions& options, CallInputs& in) {
   if (!args.key_lengths.empty()) {
-    const npy::Array a = npy::load(args.key_lengths);
-    if (a.shape.size() != 1 || (a.dtype != "<i8" && a.dtype != "<i4")) {
-      bad_file(args.key_lengths, "expected an int32 or int64 array [B], got " + a.dtype + " " + shape_text(a.shape));
-    }
-    in.lengths = a.values<std::int64_t>();
+    in.lengths = load_integers(args.key_lengths, "[B]");
     options.key_lengths = in.lengths;
+  }
+  if (!args.cu_seqlens_q.empty()) in.cu_seqlens_q = load_integers(args.cu_seqlens_q, "[S + 1]");
+  if (!args.cu_seqlens_k.empty()) in.cu_seqlens_k = load_integers(args.cu_seqlens_k, "[S + 1]");
+  options.cu_seqlens_q = in.cu_seqlens_q, options.cu_seqlens_k = in.cu_seqlens_k;
+  if (!args.sinks.empty()) {
+    in.sinks = load_float(args.sinks, 1, "[Hq]").values<float>();
+    options.sinks = in.sinks;
   }
   if (!args.mask.empty()) {
     const npy::Array a = npy::load(args.mask);
@@ -341,6 +361,15 @@ void add_run_command(CLI::App& app, Actions actions) {
   cmd->add_flag("--alibi", args->alibi, "ALiBi: add -m_h |pos_i - j| to the scores, the paper's slopes for Hq heads");
   cmd->add_option("--relative-bias", args->relative_bias,
                   "float32 [Hq, 2K+1]: add table[h][clip(j - pos_i, -K, K) + K] to the scores")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--softcap", args->softcap, "C: scores become C · tanh(s / C) before biases and masks (Gemma 2)");
+  cmd->add_option("--sinks", args->sinks, "float32 [Hq]: a sink logit per head in every softmax denominator (gpt-oss)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--sink-keys", args->sink_keys, "N: keys j < N visible past the window's left edge (StreamingLLM)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cu-seqlens-q", args->cu_seqlens_q, "int64 [S + 1]: packed sequences' query offsets (batch 1)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--cu-seqlens-k", args->cu_seqlens_k, "int64 [S + 1]: packed sequences' key offsets")
       ->check(CLI::ExistingFile);
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", args->isa, "auto, avx512, avx2 or scalar")->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));

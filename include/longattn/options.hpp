@@ -98,6 +98,23 @@ struct AttentionOptions {
   Normalizer normalizer = Normalizer::softmax;
   std::optional<float> sigmoid_bias;  // -log(Nk) when unset
 
+  // Soft-capping (Gemma 2): the scaled score s becomes softcap · tanh(s / softcap) before
+  // position biases and the score bias are added and masks applied. Unset: none.
+  std::optional<float> softcap;
+  // Attention sinks (gpt-oss): a logit per query head [Hq] that joins every row's softmax
+  // denominator and carries no value, lse = log(e^sink + Σ e^s); a row that sees no key
+  // outputs zeros with lse = sink. Softmax only. Empty = none.
+  std::span<const float> sinks;
+  // Sink tokens (StreamingLLM): keys j < sink_keys are visible whatever the window's left
+  // edge says (its right edge, key lengths and masks still apply).
+  std::int64_t sink_keys = 0;
+  // Packed sequences (B = 1): sequence s owns query rows cu_seqlens_q[s] .. cu_seqlens_q[s+1]
+  // and key rows cu_seqlens_k[s] .. cu_seqlens_k[s+1], sees its own keys alone, and every
+  // rule (window, alignment, RoPE and ALiBi positions, sink keys) uses positions local to it.
+  // The mask and score bias index the packed tensors. S + 1 entries each, from 0 to Nq and
+  // Nk, non-decreasing; empty = one sequence.
+  std::span<const std::int64_t> cu_seqlens_q, cu_seqlens_k;
+
   // Further visibility rules, all combined with the window (a key is visible when every rule
   // allows it). They reference caller memory, which must outlive the call.
   // Key padding: keys j >= key_lengths[b] of batch b are hidden (length B, or empty).

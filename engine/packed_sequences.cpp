@@ -1,0 +1,68 @@
+#include "engine/packed_sequences.hpp"
+
+#include <algorithm>
+
+#include "engine/flash_attention.hpp"
+#include "engine/linear_attention.hpp"
+
+namespace longattn::engine {
+namespace {
+
+// Rows [first, first + count) of a view along its dimension `dim`.
+template <class T, int Rank>
+TensorView<T, Rank> rows_of(TensorView<T, Rank> view, int dim, std::int64_t first, std::int64_t count) {
+  if (view.empty()) return view;
+  view.data += first * view.strides[dim];
+  view.shape[dim] = count;
+  return view;
+}
+
+void add(AttentionStats& total, const AttentionStats& part) {
+  total.flops += part.flops;
+  total.visible_pairs += part.visible_pairs;
+  total.computed_pairs += part.computed_pairs;
+  total.scratch_bytes = std::max(total.scratch_bytes, part.scratch_bytes);
+  total.isa = part.isa;
+  total.bf16_products = total.bf16_products || part.bf16_products;
+}
+
+}  // namespace
+
+template <class Q, class KV>
+AttentionStats run_packed_sequences(const AttentionShape& shape, const AttentionOptions& options,
+                                    const HeadsView<const Q>& q, const HeadsView<const KV>& k,
+                                    const HeadsView<const KV>& v, const HeadsView<float>& out,
+                                    const TensorView<float, 3>& lse) {
+  AttentionStats total;
+  AttentionOptions one = options;
+  one.cu_seqlens_q = {}, one.cu_seqlens_k = {};
+  for (std::size_t s = 0; s + 1 < options.cu_seqlens_q.size(); ++s) {
+    const std::int64_t q0 = options.cu_seqlens_q[s], k0 = options.cu_seqlens_k[s];
+    const std::int64_t nq = options.cu_seqlens_q[s + 1] - q0, nk = options.cu_seqlens_k[s + 1] - k0;
+    if (nq == 0) continue;
+    AttentionShape part = shape;
+    part.nq = nq, part.nk = nk;
+    one.mask = rows_of(rows_of(options.mask, 0, q0, nq), 1, k0, nk);
+    one.score_bias = rows_of(rows_of(options.score_bias, 2, q0, nq), 3, k0, nk);
+    const auto qs = rows_of(q, 2, q0, nq);
+    const auto ks = rows_of(k, 2, k0, nk), vs = rows_of(v, 2, k0, nk);
+    const auto os = rows_of(out, 2, q0, nq);
+    if (options.normalizer == Normalizer::linear) {
+      add(total, run_linear_attention(part, one, qs, ks, vs, os));
+    } else {
+      add(total, run_flash_attention(make_flash_plan(part, one), qs, ks, vs, os, rows_of(lse, 2, q0, nq)));
+    }
+  }
+  return total;
+}
+
+#define LONGATTN_INSTANTIATE_PACKED(Q, KV)                                                                   \
+  template AttentionStats run_packed_sequences(const AttentionShape&, const AttentionOptions&,            \
+                                               const HeadsView<const Q>&, const HeadsView<const KV>&,      \
+                                               const HeadsView<const KV>&, const HeadsView<float>&,        \
+                                               const TensorView<float, 3>&);
+LONGATTN_INSTANTIATE_PACKED(float, float)
+LONGATTN_INSTANTIATE_PACKED(bf16, bf16)
+LONGATTN_INSTANTIATE_PACKED(float, bf16)
+
+}  // namespace longattn::engine
