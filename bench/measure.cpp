@@ -183,9 +183,14 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
     relative = random_tensor(H * width, 7);
     options.relative_bias = {relative.data(), {H, width}, {width, 1}};
   }
+  options.softcap = config.softcap;
+  const Tensor sinks = config.sinks ? random_tensor(H, 8) : Tensor{};
+  options.sinks = sinks;
+  options.sink_keys = config.sink_keys;
   AttentionStats stats;
-  if (config.rope.enabled() || config.alibi || config.relative_clip >= 0) {
-    // The same call without the position terms, timed alternately with it.
+  if (config.rope.enabled() || config.alibi || config.relative_clip >= 0 || config.softcap || config.sinks ||
+      config.sink_keys > 0) {
+    // The same call without these terms, timed alternately with it.
     r.has_plain = true;
     stats = run(options);
     std::tie(r.longattn.seconds, r.plain.seconds) =

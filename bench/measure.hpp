@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,6 +58,9 @@ struct AttentionBenchConfig {
   Rope rope;                     // position terms inside the kernel ...
   bool alibi = false;
   std::int64_t relative_clip = -1;  // >= 0: a random relative bias table [H, 2K+1]
+  std::optional<float> softcap;     // ... and the long-context score terms: soft-capping,
+  bool sinks = false;               // random sink logits [H],
+  std::int64_t sink_keys = 0;       // sink keys beside a window
   std::int64_t n = 16384, d = 64, heads = 8, kv_heads = 0;  // kv_heads 0 = heads
   std::int64_t nq = 0;  // queries, 0 = n: fewer are new tokens against n keys (decoding)
   std::int64_t batch = 1;
@@ -88,7 +92,8 @@ struct AttentionBenchResult {
   std::int64_t computed_pairs = 0;  // one call's
   std::int64_t kv_bytes = 0;        // of k and v: what a call reads at least once
   Measurement longattn;
-  // With position terms: the same call without them, timed in the same run (their cost).
+  // With position terms, soft-capping or sinks: the same call without them, timed in the same
+  // run (their cost).
   bool has_plain = false;
   Measurement plain;
   // With reuse_plan: attention() per call, timed alternately with the plan's runs.

@@ -148,7 +148,7 @@ class QueryBlocks {
     if (exponentiated) {  // the running max stands: nothing to rescale
       for (std::int64_t r = t.r0; r < t.r0 + t.n; ++r) st.sum[r] += st.tile_sum[r];
     } else {
-      if (t.masked || capped || !in_.plan.score_bias.empty()) {
+      if (t.masked || !in_.plan.score_bias.empty()) {
         for (std::int64_t r = 0; r < t.n; ++r) {
           st.tile_max[t.r0 + r] = in_.plan.kernels->elementwise.max_of(s + r * ldS(), t.width);
         }
@@ -223,10 +223,15 @@ class QueryBlocks {
   }
 
   // Soft-capping on the tile's scores, then the position bias (its diagonals, when any).
+  // The rows' tile max is the capped scores' (with the bias, when there is one).
   void cap_scores(RowState& st, const Tile& t, const float* diagonals, float* s) const {
     const simd::ElementwiseKernels& kern = in_.plan.kernels->elementwise;
-    kern.softcap_rows(s, t.n, ldS(), t.width, in_.plan.softcap);
-    if (diagonals != nullptr) kern.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, st.tile_max + t.r0);
+    float* tile_max = st.tile_max + t.r0;
+    std::fill(tile_max, tile_max + t.n, -std::numeric_limits<float>::infinity());
+    kern.softcap_rows(s, t.n, ldS(), t.width, in_.plan.softcap, tile_max);
+    if (diagonals == nullptr) return;
+    std::fill(tile_max, tile_max + t.n, -std::numeric_limits<float>::infinity());
+    kern.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
   }
 
   // The caller's score bias, in the kernel's score units, added to the tile's scores (keys

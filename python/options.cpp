@@ -65,6 +65,16 @@ AttentionOptions Options::build() const {
                   view_of<const float, 2>(*additive_wk, "additive wk"),
                   {static_cast<const float*>(additive_w->data()), additive_w->shape(0)}};
   }
+  o.softcap = softcap;
+  o.sink_keys = sink_keys;
+  if (sinks) {
+    if (!is(*sinks, nb::dlpack::dtype_code::Float, 32) || sinks->ndim() != 1 || (sinks->shape(0) > 1 && sinks->stride(0) != 1)) {
+      throw nb::type_error("sinks: expected a contiguous 1-d float32 array [Hq]");
+    }
+    o.sinks = {static_cast<const float*>(sinks->data()), sinks->shape(0)};
+  }
+  if (cu_seqlens_q) o.cu_seqlens_q = {int64_rows(*cu_seqlens_q, 1, "cu_seqlens_q"), cu_seqlens_q->shape(0)};
+  if (cu_seqlens_k) o.cu_seqlens_k = {int64_rows(*cu_seqlens_k, 1, "cu_seqlens_k"), cu_seqlens_k->shape(0)};
   if (visible_blocks) {
     const auto* pairs = reinterpret_cast<const std::array<std::int64_t, 2>*>(
         int64_rows(*visible_blocks, 2, "block_sparse"));
@@ -90,6 +100,11 @@ void bind_options(nb::module_& m) {
       .def_rw("additive_wq", &Options::additive_wq, nb::arg().none())
       .def_rw("additive_wk", &Options::additive_wk, nb::arg().none())
       .def_rw("additive_w", &Options::additive_w, nb::arg().none())
+      .def_rw("softcap", &Options::softcap, nb::arg().none())
+      .def_rw("sinks", &Options::sinks, nb::arg().none())
+      .def_rw("sink_keys", &Options::sink_keys)
+      .def_rw("cu_seqlens_q", &Options::cu_seqlens_q, nb::arg().none())
+      .def_rw("cu_seqlens_k", &Options::cu_seqlens_k, nb::arg().none())
       .def_rw("normalizer", &Options::normalizer)
       .def_rw("rope", &Options::rope)
       .def_rw("rope_base", &Options::rope_base)

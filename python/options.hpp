@@ -45,6 +45,10 @@ struct Options {
   std::int64_t block_q = 0, block_k = 0;
   std::optional<Input> visible_blocks;  // int64 [count, 2]: (query block, key block)
   std::optional<Input> additive_wq, additive_wk, additive_w;  // float32 [Da, D], [Da, D], [Da]
+  std::optional<float> softcap;
+  std::optional<Input> sinks;                       // float32 [Hq]
+  std::int64_t sink_keys = 0;
+  std::optional<Input> cu_seqlens_q, cu_seqlens_k;  // int64 [S + 1]
   std::string normalizer = "softmax", rope = "none", isa = "auto", bf16_products = "native";
   double rope_base = 10000;
   bool alibi = false;

@@ -91,17 +91,23 @@ void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t co
 }
 
 // s = cap · tanh(s / cap) in place (soft-capping): tanh(y) = (1 - e) / (1 + e), e = 2^(-2y log2 e)
-// with the exponent clamped to ±126, where tanh is ±1 in float; -inf gives -cap, NaN stays NaN.
+// with the exponent clamped to ±126, where tanh is ±1 in float (so 1 + e >= 1 takes the
+// refined reciprocal, not a division); -inf gives -cap, NaN stays NaN.
 template <class V>
-void softcap_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float cap) {
+void softcap_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float cap, float* row_max) {
   const V to_exponent = V::broadcast(-2.8853900817779268f / cap), scale = V::broadcast(cap);
-  const V one = V::broadcast(1.0f), low = V::broadcast(-126.0f), high = V::broadcast(126.0f);
+  const V one = V::broadcast(1.0f);
+  const V low = V::broadcast(-126.0f), high = V::broadcast(126.0f);
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
+    V m = V::broadcast(row_max[r]);
     for (std::int64_t j = 0; j < cols; j += V::lanes) {
       const V e = exp2_finite(min(high, max(low, V::load(row + j) * to_exponent)));  // NaN stays NaN
-      (scale * ((one - e) / (one + e))).store(row + j);
+      const V capped = scale * ((one - e) * reciprocal_at_least_one(one + e));  // 1 - e alone: e reaches 2^126
+      capped.store(row + j);
+      m = max(m, capped);
     }
+    row_max[r] = m.reduce_max();
   }
 }
 

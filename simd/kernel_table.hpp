@@ -97,8 +97,9 @@ struct ElementwiseKernels {
   // p = max(s, 0) in place.
   void (*relu_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols);
 
-  // s = cap · tanh(s / cap) in place (soft-capping; -inf gives -cap).
-  void (*softcap_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float cap);
+  // s = cap · tanh(s / cap) in place (soft-capping; -inf gives -cap); row_max[r] is raised to
+  // the row's largest new score.
+  void (*softcap_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float cap, float* row_max);
 
   // max_j x[j] for j < n (n a multiple of lanes).
   float (*max_of)(const float* x, std::int64_t n);

@@ -276,7 +276,9 @@ void KernelTester::sigmoid_and_relu_rows(const KernelTarget& target) const {
   const float bias = -2.5f, cap = 7.0f;
   k.elementwise.sigmoid_rows(s.data(), rows_, lds, cols, bias);
   k.elementwise.relu_rows(relu.data(), rows_, lds, cols);
-  k.elementwise.softcap_rows(capped.data(), rows_, lds, cols, cap);
+  Floats capped_max(rows_, kNegInf);
+  k.elementwise.softcap_rows(capped.data(), rows_, lds, cols, cap, capped_max.data());
+  expect_row_max(capped.data(), lds, rows_, cols, nullptr, capped_max.data());
   for (std::int64_t r = 0; r < rows_; ++r) {
     for (std::int64_t c = 0; c < cols; ++c) {
       const double x = double(before[r * lds + c]) + bias;

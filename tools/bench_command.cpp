@@ -55,6 +55,9 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"rope", to_string(c.rope.pairing)},
       {"alibi", c.alibi},
       {"relative_clip", c.relative_clip >= 0 ? nlohmann::json(c.relative_clip) : nlohmann::json(nullptr)},
+      {"softcap", c.softcap ? nlohmann::json(*c.softcap) : nlohmann::json(nullptr)},
+      {"sinks", c.sinks},
+      {"sink_keys", c.sink_keys},
       {"attention_per_call", r.has_per_call ? nlohmann::json{{"seconds", r.per_call.seconds}, {"gflops", r.per_call.gflops}}
                                             : nlohmann::json(nullptr)},
       {"without_position_terms", r.has_plain ? nlohmann::json{{"seconds", r.plain.seconds}, {"gflops", r.plain.gflops}}
@@ -148,6 +151,9 @@ void print_text(const bench::AttentionBenchResult& r) {
   if (c.rope.enabled()) detail += " rope=" + to_string(c.rope.pairing);
   if (c.alibi) detail += " alibi";
   if (c.relative_clip >= 0) detail += " relative K=" + std::to_string(c.relative_clip);
+  if (c.softcap) detail += " softcap=" + std::to_string(*c.softcap);
+  if (c.sinks) detail += " sinks";
+  if (c.sink_keys > 0) detail += " sink_keys=" + std::to_string(c.sink_keys);
   const std::string queries = c.nq > 0 && c.nq != c.n ? " nq=" + std::to_string(c.nq) : "";
   const std::string products = c.dtype != "bf16" ? "" : r.bf16_products ? " (native bf16 products)" : " (widened to fp32)";
   std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld%s D=%lld  threads=%d  isa=%s  %s inputs%s\n",
@@ -163,7 +169,7 @@ void print_text(const bench::AttentionBenchResult& r) {
                 r.per_call.gflops, r.longattn.seconds / r.per_call.seconds);
   }
   if (r.has_plain) {
-    std::printf("  without position terms %9.4f s  %8.1f GFLOP/s  (with them: %.3fx the time)\n", r.plain.seconds,
+    std::printf("  without those terms    %9.4f s  %8.1f GFLOP/s  (with them: %.3fx the time)\n", r.plain.seconds,
                 r.plain.gflops, r.longattn.seconds / r.plain.seconds);
   }
   if (r.has_baseline) {
@@ -250,6 +256,10 @@ void add_bench_command(CLI::App& app, Actions actions) {
       ->check(CLI::IsMember({"none", "half", "interleaved"}));
   cmd->add_flag("--alibi", config->alibi, "ALiBi score bias");
   cmd->add_option("--relative-k", config->relative_clip, "Relative position bias with a random [H, 2K+1] table")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--softcap", config->softcap, "Soft-capping at C (scores C · tanh(s / C))");
+  cmd->add_flag("--sinks", config->sinks, "A random sink logit per head in every softmax denominator");
+  cmd->add_option("--sink-keys", config->sink_keys, "Keys j < N seen past the window's left edge")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--block", config->block, "Tile size of --mode block-sparse")->check(CLI::PositiveNumber);
   cmd->add_option("--density", config->density, "Fraction of tiles visible in --mode block-sparse")

@@ -81,7 +81,7 @@ def _numpy_view(x):
 
 def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi, relative_bias, normalizer,
              threads, isa, bf16_products, positions, sigmoid_bias, score_bias=None, block_sparse=None,
-             additive=None):
+             additive=None, softcap=None, sinks=None, sink_keys=0, cu_seqlens=None):
     import numpy
 
     o = _longattn.Options()
@@ -98,6 +98,13 @@ def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi
         o.relative_bias = relative_bias
     if score_bias is not None:
         o.score_bias = score_bias
+    o.softcap = softcap
+    o.sink_keys = sink_keys
+    if sinks is not None:
+        o.sinks = numpy.ascontiguousarray(_numpy_view(sinks), dtype=numpy.float32)
+    if cu_seqlens is not None:
+        o.cu_seqlens_q, o.cu_seqlens_k = (numpy.ascontiguousarray(_numpy_view(x), dtype=numpy.int64)
+                                          for x in cu_seqlens)
     if additive is not None:
         o.additive_wq, o.additive_wk, o.additive_w = (_numpy_view(x) for x in additive)
     if block_sparse is not None:
@@ -116,7 +123,8 @@ def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi
 
 
 _OPTION_DEFAULTS = dict(causal=False, window=None, scale=None, key_lengths=None, mask=None, block_sparse=None,
-                        score_bias=None, additive=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None,
+                        score_bias=None, additive=None, softcap=None, sinks=None, sink_keys=0, cu_seqlens=None,
+                        rope=None, rope_base=10000.0, alibi=False, relative_bias=None,
                         normalizer="softmax", sigmoid_bias=None, positions=None, threads=0, isa="auto",
                         bf16_products="native")
 
@@ -130,7 +138,7 @@ def _options_of(who, given):
 
 
 def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=None, mask=None, block_sparse=None,
-              score_bias=None, additive=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax",
+              score_bias=None, additive=None, softcap=None, sinks=None, sink_keys=0, cu_seqlens=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax",
               sigmoid_bias=None, positions=None, return_lse=False, layout="bhnd", threads=0, isa="auto",
               bf16_products="native", out=None):
     """Exact attention: out[b, h, i] = softmax_j(scale * q[b, h, i] . k[b, g, j]) v[b, g, j].
@@ -143,7 +151,10 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=Non
     (block_q, block_k, visible [count, 2] (query block, key block) pairs); score_bias
     [B, Hq, Nq, Nk] float32 added to the scores (stride 0 shares a dimension: pass a
     broadcast view); additive=(Wq [Da, D], Wk [Da, D], w [Da]): Bahdanau scores
-    wᵀ tanh(Wq q + Wk k); rope "half" or "interleaved"; alibi; relative_bias [Hq, 2K+1];
+    wᵀ tanh(Wq q + Wk k); softcap=c (scores c·tanh(s/c), Gemma 2); sinks [Hq] (a logit per
+    head in every softmax denominator, gpt-oss); sink_keys=n (keys j < n seen past a window's
+    left edge); cu_seqlens=(cu_q, cu_k) (packed sequences in batch 1, [S + 1] offsets each);
+    rope "half" or "interleaved"; alibi; relative_bias [Hq, 2K+1];
     normalizer "softmax", "sigmoid", "relu" or "linear"; positions=(query_start, key_start)
     for a slice of a longer sequence.
     """
@@ -152,7 +163,7 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=Non
                        rope_base=rope_base, alibi=alibi, relative_bias=relative_bias, normalizer=normalizer,
                        threads=threads, isa=isa, bf16_products=bf16_products, positions=positions,
                        sigmoid_bias=sigmoid_bias, score_bias=score_bias, block_sparse=block_sparse,
-                       additive=additive)
+                       additive=additive, softcap=softcap, sinks=sinks, sink_keys=sink_keys, cu_seqlens=cu_seqlens)
     qv, kv, vv = (_logical(x, layout) for x in (q, k, v))
     (qv, bits_q), (kv, bits_k), (vv, bits_v) = _bf16_bits(qv), _bf16_bits(kv), _bf16_bits(vv)
     B, Hq, Nq = qv.shape[0], qv.shape[1], qv.shape[2]

@@ -20,6 +20,11 @@ class Options:
     additive_wq: Optional[Any]
     additive_wk: Optional[Any]
     additive_w: Optional[Any]
+    softcap: Optional[float]
+    sinks: Optional[Any]
+    sink_keys: int
+    cu_seqlens_q: Optional[Any]
+    cu_seqlens_k: Optional[Any]
     normalizer: str
     rope: str
     rope_base: float

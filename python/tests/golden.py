@@ -11,9 +11,10 @@ import longattn
 
 GOLDEN = pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden"
 KNOWN_KEYS = {"files", "layout", "op", "window", "scale", "normalizer", "sigmoid_bias", "alibi", "rope_pairing",
-              "rope_base"}
+              "rope_base", "softcap", "sink_keys"}
 KNOWN_FILES = {"q.npy", "k.npy", "v.npy", "key_lengths.npy", "mask.npy", "rel_table.npy", "additive_wq.npy",
-               "additive_wk.npy", "additive_w.npy", "expected_out.npy", "expected_lse.npy"}
+               "additive_wk.npy", "additive_w.npy", "sinks.npy", "cu_seqlens_q.npy", "cu_seqlens_k.npy",
+               "expected_out.npy", "expected_lse.npy"}
 
 
 def attention_cases():
@@ -48,6 +49,11 @@ def check_case(folder, case, convert):
     for file, option in (("key_lengths", "key_lengths"), ("mask", "mask"), ("rel_table", "relative_bias")):
         if file in a:
             kwargs[option] = convert(a[file])
+    kwargs.update(softcap=case.get("softcap"), sink_keys=case.get("sink_keys", 0))
+    if "sinks" in a:
+        kwargs["sinks"] = convert(a["sinks"])
+    if "cu_seqlens_q" in a:
+        kwargs["cu_seqlens"] = (convert(a["cu_seqlens_q"]), convert(a["cu_seqlens_k"]))
     if "additive_w" in a:
         kwargs["additive"] = tuple(convert(a[name]) for name in ("additive_wq", "additive_wk", "additive_w"))
     softmax = kwargs["normalizer"] == "softmax"
