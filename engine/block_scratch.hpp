@@ -24,6 +24,8 @@ struct BlockScratch {
   std::vector<KeyRange> key_ranges;  // what the current query block sees
   std::vector<KeyRange> tiles;       // the key tiles it runs, in the order it runs them
   AlignedBuffer band;                // packed keys (and values) of the band or split tile a thread runs
+  AlignedBuffer sinks;               // ... and of the sink keys a band sees apart from its window
+  std::vector<float> carry;          // [2][Nq] rows' max and sum between the sink keys and the band
   simd::PrefetchQueue prefetch;      // rows of q, k, v, out of the thread's next query block
   std::int64_t computed_pairs = 0;   // scores this thread computed
 
@@ -40,7 +42,7 @@ struct BlockScratch {
       return static_cast<std::int64_t>(list.capacity() * sizeof(list[0]));
     };
     return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes() +
-           held(bounds) + held(key_ranges) + held(tiles);
+           sinks.bytes() + held(bounds) + held(key_ranges) + held(tiles) + held(carry);
   }
 };
 

@@ -26,12 +26,13 @@ constexpr std::int64_t kPackedBudgetBytes = 32 << 20;
 constexpr std::int64_t kChunkBytes = 1 << 20;
 
 // The most keys one query block of `block_rows` rows sees, over every block (and batch, where
-// key lengths differ).
+// key lengths differ): its window's, and the sink keys apart from them.
 std::int64_t widest_keys(const VisibilityPlan& visibility, const AttentionShape& shape, std::int64_t block_rows) {
   std::int64_t widest = 0;
   for (std::int64_t b = 0; b < (visibility.depends_on_batch() ? shape.batch : 1); ++b) {
     for (std::int64_t i0 = 0; i0 < shape.nq; i0 += block_rows) {
-      widest = std::max(widest, visibility.hull(b, i0, std::min(shape.nq, i0 + block_rows)).size());
+      const std::int64_t i1 = std::min(shape.nq, i0 + block_rows);
+      widest = std::max(widest, visibility.window_hull(b, i0, i1).size() + visibility.sinks_end(b, i1 - 1));
     }
   }
   return widest;

@@ -97,8 +97,7 @@ class QueryBlocks {
     const std::int64_t slice = st.queries_per_head != 0 ? rows : kSliceRows;
     for (std::int64_t r0 = 0; r0 < rows; r0 += slice) {
       const std::int64_t n = std::min(slice, rows - r0), i1 = i0 + r0 + std::min(n, positions);
-      const KeyRange hull = plan.visibility.hull(b, i0 + r0, i1);
-      const std::int64_t lo = std::max(hull.begin, j0), hi = std::min(hull.end, end);
+      const auto [lo, hi] = plan.visibility.seen_within(b, i0 + r0, i1, j0, end);
       if (hi <= lo) continue;  // these rows see nothing here: their state stays as it is
       const std::int64_t k0 = lo / grain * grain, k1 = std::min(end, (hi + grain - 1) / grain * grain);
       const TileKind part = plan.visibility.classify(b, i0 + r0, i1, k0, k1);
@@ -168,7 +167,7 @@ class QueryBlocks {
   // tiles"). Keys read in place have no exp2 in their kernel.
   bool runs_lazily(const RowState& st, const KeyChunk<KV>& keys, const Tile& t) const {
     const FlashPlan& plan = in_.plan;
-    const bool bounded = t.masked && plan.visibility.rows_see_intervals();
+    const bool bounded = t.masked && plan.visibility.rows_see_intervals(t.j0);
     const float* max = st.max + t.r0;
     return (!t.masked || bounded) && plan.normalizer == Normalizer::softmax && !plan.additive.enabled() &&
            plan.score_bias.empty() && plan.softcap == 0 && !keys.rows_in_place() &&

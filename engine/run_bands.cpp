@@ -39,9 +39,10 @@ class Bands {
     float* values = in_.values_in_place ? nullptr : keys + band_keys * D;
     const float* value_rows = in_.values_in_place ? in_.row_in_place(in_.v, b, h, p_first * P) : values;
     std::int64_t packed_until = p_first;
+    const KeyChunk<KV> sinks = pack_sinks(local, task);
     for (std::int64_t qb = qb0; qb < qb1; ++qb) {
-      const std::int64_t i0 = qb * in_.plan.block_rows;
-      const KeyRange seen = in_.plan.visibility.hull(b, i0, std::min(s.nq, i0 + in_.plan.block_rows));
+      const std::int64_t i0 = qb * in_.plan.block_rows, i1 = std::min(s.nq, i0 + in_.plan.block_rows);
+      const KeyRange seen = in_.plan.visibility.window_hull(b, i0, i1);
       const std::int64_t p_end = seen.empty() ? packed_until : std::min(p_last, (seen.end + P - 1) / P);
       queue_next(local.prefetch, task, qb, qb1, p_end, p_last);
       if (p_end > packed_until) {
@@ -51,19 +52,45 @@ class Bands {
       }
       const KeyChunk<KV> chunk{p_first * P, packed_until * P, keys, value_rows,
                                in_.values_in_place ? in_.v.strides[2] : W};
-      const Handoff handoff{true, true, nullptr, qb > qb0};
+      const bool with_sinks = sinks.end > 0 && in_.plan.visibility.sinks_end(b, i1 - 1) > 0;
       for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) {
-        blocks_.run(local, b, h * s.group() + in_group, i0, chunk, handoff);
+        const std::int64_t qh = h * s.group() + in_group;
+        if (!with_sinks) {
+          blocks_.run(local, b, qh, i0, chunk, Handoff{true, true, nullptr, qb > qb0});
+          continue;
+        }
+        local.carry.resize(static_cast<std::size_t>(2 * s.nq));
+        blocks_.run(local, b, qh, i0, sinks, Handoff{true, false, local.carry.data()});
+        blocks_.run(local, b, qh, i0, chunk, Handoff{false, true, local.carry.data(), qb > qb0});
       }
     }
   }
 
  private:
+  // The sink keys the task's blocks see before its band's first panel, packed into the
+  // thread's buffer (a chunk of keys [0, 0) when there are none): each block runs them first.
+  KeyChunk<KV> pack_sinks(BlockScratch& local, std::int64_t task) const {
+    const std::int64_t P = in_.layout.panel_width, D = in_.layout.d, W = in_.value_width;
+    const auto [head, qb0, qb1, p_first, p_last] = band_task(task);
+    const std::int64_t b = head / in_.plan.shape.kv_heads, h = head % in_.plan.shape.kv_heads;
+    const std::int64_t last_row = std::min(in_.plan.shape.nq, qb1 * in_.plan.block_rows) - 1;
+    // Up to the band's own keys, which hold the rest of the sink keys when they reach that far.
+    const std::int64_t sink_panels = (in_.plan.visibility.sinks_end(b, last_row) + P - 1) / P;
+    const std::int64_t panels = p_last > p_first ? std::min(p_first, sink_panels) : sink_panels;
+    if (panels <= 0) return KeyChunk<KV>{0, 0, nullptr, nullptr, 0};
+    local.sinks.resize(panels * P * (D + (in_.values_in_place ? 0 : W)));
+    float* keys = local.sinks.data();
+    float* values = in_.values_in_place ? nullptr : keys + panels * P * D;
+    in_.pack_panels(head, 0, panels, keys, values, PanelStores::cached);
+    return KeyChunk<KV>{0, panels * P, keys, in_.values_in_place ? in_.row_in_place(in_.v, b, h, 0) : values,
+                        in_.values_in_place ? in_.v.strides[2] : W};
+  }
+
   BandTask band_task(std::int64_t task) const {
     const std::int64_t P = in_.layout.panel_width, Br = in_.plan.block_rows;
     const std::int64_t head = task / bands_, b = head / in_.plan.shape.kv_heads;
     const std::int64_t qb0 = task % bands_ * band_blocks_, qb1 = std::min(q_blocks_, qb0 + band_blocks_);
-    const KeyRange band = in_.plan.visibility.hull(b, qb0 * Br, std::min(in_.plan.shape.nq, qb1 * Br));
+    const KeyRange band = in_.plan.visibility.window_hull(b, qb0 * Br, std::min(in_.plan.shape.nq, qb1 * Br));
     if (band.empty()) return {head, qb0, qb1, 0, 0};
     return {head, qb0, qb1, band.begin / P, std::min(in_.layout.panels(), (band.end + P - 1) / P)};
   }
@@ -92,7 +119,7 @@ class Bands {
     const std::int64_t P = in_.layout.panel_width, i0 = qb * in_.plan.block_rows;
     const std::int64_t rows = std::min(in_.plan.block_rows, s.nq - i0);
     for (std::int64_t in_group = 0; in_group < s.group(); ++in_group) in_.queue_rows(queue, b, h * s.group() + in_group, i0);
-    const KeyRange seen = in_.plan.visibility.hull(b, i0, i0 + rows);  // packed to the end of its panel
+    const KeyRange seen = in_.plan.visibility.window_hull(b, i0, i0 + rows);  // packed to the end of its panel
     in_.queue_key_rows(queue, b, h, packed_until * P, std::min({(seen.end + P - 1) / P * P, p_last * P, s.nk}));
   }
 

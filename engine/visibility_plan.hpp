@@ -33,6 +33,28 @@ class VisibilityPlan {
     return keys;
   }
 
+  // The smallest range of keys [j0, j1) holding every key rows [i0, i1) of batch b see there
+  // (window, sink keys and padding).
+  KeyRange seen_within(std::int64_t b, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1) const {
+    const KeyRange window = window_hull(b, i0, i1);
+    const KeyRange in_window{std::max(window.begin, j0), std::min(window.end, j1)};
+    const KeyRange in_sinks{j0, std::min(sinks_end(b, i1 - 1), j1)};
+    if (in_sinks.empty()) return in_window;
+    return in_window.empty() ? in_sinks : KeyRange{in_sinks.begin, in_window.end};
+  }
+
+  // The keys of rows [i0, i1) of batch b apart from the sink keys: window and padding.
+  KeyRange window_hull(std::int64_t b, std::int64_t i0, std::int64_t i1) const {
+    KeyRange keys = window_.keys_of_rows(i0, i1);
+    keys.end = std::min(keys.end, key_length(b));
+    return keys;
+  }
+  // Row i of batch b sees the sink keys [0, sinks_end) (the window's right edge and padding
+  // apply to them); 0 without sink keys. Non-decreasing in i.
+  std::int64_t sinks_end(std::int64_t b, std::int64_t i) const {
+    return sink_keys_ == 0 ? 0 : std::min({sink_keys_, window_.keys_of(i).end, key_length(b)});
+  }
+
   // Keys every row of [i0, i1) sees under window and padding (may be empty): where tiles can
   // be full, so the driver tiles it apart from the edges.
   KeyRange common(std::int64_t b, std::int64_t i0, std::int64_t i1) const {
@@ -50,9 +72,10 @@ class VisibilityPlan {
   void mask_tile(std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t j0,
                  std::int64_t width, float* s, std::int64_t lds) const;
 
-  // Whether each query row sees one interval of keys (window and padding alone, no mask or
-  // layout): then row_bounds() says all that mask_tile() would.
-  bool rows_see_intervals() const { return mask_.empty() && layout_.empty() && sink_keys_ == 0; }
+  // Whether each query row sees one interval of the keys from j0 on (window and padding alone:
+  // no mask or layout, no sink key among them): then row_bounds() says all that mask_tile()
+  // would.
+  bool rows_see_intervals(std::int64_t j0) const { return mask_.empty() && layout_.empty() && j0 >= sink_keys_; }
 
   // For rows [i0, i0 + rows) of batch b, the keys each sees among [j0, j0 + width), counted
   // from j0: bounds[2r] ≤ c < bounds[2r + 1]. Rows must see intervals.
@@ -69,16 +92,6 @@ class VisibilityPlan {
 
  private:
   std::int64_t key_length(std::int64_t b) const { return lengths_.empty() ? nk_ : lengths_[b]; }
-  KeyRange window_hull(std::int64_t b, std::int64_t i0, std::int64_t i1) const {
-    KeyRange keys = window_.keys_of_rows(i0, i1);
-    keys.end = std::min(keys.end, key_length(b));
-    return keys;
-  }
-  // Row i of batch b sees the sink keys [0, sinks_end) (the window's right edge and padding
-  // apply to them); 0 without sink keys. Non-decreasing in i.
-  std::int64_t sinks_end(std::int64_t b, std::int64_t i) const {
-    return sink_keys_ == 0 ? 0 : std::min({sink_keys_, window_.keys_of(i).end, key_length(b)});
-  }
   // The keys row i of batch b sees under window, sink keys and padding: one or two sorted,
   // disjoint ranges in parts; returns how many (an empty row: one empty range).
   int row_ranges(std::int64_t b, std::int64_t i, KeyRange parts[2]) const;
