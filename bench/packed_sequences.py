@@ -7,22 +7,11 @@ prediction Σ len² / 4096² × the time of the longest alone. Medians of --repe
   python3 bench/packed_sequences.py [--threads 1] [--repeats 5]
 """
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import longattn
-
-
-def seconds(call, repeats):
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from compare_frameworks import median_seconds as seconds
 
 
 def main():

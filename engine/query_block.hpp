@@ -133,9 +133,11 @@ class QueryBlocks {
     std::fill(st.tile_max + t.r0, st.tile_max + t.r0 + t.n, -std::numeric_limits<float>::infinity());
     const bool lazy = runs_lazily(st, keys, t);
     const float* diagonals = bias_diagonals(scratch, t);
-    const bool capped = in_.plan.softcap > 0;  // capped before the position bias joins the scores
-    compute_scores(scratch, st, keys, t, lazy, capped ? nullptr : diagonals, s);
-    if (capped) cap_scores(st, t, diagonals, s);
+    // The packed-key kernels cap scores in registers; additive and in-place scores take a pass,
+    // before the position bias joins them.
+    const bool capped_after = in_.plan.softcap > 0 && (in_.plan.additive.enabled() || keys.rows_in_place());
+    compute_scores(scratch, st, keys, t, lazy, capped_after ? nullptr : diagonals, s);
+    if (capped_after) cap_scores(st, t, diagonals, s);
     if (!in_.plan.score_bias.empty()) add_score_bias(st, t, s);
     if (t.masked && !lazy) mask_rows(st, t, s);
     if (in_.plan.normalizer != Normalizer::softmax) {
@@ -170,7 +172,7 @@ class QueryBlocks {
     const bool bounded = t.masked && plan.visibility.rows_see_intervals(t.j0);
     const float* max = st.max + t.r0;
     return (!t.masked || bounded) && plan.normalizer == Normalizer::softmax && !plan.additive.enabled() &&
-           plan.score_bias.empty() && plan.softcap == 0 && !keys.rows_in_place() &&
+           plan.score_bias.empty() && !keys.rows_in_place() &&
            std::none_of(max, max + t.n, [](float m) { return m == -std::numeric_limits<float>::infinity(); });
   }
 
@@ -213,11 +215,12 @@ class QueryBlocks {
     } else if (lazy) {
       float* shift = st.shift + t.r0;
       for (std::int64_t r = 0; r < t.n; ++r) shift[r] = -st.max[t.r0 + r];
-      const simd::ScoreTerms terms{diagonals, t.masked ? row_bounds(scratch, st, t) : nullptr};
+      const simd::ScoreTerms terms{diagonals, t.masked ? row_bounds(scratch, st, t) : nullptr, in_.plan.softcap};
       qk_probabilities(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, shift, terms, st.tile_sum + t.r0,
                        scratch.prefetch);
     } else {
-      qk_scores(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, {diagonals}, tile_max, scratch.prefetch);
+      qk_scores(q, t.n, key_panels, t.j0 - panel_begin, t.width, s, {diagonals, nullptr, in_.plan.softcap}, tile_max,
+                scratch.prefetch);
     }
   }
 

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "simd/kernel_table.hpp"
+#include "simd/softcap-inl.hpp"
 #include "simd/vec_f32.hpp"
 
 namespace longattn::simd::LONGATTN_SIMD_TARGET {
@@ -90,22 +91,18 @@ void sigmoid_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t co
   }
 }
 
-// s = cap · tanh(s / cap) in place (soft-capping): tanh(y) = (1 - e) / (1 + e), e = 2^(-2y log2 e)
-// with the exponent clamped to ±126, where tanh is ±1 in float (so 1 + e >= 1 takes the
-// refined reciprocal, not a division); -inf gives -cap, NaN stays NaN.
+// s = cap · tanh(s / cap) in place (soft-capping, SoftCap), row_max[r] raised to the row's
+// largest new score.
 template <class V>
 void softcap_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float cap, float* row_max) {
-  const V to_exponent = V::broadcast(-2.8853900817779268f / cap), scale = V::broadcast(cap);
-  const V one = V::broadcast(1.0f);
-  const V low = V::broadcast(-126.0f), high = V::broadcast(126.0f);
+  const SoftCap<V> capped(cap);
   for (std::int64_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
     V m = V::broadcast(row_max[r]);
     for (std::int64_t j = 0; j < cols; j += V::lanes) {
-      const V e = exp2_finite(min(high, max(low, V::load(row + j) * to_exponent)));  // NaN stays NaN
-      const V capped = scale * ((one - e) * reciprocal_at_least_one(one + e));  // 1 - e alone: e reaches 2^126
-      capped.store(row + j);
-      m = max(m, capped);
+      const V x = capped(V::load(row + j));
+      x.store(row + j);
+      m = max(m, x);
     }
     row_max[r] = m.reduce_max();
   }

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "simd/kernel_table.hpp"
+#include "simd/softcap-inl.hpp"
 #include "simd/vec_f32.hpp"
 
 // Set by a target whose register blocks should be unrolled in full (below each loop over a
@@ -124,6 +125,16 @@ LONGATTN_BLOCK_STEP void scale_to_start(V (&acc)[R][NV], Start start, const floa
   }
 }
 
+// acc = softcap · tanh(scale · acc / softcap): soft-capped scores, in registers.
+template <class V, int R, int NV>
+LONGATTN_BLOCK_STEP void cap_block(V (&acc)[R][NV], float scale, float softcap) {
+  const SoftCap<V> cap(softcap);
+  const V factor = V::broadcast(scale);
+  LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+    LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = cap(acc[r][v] * factor);
+  }
+}
+
 // acc = 2^acc and vsum[r] += the row's terms; kBounded: only the columns each row sees
 // (bounds, counted from bounds_column columns left of the block), 0 elsewhere.
 template <class V, int R, int NV, bool kBounded>
@@ -180,14 +191,18 @@ template <class V, int R, int NV, bool kBounded, bool kPairs = false>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
                        const float* row_value, const float* diagonal, const std::int32_t* bounds,
-                       std::int64_t bounds_column, V* vmax, V* vsum, float product_scale = 1.0f) {
+                       std::int64_t bounds_column, V* vmax, V* vsum, float product_scale = 1.0f,
+                       float softcap = 0.0f) {
   V acc[R][NV];
-  // Pairs of bf16 products have no fp32 factor to fold in: the sums are scaled after the
-  // depth loop, on the way to their start value.
-  const bool scaled_after = kPairs && (start == Start::zero || start == Start::row_value);
+  // Pairs of bf16 products have no fp32 factor to fold in, and capped scores are capped
+  // before anything joins them: the sums go to their start value after the depth loop.
+  const bool scores = start == Start::zero || start == Start::row_value;
+  const bool capped = softcap > 0.0f && scores;
+  const bool scaled_after = (kPairs || capped) && scores;
   start_block<V, R, NV>(acc, c, ldc, start, row_value, diagonal, scaled_after);
   multiply_depth<V, R, NV, kPairs>(acc, a, lda, b, ldb, depth);
-  if (scaled_after) scale_to_start<V, R, NV>(acc, start, row_value, diagonal, product_scale);
+  if (capped) cap_block<V, R, NV>(acc, kPairs ? product_scale : 1.0f, softcap);
+  if (scaled_after) scale_to_start<V, R, NV>(acc, start, row_value, diagonal, capped ? 1.0f : product_scale);
   if (vsum != nullptr) exponentiate<V, R, NV, kBounded>(acc, bounds, bounds_column, vsum);
   store_block<V, R, NV, kPairs>(acc, c, ldc, vsum != nullptr, bounds_column, vmax);
 }
@@ -198,14 +213,15 @@ template <class V, int kRows, int NV, bool kBounded, bool kPairs = false>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
                       Start start, const float* row_value, const float* diagonal, const std::int32_t* bounds,
-                      std::int64_t bounds_column, V* vmax, V* vsum, float product_scale = 1.0f) {
+                      std::int64_t bounds_column, V* vmax, V* vsum, float product_scale = 1.0f,
+                      float softcap = 0.0f) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
       gemm_block<V, kRows, NV, kBounded, kPairs>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
-                                                 bounds_column, vmax, vsum, product_scale);
+                                                 bounds_column, vmax, vsum, product_scale, softcap);
     } else {
       gemm_rows<V, kRows - 1, NV, kBounded, kPairs>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal,
-                                                    bounds, bounds_column, vmax, vsum, product_scale);
+                                                    bounds, bounds_column, vmax, vsum, product_scale, softcap);
     }
   }
 }
@@ -218,7 +234,7 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
                       std::int64_t ldc, Start start, const float* row_value, const float* diagonal,
                       const std::int32_t* bounds, std::int64_t bounds_column, V* vmax, V* vsum,
-                      PrefetchQueue& prefetch, float product_scale = 1.0f) {
+                      PrefetchQueue& prefetch, float product_scale = 1.0f, float softcap = 0.0f) {
   constexpr int L = V::lanes;
   std::int64_t col = 0;
   for (; col + NV <= vectors; col += NV) {
@@ -228,7 +244,8 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
                                             ldc, start, row_value ? row_value + r : nullptr,
                                             diagonal ? diagonal + col * L - r : nullptr,
                                             bounds ? bounds + 2 * r : nullptr, bounds_column + col * L,
-                                            vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr, product_scale);
+                                            vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr, product_scale,
+                                            softcap);
       prefetch.issue(kPrefetchLinesPerBlock);
     }
   }
@@ -237,7 +254,8 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
       gemm_tile<V, R, NV - 1, kBounded, kPairs>(rows, vectors - col, a, lda, b + col * L, ldb, depth,
                                                 c + col * L, ldc, start, row_value,
                                                 diagonal ? diagonal + col * L : nullptr, bounds,
-                                                bounds_column + col * L, vmax, vsum, prefetch, product_scale);
+                                                bounds_column + col * L, vmax, vsum, prefetch, product_scale,
+                                                softcap);
     }
   }
 }

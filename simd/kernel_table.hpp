@@ -27,6 +27,9 @@ struct ScoreTerms {
   // from the tile's first key); s[r][c] = 0 outside them, whatever the score (a window's edge,
   // the causal diagonal).
   const std::int32_t* row_bounds = nullptr;
+  // > 0: each product q·k (times the pair scale) becomes softcap · tanh(q·k / softcap) before
+  // the row's start value and the diagonal term join it.
+  float softcap = 0.0f;
 };
 
 // The register-blocked products of a query block against a tile of packed keys and values.

@@ -41,11 +41,12 @@ void qk_tile_of(const float* q, std::int64_t rows, std::int64_t d, const float* 
     float* tile = s + (v0 - first) * L;
     if (kProbabilities && terms.row_bounds != nullptr) {
       gemm_tile<V, R, NV, true, kPairs>(rows, count, q, d, panel, panel_width, d, tile, lds, start, row_shift, diagonal,
-                                        terms.row_bounds, (v0 - first) * L, vmax, vsum, prefetch, product_scale);
+                                        terms.row_bounds, (v0 - first) * L, vmax, vsum, prefetch, product_scale,
+                                        terms.softcap);
     } else {
       gemm_tile<V, R, NV, false, kPairs>(rows, count, q, d, panel, panel_width, d, tile, lds, start, row_shift,
                                          diagonal, nullptr, kPairs ? (v0 - first) * L : 0, vmax, vsum, prefetch,
-                                         product_scale);
+                                         product_scale, terms.softcap);
     }
     v0 += count;
   }

@@ -1,0 +1,27 @@
+// Soft-capping (Gemma 2): x -> cap · tanh(x / cap), for the QKᵀ kernels' epilogue and the
+// element-wise pass alike. Part of the kernels one target compiles (simd/kernel_table-inl.hpp):
+// included once per target translation unit, inside that target's namespace.
+#pragma once
+
+#include "simd/vec_f32.hpp"
+
+namespace longattn::simd::LONGATTN_SIMD_TARGET {
+
+// cap · tanh(y) = 2 cap / (1 + e) - cap, e = 2^(-2y log2 e) with the exponent clamped to
+// ±126, where tanh is ±1 in float: 1 + e is finite and >= 1, so a refined reciprocal serves
+// (no division). -inf gives -cap, NaN stays NaN.
+template <class V>
+struct SoftCap {
+  V to_exponent, minus_cap, twice_cap, one = V::broadcast(1.0f), low = V::broadcast(-126.0f),
+                                       high = V::broadcast(126.0f);
+
+  explicit SoftCap(float c)
+      : to_exponent(V::broadcast(-2.8853900817779268f / c)), minus_cap(V::broadcast(-c)), twice_cap(V::broadcast(2 * c)) {}
+
+  V operator()(V x) const {
+    const V e = exp2_finite(min(high, max(low, x * to_exponent)));
+    return fma(twice_cap, reciprocal_of_finite_at_least_one(one + e), minus_cap);
+  }
+};
+
+}  // namespace longattn::simd::LONGATTN_SIMD_TARGET
