@@ -153,7 +153,7 @@ void check_offsets(std::span<const std::int64_t> offsets, std::int64_t total, co
   }
 }
 
-// Soft-capping, sinks, sink keys and packed sequences.
+// Soft-capping, sinks and sink keys.
 void validate_long_context(const AttentionShape& s, const AttentionOptions& options) {
   const bool linear = options.normalizer == Normalizer::linear;
   if (options.softcap) {
@@ -174,6 +174,10 @@ void validate_long_context(const AttentionShape& s, const AttentionOptions& opti
   }
   if (options.sink_keys < 0) fail("sink_keys: expected >= 0, got " + std::to_string(options.sink_keys));
   if (options.sink_keys > 0 && linear) fail("sink_keys: linear attention has no window to extend");
+}
+
+// Packed sequences: offsets that cover q and k, in one batch, with no per-batch rule.
+void validate_packed(const AttentionShape& s, const AttentionOptions& options) {
   const auto &cu_q = options.cu_seqlens_q, &cu_k = options.cu_seqlens_k;
   if (cu_q.empty() && cu_k.empty()) return;
   if (cu_q.size() != cu_k.size()) {
@@ -292,6 +296,7 @@ void validate_options(const AttentionShape& s, const AttentionOptions& options, 
          "sigmoid or relu");
   }
   validate_long_context(s, options);
+  validate_packed(s, options);
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("scale: expected a finite number, got " + std::to_string(*options.scale));
   }

@@ -4,7 +4,7 @@
 #include <nanobind/stl/string.h>
 
 #include <array>
-#include <utility>
+#include <span>
 
 namespace longattn::python {
 namespace {
@@ -22,6 +22,29 @@ const std::int64_t* int64_rows(const Input& a, std::size_t columns, const char* 
   return static_cast<const std::int64_t*>(a.data());
 }
 
+// A float32 array as a view of Rank dimensions; an empty view when not given.
+template <int Rank>
+TensorView<const float, Rank> float_view(const std::optional<Input>& a, const char* name) {
+  if (!a) return {};
+  if (!is(*a, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error((std::string(name) + ": expected float32").c_str());
+  return view_of<const float, Rank>(*a, name);
+}
+
+// A contiguous 1-d float32 array as a span; empty when not given.
+std::span<const float> float_span(const std::optional<Input>& a, const char* name) {
+  if (!a) return {};
+  if (!is(*a, nb::dlpack::dtype_code::Float, 32) || a->ndim() != 1 || (a->shape(0) > 1 && a->stride(0) != 1)) {
+    throw nb::type_error((std::string(name) + ": expected a contiguous 1-d float32 array").c_str());
+  }
+  return {static_cast<const float*>(a->data()), a->shape(0)};
+}
+
+// A contiguous 1-d int64 array as a span; empty when not given.
+std::span<const std::int64_t> int64_span(const std::optional<Input>& a, const char* name) {
+  if (!a) return {};
+  return {int64_rows(*a, 1, name), a->shape(0)};
+}
+
 }  // namespace
 
 AttentionOptions Options::build() const {
@@ -36,45 +59,24 @@ AttentionOptions Options::build() const {
   o.alibi = alibi;
   o.positions = {query_start, key_start};
   if (rope != "none") o.rope = {parse_rope_pairing(rope), rope_base};
-  if (key_lengths) o.key_lengths = {int64_rows(*key_lengths, 1, "key_lengths"), key_lengths->shape(0)};
+  o.softcap = softcap;
+  o.sink_keys = sink_keys;
+  o.key_lengths = int64_span(key_lengths, "key_lengths");
+  o.cu_seqlens_q = int64_span(cu_seqlens_q, "cu_seqlens_q");
+  o.cu_seqlens_k = int64_span(cu_seqlens_k, "cu_seqlens_k");
+  o.sinks = float_span(sinks, "sinks");
+  o.relative_bias = float_view<2>(relative_bias, "relative_bias");
+  o.score_bias = float_view<4>(score_bias, "score_bias");
+  if (additive_w) {
+    o.additive = {float_view<2>(additive_wq, "additive wq"), float_view<2>(additive_wk, "additive wk"),
+                  float_span(additive_w, "additive w")};
+  }
   if (mask) {
     if (!is(*mask, nb::dlpack::dtype_code::Bool, 8) && !is(*mask, nb::dlpack::dtype_code::UInt, 8)) {
       throw nb::type_error("mask: expected a bool or uint8 array [Nq, Nk]");
     }
     o.mask = view_of<const std::uint8_t, 2>(*mask, "mask");
   }
-  if (relative_bias) {
-    if (!is(*relative_bias, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("relative_bias: expected float32");
-    o.relative_bias = view_of<const float, 2>(*relative_bias, "relative_bias");
-  }
-  if (score_bias) {
-    if (!is(*score_bias, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("score_bias: expected float32");
-    o.score_bias = view_of<const float, 4>(*score_bias, "score_bias");
-  }
-  if (additive_w) {
-    for (const auto& [array, name] : {std::pair{&additive_wq, "additive wq"}, {&additive_wk, "additive wk"},
-                                      {&additive_w, "additive w"}}) {
-      if (!*array || !is(**array, nb::dlpack::dtype_code::Float, 32)) {
-        throw nb::type_error((std::string(name) + ": expected a float32 array").c_str());
-      }
-    }
-    if (additive_w->ndim() != 1 || additive_w->stride(0) != 1) {
-      throw nb::type_error("additive w: expected a contiguous 1-d array");
-    }
-    o.additive = {view_of<const float, 2>(*additive_wq, "additive wq"),
-                  view_of<const float, 2>(*additive_wk, "additive wk"),
-                  {static_cast<const float*>(additive_w->data()), additive_w->shape(0)}};
-  }
-  o.softcap = softcap;
-  o.sink_keys = sink_keys;
-  if (sinks) {
-    if (!is(*sinks, nb::dlpack::dtype_code::Float, 32) || sinks->ndim() != 1 || (sinks->shape(0) > 1 && sinks->stride(0) != 1)) {
-      throw nb::type_error("sinks: expected a contiguous 1-d float32 array [Hq]");
-    }
-    o.sinks = {static_cast<const float*>(sinks->data()), sinks->shape(0)};
-  }
-  if (cu_seqlens_q) o.cu_seqlens_q = {int64_rows(*cu_seqlens_q, 1, "cu_seqlens_q"), cu_seqlens_q->shape(0)};
-  if (cu_seqlens_k) o.cu_seqlens_k = {int64_rows(*cu_seqlens_k, 1, "cu_seqlens_k"), cu_seqlens_k->shape(0)};
   if (visible_blocks) {
     const auto* pairs = reinterpret_cast<const std::array<std::int64_t, 2>*>(
         int64_rows(*visible_blocks, 2, "block_sparse"));
