@@ -8,15 +8,6 @@
 namespace longattn::engine {
 namespace {
 
-// Rows [first, first + count) of a view along its dimension `dim`.
-template <class T, int Rank>
-TensorView<T, Rank> rows_of(TensorView<T, Rank> view, int dim, std::int64_t first, std::int64_t count) {
-  if (view.empty()) return view;
-  view.data += first * view.strides[dim];
-  view.shape[dim] = count;
-  return view;
-}
-
 void add(AttentionStats& total, const AttentionStats& part) {
   total.flops += part.flops;
   total.visible_pairs += part.visible_pairs;
@@ -42,15 +33,15 @@ AttentionStats run_packed_sequences(const AttentionShape& shape, const Attention
     if (nq == 0) continue;
     AttentionShape part = shape;
     part.nq = nq, part.nk = nk;
-    one.mask = rows_of(rows_of(options.mask, 0, q0, nq), 1, k0, nk);
-    one.score_bias = rows_of(rows_of(options.score_bias, 2, q0, nq), 3, k0, nk);
-    const auto qs = rows_of(q, 2, q0, nq);
-    const auto ks = rows_of(k, 2, k0, nk), vs = rows_of(v, 2, k0, nk);
-    const auto os = rows_of(out, 2, q0, nq);
+    one.mask = narrow(narrow(options.mask, 0, q0, nq), 1, k0, nk);
+    one.score_bias = narrow(narrow(options.score_bias, 2, q0, nq), 3, k0, nk);
+    const auto qs = narrow(q, 2, q0, nq);
+    const auto ks = narrow(k, 2, k0, nk), vs = narrow(v, 2, k0, nk);
+    const auto os = narrow(out, 2, q0, nq);
     if (options.normalizer == Normalizer::linear) {
       add(total, run_linear_attention(part, one, qs, ks, vs, os));
     } else {
-      add(total, run_flash_attention(make_flash_plan(part, one), qs, ks, vs, os, rows_of(lse, 2, q0, nq)));
+      add(total, run_flash_attention(make_flash_plan(part, one), qs, ks, vs, os, narrow(lse, 2, q0, nq)));
     }
   }
   return total;

@@ -31,7 +31,8 @@ class Bands {
   void run(BlockScratch& local, std::int64_t task) const {
     const AttentionShape& s = in_.plan.shape;
     const std::int64_t P = in_.layout.panel_width, D = in_.layout.d, W = in_.value_width;
-    const auto [head, qb0, qb1, p_first, p_last] = band_task(task);
+    const BandTask band = band_task(task);
+    const auto [head, qb0, qb1, p_first, p_last] = band;
     const std::int64_t b = head / s.kv_heads, h = head % s.kv_heads;
     const std::int64_t band_keys = (p_last - p_first) * P;
     local.band.resize(band_keys * (D + (in_.values_in_place ? 0 : W)));
@@ -39,7 +40,8 @@ class Bands {
     float* values = in_.values_in_place ? nullptr : keys + band_keys * D;
     const float* value_rows = in_.values_in_place ? in_.row_in_place(in_.v, b, h, p_first * P) : values;
     std::int64_t packed_until = p_first;
-    const KeyChunk<KV> sinks = pack_sinks(local, task);
+    const KeyChunk<KV> sinks = pack_sinks(local, band);
+    if (sinks.end > 0) local.carry.resize(static_cast<std::size_t>(2 * s.nq));
     for (std::int64_t qb = qb0; qb < qb1; ++qb) {
       const std::int64_t i0 = qb * in_.plan.block_rows, i1 = std::min(s.nq, i0 + in_.plan.block_rows);
       const KeyRange seen = in_.plan.visibility.window_hull(b, i0, i1);
@@ -59,7 +61,6 @@ class Bands {
           blocks_.run(local, b, qh, i0, chunk, Handoff{true, true, nullptr, qb > qb0});
           continue;
         }
-        local.carry.resize(static_cast<std::size_t>(2 * s.nq));
         blocks_.run(local, b, qh, i0, sinks, Handoff{true, false, local.carry.data()});
         blocks_.run(local, b, qh, i0, chunk, Handoff{false, true, local.carry.data(), qb > qb0});
       }
@@ -69,9 +70,9 @@ class Bands {
  private:
   // The sink keys the task's blocks see before its band's first panel, packed into the
   // thread's buffer (a chunk of keys [0, 0) when there are none): each block runs them first.
-  KeyChunk<KV> pack_sinks(BlockScratch& local, std::int64_t task) const {
+  KeyChunk<KV> pack_sinks(BlockScratch& local, const BandTask& band) const {
     const std::int64_t P = in_.layout.panel_width, D = in_.layout.d, W = in_.value_width;
-    const auto [head, qb0, qb1, p_first, p_last] = band_task(task);
+    const auto [head, qb0, qb1, p_first, p_last] = band;
     const std::int64_t b = head / in_.plan.shape.kv_heads, h = head % in_.plan.shape.kv_heads;
     const std::int64_t last_row = std::min(in_.plan.shape.nq, qb1 * in_.plan.block_rows) - 1;
     // Up to the band's own keys, which hold the rest of the sink keys when they reach that far.

@@ -16,7 +16,6 @@
 #include "longattn/error.hpp"
 #include "mpi/ring_checks.hpp"
 #include "mpi/ring_linear.hpp"
-#include "mpi/ring_rows.hpp"
 
 namespace longattn {
 
@@ -304,7 +303,7 @@ RingStats run_ring(MPI_Comm comm, const RingSlice& slice, const HeadsView<const 
     for (const auto& [q_start, q_rows] : slice.segments) {
       std::int64_t k_first = 0;
       for (const auto& [k_start, k_rows] : layout.slices[source].segments) {
-        pairs.run(mpi::rows_of(q, q_first, q_rows), q_first, q_start, block_rows(current, s, current.rows, k_first, k_rows),
+        pairs.run(narrow(q, 2, q_first, q_rows), q_first, q_start, block_rows(current, s, current.rows, k_first, k_rows),
                   k_start);
         k_first += k_rows;
       }

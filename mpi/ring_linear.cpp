@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "engine/linear_attention.hpp"
-#include "mpi/ring_rows.hpp"
 
 namespace longattn::mpi {
 namespace {
@@ -45,8 +44,8 @@ AttentionStats linear_ring(MPI_Comm comm, const RingLayout& layout, const RingSl
   std::vector<float> mine;
   for (const Segment& g : segments) {
     const std::vector<float> state = g.rows == 0 ? std::vector<float>(static_cast<std::size_t>(state_floats), 0.0f)
-                                                 : engine::linear_key_state(g.shape, g.options, rows_of(k, g.first, g.rows),
-                                                                            rows_of(v, g.first, g.rows));
+                                                 : engine::linear_key_state(g.shape, g.options, narrow(k, 2, g.first, g.rows),
+                                                                            narrow(v, 2, g.first, g.rows));
     mine.insert(mine.end(), state.begin(), state.end());
   }
   // Every segment's state, by rank and then in each rank's order, with where it starts.
@@ -82,9 +81,9 @@ AttentionStats linear_ring(MPI_Comm comm, const RingLayout& layout, const RingSl
         stats.visible_pairs += keys * g.rows * s.q_heads;
       }
     }
-    const AttentionStats one = engine::run_linear_attention(g.shape, g.options, rows_of(q, g.first, g.rows),
-                                                            rows_of(k, g.first, g.rows), rows_of(v, g.first, g.rows),
-                                                            rows_of(out, g.first, g.rows), prior);
+    const AttentionStats one = engine::run_linear_attention(g.shape, g.options, narrow(q, 2, g.first, g.rows),
+                                                            narrow(k, 2, g.first, g.rows), narrow(v, 2, g.first, g.rows),
+                                                            narrow(out, 2, g.first, g.rows), prior);
     stats.flops += one.flops;
     stats.visible_pairs += one.visible_pairs;
     stats.scratch_bytes = std::max(stats.scratch_bytes, one.scratch_bytes);

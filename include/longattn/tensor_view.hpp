@@ -24,6 +24,16 @@ struct TensorView {
   bool empty() const { return data == nullptr; }
 };
 
+// Indices [first, first + count) of dimension `dim`, as a view of their own (an empty view
+// stays empty): the rows of one sequence or one rank, say (PyTorch's Tensor.narrow).
+template <class T, int Rank>
+TensorView<T, Rank> narrow(TensorView<T, Rank> view, int dim, std::int64_t first, std::int64_t count) {
+  if (view.empty()) return view;
+  view.data += first * view.strides[dim];
+  view.shape[dim] = count;
+  return view;
+}
+
 // [batch, heads, tokens, features] in the logical order, whatever the memory layout.
 template <class T>
 using HeadsView = TensorView<T, 4>;
