@@ -3,6 +3,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <optional>
+#include <stdexcept>
 
 #include "engine/flash_inputs.hpp"
 #include "engine/flash_schedules.hpp"
@@ -36,14 +37,17 @@ Schedule schedule_for(const FlashPlan& plan, const HeadsView<const Q>& q, const 
 template <class Q, class KV>
 AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
                                    const HeadsView<const KV>& v, const HeadsView<float>& out,
-                                   const TensorView<float, 3>& lse, RunScratch* scratch) {
-  const FlashInputs<Q, KV> in(plan, q, k, v, out, lse);
+                                   const TensorView<float, 3>& lse, RunScratch* scratch, const KeyPages* pages) {
+  const FlashInputs<Q, KV> in(plan, q, k, v, out, lse, pages);
   std::optional<RunScratch> own;
   RunScratch& work = scratch != nullptr ? *scratch : own.emplace(plan);
   work.restart();
   if (plan.shape.batch == 0 || plan.shape.nq == 0) return stats_of(plan, work, false);  // no row to write
   return work.on_threads([&] {
     const Schedule schedule = choose_schedule(in.schedule_facts(tbb::this_task_arena::max_concurrency()));
+    if (pages != nullptr && !(schedule.kind == ScheduleKind::key_splits && schedule.rows_in_place)) {
+      throw std::logic_error("run_flash_attention: pages are read by split keys in place alone");
+    }
     switch (schedule.kind) {
       case ScheduleKind::key_splits: run_key_splits(in, schedule, work); break;
       case ScheduleKind::bands: run_bands(in, schedule, work); break;
@@ -58,7 +62,8 @@ AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const 
                                  const HeadsView<const KV>&, const HeadsView<float>&, int);                      \
   template AttentionStats run_flash_attention(const FlashPlan&, const HeadsView<const Q>&,                       \
                                               const HeadsView<const KV>&, const HeadsView<const KV>&,            \
-                                              const HeadsView<float>&, const TensorView<float, 3>&, RunScratch*);
+                                              const HeadsView<float>&, const TensorView<float, 3>&, RunScratch*,        \
+                                              const KeyPages*);
 LONGATTN_INSTANTIATE_DRIVER(float, float)
 LONGATTN_INSTANTIATE_DRIVER(bf16, bf16)
 LONGATTN_INSTANTIATE_DRIVER(float, bf16)

@@ -10,6 +10,8 @@
 
 namespace longattn::engine {
 
+struct KeyPages;
+
 // The schedule `plan` runs q, k, v and out with on `threads` threads (0: TBB's default).
 template <class Q, class KV>
 Schedule schedule_for(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
@@ -17,10 +19,13 @@ Schedule schedule_for(const FlashPlan& plan, const HeadsView<const Q>& q, const 
 
 // Runs the plan; q, k, v, out, lse must be the views it was validated with. Q, KV: float and
 // float, bf16 and bf16, or float and bf16. `scratch`, when given, is made for this plan and
-// used by one run at a time; otherwise the run makes its own.
+// used by one run at a time; otherwise the run makes its own. With `pages`, keys and values
+// are read from a KvCache's pages, k and v giving only their shape: the schedule must then
+// be split keys read in place (schedule_for says).
 template <class Q, class KV>
 AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
                                    const HeadsView<const KV>& v, const HeadsView<float>& out,
-                                   const TensorView<float, 3>& lse, RunScratch* scratch = nullptr);
+                                   const TensorView<float, 3>& lse, RunScratch* scratch = nullptr,
+                                   const KeyPages* pages = nullptr);
 
 }  // namespace longattn::engine

@@ -17,6 +17,8 @@
 
 namespace longattn::engine {
 
+struct KeyPages;
+
 // Whether the rows of a [B, H, N, width] view lie back to back as whole, cache-line aligned
 // rows of `padded` floats (BHND, width a whole number of vectors): the micro-kernels can then
 // read or write them where they are, as their own packed rows.
@@ -34,8 +36,9 @@ struct FlashInputs {
   static constexpr bool kBf16Inputs = std::is_same_v<Q, bf16> && std::is_same_v<KV, bf16>;
 
   FlashInputs(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
-              const HeadsView<const KV>& v, const HeadsView<float>& out, const TensorView<float, 3>& lse)
-      : plan(plan), q(q), k(k), v(v), out(out), lse(lse),
+              const HeadsView<const KV>& v, const HeadsView<float>& out, const TensorView<float, 3>& lse,
+              const KeyPages* pages = nullptr)
+      : plan(plan), q(q), k(k), v(v), out(out), lse(lse), pages(pages),
         pairs(kBf16Inputs ? plan.bf16_dot : nullptr),
         layout{plan.shape.nk, pairs != nullptr ? (plan.shape.d + 1) / 2 : plan.score_depth, plan.shape.dv,
                plan.kernels->panel_width, plan.dv_padded},
@@ -50,6 +53,9 @@ struct FlashInputs {
   const HeadsView<const KV>& v;
   const HeadsView<float>& out;
   const TensorView<float, 3>& lse;
+  // Where a KvCache keeps k and v (k and v then only give their shape and strides): read by
+  // the split-key driver, tile by tile, in place.
+  const KeyPages* pages;
   // The bf16 products, when they run: queries, key panels and value rows then hold bf16 pairs
   // (simd::Bf16DotKernels), their sizes counted in 4-byte units like fp32 ones.
   const simd::Bf16DotKernels* pairs;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/flash_schedules.hpp"
+#include "engine/key_pages.hpp"
 #include "engine/query_block.hpp"
 #include "simd/denormals.hpp"
 
@@ -97,6 +98,10 @@ class KeySplits {
     const std::int64_t b = head / in_.plan.shape.kv_heads, h = head % in_.plan.shape.kv_heads;
     const std::int64_t P = in_.layout.panel_width, D = in_.layout.d, W = in_.value_width;
     blocks_.plan_tiles(local, b, 0, in_.plan.shape.nq, split.begin, split.end);
+    if (in_.pages != nullptr) {
+      for (const KeyRange& tile : local.tiles) run(in_.pages->template tile<KV>(local.band, h, tile.begin, tile.end), tile);
+      return;
+    }
     if (schedule_.rows_in_place) {
       const KeyChunk<KV> in_place{split.begin, split.end, nullptr, nullptr, in_.v.strides[2],
                                   in_.caller_row(in_.k, b, h, split.begin), in_.k.strides[2],

@@ -4,6 +4,7 @@
 #include "longattn/attention.hpp"
 #include "longattn/bf16.hpp"
 #include "longattn/error.hpp"
+#include "longattn/kv_cache.hpp"
 #include "longattn/machine.hpp"
 #include "longattn/multi_head.hpp"
 #include "longattn/options.hpp"

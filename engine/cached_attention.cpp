@@ -1,0 +1,150 @@
+// Attention against a KvCache: one plan per sequence, as packed sequences run, over its pages.
+// Decoding reads the pages in place through the split-key driver; a chunk of queries too
+// many for that copies its sequence's pages once into scratch and runs as attention() does.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "engine/attention_validation.hpp"
+#include "engine/flash_attention.hpp"
+#include "engine/key_pages.hpp"
+#include "longattn/error.hpp"
+#include "longattn/kv_cache.hpp"
+
+namespace longattn {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) { throw Error("cached_attention: " + what); }
+
+void add(AttentionStats& total, const AttentionStats& part) {
+  total.flops += part.flops;
+  total.visible_pairs += part.visible_pairs;
+  total.computed_pairs += part.computed_pairs;
+  total.scratch_bytes = std::max(total.scratch_bytes, part.scratch_bytes);
+  total.isa = part.isa;
+}
+
+// Options that name tensors or positions the cache replaces.
+void reject_tensor_options(const AttentionOptions& o) {
+  auto reject = [](bool given, const char* field, const char* why) {
+    if (given) fail(std::string("options.") + field + ": " + why);
+  };
+  const char* cache_keys = "indexes keys the cache holds; not with a cache";
+  reject(!o.key_lengths.empty(), "key_lengths", "each sequence's length is the cache's");
+  reject(!o.mask.empty(), "mask", cache_keys);
+  reject(o.block_sparse.enabled(), "block_sparse", cache_keys);
+  reject(o.additive.enabled(), "additive", "projects keys as they are packed; not with a cache");
+  reject(!o.score_bias.empty(), "score_bias", cache_keys);
+  reject(!o.cu_seqlens_q.empty() || !o.cu_seqlens_k.empty(), "cu_seqlens_q",
+         "the sequences of a cache are given by their ids");
+  reject(o.positions.query_start.has_value() || o.positions.key_start != 0, "positions",
+         "queries sit at the end of their sequence");
+  reject(o.rope.enabled(), "rope", "the cache's own (KvCacheConfig::rope) rotates keys as appended and queries here");
+  reject(o.normalizer == Normalizer::linear, "normalizer", "linear attention keeps a running state, not a cache");
+}
+
+void check_views(const KvCacheConfig& c, std::int64_t sequences, const HeadsView<const float>& q,
+                 const HeadsView<float>& out, const TensorView<float, 3>& lse) {
+  auto dims = [](const auto& view) {
+    std::string text = "[";
+    for (std::size_t i = 0; i < view.shape.size(); ++i) text += (i ? ", " : "") + std::to_string(view.shape[i]);
+    return text + "]";
+  };
+  if (q.shape[0] != sequences || q.shape[1] < 1 || q.shape[1] % c.kv_heads != 0 || q.shape[3] != c.d) {
+    fail("q: expected [" + std::to_string(sequences) + " sequences, a multiple of " + std::to_string(c.kv_heads) +
+         " heads, nq, d = " + std::to_string(c.d) + "], got " + dims(q));
+  }
+  if (out.shape != std::array{q.shape[0], q.shape[1], q.shape[2], c.dv}) {
+    fail("out: expected [" + std::to_string(q.shape[0]) + ", " + std::to_string(q.shape[1]) + ", " +
+         std::to_string(q.shape[2]) + ", " + std::to_string(c.dv) + "], got " + dims(out));
+  }
+  if ((q.data == nullptr || out.data == nullptr) && q.size() > 0) fail("q and out need data");
+  if (!lse.empty() && lse.shape != std::array{q.shape[0], q.shape[1], q.shape[2]}) {
+    fail("lse: expected [" + std::to_string(q.shape[0]) + ", " + std::to_string(q.shape[1]) + ", " +
+         std::to_string(q.shape[2]) + "], got " + dims(lse));
+  }
+}
+
+// Keys' place in a contiguous [1, kv_heads, length, width] tensor: what the plan's schedule is
+// chosen for (the pages' rows are read through KeyPages), or where a chunk's copy lies.
+template <class KV>
+HeadsView<const KV> dense_view(const KV* data, const KvCacheConfig& c, std::int64_t length, std::int64_t width) {
+  return bhnd(data, 1, c.kv_heads, length, width);
+}
+
+// One sequence's queries against its pages.
+template <class KV>
+AttentionStats run_sequence(const KvCache::Impl& cache, const engine::KeyPages& pages,
+                            const engine::FlashPlan& plan, const HeadsView<const float>& q,
+                            const HeadsView<float>& out, const TensorView<float, 3>& lse, int threads) {
+  const KvCacheConfig& c = cache.config;
+  const std::int64_t n = pages.length;
+  const auto k_shape = dense_view<KV>(nullptr, c, n, c.d), v_shape = dense_view<KV>(nullptr, c, n, c.dv);
+  const engine::Schedule schedule = engine::schedule_for(plan, q, k_shape, v_shape, out, threads);
+  if (schedule.kind == engine::ScheduleKind::key_splits && schedule.rows_in_place) {
+    return engine::run_flash_attention(plan, q, k_shape, v_shape, out, lse, nullptr, &pages);
+  }
+  // Compute-bound: one copy of the keys and values, then attention() as on any tensors.
+  std::vector<KV> keys(static_cast<std::size_t>(c.kv_heads * n * c.d)), values(static_cast<std::size_t>(c.kv_heads * n * c.dv));
+  engine::AlignedBuffer staging;
+  for (std::int64_t h = 0; h < c.kv_heads; ++h) {
+    for (std::int64_t j0 = 0; j0 < n; j0 += c.page_tokens) {
+      const std::int64_t j1 = std::min(n, j0 + c.page_tokens);
+      const engine::KeyChunk<KV> page = pages.tile<KV>(staging, h, j0, j1);
+      std::copy_n(page.key_rows, (j1 - j0) * c.d, keys.data() + (h * n + j0) * c.d);
+      std::copy_n(page.caller_value_rows, (j1 - j0) * c.dv, values.data() + (h * n + j0) * c.dv);
+    }
+  }
+  return engine::run_flash_attention(plan, q, dense_view<KV>(keys.data(), c, n, c.d),
+                                     dense_view<KV>(values.data(), c, n, c.dv), out, lse);
+}
+
+}  // namespace
+
+AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
+                                HeadsView<const float> q, HeadsView<float> out, const AttentionOptions& options,
+                                TensorView<float, 3> lse) {
+  const KvCache::Impl& store = cache.impl();
+  const KvCacheConfig& c = store.config;
+  reject_tensor_options(options);
+  check_views(c, static_cast<std::int64_t>(sequences.size()), q, out, lse);
+  const std::int64_t nq = q.shape[2];
+  std::vector<engine::AttentionShape> shapes;
+  for (SequenceId id : sequences) {  // every sequence checked before any output is written
+    const std::int64_t length = store.layer(id, layer, "cached_attention").length;
+    if (length < nq) {
+      fail("q: " + std::to_string(nq) + " queries are the last tokens of their sequence, but sequence " +
+           std::to_string(id) + " holds " + std::to_string(length) + " at layer " + std::to_string(layer));
+    }
+    shapes.push_back({1, q.shape[1], c.kv_heads, nq, length, c.d, c.dv});
+    engine::validate_options(shapes.back(), options, !lse.empty());
+  }
+  AttentionStats total;
+  std::vector<float> rotated;
+  for (std::size_t s = 0; s < sequences.size(); ++s) {
+    const engine::AttentionShape& shape = shapes[s];
+    HeadsView<const float> q_s = narrow(q, 0, static_cast<std::int64_t>(s), 1);
+    if (c.rope.enabled()) {  // queries turned at their positions, as the keys were when appended
+      rotated.resize(static_cast<std::size_t>(shape.q_heads * nq * c.d));
+      for (std::int64_t h = 0; h < shape.q_heads; ++h) {
+        for (std::int64_t i = 0; i < nq; ++i) {
+          store.rope.rotate(q_s.data + h * q_s.strides[1] + i * q_s.strides[2], q_s.strides[3], shape.nk - nq + i,
+                            1.0f, rotated.data() + (h * nq + i) * c.d);
+        }
+      }
+      q_s = bhnd<const float>(rotated.data(), 1, shape.q_heads, nq, c.d);
+    }
+    const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
+    engine::KeyPages pages{&store.layout, c.type, store.page_starts(sequences[s], layer), shape.nk};
+    const auto out_s = narrow(out, 0, static_cast<std::int64_t>(s), 1);
+    const auto lse_s = narrow(lse, 0, static_cast<std::int64_t>(s), 1);
+    if (c.type == CacheType::bf16) {
+      add(total, run_sequence<bf16>(store, pages, plan, q_s, out_s, lse_s, options.threads));
+    } else {
+      add(total, run_sequence<float>(store, pages, plan, q_s, out_s, lse_s, options.threads));
+    }
+  }
+  return total;
+}
+
+}  // namespace longattn
