@@ -135,7 +135,7 @@ AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::s
       q_s = bhnd<const float>(rotated.data(), 1, shape.q_heads, nq, c.d);
     }
     const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
-    engine::KeyPages pages{&store.layout, c.type, store.page_starts(sequences[s], layer), shape.nk};
+    engine::KeyPages pages{plan.kernels, &store.layout, c.type, store.page_starts(sequences[s], layer), shape.nk};
     const auto out_s = narrow(out, 0, static_cast<std::int64_t>(s), 1);
     const auto lse_s = narrow(lse, 0, static_cast<std::int64_t>(s), 1);
     if (c.type == CacheType::bf16) {

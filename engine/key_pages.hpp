@@ -13,10 +13,12 @@
 #include "engine/aligned_buffer.hpp"
 #include "engine/block_scratch.hpp"
 #include "engine/kv_cache_store.hpp"
+#include "simd/kernel_table.hpp"
 
 namespace longattn::engine {
 
 struct KeyPages {
+  const simd::KernelTable* kernels = nullptr;  // the plan's: int8 rows dequantized with them
   const PageLayout* layout = nullptr;
   CacheType type = CacheType::fp32;
   std::vector<const std::byte*> starts;  // each page of the sequence's layer, in order
@@ -46,6 +48,22 @@ struct KeyPages {
     return KeyChunk<KV>{j0, j1, nullptr, nullptr, dv, keys, d, values};
   }
 
+  // Fetches the first rows of keys and values from token j on, of kv head h: the decoding
+  // kernels fetch rows a little ahead of the one they read, and past a page's end those are
+  // another head's, so a tile that starts a page would otherwise begin by waiting on memory.
+  void prefetch_tile_start(std::int64_t h, std::int64_t j) const {
+    if (j >= length || type == CacheType::int8) return;
+    constexpr std::int64_t kBytes = 2048, kLine = 64;
+    const std::byte* page = starts[j / layout->tokens];
+    const std::int64_t slot = j % layout->tokens;
+    const std::byte* key = page + layout->key_row(h, slot);
+    const std::byte* value = page + layout->value_row(h, slot);
+    for (std::int64_t offset = 0; offset < kBytes; offset += kLine) {
+      __builtin_prefetch(key + offset, 0, 3);
+      __builtin_prefetch(value + offset, 0, 3);
+    }
+  }
+
  private:
   template <class KV>
   static const KV* as(const std::byte* p) {
@@ -62,8 +80,7 @@ struct KeyPages {
     if constexpr (std::is_same_v<KV, float>) {
       float step;
       std::memcpy(&step, scale, sizeof(float));
-      const auto* q = reinterpret_cast<const std::int8_t*>(row);
-      for (std::int64_t c = 0; c < width; ++c) to[c] = step * static_cast<float>(q[c]);
+      kernels->elementwise.dequantize_int8(reinterpret_cast<const std::int8_t*>(row), width, step, to);
     }
   }
 };

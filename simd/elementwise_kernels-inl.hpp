@@ -156,6 +156,16 @@ void widen_bf16(const bf16* from, std::int64_t n, float* to) {
   for (; i < n; ++i) to[i] = static_cast<float>(from[i]);
 }
 
+// to[i] = scale · from[i]: an int8 cache's row as fp32, each product rounded once as the
+// scalar expression rounds it.
+template <class V>
+void dequantize_int8(const std::int8_t* from, std::int64_t n, float scale, float* to) {
+  const V step = V::broadcast(scale);
+  std::int64_t i = 0;
+  for (; i + V::lanes <= n; i += V::lanes) (V::load_int8(from + i) * step).store(to + i);
+  for (; i < n; ++i) to[i] = scale * static_cast<float>(from[i]);
+}
+
 // Whether no element of the rows has an exponent of all ones (NaN, ±inf). A branch-free OR
 // over the bits, which the compiler vectorizes on this target's registers.
 template <class E>

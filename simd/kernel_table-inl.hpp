@@ -53,6 +53,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
                       .max_of = &max_of<V>,
                       .scale_rows = &scale_rows<V>,
                       .widen_bf16 = &widen_bf16<V>,
+                      .dequantize_int8 = &dequantize_int8<V>,
                       .all_finite = &all_finite<float>,
                       .all_finite_bf16 = &all_finite<bf16>,
                       .exp2 = &exp2_array<V>},

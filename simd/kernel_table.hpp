@@ -115,6 +115,8 @@ struct ElementwiseKernels {
 
   // to[i] = from[i] as fp32 for i < n (exact): bf16 inputs as the kernels read them.
   void (*widen_bf16)(const bf16* from, std::int64_t n, float* to);
+  // to[i] = scale · from[i] for i < n: an int8 cache's row.
+  void (*dequantize_int8)(const std::int8_t* from, std::int64_t n, float scale, float* to);
 
   // Whether x[r][c] is finite (no NaN, no ±inf) for r < rows, c < cols (any cols), rows ld
   // elements apart.

@@ -86,6 +86,24 @@ struct VecF32 {
     for (int i = 0; i < lanes; ++i) widened[i] = static_cast<float>(p[i]);
     return {batch::load_aligned(widened)};
   }
+  // `lanes` int8 values as fp32: exact.
+  static VecF32 load_int8(const std::int8_t* p) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      return {batch(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)))};
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (lanes == 8) {
+      const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+      return {batch(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)))};
+    }
+#endif
+    alignas(64) float widened[lanes];
+    for (int i = 0; i < lanes; ++i) widened[i] = static_cast<float>(p[i]);
+    return {batch::load_aligned(widened)};
+  }
   // Lane i holds the pair (even[i], odd[i]) of bf16, even[i] in the low half (odd null:
   // zeros): rows of bf16 interleaved as the bf16 products read them. Bits, not numbers.
   static VecF32 pair_bf16(const bf16* even, const bf16* odd) {
@@ -395,6 +413,7 @@ struct VecF32<ScalarArch> {
 
   static VecF32 load(const float* p) { return {*p}; }
   static VecF32 load_bf16(const bf16* p) { return {static_cast<float>(*p)}; }
+  static VecF32 load_int8(const std::int8_t* p) { return {static_cast<float>(*p)}; }
   static VecF32 broadcast(float x) { return {x}; }
   static VecF32 zero() { return {0.0f}; }
   void store(float* p) const { *p = v; }

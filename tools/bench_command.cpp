@@ -14,9 +14,11 @@
 #include <iostream>
 #include <memory>
 
+#include "bench/decode_bench.hpp"
 #include "bench/layer_bench.hpp"
 #include "bench/measure.hpp"
 #include "longattn/error.hpp"
+#include "longattn/kv_cache.hpp"
 #include "longattn/options.hpp"
 #include "tools/ring_bench.hpp"
 
@@ -185,6 +187,45 @@ void print_text(const bench::AttentionBenchResult& r) {
   std::printf("  peak RSS of the process: %.1f MiB\n", r.peak_rss_bytes / 1048576.0);
 }
 
+nlohmann::json to_json(const bench::DecodeBenchResult& r) {
+  const auto& c = r.config;
+  nlohmann::json contexts = nlohmann::json::array();
+  for (const auto& context : r.contexts) {
+    nlohmann::json caches = nlohmann::json::array();
+    for (const auto& cache : context.caches) {
+      caches.push_back({{"cache", to_string(cache.type)}, {"seconds", cache.seconds},
+                        {"tokens_per_second", cache.tokens_per_second}, {"bytes_read", cache.bytes_read},
+                        {"gbps", cache.gbps}, {"of_read_rate", cache.gbps / r.read_gbps},
+                        {"over_dense", context.dense_seconds / cache.seconds},
+                        {"bytes_per_token", cache.bytes_per_token}, {"append_microseconds", cache.append_microseconds}});
+    }
+    contexts.push_back({{"context", context.context}, {"dense_fp32_seconds", context.dense_seconds},
+                        {"dense_fp32_tokens_per_second", c.batch / context.dense_seconds}, {"caches", caches}});
+  }
+  return {{"mode", "decode"}, {"page_tokens", c.page_tokens}, {"batch", c.batch}, {"heads", c.heads},
+          {"kv_heads", c.kv_heads}, {"d", c.d}, {"threads", c.threads}, {"repeats", c.repeats},
+          {"isa", to_string(r.isa)}, {"read_gbps", r.read_gbps}, {"contexts", contexts}};
+}
+
+void print_text(const bench::DecodeBenchResult& r) {
+  const auto& c = r.config;
+  std::printf("decoding from a paged KvCache  S=%lld Hq=%lld Hkv=%lld D=%lld  page=%lld  threads=%d  isa=%s\n",
+              (long long)c.batch, (long long)c.heads, (long long)c.kv_heads, (long long)c.d, (long long)c.page_tokens,
+              c.threads, to_string(r.isa).c_str());
+  std::printf("  plain read loop: %.1f GB/s\n", r.read_gbps);
+  for (const auto& context : r.contexts) {
+    std::printf("  context %lld: dense fp32 k, v %.3f ms  %.0f tokens/s\n", (long long)context.context,
+                context.dense_seconds * 1e3, c.batch / context.dense_seconds);
+    for (const auto& cache : context.caches) {
+      std::printf("    %-4s cache  %8.3f ms  %8.0f tokens/s  %5.2fx dense  %6.1f GB/s (%3.0f %% of read)  "
+                  "%lld B/token  append %.1f us\n",
+                  to_string(cache.type).c_str(), cache.seconds * 1e3, cache.tokens_per_second,
+                  context.dense_seconds / cache.seconds, cache.gbps, 100.0 * cache.gbps / r.read_gbps,
+                  (long long)cache.bytes_per_token, cache.append_microseconds);
+    }
+  }
+}
+
 // Text or JSON on stdout, and the JSON in `output` when named.
 template <class Result>
 void emit(const Result& result, bool json, const std::string& output) {
@@ -240,8 +281,16 @@ void add_bench_command(CLI::App& app, Actions actions) {
   auto output = std::make_shared<std::string>();
   auto normalizer = std::make_shared<std::string>("softmax");
   CLI::App* cmd = app.add_subcommand("bench", "Time attention on random inputs against a baseline");
-  cmd->add_option("--mode", config->mode, "full, causal, window, block-sparse, or mha (the multi-head layer)")
-      ->check(CLI::IsMember({"full", "causal", "window", "block-sparse", "mha"}));
+  cmd->add_option("--mode", config->mode,
+                  "full, causal, window, block-sparse, mha (the multi-head layer) or decode (from a paged KvCache)")
+      ->check(CLI::IsMember({"full", "causal", "window", "block-sparse", "mha", "decode"}));
+  auto decode = std::make_shared<bench::DecodeBenchConfig>();
+  auto caches = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("--cache", *caches, "Cache types of --mode decode: fp32, bf16, int8 (comma-separated; default fp32)")
+      ->delimiter(',')->check(CLI::IsMember({"fp32", "bf16", "int8"}));
+  cmd->add_option("--page", decode->page_tokens, "Tokens per page of --mode decode (16 ... 256)");
+  cmd->add_option("--contexts", decode->contexts, "Context lengths of --mode decode (comma-separated)")
+      ->delimiter(',')->check(CLI::PositiveNumber);
   auto embed = std::make_shared<std::int64_t>(512);
   cmd->add_option("--e", *embed, "Model dimension E of --mode mha (D = E / heads)")->check(CLI::PositiveNumber);
   auto window = std::make_shared<std::vector<std::int64_t>>();
@@ -315,6 +364,17 @@ void add_bench_command(CLI::App& app, Actions actions) {
       layer.attention.rope.pairing = parse_rope_pairing(*rope);
       layer.attention.alibi = config->alibi;
       emit(bench::run_layer_bench(layer), *json, *output);
+      return;
+    }
+    if (config->mode == "decode") {
+      decode->caches.clear();
+      for (const std::string& name : *caches) decode->caches.push_back(parse_cache_type(name));
+      if (decode->caches.empty()) decode->caches.push_back(CacheType::fp32);
+      decode->batch = config->batch, decode->heads = config->heads, decode->d = config->d;
+      decode->kv_heads = config->kv_heads > 0 ? config->kv_heads : config->heads;
+      decode->threads = config->threads, decode->isa = parse_isa(*isa);
+      if (config->repeats != 3) decode->repeats = config->repeats;
+      emit(bench::run_decode_bench(*decode), *json, *output);
       return;
     }
     if (*causal) config->mode = "causal";
