@@ -58,14 +58,14 @@ CacheUnderTest filled_cache(const DecodeBenchConfig& config, CacheType type, std
 DecodeContextResult run_context(const DecodeBenchConfig& config, std::int64_t context, const std::vector<float>& chunk,
                                 const std::vector<float>& q, const AttentionOptions& options) {
   const std::int64_t S = config.batch, H = config.kv_heads, D = config.d, Hq = config.heads;
-  std::vector<CacheUnderTest> caches;
-  for (CacheType type : config.caches) caches.push_back(filled_cache(config, type, context, chunk));
   std::vector<float> keys(static_cast<std::size_t>(S * H * context * D)), values(keys.size());
   for (std::int64_t row = 0; row < S * H * context; row += kChunk) {
     const std::int64_t rows = std::min(kChunk, S * H * context - row);
     std::copy_n(chunk.data(), rows * D, keys.data() + row * D);
     std::copy_n(chunk.data(), rows * D, values.data() + row * D);
   }
+  std::vector<CacheUnderTest> caches;
+  for (CacheType type : config.caches) caches.push_back(filled_cache(config, type, context, chunk));
   std::vector<float> out(static_cast<std::size_t>(S * Hq * D));
   const auto q_view = bhnd<const float>(q.data(), S, Hq, 1, D);
   const auto out_view = bhnd(out.data(), S, Hq, 1, D);
@@ -75,13 +75,18 @@ DecodeContextResult run_context(const DecodeBenchConfig& config, std::int64_t co
   problem.batch = S, problem.q_heads = Hq, problem.kv_heads = H, problem.nq = 1, problem.nk = context, problem.d = D;
   const AttentionPlan plan(problem, options);
   std::vector<double> dense_seconds;
+  auto time_dense = [&](int round) {
+    const double s = seconds_of([&] { plan.run(q_view, k_view, v_view, out_view); });
+    if (round > 0) dense_seconds.push_back(s);
+  };
   for (int round = 0; round <= config.repeats; ++round) {  // round 0 warms up
-    for (CacheUnderTest& t : caches) {
+    if (round % 2 == 0) time_dense(round);  // first in every other round: no step always follows another
+    for (std::size_t i = 0; i < caches.size(); ++i) {
+      CacheUnderTest& t = caches[round % 2 == 0 ? i : caches.size() - 1 - i];
       const double s = seconds_of([&] { cached_attention(t.cache, 0, t.ids, q_view, out_view, options); });
       if (round > 0) t.seconds.push_back(s);
     }
-    const double s = seconds_of([&] { plan.run(q_view, k_view, v_view, out_view); });
-    if (round > 0) dense_seconds.push_back(s);
+    if (round % 2 == 1) time_dense(round);
   }
   DecodeContextResult result{context, median(dense_seconds), {}};
   const auto token = bhnd<const float>(chunk.data(), 1, H, 1, D);

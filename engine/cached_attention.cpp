@@ -72,6 +72,20 @@ HeadsView<const KV> dense_view(const KV* data, const KvCacheConfig& c, std::int6
   return bhnd(data, 1, c.kv_heads, length, width);
 }
 
+// A sequence's queries turned at their positions (its last nq), as its keys were when appended.
+HeadsView<const float> rotated_queries(const KvCache::Impl& cache, const HeadsView<const float>& q, std::int64_t length,
+                                       std::vector<float>& buffer) {
+  const std::int64_t heads = q.shape[1], nq = q.shape[2], d = q.shape[3];
+  buffer.resize(static_cast<std::size_t>(heads * nq * d));
+  for (std::int64_t h = 0; h < heads; ++h) {
+    for (std::int64_t i = 0; i < nq; ++i) {
+      cache.rope.rotate(q.data + h * q.strides[1] + i * q.strides[2], q.strides[3], length - nq + i, 1.0f,
+                        buffer.data() + (h * nq + i) * d);
+    }
+  }
+  return bhnd<const float>(buffer.data(), 1, heads, nq, d);
+}
+
 // One sequence's queries against its pages.
 template <class KV>
 AttentionStats run_sequence(const KvCache::Impl& cache, const engine::KeyPages& pages,
@@ -124,16 +138,7 @@ AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::s
   for (std::size_t s = 0; s < sequences.size(); ++s) {
     const engine::AttentionShape& shape = shapes[s];
     HeadsView<const float> q_s = narrow(q, 0, static_cast<std::int64_t>(s), 1);
-    if (c.rope.enabled()) {  // queries turned at their positions, as the keys were when appended
-      rotated.resize(static_cast<std::size_t>(shape.q_heads * nq * c.d));
-      for (std::int64_t h = 0; h < shape.q_heads; ++h) {
-        for (std::int64_t i = 0; i < nq; ++i) {
-          store.rope.rotate(q_s.data + h * q_s.strides[1] + i * q_s.strides[2], q_s.strides[3], shape.nk - nq + i,
-                            1.0f, rotated.data() + (h * nq + i) * c.d);
-        }
-      }
-      q_s = bhnd<const float>(rotated.data(), 1, shape.q_heads, nq, c.d);
-    }
+    if (c.rope.enabled()) q_s = rotated_queries(store, q_s, shape.nk, rotated);
     const engine::FlashPlan plan = engine::make_flash_plan(shape, options);
     engine::KeyPages pages{plan.kernels, &store.layout, c.type, store.page_starts(sequences[s], layer), shape.nk};
     const auto out_s = narrow(out, 0, static_cast<std::int64_t>(s), 1);

@@ -1,6 +1,6 @@
-// A paged key-value cache for serving (DESIGN.md §1 "Cached attention"): keys and values of
-// many sequences, each growing a few tokens at a time, kept in pages of a fixed number of
-// tokens, and attention that reads those pages where they lie.
+// A paged key-value cache for serving: keys and values of many sequences, each growing a few
+// tokens at a time, kept in pages of a fixed number of tokens, and attention that reads those
+// pages where they lie.
 //
 // A page holds `page_tokens` consecutive tokens of one sequence at one layer, every kv head's
 // rows of them: keys [kv_heads][page_tokens][d], values [kv_heads][page_tokens][dv], and for
