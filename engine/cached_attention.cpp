@@ -16,13 +16,6 @@ namespace {
 
 [[noreturn]] void fail(const std::string& what) { throw Error("cached_attention: " + what); }
 
-void add(AttentionStats& total, const AttentionStats& part) {
-  total.flops += part.flops;
-  total.visible_pairs += part.visible_pairs;
-  total.computed_pairs += part.computed_pairs;
-  total.scratch_bytes = std::max(total.scratch_bytes, part.scratch_bytes);
-  total.isa = part.isa;
-}
 
 // Options that name tensors or positions the cache replaces.
 void reject_tensor_options(const AttentionOptions& o) {
@@ -144,9 +137,9 @@ AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::s
     const auto out_s = narrow(out, 0, static_cast<std::int64_t>(s), 1);
     const auto lse_s = narrow(lse, 0, static_cast<std::int64_t>(s), 1);
     if (c.type == CacheType::bf16) {
-      add(total, run_sequence<bf16>(store, pages, plan, q_s, out_s, lse_s, options.threads));
+      engine::add_run(total, run_sequence<bf16>(store, pages, plan, q_s, out_s, lse_s, options.threads));
     } else {
-      add(total, run_sequence<float>(store, pages, plan, q_s, out_s, lse_s, options.threads));
+      engine::add_run(total, run_sequence<float>(store, pages, plan, q_s, out_s, lse_s, options.threads));
     }
   }
   return total;

@@ -2,6 +2,8 @@
 // chosen for the inputs at hand, then run.
 #pragma once
 
+#include <algorithm>
+
 #include "engine/flash_plan.hpp"
 #include "engine/run_scratch.hpp"
 #include "engine/schedule.hpp"
@@ -11,6 +13,17 @@
 namespace longattn::engine {
 
 struct KeyPages;
+
+// A run's stats added to those of earlier runs of one call (one per sequence): work summed,
+// scratch the most any run held.
+inline void add_run(AttentionStats& total, const AttentionStats& run) {
+  total.flops += run.flops;
+  total.visible_pairs += run.visible_pairs;
+  total.computed_pairs += run.computed_pairs;
+  total.scratch_bytes = std::max(total.scratch_bytes, run.scratch_bytes);
+  total.isa = run.isa;
+  total.bf16_products = total.bf16_products || run.bf16_products;
+}
 
 // The schedule `plan` runs q, k, v and out with on `threads` threads (0: TBB's default).
 template <class Q, class KV>

@@ -1,23 +1,9 @@
 #include "engine/packed_sequences.hpp"
 
-#include <algorithm>
-
 #include "engine/flash_attention.hpp"
 #include "engine/linear_attention.hpp"
 
 namespace longattn::engine {
-namespace {
-
-void add(AttentionStats& total, const AttentionStats& part) {
-  total.flops += part.flops;
-  total.visible_pairs += part.visible_pairs;
-  total.computed_pairs += part.computed_pairs;
-  total.scratch_bytes = std::max(total.scratch_bytes, part.scratch_bytes);
-  total.isa = part.isa;
-  total.bf16_products = total.bf16_products || part.bf16_products;
-}
-
-}  // namespace
 
 template <class Q, class KV>
 AttentionStats run_packed_sequences(const AttentionShape& shape, const AttentionOptions& options,
@@ -39,9 +25,9 @@ AttentionStats run_packed_sequences(const AttentionShape& shape, const Attention
     const auto ks = narrow(k, 2, k0, nk), vs = narrow(v, 2, k0, nk);
     const auto os = narrow(out, 2, q0, nq);
     if (options.normalizer == Normalizer::linear) {
-      add(total, run_linear_attention(part, one, qs, ks, vs, os));
+      add_run(total, run_linear_attention(part, one, qs, ks, vs, os));
     } else {
-      add(total, run_flash_attention(make_flash_plan(part, one), qs, ks, vs, os, narrow(lse, 2, q0, nq)));
+      add_run(total, run_flash_attention(make_flash_plan(part, one), qs, ks, vs, os, narrow(lse, 2, q0, nq)));
     }
   }
   return total;

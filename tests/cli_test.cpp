@@ -359,6 +359,26 @@ TEST_CASE("longattn bench --mode mha reports the time split and memory as JSON")
   CHECK(j["memory"]["qkv_bytes"].get<double>() == 300.0 * 128 * 4);
 }
 
+TEST_CASE("longattn bench --mode decode times each cache type against dense decoding") {
+  const Outcome r = run_cli("bench --mode decode --cache fp32,int8 --page 32 --contexts 100,300 --heads 4 --kv-heads 2 "
+                            "--d 16 --batch 2 --repeats 1 --json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  CHECK(j["mode"] == "decode");
+  CHECK(j["read_gbps"].get<double>() > 0);
+  REQUIRE(j["contexts"].size() == 2);
+  const auto& last = j["contexts"][1];
+  CHECK(last["context"] == 300);
+  CHECK(last["dense_fp32_seconds"].get<double>() > 0);
+  REQUIRE(last["caches"].size() == 2);
+  CHECK(last["caches"][0]["cache"] == "fp32");
+  CHECK(last["caches"][0]["bytes_read"] == 2 * 2 * 300 * 32 * 4);  // sequences · kv heads · tokens · (d + dv) · 4
+  CHECK(last["caches"][1]["bytes_per_token"] == 2 * (32 + 8));     // int8 rows and their two scales
+  CHECK(last["caches"][1]["tokens_per_second"].get<double>() > 0);
+  CHECK(run_cli("bench --mode decode --page 48 --contexts 100 --repeats 1").exit_code != 0);
+}
+
 TEST_CASE("longattn run with no queries or no keys: an empty output, or zero rows with lse = -inf") {
   const fs::path tmp = scratch_dir();
   const std::vector<float> ones(2 * 5 * 4, 1.0f);

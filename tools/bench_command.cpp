@@ -242,6 +242,28 @@ void emit(const Result& result, bool json, const std::string& output) {
   }
 }
 
+// The flags of --mode decode alone.
+void add_decode_options(CLI::App* cmd, bench::DecodeBenchConfig& decode, std::vector<std::string>& caches) {
+  cmd->add_option("--cache", caches, "Cache types of --mode decode: fp32, bf16, int8 (comma-separated; default fp32)")
+      ->delimiter(',')->check(CLI::IsMember({"fp32", "bf16", "int8"}));
+  cmd->add_option("--page", decode.page_tokens, "Tokens per page of --mode decode (16 ... 256)");
+  cmd->add_option("--contexts", decode.contexts, "Context lengths of --mode decode (comma-separated)")
+      ->delimiter(',')->check(CLI::PositiveNumber);
+}
+
+// --mode decode's settings: its own flags and the shared shape, threads and repeats.
+bench::DecodeBenchConfig decode_config(const bench::AttentionBenchConfig& shared, bench::DecodeBenchConfig decode,
+                                       const std::vector<std::string>& caches, Isa isa) {
+  decode.caches.clear();
+  for (const std::string& name : caches) decode.caches.push_back(parse_cache_type(name));
+  if (decode.caches.empty()) decode.caches.push_back(CacheType::fp32);
+  decode.batch = shared.batch, decode.heads = shared.heads, decode.d = shared.d;
+  decode.kv_heads = shared.kv_heads > 0 ? shared.kv_heads : shared.heads;
+  decode.threads = shared.threads, decode.isa = isa;
+  if (shared.repeats != 3) decode.repeats = shared.repeats;  // a decoding step is short: 20 unless asked
+  return decode;
+}
+
 // The --ring benchmark's settings from the shared flags.
 RingBenchConfig ring_config(const bench::AttentionBenchConfig& c, bool causal, const std::vector<std::string>& model,
                             RingBenchConfig ring) {
@@ -286,11 +308,7 @@ void add_bench_command(CLI::App& app, Actions actions) {
       ->check(CLI::IsMember({"full", "causal", "window", "block-sparse", "mha", "decode"}));
   auto decode = std::make_shared<bench::DecodeBenchConfig>();
   auto caches = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("--cache", *caches, "Cache types of --mode decode: fp32, bf16, int8 (comma-separated; default fp32)")
-      ->delimiter(',')->check(CLI::IsMember({"fp32", "bf16", "int8"}));
-  cmd->add_option("--page", decode->page_tokens, "Tokens per page of --mode decode (16 ... 256)");
-  cmd->add_option("--contexts", decode->contexts, "Context lengths of --mode decode (comma-separated)")
-      ->delimiter(',')->check(CLI::PositiveNumber);
+  add_decode_options(cmd, *decode, *caches);
   auto embed = std::make_shared<std::int64_t>(512);
   cmd->add_option("--e", *embed, "Model dimension E of --mode mha (D = E / heads)")->check(CLI::PositiveNumber);
   auto window = std::make_shared<std::vector<std::int64_t>>();
@@ -367,14 +385,7 @@ void add_bench_command(CLI::App& app, Actions actions) {
       return;
     }
     if (config->mode == "decode") {
-      decode->caches.clear();
-      for (const std::string& name : *caches) decode->caches.push_back(parse_cache_type(name));
-      if (decode->caches.empty()) decode->caches.push_back(CacheType::fp32);
-      decode->batch = config->batch, decode->heads = config->heads, decode->d = config->d;
-      decode->kv_heads = config->kv_heads > 0 ? config->kv_heads : config->heads;
-      decode->threads = config->threads, decode->isa = parse_isa(*isa);
-      if (config->repeats != 3) decode->repeats = config->repeats;
-      emit(bench::run_decode_bench(*decode), *json, *output);
+      emit(bench::run_decode_bench(decode_config(*config, *decode, *caches, parse_isa(*isa))), *json, *output);
       return;
     }
     if (*causal) config->mode = "causal";
