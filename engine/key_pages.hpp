@@ -48,22 +48,6 @@ struct KeyPages {
     return KeyChunk<KV>{j0, j1, nullptr, nullptr, dv, keys, d, values};
   }
 
-  // Fetches the first rows of keys and values from token j on, of kv head h: the decoding
-  // kernels fetch rows a little ahead of the one they read, and past a page's end those are
-  // another head's, so a tile that starts a page would otherwise begin by waiting on memory.
-  void prefetch_tile_start(std::int64_t h, std::int64_t j) const {
-    if (j >= length || type == CacheType::int8) return;
-    constexpr std::int64_t kBytes = 2048, kLine = 64;
-    const std::byte* page = starts[j / layout->tokens];
-    const std::int64_t slot = j % layout->tokens;
-    const std::byte* key = page + layout->key_row(h, slot);
-    const std::byte* value = page + layout->value_row(h, slot);
-    for (std::int64_t offset = 0; offset < kBytes; offset += kLine) {
-      __builtin_prefetch(key + offset, 0, 3);
-      __builtin_prefetch(value + offset, 0, 3);
-    }
-  }
-
  private:
   template <class KV>
   static const KV* as(const std::byte* p) {

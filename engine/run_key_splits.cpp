@@ -99,11 +99,7 @@ class KeySplits {
     const std::int64_t P = in_.layout.panel_width, D = in_.layout.d, W = in_.value_width;
     blocks_.plan_tiles(local, b, 0, in_.plan.shape.nq, split.begin, split.end);
     if (in_.pages != nullptr) {
-      const std::vector<KeyRange>& tiles = local.tiles;
-      for (std::size_t t = 0; t < tiles.size(); ++t) {
-        if (t + 1 < tiles.size()) in_.pages->prefetch_tile_start(h, tiles[t + 1].begin);
-        run(in_.pages->template tile<KV>(local.band, h, tiles[t].begin, tiles[t].end), tiles[t]);
-      }
+      for (const KeyRange& tile : local.tiles) run(in_.pages->template tile<KV>(local.band, h, tile.begin, tile.end), tile);
       return;
     }
     if (schedule_.rows_in_place) {
