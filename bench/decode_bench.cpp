@@ -1,7 +1,5 @@
 #include "bench/decode_bench.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -108,26 +106,8 @@ DecodeContextResult run_context(const DecodeBenchConfig& config, std::int64_t co
 
 }  // namespace
 
-double measure_read_gbps(int threads) {
-  constexpr std::int64_t kWords = (std::int64_t{1} << 30) / 8;
-  std::vector<std::uint64_t> data(static_cast<std::size_t>(kWords));
-  for (std::int64_t i = 0; i < kWords; ++i) data[i] = static_cast<std::uint64_t>(i);
-  double best = 0;
-  std::uint64_t keep = 0;
-  for (int round = 0; round < 5; ++round) {
-    std::uint64_t total = 0;
-    const double seconds = seconds_of([&] {
-#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
-      for (std::int64_t i = 0; i < kWords; i += 4) total += data[i] + data[i + 1] + data[i + 2] + data[i + 3];
-    });
-    keep += total;
-    best = std::max(best, static_cast<double>(kWords * 8) / seconds * 1e-9);
-  }
-  return keep == 1 ? 0 : best;  // the sum kept alive
-}
-
 DecodeBenchResult run_decode_bench(const DecodeBenchConfig& config) {
-  DecodeBenchResult result{config, resolve_isa(config.isa), measure_read_gbps(config.threads), {}};
+  DecodeBenchResult result{config, resolve_isa(config.isa), read_gbps(config.threads, std::int64_t{1} << 30, 5), {}};
   AttentionOptions options;
   options.isa = config.isa, options.threads = config.threads;
   std::mt19937 rng(1);

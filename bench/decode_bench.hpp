@@ -47,8 +47,4 @@ struct DecodeBenchResult {
 
 DecodeBenchResult run_decode_bench(const DecodeBenchConfig& config);
 
-// The rate `threads` threads read a buffer far larger than the caches at: the ceiling of
-// memory-bound decoding.
-double measure_read_gbps(int threads);
-
 }  // namespace longattn::bench

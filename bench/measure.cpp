@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -43,6 +44,38 @@ double median_seconds(const std::function<void()>& fn, int repeats, double min_t
     total += times.back();
   }
   return median(std::move(times));
+}
+
+double read_gbps(int threads, std::int64_t bytes, int rounds) {
+  std::vector<std::uint64_t> data(static_cast<std::size_t>(bytes / 8));
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = i;
+  return read_gbps(data, threads, rounds);
+}
+
+double read_gbps(std::span<const std::uint64_t> data, int threads, int rounds) {
+  const std::int64_t slice = static_cast<std::int64_t>(data.size()) / (4 * threads) * 4;
+  const std::int64_t words = slice * threads;
+  double best = 0;
+  std::uint64_t keep = 0;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<double> seconds(static_cast<std::size_t>(threads));
+    std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
+    std::vector<std::thread> readers;
+    for (int t = 0; t < threads; ++t) {
+      readers.emplace_back([&, t] {
+        const std::uint64_t* p = data.data() + t * slice;
+        std::uint64_t total = 0;
+        seconds[t] = seconds_of([&] {
+          for (std::int64_t i = 0; i < slice; i += 4) total += p[i] + p[i + 1] + p[i + 2] + p[i + 3];
+        });
+        sums[t] = total;
+      });
+    }
+    for (std::thread& r : readers) r.join();
+    for (std::uint64_t s : sums) keep += s;
+    best = std::max(best, double(words * 8) / *std::max_element(seconds.begin(), seconds.end()) * 1e-9);
+  }
+  return keep == 1 ? 0 : best;  // the sums kept alive
 }
 
 std::int64_t peak_rss_bytes() {

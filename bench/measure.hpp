@@ -22,6 +22,12 @@ namespace longattn::bench {
 double median_seconds(const std::function<void()>& fn, int repeats, double min_total_seconds = 0,
                       int max_runs = 0);
 
+// The rate (GB/s) at which `threads` threads read `data` together, each its own slice timed
+// on its own (so a pool's wake-up is not counted), best of `rounds`; the first overload reads
+// `bytes` it allocates.
+double read_gbps(std::span<const std::uint64_t> data, int threads, int rounds);
+double read_gbps(int threads, std::int64_t bytes, int rounds);
+
 // Wall time of one call of fn, in seconds.
 double seconds_of(const std::function<void()>& fn);
 
