@@ -334,9 +334,46 @@ TEST_CASE("a --quick scaling report runs and its outputs parse") {
     std::getline(in, head);
     CHECK(head.rfind("<svg", 0) == 0);
   }
-  const Outcome compared = run_cli("report --compare " + tmp.string() + " " + tmp.string() + " --out " + (tmp / "cmp").string());
-  CHECK(compared.exit_code == 0);
-  CHECK(fs::exists(tmp / "cmp" / "summary.md"));
+  fs::remove_all(tmp.parent_path());
+}
+
+TEST_CASE("report points carry their rounds, interval and allocated bytes; --compare gives its verdict") {
+  const fs::path tmp = scratch_dir() / "report_rounds";
+  const Outcome r = run_cli("report --n-min 256 --n-max 512 --threads 1 --methods cnn,full,materialized --rounds 3 "
+                            "--max-rounds 3 --round-seconds 0.01 --out " + tmp.string());
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream json_file(tmp / "report.json");
+  const auto j = nlohmann::json::parse(json_file);
+  REQUIRE(j["points"].size() == 2 * 3);
+  for (const auto& p : j["points"]) {
+    INFO(p.dump());
+    CHECK(p["rounds"].get<int>() == 3);
+    CHECK(p["round_medians"].size() == 3);
+    CHECK(p["runs"].get<int>() >= 3);
+    CHECK(p["low_seconds"].get<double>() <= p["seconds"].get<double>());
+    CHECK(p["high_seconds"].get<double>() >= p["seconds"].get<double>());
+    CHECK(p["min_seconds"].get<double>() <= p["seconds"].get<double>());
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    CHECK(p["allocated_bytes"].get<double>() == -1);  // the sanitizers' allocators are not counted
+#else
+    // At least q, k, v and out of one head: 4 · n · 64 floats.
+    CHECK(p["allocated_bytes"].get<double>() >= 4.0 * 4 * 64 * p["n"].get<double>());
+#endif
+  }
+  CHECK(j["settings"]["rounds"].get<int>() == 3);
+
+  const fs::path cmp = tmp / "cmp";
+  const Outcome compared = run_cli("report --compare " + tmp.string() + " " + tmp.string() + " --out " + cmp.string());
+  REQUIRE(compared.exit_code == 0);
+  std::ifstream summary(cmp / "summary.md");
+  std::string title, blank, verdict;
+  std::getline(summary, title), std::getline(summary, blank), std::getline(summary, verdict);
+  CHECK(verdict == "No difference beyond run-to-run noise.");
+  std::ifstream compare_json(cmp / "compare.json");
+  const auto c = nlohmann::json::parse(compare_json);
+  CHECK(c["points"].size() == 2 * 3);
+  for (const auto& p : c["points"]) CHECK_FALSE(p["significant"].get<bool>());
   fs::remove_all(tmp.parent_path());
 }
 

@@ -15,6 +15,7 @@
 #include "longattn/error.hpp"
 #include "longattn/version.hpp"
 #include "tools/report/measure_point.hpp"
+#include "tools/report/measure_schedule.hpp"
 #include "tools/report/report_data.hpp"
 #include "tools/report/report_writer.hpp"
 
@@ -38,24 +39,22 @@ std::string cpu_model() {
   return "unknown CPU";
 }
 
-// One line redrawn in place on a terminal; a line per point otherwise (logs, CI).
+// One line redrawn in place on a terminal; a line per round otherwise (logs, CI).
 class Progress {
  public:
-  explicit Progress(int total) : total_(total), tty_(isatty(STDERR_FILENO) != 0) {}
-  void step(const std::string& what) {
-    ++done_;
-    const int width = 30, filled = width * done_ / total_;
+  Progress() : tty_(isatty(STDERR_FILENO) != 0) {}
+  void operator()(int finished, int total, const std::string& what) const {
+    const int width = 30, filled = width * finished / total;
     if (tty_) {
-      std::fprintf(stderr, "\r[%s%s] %3d/%d %-40s", std::string(filled, '#').c_str(),
-                   std::string(width - filled, '.').c_str(), done_, total_, what.c_str());
-      if (done_ == total_) std::fprintf(stderr, "\n");
+      std::fprintf(stderr, "\r[%s%s] %3d/%d points done, %-40s", std::string(filled, '#').c_str(),
+                   std::string(width - filled, '.').c_str(), finished, total, what.c_str());
+      if (finished == total) std::fprintf(stderr, "\n");
     } else {
-      std::fprintf(stderr, "[%d/%d] %s\n", done_, total_, what.c_str());
+      std::fprintf(stderr, "[%d/%d] %s\n", finished, total, what.c_str());
     }
   }
 
  private:
-  int total_, done_ = 0;
   bool tty_;
 };
 
@@ -68,78 +67,97 @@ report::Report load_report(const std::string& path) {
   return report::report_from_json(j);
 }
 
+// What to measure, from the command line: settings, and the methods as one comma-separated list.
+struct ReportRequest {
+  report::Settings settings;
+  std::string methods = "cnn,rnn,full,causal,window,linear,materialized";
+  std::string out;
+  std::vector<std::string> compare;
+  bool quick = false;
+};
+
+void add_report_options(CLI::App* cmd, ReportRequest& r) {
+  report::Settings& s = r.settings;
+  cmd->add_option("--n-min", s.n_min, "Smallest sequence length (powers of two from here)")->check(CLI::PositiveNumber);
+  cmd->add_option("--n-max", s.n_max, "Largest sequence length")->check(CLI::PositiveNumber);
+  cmd->add_option("--d", s.d, "Model dimension of every method")->check(CLI::PositiveNumber);
+  cmd->add_option("--heads", s.heads, "Attention heads (must divide --d)")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", s.threads, "Worker threads of every method")->check(CLI::PositiveNumber);
+  cmd->add_option("--kernel", s.kernel, "CNN kernel taps")->check(CLI::PositiveNumber);
+  cmd->add_option("--window", s.window, "Truncated attention: keys within ±window")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--rounds", s.rounds, "Rounds per point at least, each in a fresh process (3 once its time budget is spent)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-rounds", s.max_rounds, "Rounds per point at most")->check(CLI::PositiveNumber);
+  cmd->add_option("--precision", s.precision, "Measure until the median's 95 % interval is within ± this share")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--round-seconds", s.round_seconds, "Timed runs of a round add up to at least this")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--point-seconds", s.point_seconds, "Time budget per point (seconds of timed runs): no further rounds after it")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--fit-min", s.fit_min, "Fit slopes over points with n >= this")->check(CLI::PositiveNumber);
+  cmd->add_option("--materialized-max-bytes", s.materialized_max_bytes,
+                  "Largest n×n score matrix the materialized baseline may allocate");
+  cmd->add_option("--methods", r.methods, "Comma-separated: cnn, rnn, lstm, full, causal, window, linear, materialized");
+  cmd->add_flag("--quick", r.quick, "Smoke run: n = 256 … 2048, one round of a few runs per point");
+  cmd->add_option("--out", r.out, "Report folder (default reports/scaling-<date-time>)");
+  cmd->add_option("--compare", r.compare, "A B: compare two report folders instead of measuring")->expected(2);
+}
+
+// The settings a run measures with, checked before anything runs.
+report::Settings checked_settings(const ReportRequest& request) {
+  report::Settings s = request.settings;
+  if (request.quick) {
+    s.n_min = 256, s.n_max = 2048, s.fit_min = 256;
+    s.rounds = s.max_rounds = 1, s.round_seconds = 0.02;
+  }
+  s.methods.clear();
+  std::stringstream list(request.methods);
+  for (std::string m; std::getline(list, m, ',');) {
+    report::theory_of(m);  // an unknown method is an error before anything runs
+    s.methods.push_back(m);
+  }
+  if (s.d % s.heads != 0) {
+    throw Error("heads: expected a divisor of d = " + std::to_string(s.d) + ", got " + std::to_string(s.heads));
+  }
+  if (s.n_min > s.n_max) throw Error("n-min: expected <= n-max");
+  if (s.rounds > s.max_rounds) throw Error("rounds: expected <= max-rounds");
+  return s;
+}
+
+void compare_reports(const ReportRequest& request) {
+  const report::Report a = load_report(request.compare[0]), b = load_report(request.compare[1]);
+  const fs::path dir = request.out.empty() ? fs::path("reports/compare-" + now("%Y%m%d-%H%M%S")) : fs::path(request.out);
+  report::write_comparison(a, request.compare[0], b, request.compare[1], dir);
+  std::printf("Comparison written to %s/summary.md (also compare.json, time.svg, memory.svg)\n", fs::absolute(dir).c_str());
+}
+
+void measure_report(const ReportRequest& request) {
+  report::Report r;
+  r.settings = checked_settings(request);
+  r.settings.version = LONGATTN_VERSION_STRING;
+  r.settings.date = now("%Y-%m-%d %H:%M");
+  r.settings.cpu = cpu_model();
+  report::measure_machine_in_child(r.settings);
+
+  const auto start = std::chrono::steady_clock::now();
+  r.points = report::measure_points(r.settings, Progress());
+  const fs::path dir = request.out.empty() ? fs::path("reports/scaling-" + now("%Y%m%d-%H%M%S")) : fs::path(request.out);
+  report::write_report(r, dir);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%s", report::crossover_sentences(r).c_str());
+  std::printf("Measured %zu points in %.0f s. Report written to %s/summary.md "
+              "(also points.csv, report.json, time.svg, memory.svg)\n",
+              r.points.size(), seconds, fs::absolute(dir).c_str());
+}
+
 }  // namespace
 
 void add_report_command(CLI::App& app, Actions actions) {
-  auto s = std::make_shared<report::Settings>();
-  auto out = std::make_shared<std::string>();
-  auto methods = std::make_shared<std::string>("cnn,rnn,full,causal,window,linear,materialized");
-  auto compare = std::make_shared<std::vector<std::string>>();
-  auto quick = std::make_shared<bool>(false);
+  auto request = std::make_shared<ReportRequest>();
   CLI::App* cmd = app.add_subcommand(
       "report", "Complexity-scaling report: CNN vs RNN vs self-attention as n grows (time, memory, fits, plots)");
-  cmd->add_option("--n-min", s->n_min, "Smallest sequence length (powers of two from here)")->check(CLI::PositiveNumber);
-  cmd->add_option("--n-max", s->n_max, "Largest sequence length")->check(CLI::PositiveNumber);
-  cmd->add_option("--d", s->d, "Model dimension of every method")->check(CLI::PositiveNumber);
-  cmd->add_option("--heads", s->heads, "Attention heads (must divide --d)")->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", s->threads, "Worker threads of every method")->check(CLI::PositiveNumber);
-  cmd->add_option("--kernel", s->kernel, "CNN kernel taps")->check(CLI::PositiveNumber);
-  cmd->add_option("--window", s->window, "Truncated attention: keys within ±window")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--repeats", s->repeats, "Timed runs per point (median; more for quick points)")->check(CLI::PositiveNumber);
-  cmd->add_option("--fit-min", s->fit_min, "Fit slopes over points with n >= this")->check(CLI::PositiveNumber);
-  cmd->add_option("--materialized-max-bytes", s->materialized_max_bytes,
-                  "Largest n×n score matrix the materialized baseline may allocate");
-  cmd->add_option("--methods", *methods, "Comma-separated: cnn, rnn, lstm, full, causal, window, linear, materialized");
-  cmd->add_flag("--quick", *quick, "Smoke run: n = 256 … 2048, one timed run per point");
-  cmd->add_option("--out", *out, "Report folder (default reports/scaling-<date-time>)");
-  cmd->add_option("--compare", *compare, "A B: compare two report folders instead of measuring")->expected(2);
-  on_parsed(cmd, actions, [=] {
-    if (!compare->empty()) {
-      const report::Report a = load_report((*compare)[0]), b = load_report((*compare)[1]);
-      const fs::path dir = out->empty() ? fs::path("reports/compare-" + now("%Y%m%d-%H%M%S")) : fs::path(*out);
-      report::write_comparison(a, (*compare)[0], b, (*compare)[1], dir);
-      std::printf("Comparison written to %s/summary.md (plots time.svg, memory.svg)\n", fs::absolute(dir).c_str());
-      return;
-    }
-    report::Report r;
-    r.settings = *s;
-    if (*quick) {
-      r.settings.n_min = 256, r.settings.n_max = 2048, r.settings.repeats = 1, r.settings.fit_min = 256;
-    }
-    r.settings.methods.clear();
-    std::stringstream list(*methods);
-    for (std::string m; std::getline(list, m, ',');) {
-      report::theory_of(m);  // an unknown method is an error before anything runs
-      r.settings.methods.push_back(m);
-    }
-    if (r.settings.d % r.settings.heads != 0) {
-      throw Error("heads: expected a divisor of d = " + std::to_string(r.settings.d) + ", got " +
-                  std::to_string(r.settings.heads));
-    }
-    if (r.settings.n_min > r.settings.n_max) throw Error("n-min: expected <= n-max");
-    r.settings.version = LONGATTN_VERSION_STRING;
-    r.settings.date = now("%Y-%m-%d %H:%M");
-    r.settings.cpu = cpu_model();
-    r.settings.peak_gflops = report::peak_gflops_in_child(r.settings.threads, r.settings.isa);
-
-    std::vector<std::int64_t> ns;
-    for (std::int64_t n = r.settings.n_min; n <= r.settings.n_max; n *= 2) ns.push_back(n);
-    Progress progress(static_cast<int>(ns.size() * r.settings.methods.size()));
-    const auto start = std::chrono::steady_clock::now();
-    for (std::int64_t n : ns) {
-      for (const std::string& m : r.settings.methods) {
-        r.points.push_back(report::measure_point(r.settings, m, n));
-        progress.step(m + " n=" + std::to_string(n));
-      }
-    }
-    const fs::path dir = out->empty() ? fs::path("reports/scaling-" + now("%Y%m%d-%H%M%S")) : fs::path(*out);
-    report::write_report(r, dir);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("%s", report::crossover_sentences(r).c_str());
-    std::printf("Measured %zu points in %.0f s. Report written to %s/summary.md "
-                "(also points.csv, report.json, time.svg, memory.svg)\n",
-                r.points.size(), seconds, fs::absolute(dir).c_str());
-  });
+  add_report_options(cmd, *request);
+  on_parsed(cmd, actions, [=] { request->compare.empty() ? measure_report(*request) : compare_reports(*request); });
 }
 
 }  // namespace longattn::tools

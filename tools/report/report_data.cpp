@@ -41,44 +41,86 @@ std::vector<const Point*> Report::measured(const std::string& method) const {
 
 namespace {
 
-std::optional<double> slope_of(const Report& r, const std::string& method, double Point::*field) {
+std::optional<SlopeFit> slope_of(const Report& r, const std::string& method, double (*figure)(const Point&)) {
   std::vector<double> n, y;
   for (const Point* p : r.measured(method)) {
     if (p->n >= r.settings.fit_min) {
       n.push_back(double(p->n));
-      // Memory under one page is noise: the fit sees at least a page.
-      y.push_back(std::max(p->*field, field == &Point::memory_bytes ? 4096.0 : 0.0));
+      y.push_back(figure(*p));
     }
   }
-  return loglog_slope(n, y);
+  return fit_loglog_slope(n, y);
+}
+
+double time_of(const Point& p) { return p.seconds; }
+
+// The allocation counter where it counted; else peak RSS, which the fit sees at one page at least.
+double memory_of(const Point& p) { return p.allocated_bytes >= 0 ? p.allocated_bytes : std::max(p.memory_bytes, 4096.0); }
+
+nlohmann::json optional_fit(const std::optional<SlopeFit>& fit) {
+  if (!fit) return nullptr;
+  return {{"slope", fit->slope}, {"plus_minus", fit->half_width}};
+}
+
+nlohmann::json point_json(const Point& p) {
+  return {{"method", p.method}, {"n", p.n}, {"measured", p.measured}, {"note", p.note},
+          {"seconds", p.seconds}, {"min_seconds", p.min_seconds}, {"low_seconds", p.spread.low},
+          {"high_seconds", p.spread.high}, {"runs", p.runs}, {"rounds", p.rounds}, {"round_medians", p.round_medians},
+          {"budget_ran_out", p.budget_ran_out}, {"contended_rounds", p.contended_rounds},
+          {"probe_share", p.probe_share}, {"read_share", p.read_share}, {"stolen_share", p.stolen_share},
+          {"flops", p.flops}, {"gflops", p.seconds > 0 ? p.flops / p.seconds * 1e-9 : 0.0},
+          {"memory_bytes", p.memory_bytes}, {"rss_resolved", rss_resolved(p)},
+          {"allocated_bytes", p.allocated_bytes}, {"scratch_bytes", p.scratch_bytes}};
+}
+
+// Reports written before points carried their runs read back with a spread of one run.
+Point point_from_json(const nlohmann::json& j) {
+  Point p;
+  p.method = j.at("method");
+  p.n = j.at("n");
+  p.measured = j.at("measured");
+  p.note = j.at("note");
+  p.seconds = j.at("seconds");
+  p.flops = j.at("flops");
+  p.memory_bytes = j.at("memory_bytes");
+  p.round_medians = j.value("round_medians", std::vector<double>{});
+  if (p.round_medians.empty() && p.measured) p.round_medians = {p.seconds};
+  p.spread = spread_of(p.round_medians);
+  p.min_seconds = j.value("min_seconds", p.seconds);
+  p.runs = j.value("runs", p.measured ? 1 : 0);
+  p.rounds = static_cast<int>(p.round_medians.size());
+  p.budget_ran_out = j.value("budget_ran_out", false);
+  p.contended_rounds = j.value("contended_rounds", 0);
+  p.probe_share = j.value("probe_share", 1.0);
+  p.read_share = j.value("read_share", 1.0);
+  p.stolen_share = j.value("stolen_share", 0.0);
+  p.allocated_bytes = j.value("allocated_bytes", -1.0);
+  p.scratch_bytes = j.value("scratch_bytes", 0.0);
+  return p;
 }
 
 }  // namespace
 
-std::optional<double> Report::time_slope(const std::string& method) const { return slope_of(*this, method, &Point::seconds); }
-std::optional<double> Report::memory_slope(const std::string& method) const {
-  return slope_of(*this, method, &Point::memory_bytes);
+std::optional<SlopeFit> Report::time_slope(const std::string& method) const { return slope_of(*this, method, time_of); }
+std::optional<SlopeFit> Report::memory_slope(const std::string& method) const {
+  return slope_of(*this, method, memory_of);
 }
 
 nlohmann::json to_json(const Report& r) {
   const Settings& s = r.settings;
   nlohmann::json points = nlohmann::json::array();
-  for (const Point& p : r.points) {
-    points.push_back({{"method", p.method}, {"n", p.n}, {"measured", p.measured}, {"note", p.note},
-                      {"seconds", p.seconds}, {"flops", p.flops}, {"gflops", p.seconds > 0 ? p.flops / p.seconds * 1e-9 : 0.0},
-                      {"memory_bytes", p.memory_bytes}});
-  }
+  for (const Point& p : r.points) points.push_back(point_json(p));
   nlohmann::json slopes = nlohmann::json::object();
   for (const std::string& m : s.methods) {
-    const auto t = r.time_slope(m), mem = r.memory_slope(m);
-    slopes[m] = {{"time", t ? nlohmann::json(*t) : nlohmann::json(nullptr)},
-                 {"memory", mem ? nlohmann::json(*mem) : nlohmann::json(nullptr)}};
+    slopes[m] = {{"time", optional_fit(r.time_slope(m))}, {"memory", optional_fit(r.memory_slope(m))}};
   }
   return {{"settings",
            {{"n_min", s.n_min}, {"n_max", s.n_max}, {"d", s.d}, {"heads", s.heads}, {"kernel", s.kernel},
-            {"window", s.window}, {"threads", s.threads}, {"repeats", s.repeats}, {"fit_min", s.fit_min},
-            {"materialized_max_bytes", s.materialized_max_bytes}, {"methods", s.methods}, {"isa", s.isa},
-            {"cpu", s.cpu}, {"version", s.version}, {"date", s.date}, {"peak_gflops", s.peak_gflops}}},
+            {"window", s.window}, {"threads", s.threads}, {"rounds", s.rounds}, {"max_rounds", s.max_rounds},
+            {"precision", s.precision}, {"round_seconds", s.round_seconds}, {"point_seconds", s.point_seconds},
+            {"fit_min", s.fit_min}, {"materialized_max_bytes", s.materialized_max_bytes}, {"methods", s.methods},
+            {"isa", s.isa}, {"cpu", s.cpu}, {"version", s.version}, {"date", s.date}, {"peak_gflops", s.peak_gflops},
+            {"read_gbps", s.read_gbps}}},
           {"points", points},
           {"slopes", slopes}};
 }
@@ -94,7 +136,11 @@ Report report_from_json(const nlohmann::json& j) {
     r.settings.kernel = s.at("kernel");
     r.settings.window = s.at("window");
     r.settings.threads = s.at("threads");
-    r.settings.repeats = s.at("repeats");
+    r.settings.rounds = s.value("rounds", 1);
+    r.settings.max_rounds = s.value("max_rounds", 1);
+    r.settings.precision = s.value("precision", 0.0);
+    r.settings.round_seconds = s.value("round_seconds", 0.0);
+    r.settings.point_seconds = s.value("point_seconds", 0.0);
     r.settings.fit_min = s.at("fit_min");
     r.settings.materialized_max_bytes = s.at("materialized_max_bytes");
     r.settings.methods = s.at("methods").get<std::vector<std::string>>();
@@ -103,10 +149,8 @@ Report report_from_json(const nlohmann::json& j) {
     r.settings.version = s.at("version");
     r.settings.date = s.at("date");
     r.settings.peak_gflops = s.at("peak_gflops");
-    for (const auto& p : j.at("points")) {
-      r.points.push_back({p.at("method"), p.at("n"), p.at("measured"), p.at("note"), p.at("seconds"), p.at("flops"),
-                          p.at("memory_bytes")});
-    }
+    r.settings.read_gbps = s.value("read_gbps", 0.0);
+    for (const auto& p : j.at("points")) r.points.push_back(point_from_json(p));
     return r;
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("report.json: ") + e.what());

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "tools/report/scaling_fit.hpp"
+#include "tools/report/spread.hpp"
+
 namespace longattn::report {
 
 struct Settings {
@@ -17,26 +20,57 @@ struct Settings {
   std::int64_t heads = 1;                   // attention heads (head dimension d / heads)
   std::int64_t kernel = 3;                  // CNN taps
   std::int64_t window = 256;                // truncated attention: keys within ±window
-  int threads = 2;
-  int repeats = 3;
+  int threads = 1;                          // steadier than 2: see bench/RESULTS.md
+  // Each point is measured in rounds, each in a fresh process, round-robin over the points so
+  // that its runs span the whole report; rounds go on until the median's 95 % interval is
+  // within ±precision, or the point's measuring time reaches point_seconds. Six rounds at
+  // least give the distribution-free interval; a point whose budget runs out sooner stops
+  // after kFewestRounds.
+  int rounds = 6;
+  int max_rounds = 12;
+  double precision = 0.03;
+  double round_seconds = 0.1;               // timed runs of a round add up to at least this
+  double point_seconds = 3;
   std::int64_t fit_min = 4096;              // slopes fit over points with n >= fit_min
   std::int64_t materialized_max_bytes = std::int64_t{2} << 30;  // the n×n score matrix
   std::vector<std::string> methods = {"cnn", "rnn", "full", "causal", "window", "linear", "materialized"};
   // Filled in by the run:
   std::string isa, cpu, version, date;
   double peak_gflops = 0;
+  double read_gbps = 0;  // the memory probe's best, before the points
 };
 
 struct Point {
   std::string method;
   std::int64_t n = 0;
   bool measured = false;
-  std::string note;           // why a point was not measured
-  double seconds = 0;         // median of the repeats
+  std::string note;           // why a point was not measured, or what to know about it
+  // Runs within one process agree more than processes do, so a round (a process) is the unit
+  // the interval counts: seconds is the median of the rounds' median times.
+  double seconds = 0;
+  Spread spread;                     // of the round medians
+  std::vector<double> round_medians;  // seconds
+  double min_seconds = 0;            // the fastest run
+  int runs = 0, rounds = 0;
+  bool budget_ran_out = false;  // point_seconds spent before the interval reached ±precision
+  int contended_rounds = 0;   // rounds kept although the host was busy on the second try
+  double probe_share = 1;     // the lowest FMA probe around a kept round, over the report's peak
+  double read_share = 1;      // the lowest memory probe around a kept round, over its best
+  double stolen_share = 0;    // the most CPU time the hypervisor took during a kept round
   double flops = 0;
   double memory_bytes = 0;    // peak resident memory of the step: high-water mark minus the
                               // resident set once the method's runtime was warmed up
+  double allocated_bytes = -1;  // the most the heap grew during the step; -1 when not counted
+  double scratch_bytes = 0;   // the engine's own scratch (attention methods)
 };
+
+// A Student-t interval needs three rounds.
+inline constexpr int kFewestRounds = 3;
+
+// Peak resident memory counts pages, and a step whose blocks come from pages a warm-up already
+// made resident shows nothing: growth below this is not a measurement.
+inline constexpr double kRssResolutionBytes = 1 << 20;
+inline bool rss_resolved(const Point& p) { return p.memory_bytes >= kRssResolutionBytes; }
 
 struct MethodTheory {
   std::string label, short_label, complexity, sequential_ops, max_path;
@@ -52,8 +86,9 @@ struct Report {
   std::vector<Point> points;
 
   std::vector<const Point*> measured(const std::string& method) const;
-  std::optional<double> time_slope(const std::string& method) const;
-  std::optional<double> memory_slope(const std::string& method) const;
+  // Memory slopes fit the allocation counter's figures where the report has them, else peak RSS.
+  std::optional<SlopeFit> time_slope(const std::string& method) const;
+  std::optional<SlopeFit> memory_slope(const std::string& method) const;
 };
 
 nlohmann::json to_json(const Report& report);

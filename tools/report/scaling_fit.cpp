@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstddef>
 
+#include "tools/report/spread.hpp"
+
 namespace longattn::report {
 
-std::optional<double> loglog_slope(const std::vector<double>& x, const std::vector<double>& y) {
+std::optional<SlopeFit> fit_loglog_slope(const std::vector<double>& x, const std::vector<double>& y) {
   std::vector<double> lx, ly;
   for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {
     if (x[i] > 0 && y[i] > 0) {
@@ -24,7 +26,22 @@ std::optional<double> loglog_slope(const std::vector<double>& x, const std::vect
     sxx += (lx[i] - mx) * (lx[i] - mx);
   }
   if (sxx == 0) return std::nullopt;
-  return sxy / sxx;
+  SlopeFit fit{sxy / sxx, 0};
+  const std::size_t k = lx.size();
+  if (k > 2) {
+    double residuals = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      const double e = ly[i] - my - fit.slope * (lx[i] - mx);
+      residuals += e * e;
+    }
+    fit.half_width = student_t_975(static_cast<int>(k) - 2) * std::sqrt(residuals / double(k - 2) / sxx);
+  }
+  return fit;
+}
+
+std::optional<double> loglog_slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const auto fit = fit_loglog_slope(x, y);
+  return fit ? std::optional<double>(fit->slope) : std::nullopt;
 }
 
 std::optional<double> crossover(const std::vector<double>& n, const std::vector<double>& a_cost,

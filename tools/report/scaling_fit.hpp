@@ -6,8 +6,13 @@
 
 namespace longattn::report {
 
-// Least-squares slope of log(y) against log(x): 1 for linear growth, 2 for quadratic.
-// Needs at least two points with positive x and y; returns nullopt otherwise.
+// Least-squares slope of log(y) against log(x) (1 for linear growth, 2 for quadratic) and the
+// half-width of its 95 % interval (Student t on the fit's residuals; 0 with two points, which a
+// line fits exactly). Needs two points with positive x and y; returns nullopt otherwise.
+struct SlopeFit {
+  double slope = 0, half_width = 0;
+};
+std::optional<SlopeFit> fit_loglog_slope(const std::vector<double>& x, const std::vector<double>& y);
 std::optional<double> loglog_slope(const std::vector<double>& x, const std::vector<double>& y);
 
 // The n at which method a stops being cheaper than b (first n where a_cost > b_cost),

@@ -1,5 +1,6 @@
 // Log-log line plots written as SVG: one line per series, markers at the measured points,
-// the legend naming each series (with its fitted slope, which the caller puts in the name).
+// error bars where a series has intervals, the legend naming each series (with its fitted
+// slope, which the caller puts in the name).
 #pragma once
 
 #include <string>
@@ -10,6 +11,7 @@ namespace longattn::report {
 struct Series {
   std::string name;
   std::vector<double> x, y;
+  std::vector<double> low, high;  // each point's interval, drawn as an error bar; empty for none
   int color = 0;        // index into a fixed palette
   bool dashed = false;  // the second report of a comparison
 };
