@@ -348,8 +348,11 @@ TEST_CASE("report points carry their rounds, interval and allocated bytes; --com
   REQUIRE(j["points"].size() == 2 * 3);
   for (const auto& p : j["points"]) {
     INFO(p.dump());
-    CHECK(p["rounds"].get<int>() == 3);
-    CHECK(p["round_medians"].size() == 3);
+    // Three rounds, and a fourth when the third was measured on a busy host.
+    const bool measured_again = p["round_contended"][2].get<bool>();
+    CHECK(p["rounds"].get<int>() == (measured_again ? 4 : 3));
+    CHECK(p["round_medians"].size() == p["rounds"].get<std::size_t>());
+    CHECK(p["round_contended"].size() == p["rounds"].get<std::size_t>());
     CHECK(p["runs"].get<int>() >= 3);
     CHECK(p["low_seconds"].get<double>() <= p["seconds"].get<double>());
     CHECK(p["high_seconds"].get<double>() >= p["seconds"].get<double>());
@@ -369,7 +372,8 @@ TEST_CASE("report points carry their rounds, interval and allocated bytes; --com
   std::ifstream summary(cmp / "summary.md");
   std::string title, blank, verdict;
   std::getline(summary, title), std::getline(summary, blank), std::getline(summary, verdict);
-  CHECK(verdict == "No difference beyond run-to-run noise.");
+  // A report against itself differs nowhere; measured on a busy host it cannot be judged at all.
+  CHECK((verdict == "No difference beyond run-to-run noise." || verdict.rfind("Cannot judge: ", 0) == 0));
   std::ifstream compare_json(cmp / "compare.json");
   const auto c = nlohmann::json::parse(compare_json);
   CHECK(c["points"].size() == 2 * 3);

@@ -117,6 +117,28 @@ TEST_CASE("the interval of a median: order statistics from six values, Student t
   CHECK(relative_half_width(lots) < 0.01);
 }
 
+TEST_CASE("rounds on a busy host leave a point's spread while enough quiet rounds remain") {
+  Point p = point("full", 1024, 1.0, 1, 1, 1);
+  p.round_medians = {1.0, 1.5, 1.01, 1.6, 0.99, 1.02};  // two rounds slowed by a neighbour
+  p.round_contended = {false, true, false, true, false, false};
+  p.rounds = 6;
+  const Spread quiet = quiet_spread(p);
+  CHECK(quiet.count == 4);
+  CHECK(quiet.median == doctest::Approx(1.005));
+  CHECK(quiet.high < 1.5);
+  CHECK_FALSE(measured_on_busy_host(p));
+
+  p.round_contended = {true, true, false, true, false, true};  // two quiet rounds: no interval of their own
+  CHECK(quiet_spread(p).count == 6);
+  CHECK(measured_on_busy_host(p));
+
+  Report r;
+  r.points = {p};
+  const Report back = report_from_json(to_json(r));
+  CHECK(back.points[0].round_contended == p.round_contended);
+  CHECK(measured_on_busy_host(back.points[0]));
+}
+
 TEST_CASE("ratios of equal timings stay within noise across many comparisons; real differences do not") {
   CHECK(simultaneous_widening(1) == 1);
   CHECK(simultaneous_widening(63) == doctest::Approx(1.71).epsilon(0.01));
@@ -248,7 +270,8 @@ TEST_CASE("--compare opens with its verdict: noise, or each difference beyond it
   for (Point& p : busy.points) {
     if (p.method == "rnn" && p.n == 1024) {
       for (double& t : p.round_medians) t *= 1.5;
-      p.spread = spread_of(p.round_medians), p.seconds = p.spread.median, p.contended_rounds = 1;
+      p.round_contended.assign(p.round_medians.size(), true);
+      p.spread = quiet_spread(p), p.seconds = p.spread.median, p.contended_rounds = p.rounds;
     }
   }
   write_comparison(a, "a", busy, "busy", dir / "busy");
@@ -260,7 +283,7 @@ TEST_CASE("--compare opens with its verdict: noise, or each difference beyond it
   CHECK(busy_md.find("(A: 0 of 25 points, B: 1 of 25 points)") != std::string::npos);
 
   // Most points measured on a busy host: no verdict either way.
-  for (Point& p : busy.points) p.contended_rounds = 1;
+  for (Point& p : busy.points) p.round_contended.assign(p.round_medians.size(), true);
   write_comparison(a, "a", busy, "busy", dir / "all_busy");
   CHECK(read(dir / "all_busy" / "summary.md")
             .rfind("# Scaling reports compared\n\nCannot judge: 25 of 25 points were measured while the host was busy.\n", 0) == 0);

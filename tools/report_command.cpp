@@ -150,9 +150,39 @@ void measure_report(const ReportRequest& request) {
               r.points.size(), seconds, fs::absolute(dir).c_str());
 }
 
+// What `report-round` measures: one round of a point, for the report that started it.
+struct RoundRequest {
+  report::Settings settings;
+  std::string method;
+  std::int64_t n = 0;
+  double seconds = 0;
+  int result_fd = -1;
+};
+
+// The process every round of a report runs in; hidden from --help, since only `report` calls it.
+void add_round_command(CLI::App& app, Actions actions) {
+  auto request = std::make_shared<RoundRequest>();
+  CLI::App* cmd = app.add_subcommand("report-round", "One round of a report's point (started by `report`)");
+  cmd->group("");
+  report::Settings& s = request->settings;
+  cmd->add_option("--method", request->method)->required();
+  cmd->add_option("--n", request->n)->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--seconds", request->seconds)->required()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--result-fd", request->result_fd)->required()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--d", s.d)->check(CLI::PositiveNumber);
+  cmd->add_option("--heads", s.heads)->check(CLI::PositiveNumber);
+  cmd->add_option("--kernel", s.kernel)->check(CLI::PositiveNumber);
+  cmd->add_option("--window", s.window)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", s.threads)->check(CLI::PositiveNumber);
+  on_parsed(cmd, actions, [=] {
+    report::measure_round_here(request->settings, request->method, request->n, request->seconds, request->result_fd);
+  });
+}
+
 }  // namespace
 
 void add_report_command(CLI::App& app, Actions actions) {
+  add_round_command(app, actions);
   auto request = std::make_shared<ReportRequest>();
   CLI::App* cmd = app.add_subcommand(
       "report", "Complexity-scaling report: CNN vs RNN vs self-attention as n grows (time, memory, fits, plots)");

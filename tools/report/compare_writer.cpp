@@ -16,7 +16,7 @@ struct Compared {
   std::string method;
   std::int64_t n;
   RatioInterval ratio;
-  bool contended;  // either point kept a round measured while the host was busy
+  bool contended;  // either point was measured on a busy host
 };
 
 const Point* find(const Report& r, const std::string& method, std::int64_t n) {
@@ -42,15 +42,15 @@ std::vector<Compared> compare_points(const Report& a, const Report& b, const std
   const double widening = simultaneous_widening(static_cast<int>(pairs.size()));
   std::vector<Compared> out;
   for (const auto& [m, n, pa, pb] : pairs) {
-    out.push_back({m, n, ratio_interval(pa->spread, pb->spread, widening), pa->contended_rounds + pb->contended_rounds > 0});
+    out.push_back({m, n, ratio_interval(pa->spread, pb->spread, widening), measured_on_busy_host(*pa) || measured_on_busy_host(*pb)});
   }
   return out;
 }
 
-// How many points of a report kept a round measured while the host was busy.
+// How many points of a report were measured on a busy host.
 std::string busy_line(const Report& r, const std::string& name) {
   int busy = 0, measured = 0;
-  for (const Point& p : r.points) busy += p.contended_rounds > 0, measured += p.measured;
+  for (const Point& p : r.points) busy += measured_on_busy_host(p), measured += p.measured;
   return name + ": " + std::to_string(busy) + " of " + std::to_string(measured) + " points";
 }
 
@@ -170,7 +170,7 @@ void write_comparison(const Report& a, const std::string& a_name, const Report& 
   md += "\n## Time of B / time of A\n\nEach ratio of medians with its interval from both points' spreads; the " +
         std::to_string(points.size()) +
         " intervals hold together with 95 % probability (each widened by Bonferroni's factor). In bold: the "
-        "interval excludes 1. †: a point kept a round measured while the host was busy (" + busy_line(a, "A") + ", " +
+        "interval excludes 1. †: a point had fewer than three rounds measured on a quiet host (" + busy_line(a, "A") + ", " +
         busy_line(b, "B") + "): the host, not the build, may be what moved.\n\n" +
         ratio_table(a, methods, points);
   md += "\n## Crossovers\n\nA:\n" + crossover_sentences(a) + "\nB:\n" + crossover_sentences(b);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -53,6 +54,29 @@ std::span<const std::uint64_t> probe_buffer() {
   return buffer;
 }
 
+// Waits for the child `pid` and returns what it wrote to the pipe `from`.
+ChildResult result_of(pid_t pid, int from) {
+  ChildResult r;
+  std::size_t got = 0;
+  while (got < sizeof r) {
+    const ssize_t part = read(from, reinterpret_cast<char*>(&r) + got, sizeof r - got);
+    if (part <= 0) break;
+    got += static_cast<std::size_t>(part);
+  }
+  close(from);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (got != sizeof r || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::strncpy(r.error, "the measuring process died (out of memory?)", sizeof r.error - 1);
+  }
+  return r;
+}
+
+[[noreturn]] void send(const ChildResult& r, int to) {
+  const ssize_t written = write(to, &r, sizeof r);
+  _exit(written == sizeof r ? 0 : 1);
+}
+
 // Runs `body` in a forked child and returns what it wrote. The parent never starts a thread
 // pool, so forking is safe.
 ChildResult run_in_child(const std::function<void(ChildResult&)>& body) {
@@ -69,24 +93,39 @@ ChildResult run_in_child(const std::function<void(ChildResult&)>& body) {
     } catch (const std::exception& e) {
       std::strncpy(r.error, e.what(), sizeof r.error - 1);
     }
-    const ssize_t written = write(fds[1], &r, sizeof r);
-    _exit(written == sizeof r ? 0 : 1);
+    send(r, fds[1]);
   }
   close(fds[1]);
-  ChildResult r;
-  std::size_t got = 0;
-  while (got < sizeof r) {
-    const ssize_t part = read(fds[0], reinterpret_cast<char*>(&r) + got, sizeof r - got);
-    if (part <= 0) break;
-    got += static_cast<std::size_t>(part);
+  return result_of(pid, fds[0]);
+}
+
+// Runs `longattn report-round` on a round: a new program image, not a fork, so that every round
+// gets its own address-space layout (where libraries, JIT code and buffers land), which a fork
+// would share with the whole report and which moves one method's time by 10-20 %.
+ChildResult run_in_new_program(const Settings& s, const std::string& method, std::int64_t n, double seconds) {
+  int fds[2];
+  if (pipe(fds) != 0) throw Error("report: cannot create a pipe");
+  char seconds_text[32];
+  std::snprintf(seconds_text, sizeof seconds_text, "%.17g", seconds);
+  std::vector<std::string> args = {"longattn", "report-round", "--method", method, "--n", std::to_string(n),
+                                   "--seconds", seconds_text, "--d", std::to_string(s.d),
+                                   "--heads", std::to_string(s.heads), "--kernel", std::to_string(s.kernel),
+                                   "--window", std::to_string(s.window), "--threads", std::to_string(s.threads),
+                                   "--result-fd", std::to_string(fds[1])};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw Error("report: cannot fork");
+  if (pid == 0) {
+    close(fds[0]);
+    execv("/proc/self/exe", argv.data());
+    ChildResult r;
+    std::strncpy(r.error, "cannot start /proc/self/exe for a round", sizeof r.error - 1);
+    send(r, fds[1]);
   }
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (got != sizeof r || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::strncpy(r.error, "the measuring process died (out of memory?)", sizeof r.error - 1);
-  }
-  return r;
+  close(fds[1]);
+  return result_of(pid, fds[0]);
 }
 
 // A method at one n, ready to run: its inputs allocated, its primitives created.
@@ -180,9 +219,9 @@ void time_runs(const Workload& w, double seconds, ChildResult& r) {
 
 double probe_read_gbps(int threads) { return bench::read_gbps(probe_buffer(), threads, 3); }
 
-RoundResult measure_round(const Settings& s, const std::string& method, std::int64_t n, double seconds) {
-  theory_of(method);  // rejects unknown names before forking
-  const ChildResult c = run_in_child([&](ChildResult& r) {
+void measure_round_here(const Settings& s, const std::string& method, std::int64_t n, double seconds, int result_fd) {
+  ChildResult r;
+  try {
     // A small run first brings up the thread pools (every worker with its own malloc arena and
     // scratch) and the primitives' code, so the step's memory is its own.
     make_workload(s, method, 512).run();
@@ -201,7 +240,15 @@ RoundResult measure_round(const Settings& s, const std::string& method, std::int
     r.steal_fraction = total_after > total_before ? (steal_after - steal_before) / (total_after - total_before) : 0;
     r.probe_gflops = std::min(probe_before, probe_gflops(s.threads));
     r.read_gbps = std::min(read_before, probe_read_gbps(s.threads));
-  });
+  } catch (const std::exception& e) {
+    std::strncpy(r.error, e.what(), sizeof r.error - 1);
+  }
+  send(r, result_fd);
+}
+
+RoundResult measure_round(const Settings& s, const std::string& method, std::int64_t n, double seconds) {
+  theory_of(method);  // rejects unknown names before starting a process
+  const ChildResult c = run_in_new_program(s, method, n, seconds);
   RoundResult result;
   if (c.error[0] != '\0') {
     result.error = c.error;

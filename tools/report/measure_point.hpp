@@ -1,4 +1,4 @@
-// One round of a scaling-report point, measured in a child process of its own: timed runs of the
+// One round of a scaling-report point, measured in a program of its own: timed runs of the
 // step, the step's memory (peak resident growth once a tiny run warmed the runtime up, and the
 // heap bytes the allocation counter saw), and whether the host was busy meanwhile. A fresh
 // process per round keeps one method's buffers and thread pools out of the next one's figures
@@ -27,8 +27,13 @@ struct RoundResult {
 inline constexpr std::int64_t kProbeBytes = std::int64_t{64} << 20;
 double probe_read_gbps(int threads);
 
-// Timed runs add up to at least `seconds` (one run at least).
+// Timed runs add up to at least `seconds` (one run at least), in a process of its own.
 RoundResult measure_round(const Settings& settings, const std::string& method, std::int64_t n, double seconds);
+
+// The round itself, in the process measure_round starts (`longattn report-round`): measures,
+// writes the result to `result_fd` and exits.
+[[noreturn]] void measure_round_here(const Settings& settings, const std::string& method, std::int64_t n,
+                                     double seconds, int result_fd);
 
 // The fp32 FMA peak of the ISA attention runs on and the rate of the memory probe, with the
 // report's threads, measured in a child: settings' isa, peak_gflops and read_gbps.

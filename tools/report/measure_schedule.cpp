@@ -32,23 +32,13 @@ std::vector<Pending> planned_points(const Settings& s) {
   return plan;
 }
 
-// One more round of a point; the first round the host was busy for is measured again.
-RoundResult next_round(const Settings& s, Pending& p, MachineBest& best) {
-  auto measured = [&] {
-    RoundResult round = measure_round(s, p.point.method, p.point.n, s.round_seconds);
-    best.read_gbps = std::max(best.read_gbps, round.read_gbps);
-    return round;
-  };
-  RoundResult round = measured();
-  if (round.error.empty() && under_contention(round, best) && !p.measured_again) {
-    p.measured_again = true;  // once per point: a busy host must not stretch the report without end
-    round = measured();
-  }
-  if (round.error.empty() && under_contention(round, best)) ++p.point.contended_rounds;
+RoundResult next_round(const Settings& s, const Pending& p, HostReference& host) {
+  RoundResult round = measure_round(s, p.point.method, p.point.n, s.round_seconds);
+  if (round.error.empty()) host.reads_gbps.push_back(round.read_gbps);
   return round;
 }
 
-void add_round(const Settings& s, Pending& p, const RoundResult& round, const MachineBest& best) {
+void add_round(const Settings& s, Pending& p, const RoundResult& round, const HostReference& host) {
   Point& point = p.point;
   if (!round.error.empty()) {
     point.note = "failed: " + round.error;
@@ -56,16 +46,21 @@ void add_round(const Settings& s, Pending& p, const RoundResult& round, const Ma
     p.finished = true;
     return;
   }
+  const bool contended = under_contention(round, host);
   point.round_medians.push_back(bench::median(round.samples));
+  point.round_contended.push_back(contended);
+  point.round_probe_gflops.push_back(round.probe_gflops);
+  point.round_read_gbps.push_back(round.read_gbps);
+  point.contended_rounds += contended;
   point.min_seconds = std::min(point.rounds == 0 ? INFINITY : point.min_seconds,
                                *std::min_element(round.samples.begin(), round.samples.end()));
   point.runs += static_cast<int>(round.samples.size());
   point.rounds = static_cast<int>(point.round_medians.size());
-  point.spread = spread_of(point.round_medians);
+  point.spread = quiet_spread(point);
   point.seconds = point.spread.median;
   point.measured = true;
   point.probe_share = std::min(point.probe_share, round.probe_gflops / s.peak_gflops);
-  point.read_share = std::min(point.read_share, round.read_gbps / std::max(best.read_gbps, 1e-9));
+  point.read_share = std::min(point.read_share, round.read_gbps / std::max(host.typical_read_gbps(), 1e-9));
   point.stolen_share = std::max(point.stolen_share, round.steal_fraction);
   point.flops = round.flops;
   point.scratch_bytes = round.scratch_bytes;
@@ -77,8 +72,14 @@ void add_round(const Settings& s, Pending& p, const RoundResult& round, const Ma
 
   const bool precise = relative_half_width(point.spread) <= s.precision;
   const bool out_of_budget = p.spent >= s.point_seconds || point.rounds >= s.max_rounds;
-  const int fewest = std::min(s.rounds, out_of_budget ? kFewestRounds : s.rounds);
-  p.finished = point.rounds >= fewest && (precise || out_of_budget);
+  const int quiet = point.rounds - point.contended_rounds;
+  if (!out_of_budget) {
+    p.finished = quiet >= s.rounds && precise;  // rounds on a busy host do not count toward the least
+  } else if (contended && !p.measured_again) {
+    p.measured_again = true;  // once past its budget: a busy host must not stretch the report without end
+  } else {
+    p.finished = point.rounds >= std::min(s.rounds, kFewestRounds);
+  }
   point.budget_ran_out = p.finished && !precise;
 }
 
@@ -88,27 +89,30 @@ std::string describe(const Point& p) {
     note = "time budget spent at ±" + std::to_string(int(std::lround(100 * relative_half_width(p.spread)))) + " %";
   }
   if (p.contended_rounds > 0) {
-    note += (note.empty() ? "" : "; ") + std::to_string(p.contended_rounds) + " round(s) under host contention";
+    note += (note.empty() ? "" : "; ") + std::to_string(p.contended_rounds) + " of " + std::to_string(p.rounds) +
+            " rounds under host contention" + (measured_on_busy_host(p) ? ", all of them counted" : ", not counted");
   }
   return note;
 }
 
 }  // namespace
 
-bool under_contention(const RoundResult& round, const MachineBest& best) {
-  return round.probe_gflops < kProbeShare * best.gflops || round.read_gbps < kReadShare * best.read_gbps ||
+double HostReference::typical_read_gbps() const { return reads_gbps.empty() ? 0 : bench::median(reads_gbps); }
+
+bool under_contention(const RoundResult& round, const HostReference& host) {
+  return round.probe_gflops < kProbeShare * host.peak_gflops || round.read_gbps < kReadShare * host.typical_read_gbps() ||
          round.steal_fraction > kStolenShare;
 }
 
 std::vector<Point> measure_points(const Settings& s, const ProgressFn& progress) {
   std::vector<Pending> plan = planned_points(s);
-  MachineBest best{s.peak_gflops, s.read_gbps};
+  HostReference host{s.peak_gflops, {s.read_gbps}};
   const int total = static_cast<int>(plan.size());
   auto finished = [&] { return static_cast<int>(std::count_if(plan.begin(), plan.end(), [](const Pending& p) { return p.finished; })); };
-  for (int round = 1; round <= s.max_rounds && finished() < total; ++round) {
+  for (int round = 1; round <= s.max_rounds + 1 && finished() < total; ++round) {
     for (Pending& p : plan) {
       if (p.finished) continue;
-      add_round(s, p, next_round(s, p, best), best);
+      add_round(s, p, next_round(s, p, host), host);
       progress(finished(), total, "round " + std::to_string(round) + ": " + p.point.method + " n=" + std::to_string(p.point.n));
     }
   }

@@ -41,6 +41,32 @@ std::vector<const Point*> Report::measured(const std::string& method) const {
 
 namespace {
 
+bool contended(const Point& p, std::size_t round) {
+  return round < p.round_contended.size() && p.round_contended[round];
+}
+
+int quiet_rounds(const Point& p) {
+  int quiet = 0;
+  for (std::size_t i = 0; i < p.round_medians.size(); ++i) quiet += !contended(p, i);
+  return quiet;
+}
+
+}  // namespace
+
+Spread quiet_spread(const Point& p) {
+  if (quiet_rounds(p) < kFewestRounds) return spread_of(p.round_medians);
+  std::vector<double> quiet;
+  for (std::size_t i = 0; i < p.round_medians.size(); ++i)
+    if (!contended(p, i)) quiet.push_back(p.round_medians[i]);
+  return spread_of(quiet);
+}
+
+bool measured_on_busy_host(const Point& p) {
+  return p.measured && quiet_rounds(p) < std::min<int>(kFewestRounds, p.round_medians.size());
+}
+
+namespace {
+
 std::optional<SlopeFit> slope_of(const Report& r, const std::string& method, double (*figure)(const Point&)) {
   std::vector<double> n, y;
   for (const Point* p : r.measured(method)) {
@@ -63,10 +89,13 @@ nlohmann::json optional_fit(const std::optional<SlopeFit>& fit) {
 }
 
 nlohmann::json point_json(const Point& p) {
+  std::vector<bool> round_contended(p.round_medians.size());
+  for (std::size_t i = 0; i < round_contended.size(); ++i) round_contended[i] = contended(p, i);
   return {{"method", p.method}, {"n", p.n}, {"measured", p.measured}, {"note", p.note},
           {"seconds", p.seconds}, {"min_seconds", p.min_seconds}, {"low_seconds", p.spread.low},
           {"high_seconds", p.spread.high}, {"runs", p.runs}, {"rounds", p.rounds}, {"round_medians", p.round_medians},
-          {"budget_ran_out", p.budget_ran_out}, {"contended_rounds", p.contended_rounds},
+          {"round_contended", round_contended}, {"round_probe_gflops", p.round_probe_gflops},
+          {"round_read_gbps", p.round_read_gbps}, {"budget_ran_out", p.budget_ran_out}, {"contended_rounds", p.contended_rounds},
           {"probe_share", p.probe_share}, {"read_share", p.read_share}, {"stolen_share", p.stolen_share},
           {"flops", p.flops}, {"gflops", p.seconds > 0 ? p.flops / p.seconds * 1e-9 : 0.0},
           {"memory_bytes", p.memory_bytes}, {"rss_resolved", rss_resolved(p)},
@@ -85,7 +114,11 @@ Point point_from_json(const nlohmann::json& j) {
   p.memory_bytes = j.at("memory_bytes");
   p.round_medians = j.value("round_medians", std::vector<double>{});
   if (p.round_medians.empty() && p.measured) p.round_medians = {p.seconds};
-  p.spread = spread_of(p.round_medians);
+  p.round_contended = j.value("round_contended", std::vector<bool>(p.round_medians.size(), false));
+  p.round_probe_gflops = j.value("round_probe_gflops", std::vector<double>{});
+  p.round_read_gbps = j.value("round_read_gbps", std::vector<double>{});
+  if (p.round_contended.size() != p.round_medians.size()) throw Error("report: round_contended and round_medians differ in length");
+  p.spread = quiet_spread(p);
   p.min_seconds = j.value("min_seconds", p.seconds);
   p.runs = j.value("runs", p.measured ? 1 : 0);
   p.rounds = static_cast<int>(p.round_medians.size());

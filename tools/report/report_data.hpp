@@ -37,7 +37,7 @@ struct Settings {
   // Filled in by the run:
   std::string isa, cpu, version, date;
   double peak_gflops = 0;
-  double read_gbps = 0;  // the memory probe's best, before the points
+  double read_gbps = 0;  // the memory probe before the points
 };
 
 struct Point {
@@ -48,15 +48,17 @@ struct Point {
   // Runs within one process agree more than processes do, so a round (a process) is the unit
   // the interval counts: seconds is the median of the rounds' median times.
   double seconds = 0;
-  Spread spread;                     // of the round medians
-  std::vector<double> round_medians;  // seconds
+  Spread spread;                      // of the quiet rounds' medians: see quiet_spread
+  std::vector<double> round_medians;  // seconds, every round in the order measured
+  std::vector<bool> round_contended;  // whether the host was busy around each round
+  std::vector<double> round_probe_gflops, round_read_gbps;  // the probes around each round
   double min_seconds = 0;            // the fastest run
   int runs = 0, rounds = 0;
   bool budget_ran_out = false;  // point_seconds spent before the interval reached ±precision
-  int contended_rounds = 0;   // rounds kept although the host was busy on the second try
-  double probe_share = 1;     // the lowest FMA probe around a kept round, over the report's peak
-  double read_share = 1;      // the lowest memory probe around a kept round, over its best
-  double stolen_share = 0;    // the most CPU time the hypervisor took during a kept round
+  int contended_rounds = 0;   // rounds measured while the host was busy
+  double probe_share = 1;     // the lowest FMA probe around a round, over the report's peak
+  double read_share = 1;      // the lowest memory probe around a round, over the median one
+  double stolen_share = 0;    // the most CPU time the hypervisor took during a round
   double flops = 0;
   double memory_bytes = 0;    // peak resident memory of the step: high-water mark minus the
                               // resident set once the method's runtime was warmed up
@@ -66,6 +68,12 @@ struct Point {
 
 // A Student-t interval needs three rounds.
 inline constexpr int kFewestRounds = 3;
+
+// A busy neighbour slows a round for minutes without the build being any slower, so a point's
+// spread counts the rounds measured on a quiet host whenever there are enough of them for an
+// interval; only a point with fewer is judged on all its rounds, and is measured on a busy host.
+Spread quiet_spread(const Point& p);
+bool measured_on_busy_host(const Point& p);
 
 // Peak resident memory counts pages, and a step whose blocks come from pages a warm-up already
 // made resident shows nothing: growth below this is not a measurement.
