@@ -27,9 +27,9 @@ struct Settings {
   // least give the distribution-free interval; a point whose budget runs out sooner stops
   // after kFewestRounds.
   int rounds = 6;
-  int max_rounds = 12;
+  int max_rounds = 10;
   double precision = 0.03;
-  double round_seconds = 0.1;               // timed runs of a round add up to at least this
+  double round_seconds = 0.05;              // timed runs of a round add up to at least this
   double point_seconds = 3;
   std::int64_t fit_min = 4096;              // slopes fit over points with n >= fit_min
   std::int64_t materialized_max_bytes = std::int64_t{2} << 30;  // the n×n score matrix
