@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: builds longattn and writes the complexity-scaling report (CNN vs RNN vs
 # self-attention, n = 256 … 65536, time and memory measured, slopes fitted, plots) under
-# reports/; prints the measured table's crossovers and where the report is. Three to four and a
-# half minutes on 2 cores. Extra arguments go to `longattn report` (see `longattn report --help`).
+# reports/; prints the measured table's crossovers and where the report is. About three minutes
+# on 2 cores. Extra arguments go to `longattn report` (see `longattn report --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
