@@ -43,8 +43,7 @@ struct ChildResult {
 // parent's mark, which would otherwise hide a small step's peak.
 void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
-// Allocated and written by the parent before its first child: every child reads the same pages,
-// without faulting them in again.
+// Allocated and written once per process, before the first probe times a read of it.
 std::span<const std::uint64_t> probe_buffer() {
   static const std::vector<std::uint64_t> buffer = [] {
     std::vector<std::uint64_t> b(static_cast<std::size_t>(kProbeBytes / 8));
@@ -80,7 +79,6 @@ ChildResult result_of(pid_t pid, int from) {
 // Runs `body` in a forked child and returns what it wrote. The parent never starts a thread
 // pool, so forking is safe.
 ChildResult run_in_child(const std::function<void(ChildResult&)>& body) {
-  probe_buffer();
   int fds[2];
   if (pipe(fds) != 0) throw Error("report: cannot create a pipe");
   const pid_t pid = fork();

@@ -51,7 +51,6 @@ void add_round(const Settings& s, Pending& p, const RoundResult& round, const Ho
   point.round_contended.push_back(contended);
   point.round_probe_gflops.push_back(round.probe_gflops);
   point.round_read_gbps.push_back(round.read_gbps);
-  point.contended_rounds += contended;
   point.min_seconds = std::min(point.rounds == 0 ? INFINITY : point.min_seconds,
                                *std::min_element(round.samples.begin(), round.samples.end()));
   point.runs += static_cast<int>(round.samples.size());
@@ -72,7 +71,7 @@ void add_round(const Settings& s, Pending& p, const RoundResult& round, const Ho
 
   const bool precise = relative_half_width(point.spread) <= s.precision;
   const bool out_of_budget = p.spent >= s.point_seconds || point.rounds >= s.max_rounds;
-  const int quiet = point.rounds - point.contended_rounds;
+  const int quiet = point.rounds - contended_rounds(point);
   if (!out_of_budget) {
     p.finished = quiet >= s.rounds && precise;  // rounds on a busy host do not count toward the least
   } else if (contended && !p.measured_again) {
@@ -88,8 +87,8 @@ std::string describe(const Point& p) {
   if (p.budget_ran_out) {
     note = "time budget spent at ±" + std::to_string(int(std::lround(100 * relative_half_width(p.spread)))) + " %";
   }
-  if (p.contended_rounds > 0) {
-    note += (note.empty() ? "" : "; ") + std::to_string(p.contended_rounds) + " of " + std::to_string(p.rounds) +
+  if (const int busy = contended_rounds(p); busy > 0) {
+    note += (note.empty() ? "" : "; ") + std::to_string(busy) + " of " + std::to_string(p.rounds) +
             " rounds under host contention" + (measured_on_busy_host(p) ? ", all of them counted" : ", not counted");
   }
   return note;

@@ -45,13 +45,15 @@ bool contended(const Point& p, std::size_t round) {
   return round < p.round_contended.size() && p.round_contended[round];
 }
 
-int quiet_rounds(const Point& p) {
-  int quiet = 0;
-  for (std::size_t i = 0; i < p.round_medians.size(); ++i) quiet += !contended(p, i);
-  return quiet;
-}
+int quiet_rounds(const Point& p) { return static_cast<int>(p.round_medians.size()) - contended_rounds(p); }
 
 }  // namespace
+
+int contended_rounds(const Point& p) {
+  int busy = 0;
+  for (std::size_t i = 0; i < p.round_medians.size(); ++i) busy += contended(p, i);
+  return busy;
+}
 
 Spread quiet_spread(const Point& p) {
   if (quiet_rounds(p) < kFewestRounds) return spread_of(p.round_medians);
@@ -95,7 +97,7 @@ nlohmann::json point_json(const Point& p) {
           {"seconds", p.seconds}, {"min_seconds", p.min_seconds}, {"low_seconds", p.spread.low},
           {"high_seconds", p.spread.high}, {"runs", p.runs}, {"rounds", p.rounds}, {"round_medians", p.round_medians},
           {"round_contended", round_contended}, {"round_probe_gflops", p.round_probe_gflops},
-          {"round_read_gbps", p.round_read_gbps}, {"budget_ran_out", p.budget_ran_out}, {"contended_rounds", p.contended_rounds},
+          {"round_read_gbps", p.round_read_gbps}, {"budget_ran_out", p.budget_ran_out}, {"contended_rounds", contended_rounds(p)},
           {"probe_share", p.probe_share}, {"read_share", p.read_share}, {"stolen_share", p.stolen_share},
           {"flops", p.flops}, {"gflops", p.seconds > 0 ? p.flops / p.seconds * 1e-9 : 0.0},
           {"memory_bytes", p.memory_bytes}, {"rss_resolved", rss_resolved(p)},
@@ -123,7 +125,6 @@ Point point_from_json(const nlohmann::json& j) {
   p.runs = j.value("runs", p.measured ? 1 : 0);
   p.rounds = static_cast<int>(p.round_medians.size());
   p.budget_ran_out = j.value("budget_ran_out", false);
-  p.contended_rounds = j.value("contended_rounds", 0);
   p.probe_share = j.value("probe_share", 1.0);
   p.read_share = j.value("read_share", 1.0);
   p.stolen_share = j.value("stolen_share", 0.0);

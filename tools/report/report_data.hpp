@@ -55,7 +55,6 @@ struct Point {
   double min_seconds = 0;            // the fastest run
   int runs = 0, rounds = 0;
   bool budget_ran_out = false;  // point_seconds spent before the interval reached ±precision
-  int contended_rounds = 0;   // rounds measured while the host was busy
   double probe_share = 1;     // the lowest FMA probe around a round, over the report's peak
   double read_share = 1;      // the lowest memory probe around a round, over the median one
   double stolen_share = 0;    // the most CPU time the hypervisor took during a round
@@ -74,6 +73,7 @@ inline constexpr int kFewestRounds = 3;
 // interval; only a point with fewer is judged on all its rounds, and is measured on a busy host.
 Spread quiet_spread(const Point& p);
 bool measured_on_busy_host(const Point& p);
+int contended_rounds(const Point& p);  // rounds measured while the host was busy
 
 // Peak resident memory counts pages, and a step whose blocks come from pages a warm-up already
 // made resident shows nothing: growth below this is not a measurement.

@@ -19,7 +19,7 @@ std::string csv_of(const Report& r) {
            std::to_string(p.runs) + "," + std::to_string(p.rounds) + "," +
            fmt("%.6g", p.seconds > 0 ? p.flops / p.seconds * 1e-9 : 0) + "," + fmt("%.0f", p.memory_bytes) + "," +
            (rss_resolved(p) ? "1" : "0") + "," + fmt("%.0f", p.allocated_bytes) + "," + fmt("%.0f", p.scratch_bytes) +
-           "," + std::to_string(p.contended_rounds) + "," + (p.budget_ran_out ? "1" : "0") + ",\"" + p.note + "\"\n";
+           "," + std::to_string(contended_rounds(p)) + "," + (p.budget_ran_out ? "1" : "0") + ",\"" + p.note + "\"\n";
   }
   return csv;
 }

@@ -39,11 +39,6 @@ std::optional<SlopeFit> fit_loglog_slope(const std::vector<double>& x, const std
   return fit;
 }
 
-std::optional<double> loglog_slope(const std::vector<double>& x, const std::vector<double>& y) {
-  const auto fit = fit_loglog_slope(x, y);
-  return fit ? std::optional<double>(fit->slope) : std::nullopt;
-}
-
 std::optional<double> crossover(const std::vector<double>& n, const std::vector<double>& a_cost,
                                 const std::vector<double>& b_cost) {
   for (std::size_t i = 1; i < n.size(); ++i) {

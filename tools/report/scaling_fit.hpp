@@ -13,7 +13,6 @@ struct SlopeFit {
   double slope = 0, half_width = 0;
 };
 std::optional<SlopeFit> fit_loglog_slope(const std::vector<double>& x, const std::vector<double>& y);
-std::optional<double> loglog_slope(const std::vector<double>& x, const std::vector<double>& y);
 
 // The n at which method a stops being cheaper than b (first n where a_cost > b_cost),
 // interpolated between the two measured points on log-log axes. nullopt when the order never

@@ -5,13 +5,10 @@
 #include <cmath>
 #include <numeric>
 
+#include "bench/measure.hpp"
+
 namespace longattn::report {
 namespace {
-
-double median_of_sorted(const std::vector<double>& x) {
-  const std::size_t n = x.size();
-  return n % 2 == 1 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 // P(X <= k) for X ~ binomial(n, ½), term by term in logs so that thousands of runs do not
 // underflow.
@@ -50,7 +47,7 @@ Spread spread_of(std::vector<double> samples) {
   s.count = static_cast<int>(samples.size());
   if (samples.empty()) return s;
   std::sort(samples.begin(), samples.end());
-  s.median = median_of_sorted(samples);
+  s.median = bench::median(samples);
   s.low = s.high = s.median;
   const int n = s.count;
   if (n >= 6) {
