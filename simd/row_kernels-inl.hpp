@@ -10,6 +10,12 @@
 #include "simd/elementwise_kernels-inl.hpp"
 #include "simd/vec_f32.hpp"
 
+// The row kernels' register blocks unrolled in full on every target: GCC otherwise parks
+// their accumulators on the stack, and each FMA waits on a store and a load.
+#ifndef LONGATTN_UNROLL_ROWS
+#define LONGATTN_UNROLL_ROWS _Pragma("GCC unroll 16")
+#endif
+
 namespace longattn::simd::LONGATTN_SIMD_TARGET {
 
 // The decoding regime: a few query rows against keys and values where the caller keeps them,
@@ -17,17 +23,31 @@ namespace longattn::simd::LONGATTN_SIMD_TARGET {
 // packed path's register blocks read rows in strips, at half that rate from memory
 // (bench/TUNING.md "Decoding kernels"). These loops are light: the rows' arrival is the limit.
 
-// How far ahead of the row it works on qk_rows / pv_rows fetch rows: with several query rows
-// the work per row of keys or values grows, the core's window of instructions covers fewer
-// bytes ahead, and the loads would wait on memory one line at a time (bench/TUNING.md
-// "Decoding kernels").
-inline constexpr std::int64_t kRowPrefetchBytes = 2048;
+// How far ahead of the row it works on qk_rows / pv_rows fetch rows, and into which cache:
+// with several query rows the work per row of keys or values grows, the core's window of
+// instructions covers fewer bytes ahead, and the loads would wait on memory one line at a
+// time. AVX-512 fetches into L2, far ahead, so that the rows stream while the kernels work;
+// AVX2 does best with lines fetched into L1 a little ahead (bench/TUNING.md "Decoding
+// kernels").
+template <class V>
+inline constexpr std::int64_t kRowPrefetchBytes = V::lanes >= 16 ? 8192 : 2048;
+template <class V>
+inline constexpr int kRowPrefetchLocality = V::lanes >= 16 ? 2 : 3;  // __builtin_prefetch's: 2 = L2, 3 = L1
 
 // Fetches the lines of `bytes` bytes from p on (a hint: addresses past the caller's rows are
 // harmless, a prefetch never faults).
+template <class V>
 inline void prefetch_row(const void* p, std::int64_t bytes) {
   const char* line = reinterpret_cast<const char*>(p);
-  for (std::int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(line + offset, 0, 3);
+  for (std::int64_t offset = 0; offset < bytes; offset += 64) {
+    __builtin_prefetch(line + offset, 0, kRowPrefetchLocality<V>);
+  }
+}
+
+// Rows `ahead` of the one a row kernel works on, as it fetches them.
+template <class V>
+inline std::int64_t rows_ahead(std::int64_t row_bytes) {
+  return std::max<std::int64_t>(1, kRowPrefetchBytes<V> / row_bytes);
 }
 
 // The decoding kernels read the caller's key and value rows as fp32 or bf16 (E), widening
@@ -45,38 +65,102 @@ inline float widened(bf16 x) { return static_cast<float>(x); }
 inline constexpr int kRowPassRows = 4;
 inline constexpr int kRowChains = 2;
 
+// totals[k · RS + r] = the lanes of q[r] · key k over its whole vectors, for r < R and KP keys
+// ldk apart (RS >= R); returns the features they cover (the rest, d % lanes, is left to the
+// caller). Two keys at once load each query vector once for both.
+template <class V, int R, int KP, int RS, class E>
+[[gnu::always_inline]] inline std::int64_t row_dot_lanes(const float* q, std::int64_t ldq, std::int64_t d, const E* key,
+                                                         std::int64_t ldk, V* totals) {
+  constexpr int L = V::lanes, C = KP == 1 ? kRowChains : 1;
+  V acc[R][KP][C];
+  LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+    LONGATTN_UNROLL_ROWS for (int k = 0; k < KP; ++k) {
+      LONGATTN_UNROLL_ROWS for (int c = 0; c < C; ++c) acc[r][k][c] = V::zero();
+    }
+  }
+  std::int64_t f = 0;
+  for (; f + C * L <= d; f += C * L) {
+    LONGATTN_UNROLL_ROWS for (int c = 0; c < C; ++c) {
+      V x[KP];
+      LONGATTN_UNROLL_ROWS for (int k = 0; k < KP; ++k) x[k] = load_row<V>(key + k * ldk + f + c * L);
+      LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+        const V a = V::load(q + r * ldq + f + c * L).in_register();  // one load for its KP FMAs
+        LONGATTN_UNROLL_ROWS for (int k = 0; k < KP; ++k) acc[r][k][c] = fma(a, x[k], acc[r][k][c]);
+      }
+    }
+  }
+  for (; f + L <= d; f += L) {
+    V x[KP];
+    LONGATTN_UNROLL_ROWS for (int k = 0; k < KP; ++k) x[k] = load_row<V>(key + k * ldk + f);
+    LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+      const V a = V::load(q + r * ldq + f).in_register();
+      LONGATTN_UNROLL_ROWS for (int k = 0; k < KP; ++k) acc[r][k][0] = fma(a, x[k], acc[r][k][0]);
+    }
+  }
+  LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+    LONGATTN_UNROLL_ROWS for (int k = 0; k < KP; ++k) {
+      totals[k * RS + r] = acc[r][k][0];
+      LONGATTN_UNROLL_ROWS for (int c = 1; c < C; ++c) totals[k * RS + r] = totals[k * RS + r] + acc[r][k][c];
+    }
+  }
+  return f;
+}
+
+// q[r] · key over features [f, d): the depth's tail past whole vectors.
+template <class E>
+inline float dot_tail(const float* q, const E* key, std::int64_t f, std::int64_t d) {
+  float dot = 0.0f;
+  for (; f < d; ++f) dot += q[f] * widened(key[f]);
+  return dot;
+}
+
+// Keys whose R rows of dot products qk_row_pass finishes together on AVX-512: their R · keys
+// vectors of lanes summed by one VecF32::sum_lanes, where a reduction per dot product cost as
+// much as the products at R = 4 (three rows take a fourth's place). AVX2's 16 registers do
+// not hold the sums beside the accumulators: it reduces each dot product alone (0).
+template <class V, int R>
+inline constexpr int kRowsSummedKeys = V::lanes >= 16 ? V::lanes / (R == 3 ? 4 : R) : 0;
+
+// Keys whose dot products qk_row_pass takes side by side when it sums keys together (every
+// kRowsSummedKeys is a multiple of it): each query vector loaded once for both.
+inline constexpr int kPairedKeys = 2;
+
 // s[r][c] = scale · q[r] · key c for r < R <= kRowPassRows, c < count, key by key, fetching
-// key rows `ahead` rows on (none with ahead = 0). The accumulators in registers: with a
-// run-time row count GCC kept them on the stack, and each FMA waited on a store and a load.
+// key rows `ahead` rows on (none with ahead = 0). Each key row is read once, whole and in
+// order, so that the hardware streams them from memory; the accumulators in registers (with
+// a run-time row count GCC kept them on the stack, and each FMA waited on a store and a load).
 template <class V, int R, class E>
 void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const E* keys, std::int64_t ldk,
                  std::int64_t count, float scale, float* s, std::int64_t lds, std::int64_t ahead) {
-  constexpr int L = V::lanes, C = kRowChains;
+  constexpr int L = V::lanes, K = kRowsSummedKeys<V, R>, RS = K > 0 ? L / K : R;  // RS: R, or 4 for R = 3
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(E));
-  for (std::int64_t c = 0; c < count; ++c) {
-    const E* key = keys + c * ldk;
-    if (ahead > 0) prefetch_row(key + ahead * ldk, row_bytes);
-    V acc[R][C];
-    for (int r = 0; r < R; ++r)
-      for (int k = 0; k < C; ++k) acc[r][k] = V::zero();
+  std::int64_t c = 0;
+  for (; K > 0 && c + K <= count; c += K) {
+    V totals[L];  // totals[k · RS + r]: key c + k against row r
+    if constexpr (RS != R) {
+      for (int i = 0; i < L; ++i) totals[i] = V::zero();
+    }
     std::int64_t f = 0;
-    for (; f + C * L <= d; f += C * L) {
-      for (int k = 0; k < C; ++k) {
-        const V x = load_row<V>(key + f + k * L);
-        for (int r = 0; r < R; ++r) acc[r][k] = fma(V::load(q + r * ldq + f + k * L), x, acc[r][k]);
+    LONGATTN_UNROLL_ROWS for (int k = 0; k < K; k += kPairedKeys) {
+      const E* key = keys + (c + k) * ldk;
+      for (int next = 0; ahead > 0 && next < kPairedKeys; ++next) prefetch_row<V>(key + (ahead + next) * ldk, row_bytes);
+      f = row_dot_lanes<V, R, kPairedKeys, RS>(q, ldq, d, key, ldk, totals + k * RS);
+    }
+    alignas(64) float dots[L];
+    V::sum_lanes(totals).store(dots);
+    for (int k = 0; k < K; ++k) {
+      for (int r = 0; r < R; ++r) {
+        const float tail = f < d ? dot_tail(q + r * ldq, keys + (c + k) * ldk, f, d) : 0.0f;
+        s[r * lds + c + k] = (dots[k * RS + r] + tail) * scale;
       }
     }
-    for (; f + L <= d; f += L) {
-      const V x = load_row<V>(key + f);
-      for (int r = 0; r < R; ++r) acc[r][0] = fma(V::load(q + r * ldq + f), x, acc[r][0]);
-    }
-    for (int r = 0; r < R; ++r) {
-      V total = acc[r][0];
-      for (int k = 1; k < C; ++k) total = total + acc[r][k];
-      float dot = total.reduce_add();
-      for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * widened(key[g]);
-      s[r * lds + c] = dot * scale;
-    }
+  }
+  for (; c < count; ++c) {  // the last keys, each dot product reduced alone
+    const E* key = keys + c * ldk;
+    if (ahead > 0) prefetch_row<V>(key + ahead * ldk, row_bytes);
+    V totals[R];
+    const std::int64_t f = row_dot_lanes<V, R, 1, R>(q, ldq, d, key, ldk, totals);
+    for (int r = 0; r < R; ++r) s[r * lds + c] = (totals[r].reduce_add() + dot_tail(q + r * ldq, key, f, d)) * scale;
   }
 }
 
@@ -162,14 +246,14 @@ void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d
              std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds) {
   constexpr int R = kDotRows<V>, K = kDotKeys<V>;
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(E));
-  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
+  const std::int64_t ahead = rows_ahead<V>(row_bytes);
   if (rows < kKeyBlockRows) {  // a pass over the keys per four rows
     qk_row_passes<V>(q, rows, ldq, d, keys, ldk, count, scale, s, lds, ahead);
     return;
   }
   std::int64_t c = 0;
   for (; c + K <= count; c += K) {  // blocks of R rows × K keys, the rows left over after them
-    for (int k = 0; k < K; ++k) prefetch_row(keys + (c + k + ahead) * ldk, row_bytes);
+    for (int k = 0; k < K; ++k) prefetch_row<V>(keys + (c + k + ahead) * ldk, row_bytes);
     std::int64_t r0 = 0;
     for (; r0 + R <= rows; r0 += R) {
       qk_dot_block<V, R, K>(q + r0 * ldq, ldq, d, keys + c * ldk, ldk, scale, s + r0 * lds + c, lds);
@@ -179,7 +263,7 @@ void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d
     }
   }
   for (; c < count; ++c) {
-    prefetch_row(keys + (c + ahead) * ldk, row_bytes);
+    prefetch_row<V>(keys + (c + ahead) * ldk, row_bytes);
     qk_row_passes<V>(q, rows, ldq, d, keys + c * ldk, ldk, 1, scale, s + c, lds, 0);
   }
 }
@@ -236,26 +320,121 @@ inline constexpr int kPvRowsKeys = V::lanes >= 8 ? 4 : 1;
 template <class V>
 inline constexpr int kPvRowsRows = V::lanes == 8 ? 2 : 4;
 
+// Whether P·V keeps blocks of o in registers for fewer than kKeyBlockRows rows: on AVX-512.
+// AVX2's column blocks, a quarter of a row of D = 128, ran faster from L2 but slower from
+// memory than a key at a time (bench/TUNING.md "Decoding kernels").
+template <class V>
+inline constexpr bool kPvRowsInRegisters = V::lanes >= 16;
+
+// Output vectors the few-row P·V keeps in registers over all its keys (16 of AVX-512's 32),
+// and the widest column block, whose value vectors take registers of their own: a row of
+// D = 128 for two rows at once.
+inline constexpr int kPvAccumulators = 16;
+inline constexpr int kPvColumnVectors = 8;
+
+// o[r][c0 + c] += Σ_{j < count} p[r][j] · v[j][c0 + c] for r < R, c < CB vectors, the block
+// of o in registers from the first key to the last: each value vector loaded once for R
+// FMAs, and no output stored per key (stored per key, the stores bound the loop). `fetch`:
+// rows `ahead` rows on are fetched, whole, in order (the first pass over the rows).
+template <class V, int R, int CB, class E>
+void pv_register_block(const float* p, std::int64_t ldp, std::int64_t count, const E* v, std::int64_t ldv,
+                       std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead, std::int64_t row_bytes,
+                       bool fetch) {
+  constexpr int L = V::lanes;
+  V acc[R][CB];
+  LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+    LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) acc[r][i] = V::load(o + r * ldo + c0 + i * L);
+  }
+  for (std::int64_t j = 0; j < count; ++j) {
+    const E* row = v + j * ldv + c0;
+    if (fetch) prefetch_row<V>(v + (j + ahead) * ldv, row_bytes);
+    V x[CB];
+    LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) x[i] = load_row<V>(row + i * L).in_register();
+    LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+      const V weight = V::broadcast(p[r * ldp + j]);
+      LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) acc[r][i] = fma(weight, x[i], acc[r][i]);
+    }
+  }
+  LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+    LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) acc[r][i].store(o + r * ldo + c0 + i * L);
+  }
+}
+
+// pv_register_block over every row, CB vectors of columns from c0: as many rows a pass as
+// the registers hold, each pass over all the value rows (from the cache after the first).
+template <class V, int CB, class E>
+void pv_column_block(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
+                     std::int64_t ldv, std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead,
+                     std::int64_t row_bytes, bool fetch) {
+  constexpr int RM = std::min(kRowPassRows, kPvAccumulators / CB);
+  for (std::int64_t r0 = 0; r0 < rows; r0 += RM, fetch = false) {
+    const float* p0 = p + r0 * ldp;
+    float* o0 = o + r0 * ldo;
+    const auto pass = [&]<int R>() {
+      pv_register_block<V, R, CB>(p0, ldp, count, v, ldv, c0, o0, ldo, ahead, row_bytes, fetch);
+    };
+    switch (std::min<std::int64_t>(RM, rows - r0)) {
+      case 1: pass.template operator()<1>(); break;
+      case 2: if constexpr (RM >= 2) pass.template operator()<2>(); break;
+      case 3: if constexpr (RM >= 3) pass.template operator()<3>(); break;
+      default: pass.template operator()<RM>(); break;
+    }
+  }
+}
+
+// P·V for fewer than kKeyBlockRows rows: the whole vectors of each row in column blocks as
+// wide as the registers allow (a row of D = 128 in one block of AVX-512 for two rows), then
+// the columns past them.
+template <class V, class E>
+void pv_few_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
+                 std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo) {
+  constexpr int L = V::lanes;
+  const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
+  const std::int64_t ahead = rows_ahead<V>(row_bytes);
+  std::int64_t c0 = 0;
+  bool fetch = true;
+  const auto block = [&]<int CB>() {
+    for (; c0 + CB * L <= dv; c0 += CB * L, fetch = false) {
+      pv_column_block<V, CB>(p, rows, ldp, count, v, ldv, c0, o, ldo, ahead, row_bytes, fetch);
+    }
+  };
+  static_assert(kPvColumnVectors == 8);
+  block.template operator()<8>();
+  block.template operator()<4>();
+  block.template operator()<2>();
+  block.template operator()<1>();
+  for (std::int64_t j = 0; c0 < dv && j < count; ++j) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t c = c0; c < dv; ++c) o[r * ldo + c] += p[r * ldp + j] * widened(v[j * ldv + c]);
+    }
+  }
+}
+
 // o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for r < rows, c < dv (no
 // scaling when row_scale is null); value rows of dv contiguous elements (fp32 or bf16), ldv
-// apart, at any alignment; o rows ldo floats apart (in L1: each pass's update of them waits
-// on the last, while the next value rows stream in).
+// apart, at any alignment; o rows ldo floats apart. On AVX-512 few rows keep blocks of o in
+// registers over all the keys; otherwise, and from kKeyBlockRows rows on, o stays in L1, each pass's update of it
+// waiting on the last while the next value rows stream in.
 template <class V, class E>
 void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
              std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
   constexpr int G = kPvRowsRows<V>, K = kPvRowsKeys<V>;
   if (row_scale != nullptr) scale_rows<V>(o, rows, ldo, row_scale, o, ldo, dv, false);
-  const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
-  const std::int64_t ahead = std::max<std::int64_t>(1, kRowPrefetchBytes / row_bytes);
-  std::int64_t j = 0;
-  if (rows >= kKeyBlockRows) {
-    for (; j + K <= count; j += K) {
-      for (int k = 0; k < K; ++k) prefetch_row(v + (j + k + ahead) * ldv, row_bytes);
-      pv_rows_of_keys<V, G, K>(p + j, rows, ldp, v + j * ldv, ldv, dv, o, ldo);
+  if constexpr (kPvRowsInRegisters<V>) {
+    if (rows < kKeyBlockRows) {
+      pv_few_rows<V>(p, rows, ldp, count, v, ldv, dv, o, ldo);
+      return;
     }
   }
+  const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
+  const std::int64_t ahead = rows_ahead<V>(row_bytes);
+  std::int64_t j = 0;
+  for (; rows >= kKeyBlockRows && j + K <= count; j += K) {
+    for (int k = 0; k < K; ++k) prefetch_row<V>(v + (j + k + ahead) * ldv, row_bytes);
+    pv_rows_of_keys<V, G, K>(p + j, rows, ldp, v + j * ldv, ldv, dv, o, ldo);
+  }
   for (; j < count; ++j) {
-    prefetch_row(v + (j + ahead) * ldv, row_bytes);
+    prefetch_row<V>(v + (j + ahead) * ldv, row_bytes);
     pv_rows_of_keys<V, 4, 1>(p + j, rows, ldp, v + j * ldv, ldv, dv, o, ldo);
   }
 }

@@ -28,16 +28,17 @@ std::vector<float> random_floats(std::size_t n, std::mt19937& rng) {
 
 // check(kernels, rows, width, count) for every kernel table and every shape both tests run:
 // row counts on both sides of the key-block threshold (8) and of the row groups, widths (the
-// depth of QKᵀ, the value rows of P·V) with and without a tail, key counts that leave key
-// blocks unfinished.
+// depth of QKᵀ, the value rows of P·V) with and without a tail and in every column block
+// (256 = AVX-512's widest, 200 = blocks of 8, 4 and a tail), key counts that leave key
+// blocks and the keys summed together unfinished.
 template <class Check>
 void for_each_shape(Check check) {
   for (const longattn::testing::KernelTarget& target : longattn::testing::kernel_targets()) {
     const longattn::simd::KernelTable* kernels = target.table;
     CAPTURE(target.name);
     for (std::int64_t rows : {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16}) {
-      for (std::int64_t width : {1, 3, 8, 37, 64, 128}) {
-        for (std::int64_t count : {1, 2, 3, 5, 33}) {
+      for (std::int64_t width : {1, 3, 8, 37, 64, 128, 200, 256}) {
+        for (std::int64_t count : {1, 2, 3, 5, 17, 33}) {
           CAPTURE(rows);
           CAPTURE(width);
           CAPTURE(count);
