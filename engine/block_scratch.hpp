@@ -65,8 +65,18 @@ struct RowState {
         tile_max(base + 4 * br), tile_sum(base + 5 * br) {}
 };
 
+// An int8 KvCache's rows as the decoding kernels read them (KeyPages): each row stands for
+// its scale times its int8 values. Key `begin`'s row and scale first.
+struct QuantizedRows {
+  const std::int8_t* keys = nullptr;
+  const float* key_scales = nullptr;
+  const std::int8_t* values = nullptr;
+  const float* value_scales = nullptr;
+};
+
 // Keys [begin, end) of one kv head: what a query block runs over. Packed, or (key_rows) the
-// caller's rows read in place by the decoding kernels, in the inputs' element type KV.
+// caller's rows read in place by the decoding kernels, in the inputs' element type KV, or
+// (quantized) an int8 cache's rows read in place.
 template <class KV>
 struct KeyChunk {
   std::int64_t begin, end;
@@ -76,8 +86,10 @@ struct KeyChunk {
   const KV* key_rows = nullptr;      // the caller's row of key `begin` (no panels, no value_rows)
   std::int64_t key_row_stride = 0;   // elements from one key row to the next
   const KV* caller_value_rows = nullptr;  // with key_rows: the caller's row of key `begin`
+  QuantizedRows quantized = {};      // in place of key_rows and caller_value_rows
 
-  bool rows_in_place() const { return key_rows != nullptr; }
+  bool quantized_rows() const { return quantized.keys != nullptr; }
+  bool rows_in_place() const { return key_rows != nullptr || quantized_rows(); }
 };
 
 // Where a query block's running state comes from before a KeyChunk and goes after it.

@@ -93,14 +93,8 @@ AttentionStats run_sequence(const KvCache::Impl& cache, const engine::KeyPages& 
   }
   // Compute-bound: one copy of the keys and values, then attention() as on any tensors.
   std::vector<KV> keys(static_cast<std::size_t>(c.kv_heads * n * c.d)), values(static_cast<std::size_t>(c.kv_heads * n * c.dv));
-  engine::AlignedBuffer staging;
   for (std::int64_t h = 0; h < c.kv_heads; ++h) {
-    for (std::int64_t j0 = 0; j0 < n; j0 += c.page_tokens) {
-      const std::int64_t j1 = std::min(n, j0 + c.page_tokens);
-      const engine::KeyChunk<KV> page = pages.tile<KV>(staging, h, j0, j1);
-      std::copy_n(page.key_rows, (j1 - j0) * c.d, keys.data() + (h * n + j0) * c.d);
-      std::copy_n(page.caller_value_rows, (j1 - j0) * c.dv, values.data() + (h * n + j0) * c.dv);
-    }
+    pages.copy_rows<KV>(h, 0, n, keys.data() + h * n * c.d, values.data() + h * n * c.dv);
   }
   return engine::run_flash_attention(plan, q, dense_view<KV>(keys.data(), c, n, c.d),
                                      dense_view<KV>(values.data(), c, n, c.dv), out, lse);

@@ -47,6 +47,11 @@ inline void qk_rows(const simd::KernelTable& kernels, const float* q, std::int64
                     std::int64_t lds) {
   kernels.rows.qk_rows_bf16(q, rows, ldq, d, keys, ldk, count, scale, s, lds);
 }
+inline void qk_rows(const simd::KernelTable& kernels, const float* q, std::int64_t rows, std::int64_t ldq,
+                    std::int64_t d, const std::int8_t* keys, const float* key_scales, std::int64_t ldk,
+                    std::int64_t count, float scale, float* s, std::int64_t lds) {
+  kernels.rows.qk_rows_int8(q, rows, ldq, d, keys, ldk, key_scales, count, scale, s, lds);
+}
 inline void pv_rows(const simd::KernelTable& kernels, const float* p, std::int64_t rows, std::int64_t ldp,
                     std::int64_t count, const float* v, std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo,
                     const float* row_scale) {
@@ -56,6 +61,11 @@ inline void pv_rows(const simd::KernelTable& kernels, const float* p, std::int64
                     std::int64_t count, const bf16* v, std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo,
                     const float* row_scale) {
   kernels.rows.pv_rows_bf16(p, rows, ldp, count, v, ldv, dv, o, ldo, row_scale);
+}
+inline void pv_rows(const simd::KernelTable& kernels, const float* p, std::int64_t rows, std::int64_t ldp,
+                    std::int64_t count, const std::int8_t* v, const float* value_scales, std::int64_t ldv,
+                    std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
+  kernels.rows.pv_rows_int8(p, rows, ldp, count, v, ldv, value_scales, dv, o, ldo, row_scale);
 }
 
 }  // namespace longattn::engine

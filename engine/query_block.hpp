@@ -282,6 +282,10 @@ class QueryBlocks {
     float* acc = st.acc + t.r0 * W;
     if (t.masked && !t.values_finite) {
       accumulate_seen(st, keys, t, s, row_scale, p_in_bf16 && in_.pairs != nullptr);
+    } else if (keys.quantized_rows()) {
+      pv_rows(kern, s, t.n, ldS(), value_keys, keys.quantized.values + value_offset,
+              keys.quantized.value_scales + (t.j0 - keys.begin), keys.value_stride, in_.plan.shape.dv, acc, W,
+              row_scale);
     } else if (keys.rows_in_place()) {
       pv_rows(kern, s, t.n, ldS(), value_keys, keys.caller_value_rows + value_offset, keys.value_stride,
               in_.plan.shape.dv, acc, W, row_scale);
@@ -300,6 +304,7 @@ class QueryBlocks {
     const std::int64_t count = std::min(end, in_.plan.shape.nk) - j0, dv = in_.plan.shape.dv;
     if (count <= 0) return true;
     const std::int64_t offset = (j0 - keys.begin) * keys.value_stride;
+    if (keys.quantized_rows()) return true;  // int8 rows, and an int8 cache quantizes finite values alone
     if (keys.rows_in_place()) {
       const KV* rows = keys.caller_value_rows + offset;
       if constexpr (std::is_same_v<KV, bf16>) {
@@ -341,6 +346,9 @@ class QueryBlocks {
 
   // Element c of the value of the chunk's key `key`, as accumulate's kernels read it.
   float value(const KeyChunk<KV>& keys, std::int64_t key, std::int64_t c) const {
+    if (keys.quantized_rows()) {
+      return keys.quantized.value_scales[key] * static_cast<float>(keys.quantized.values[key * keys.value_stride + c]);
+    }
     if (keys.rows_in_place()) return to_float(keys.caller_value_rows[key * keys.value_stride + c]);
     if (in_.pairs != nullptr) {  // keys 2m and 2m + 1 interleaved in pair row m
       const auto* pairs = reinterpret_cast<const bf16*>(keys.value_rows);
@@ -378,10 +386,15 @@ class QueryBlocks {
   // past Nk have no row to read: their scores are -inf (the tile is masked there).
   void scores_in_place(const float* q, std::int64_t n, const KeyChunk<KV>& keys, std::int64_t j0, std::int64_t width,
                        float* s) const {
-    const std::int64_t valid = std::min(width, in_.plan.shape.nk - j0);
-    qk_rows(*in_.plan.kernels, q, n, in_.layout.d, in_.plan.score_depth,
-            keys.key_rows + (j0 - keys.begin) * keys.key_row_stride, keys.key_row_stride, valid, in_.plan.key_scale, s,
-            ldS());
+    const std::int64_t valid = std::min(width, in_.plan.shape.nk - j0), first = j0 - keys.begin;
+    if (keys.quantized_rows()) {
+      qk_rows(*in_.plan.kernels, q, n, in_.layout.d, in_.plan.score_depth,
+              keys.quantized.keys + first * keys.key_row_stride, keys.quantized.key_scales + first,
+              keys.key_row_stride, valid, in_.plan.key_scale, s, ldS());
+    } else {
+      qk_rows(*in_.plan.kernels, q, n, in_.layout.d, in_.plan.score_depth, keys.key_rows + first * keys.key_row_stride,
+              keys.key_row_stride, valid, in_.plan.key_scale, s, ldS());
+    }
     for (std::int64_t r = 0; r < n; ++r) {
       std::fill(s + r * ldS() + valid, s + r * ldS() + width, -std::numeric_limits<float>::infinity());
     }

@@ -72,6 +72,11 @@ struct RowKernels {
                   std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
   void (*qk_rows_bf16)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const bf16* keys,
                        std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds);
+  // On an int8 cache's key rows, key c standing for key_scales[c] times its row:
+  // s[r][c] = scale · key_scales[c] · q[r] · key c.
+  void (*qk_rows_int8)(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const std::int8_t* keys,
+                       std::int64_t ldk, const float* key_scales, std::int64_t count, float scale, float* s,
+                       std::int64_t lds);
 
   // o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for c < dv (any dv; no
   // scaling when row_scale is null): value rows of dv contiguous elements, ldv apart, at any
@@ -80,6 +85,10 @@ struct RowKernels {
                   std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
   void (*pv_rows_bf16)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const bf16* v,
                        std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale);
+  // On int8 value rows, value j standing for value_scales[j] times its row.
+  void (*pv_rows_int8)(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const std::int8_t* v,
+                       std::int64_t ldv, const float* value_scales, std::int64_t dv, float* o, std::int64_t ldo,
+                       const float* row_scale);
 };
 
 // Element-wise passes over rows of scores and outputs (cols a multiple of lanes unless said).

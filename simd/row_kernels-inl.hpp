@@ -50,14 +50,22 @@ inline std::int64_t rows_ahead(std::int64_t row_bytes) {
   return std::max<std::int64_t>(1, kRowPrefetchBytes<V> / row_bytes);
 }
 
-// The decoding kernels read the caller's key and value rows as fp32 or bf16 (E), widening
-// bf16 as it is loaded: half the bytes from memory, where they are bound by reading them.
+// The decoding kernels read the caller's key and value rows as fp32, bf16 or int8 (E),
+// widening bf16 and int8 as they are loaded: a half or a quarter of the bytes from memory,
+// where they are bound by reading them. An int8 row stands for its scale times its values:
+// the kernels take the scales of its rows (`row_scales`, null for fp32 and bf16) and apply
+// each to the row's dot products and weights.
 template <class V>
 inline V load_row(const float* p) { return V::load(p); }
 template <class V>
 inline V load_row(const bf16* p) { return V::load_bf16(p); }
+template <class V>
+inline V load_row(const std::int8_t* p) { return V::load_int8(p); }
 inline float widened(float x) { return x; }
 inline float widened(bf16 x) { return static_cast<float>(x); }
+inline float widened(std::int8_t x) { return static_cast<float>(x); }
+// Row j's scale: 1 without scales.
+inline float row_scale_of(const float* row_scales, std::int64_t j) { return row_scales != nullptr ? row_scales[j] : 1.0f; }
 
 // Query rows per pass of qk_row_pass, and accumulators per row: a key's dot product split in
 // two chains so that its FMAs do not wait on one another (a key row of D = 128 is 16 AVX2
@@ -131,7 +139,8 @@ inline constexpr int kPairedKeys = 2;
 // a run-time row count GCC kept them on the stack, and each FMA waited on a store and a load).
 template <class V, int R, class E>
 void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const E* keys, std::int64_t ldk,
-                 std::int64_t count, float scale, float* s, std::int64_t lds, std::int64_t ahead) {
+                 const float* key_scales, std::int64_t count, float scale, float* s, std::int64_t lds,
+                 std::int64_t ahead) {
   constexpr int L = V::lanes, K = kRowsSummedKeys<V, R>, RS = K > 0 ? L / K : R;  // RS: R, or 4 for R = 3
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(E));
   std::int64_t c = 0;
@@ -151,7 +160,7 @@ void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const E* keys
     for (int k = 0; k < K; ++k) {
       for (int r = 0; r < R; ++r) {
         const float tail = f < d ? dot_tail(q + r * ldq, keys + (c + k) * ldk, f, d) : 0.0f;
-        s[r * lds + c + k] = (dots[k * RS + r] + tail) * scale;
+        s[r * lds + c + k] = (dots[k * RS + r] + tail) * scale * row_scale_of(key_scales, c + k);
       }
     }
   }
@@ -160,23 +169,26 @@ void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const E* keys
     if (ahead > 0) prefetch_row<V>(key + ahead * ldk, row_bytes);
     V totals[R];
     const std::int64_t f = row_dot_lanes<V, R, 1, R>(q, ldq, d, key, ldk, totals);
-    for (int r = 0; r < R; ++r) s[r * lds + c] = (totals[r].reduce_add() + dot_tail(q + r * ldq, key, f, d)) * scale;
+    for (int r = 0; r < R; ++r) {
+      s[r * lds + c] = (totals[r].reduce_add() + dot_tail(q + r * ldq, key, f, d)) * scale * row_scale_of(key_scales, c);
+    }
   }
 }
 
 // qk_row_pass for any number of rows, a pass over the keys per kRowPassRows rows.
 template <class V, class E>
 void qk_row_passes(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const E* keys,
-                   std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds, std::int64_t ahead) {
+                   std::int64_t ldk, const float* key_scales, std::int64_t count, float scale, float* s,
+                   std::int64_t lds, std::int64_t ahead) {
   static_assert(kRowPassRows == 4);
   for (std::int64_t r0 = 0; r0 < rows; r0 += kRowPassRows) {
     const float* q0 = q + r0 * ldq;
     float* s0 = s + r0 * lds;
     switch (std::min<std::int64_t>(kRowPassRows, rows - r0)) {
-      case 1: qk_row_pass<V, 1>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
-      case 2: qk_row_pass<V, 2>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
-      case 3: qk_row_pass<V, 3>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
-      default: qk_row_pass<V, 4>(q0, ldq, d, keys, ldk, count, scale, s0, lds, ahead); break;
+      case 1: qk_row_pass<V, 1>(q0, ldq, d, keys, ldk, key_scales, count, scale, s0, lds, ahead); break;
+      case 2: qk_row_pass<V, 2>(q0, ldq, d, keys, ldk, key_scales, count, scale, s0, lds, ahead); break;
+      case 3: qk_row_pass<V, 3>(q0, ldq, d, keys, ldk, key_scales, count, scale, s0, lds, ahead); break;
+      default: qk_row_pass<V, 4>(q0, ldq, d, keys, ldk, key_scales, count, scale, s0, lds, ahead); break;
     }
   }
 }
@@ -198,12 +210,13 @@ inline constexpr int kDotKeys = V::lanes / kDotRows<V>;
 // scale, into s[r · lds + k]: apart from the block, whose registers it would crowd.
 template <int R, int K, class E>
 [[gnu::noinline]] void qk_dot_tail(const float* dots, const float* q, std::int64_t ldq, std::int64_t f, std::int64_t d,
-                                   const E* keys, std::int64_t ldk, float scale, float* s, std::int64_t lds) {
+                                   const E* keys, std::int64_t ldk, const float* key_scales, float scale, float* s,
+                                   std::int64_t lds) {
   for (int r = 0; r < R; ++r) {
     for (int k = 0; k < K; ++k) {
       float dot = dots[r * K + k];
       for (std::int64_t g = f; g < d; ++g) dot += q[r * ldq + g] * widened(keys[k * ldk + g]);
-      s[r * lds + k] = dot * scale;
+      s[r * lds + k] = dot * scale * row_scale_of(key_scales, k);
     }
   }
 }
@@ -213,7 +226,8 @@ template <int R, int K, class E>
 // "Decoding kernels").
 template <class V, int R, int K, class E>
 [[gnu::always_inline]] inline void qk_dot_block(const float* q, std::int64_t ldq, std::int64_t d, const E* keys,
-                                                std::int64_t ldk, float scale, float* s, std::int64_t lds) {
+                                                std::int64_t ldk, const float* key_scales, float scale, float* s,
+                                                std::int64_t lds) {
   constexpr int L = V::lanes;
   static_assert(R * K == L);
   V acc[R * K];
@@ -230,42 +244,58 @@ template <class V, int R, int K, class E>
   alignas(64) float dots[L];
   if (f < d) {
     V::sum_lanes(acc).store(dots);
-    qk_dot_tail<R, K>(dots, q, ldq, f, d, keys, ldk, scale, s, lds);
+    qk_dot_tail<R, K>(dots, q, ldq, f, d, keys, ldk, key_scales, scale, s, lds);
     return;
   }
   (V::sum_lanes(acc) * V::broadcast(scale)).store(dots);
   for (int r = 0; r < R; ++r)
-    for (int k = 0; k < K; ++k) s[r * lds + k] = dots[r * K + k];
+    for (int k = 0; k < K; ++k) s[r * lds + k] = dots[r * K + k] * row_scale_of(key_scales, k);
 }
 
-// s[r][c] = scale · q[r] · key c for r < rows, c < keys; q rows ldq floats apart, keys rows of
-// d contiguous elements (fp32 or bf16), ldk apart. Keys are read in order, each once for all
-// rows.
+// s[r][c] = scale · key_scales[c] · q[r] · key c for r < rows, c < keys (no key scales when
+// null); q rows ldq floats apart, keys rows of d contiguous elements (fp32, bf16 or int8),
+// ldk apart. Keys are read in order, each once for all rows.
 template <class V, class E>
-void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const E* keys,
-             std::int64_t ldk, std::int64_t count, float scale, float* s, std::int64_t lds) {
+void qk_scaled_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const E* keys,
+                    std::int64_t ldk, const float* key_scales, std::int64_t count, float scale, float* s,
+                    std::int64_t lds) {
   constexpr int R = kDotRows<V>, K = kDotKeys<V>;
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(E));
   const std::int64_t ahead = rows_ahead<V>(row_bytes);
   if (rows < kKeyBlockRows) {  // a pass over the keys per four rows
-    qk_row_passes<V>(q, rows, ldq, d, keys, ldk, count, scale, s, lds, ahead);
+    qk_row_passes<V>(q, rows, ldq, d, keys, ldk, key_scales, count, scale, s, lds, ahead);
     return;
   }
+  const auto scales_from = [&](std::int64_t c) { return key_scales != nullptr ? key_scales + c : nullptr; };
   std::int64_t c = 0;
   for (; c + K <= count; c += K) {  // blocks of R rows × K keys, the rows left over after them
     for (int k = 0; k < K; ++k) prefetch_row<V>(keys + (c + k + ahead) * ldk, row_bytes);
     std::int64_t r0 = 0;
     for (; r0 + R <= rows; r0 += R) {
-      qk_dot_block<V, R, K>(q + r0 * ldq, ldq, d, keys + c * ldk, ldk, scale, s + r0 * lds + c, lds);
+      qk_dot_block<V, R, K>(q + r0 * ldq, ldq, d, keys + c * ldk, ldk, scales_from(c), scale, s + r0 * lds + c, lds);
     }
     if (r0 < rows) {
-      qk_row_passes<V>(q + r0 * ldq, rows - r0, ldq, d, keys + c * ldk, ldk, K, scale, s + r0 * lds + c, lds, 0);
+      qk_row_passes<V>(q + r0 * ldq, rows - r0, ldq, d, keys + c * ldk, ldk, scales_from(c), K, scale,
+                       s + r0 * lds + c, lds, 0);
     }
   }
   for (; c < count; ++c) {
     prefetch_row<V>(keys + (c + ahead) * ldk, row_bytes);
-    qk_row_passes<V>(q, rows, ldq, d, keys + c * ldk, ldk, 1, scale, s + c, lds, 0);
+    qk_row_passes<V>(q, rows, ldq, d, keys + c * ldk, ldk, scales_from(c), 1, scale, s + c, lds, 0);
   }
+}
+
+// The table's entries: fp32 and bf16 rows, and int8 rows with their scales.
+template <class V, class E>
+void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const E* keys, std::int64_t ldk,
+             std::int64_t count, float scale, float* s, std::int64_t lds) {
+  qk_scaled_rows<V>(q, rows, ldq, d, keys, ldk, nullptr, count, scale, s, lds);
+}
+template <class V>
+void qk_rows_int8(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d, const std::int8_t* keys,
+                  std::int64_t ldk, const float* key_scales, std::int64_t count, float scale, float* s,
+                  std::int64_t lds) {
+  qk_scaled_rows<V>(q, rows, ldq, d, keys, ldk, key_scales, count, scale, s, lds);
 }
 
 // o[r][c] += Σ_{k < K} p[r][k] · v[k][c] for r < R, c < dv: K value rows (ldv floats apart)
@@ -273,12 +303,12 @@ void qk_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::int64_t d
 // weights broadcast into registers once (a loop over the caller's rows broadcast them
 // again for every vector: its stores might have changed p).
 template <class V, int R, int K, class E>
-inline void pv_key_block(const float* p, std::int64_t ldp, const E* v, std::int64_t ldv, std::int64_t dv,
-                         float* o, std::int64_t ldo) {
+inline void pv_key_block(const float* p, std::int64_t ldp, const E* v, std::int64_t ldv, const float* value_scales,
+                         std::int64_t dv, float* o, std::int64_t ldo) {
   constexpr int L = V::lanes;
   V weight[R][K];
   for (int r = 0; r < R; ++r)
-    for (int k = 0; k < K; ++k) weight[r][k] = V::broadcast(p[r * ldp + k]);
+    for (int k = 0; k < K; ++k) weight[r][k] = V::broadcast(p[r * ldp + k] * row_scale_of(value_scales, k));
   std::int64_t c = 0;
   for (; c + L <= dv; c += L) {
     V x[K];
@@ -291,23 +321,25 @@ inline void pv_key_block(const float* p, std::int64_t ldp, const E* v, std::int6
   }
   for (; c < dv; ++c) {
     for (int r = 0; r < R; ++r)
-      for (int k = 0; k < K; ++k) o[r * ldo + c] += p[r * ldp + k] * widened(v[k * ldv + c]);
+      for (int k = 0; k < K; ++k) {
+        o[r * ldo + c] += p[r * ldp + k] * row_scale_of(value_scales, k) * widened(v[k * ldv + c]);
+      }
   }
 }
 
 // pv_key_block for any number of rows, in groups of G <= 4.
 template <class V, int G, int K, class E>
 inline void pv_rows_of_keys(const float* p, std::int64_t rows, std::int64_t ldp, const E* v, std::int64_t ldv,
-                            std::int64_t dv, float* o, std::int64_t ldo) {
+                            const float* value_scales, std::int64_t dv, float* o, std::int64_t ldo) {
   static_assert(G >= 1 && G <= 4);
   for (std::int64_t r0 = 0; r0 < rows; r0 += G) {
     const float* p0 = p + r0 * ldp;
     float* o0 = o + r0 * ldo;
     switch (std::min<std::int64_t>(G, rows - r0)) {
-      case 1: pv_key_block<V, 1, K>(p0, ldp, v, ldv, dv, o0, ldo); break;
-      case 2: pv_key_block<V, std::min(G, 2), K>(p0, ldp, v, ldv, dv, o0, ldo); break;
-      case 3: pv_key_block<V, std::min(G, 3), K>(p0, ldp, v, ldv, dv, o0, ldo); break;
-      default: pv_key_block<V, G, K>(p0, ldp, v, ldv, dv, o0, ldo); break;
+      case 1: pv_key_block<V, 1, K>(p0, ldp, v, ldv, value_scales, dv, o0, ldo); break;
+      case 2: pv_key_block<V, std::min(G, 2), K>(p0, ldp, v, ldv, value_scales, dv, o0, ldo); break;
+      case 3: pv_key_block<V, std::min(G, 3), K>(p0, ldp, v, ldv, value_scales, dv, o0, ldo); break;
+      default: pv_key_block<V, G, K>(p0, ldp, v, ldv, value_scales, dv, o0, ldo); break;
     }
   }
 }
@@ -338,8 +370,8 @@ inline constexpr int kPvColumnVectors = 8;
 // rows `ahead` rows on are fetched, whole, in order (the first pass over the rows).
 template <class V, int R, int CB, class E>
 void pv_register_block(const float* p, std::int64_t ldp, std::int64_t count, const E* v, std::int64_t ldv,
-                       std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead, std::int64_t row_bytes,
-                       bool fetch) {
+                       const float* value_scales, std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead,
+                       std::int64_t row_bytes, bool fetch) {
   constexpr int L = V::lanes;
   V acc[R][CB];
   LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
@@ -351,7 +383,7 @@ void pv_register_block(const float* p, std::int64_t ldp, std::int64_t count, con
     V x[CB];
     LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) x[i] = load_row<V>(row + i * L).in_register();
     LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
-      const V weight = V::broadcast(p[r * ldp + j]);
+      const V weight = V::broadcast(p[r * ldp + j] * row_scale_of(value_scales, j));
       LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) acc[r][i] = fma(weight, x[i], acc[r][i]);
     }
   }
@@ -364,14 +396,14 @@ void pv_register_block(const float* p, std::int64_t ldp, std::int64_t count, con
 // the registers hold, each pass over all the value rows (from the cache after the first).
 template <class V, int CB, class E>
 void pv_column_block(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
-                     std::int64_t ldv, std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead,
-                     std::int64_t row_bytes, bool fetch) {
+                     std::int64_t ldv, const float* value_scales, std::int64_t c0, float* o, std::int64_t ldo,
+                     std::int64_t ahead, std::int64_t row_bytes, bool fetch) {
   constexpr int RM = std::min(kRowPassRows, kPvAccumulators / CB);
   for (std::int64_t r0 = 0; r0 < rows; r0 += RM, fetch = false) {
     const float* p0 = p + r0 * ldp;
     float* o0 = o + r0 * ldo;
     const auto pass = [&]<int R>() {
-      pv_register_block<V, R, CB>(p0, ldp, count, v, ldv, c0, o0, ldo, ahead, row_bytes, fetch);
+      pv_register_block<V, R, CB>(p0, ldp, count, v, ldv, value_scales, c0, o0, ldo, ahead, row_bytes, fetch);
     };
     switch (std::min<std::int64_t>(RM, rows - r0)) {
       case 1: pass.template operator()<1>(); break;
@@ -387,7 +419,7 @@ void pv_column_block(const float* p, std::int64_t rows, std::int64_t ldp, std::i
 // the columns past them.
 template <class V, class E>
 void pv_few_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
-                 std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo) {
+                 std::int64_t ldv, const float* value_scales, std::int64_t dv, float* o, std::int64_t ldo) {
   constexpr int L = V::lanes;
   const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
   const std::int64_t ahead = rows_ahead<V>(row_bytes);
@@ -395,7 +427,7 @@ void pv_few_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64
   bool fetch = true;
   const auto block = [&]<int CB>() {
     for (; c0 + CB * L <= dv; c0 += CB * L, fetch = false) {
-      pv_column_block<V, CB>(p, rows, ldp, count, v, ldv, c0, o, ldo, ahead, row_bytes, fetch);
+      pv_column_block<V, CB>(p, rows, ldp, count, v, ldv, value_scales, c0, o, ldo, ahead, row_bytes, fetch);
     }
   };
   static_assert(kPvColumnVectors == 8);
@@ -405,38 +437,55 @@ void pv_few_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64
   block.template operator()<1>();
   for (std::int64_t j = 0; c0 < dv && j < count; ++j) {
     for (std::int64_t r = 0; r < rows; ++r) {
-      for (std::int64_t c = c0; c < dv; ++c) o[r * ldo + c] += p[r * ldp + j] * widened(v[j * ldv + c]);
+      const float weight = p[r * ldp + j] * row_scale_of(value_scales, j);
+      for (std::int64_t c = c0; c < dv; ++c) o[r * ldo + c] += weight * widened(v[j * ldv + c]);
     }
   }
 }
 
-// o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · v[j][c] for r < rows, c < dv (no
-// scaling when row_scale is null); value rows of dv contiguous elements (fp32 or bf16), ldv
-// apart, at any alignment; o rows ldo floats apart. On AVX-512 few rows keep blocks of o in
-// registers over all the keys; otherwise, and from kKeyBlockRows rows on, o stays in L1, each pass's update of it
-// waiting on the last while the next value rows stream in.
+// o[r][c] = o[r][c] · row_scale[r] + Σ_{j < count} p[r][j] · value_scales[j] · v[j][c] for r <
+// rows, c < dv (no scaling when row_scale or value_scales is null); value rows of dv
+// contiguous elements (fp32, bf16 or int8), ldv apart, at any alignment; o rows ldo floats
+// apart. On AVX-512 few rows keep blocks of o in registers over all the keys; otherwise, and
+// from kKeyBlockRows rows on, o stays in L1, each pass's update of it waiting on the last
+// while the next value rows stream in.
 template <class V, class E>
-void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
-             std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
+void pv_scaled_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
+                    std::int64_t ldv, const float* value_scales, std::int64_t dv, float* o, std::int64_t ldo,
+                    const float* row_scale) {
   constexpr int G = kPvRowsRows<V>, K = kPvRowsKeys<V>;
   if (row_scale != nullptr) scale_rows<V>(o, rows, ldo, row_scale, o, ldo, dv, false);
   if constexpr (kPvRowsInRegisters<V>) {
     if (rows < kKeyBlockRows) {
-      pv_few_rows<V>(p, rows, ldp, count, v, ldv, dv, o, ldo);
+      pv_few_rows<V>(p, rows, ldp, count, v, ldv, value_scales, dv, o, ldo);
       return;
     }
   }
+  const auto scales_from = [&](std::int64_t j) { return value_scales != nullptr ? value_scales + j : nullptr; };
   const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
   const std::int64_t ahead = rows_ahead<V>(row_bytes);
   std::int64_t j = 0;
   for (; rows >= kKeyBlockRows && j + K <= count; j += K) {
     for (int k = 0; k < K; ++k) prefetch_row<V>(v + (j + k + ahead) * ldv, row_bytes);
-    pv_rows_of_keys<V, G, K>(p + j, rows, ldp, v + j * ldv, ldv, dv, o, ldo);
+    pv_rows_of_keys<V, G, K>(p + j, rows, ldp, v + j * ldv, ldv, scales_from(j), dv, o, ldo);
   }
   for (; j < count; ++j) {
     prefetch_row<V>(v + (j + ahead) * ldv, row_bytes);
-    pv_rows_of_keys<V, 4, 1>(p + j, rows, ldp, v + j * ldv, ldv, dv, o, ldo);
+    pv_rows_of_keys<V, 4, 1>(p + j, rows, ldp, v + j * ldv, ldv, scales_from(j), dv, o, ldo);
   }
+}
+
+// The table's entries: fp32 and bf16 rows, and int8 rows with their scales.
+template <class V, class E>
+void pv_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v, std::int64_t ldv,
+             std::int64_t dv, float* o, std::int64_t ldo, const float* row_scale) {
+  pv_scaled_rows<V>(p, rows, ldp, count, v, ldv, nullptr, dv, o, ldo, row_scale);
+}
+template <class V>
+void pv_rows_int8(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const std::int8_t* v,
+                  std::int64_t ldv, const float* value_scales, std::int64_t dv, float* o, std::int64_t ldo,
+                  const float* row_scale) {
+  pv_scaled_rows<V>(p, rows, ldp, count, v, ldv, value_scales, dv, o, ldo, row_scale);
 }
 
 }  // namespace longattn::simd::LONGATTN_SIMD_TARGET
