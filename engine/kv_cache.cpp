@@ -151,13 +151,14 @@ const CachedLayer& KvCache::Impl::layer(SequenceId id, std::int64_t layer, const
 
 std::vector<const std::byte*> KvCache::Impl::page_starts(SequenceId id, std::int64_t layer) const {
   std::vector<const std::byte*> starts;
-  for (std::int32_t page : sequences[id].layers[layer].pages) starts.push_back(pages[page].data.get());
+  for (std::int32_t page : sequences[id].layers[layer].pages) starts.push_back(pages[page].data);
   return starts;
 }
 
 KvCache::KvCache(const KvCacheConfig& config) : impl_(std::make_unique<Impl>()) {
   impl_->config = checked(config);
   impl_->layout = engine::PageLayout(impl_->config);
+  impl_->slabs = engine::PageSlabs(impl_->layout.bytes);
 }
 KvCache::~KvCache() = default;
 KvCache::KvCache(KvCache&&) noexcept = default;
@@ -188,8 +189,10 @@ void KvCache::drop(SequenceId sequence) {
   CachedSequence& s = impl_->sequences[sequence];
   for (CachedLayer& layer : s.layers) {
     for (std::int32_t page : layer.pages) {
-      if (--impl_->pages[page].references == 0) {
-        impl_->pages[page].data.reset();  // the memory goes back now, the slot is reused
+      engine::CachePage& p = impl_->pages[page];
+      if (--p.references == 0) {  // the slot is reused; the slab's memory goes back once its pages are all free
+        impl_->slabs.release(p.slab, p.data);
+        p.data = nullptr;
         impl_->free_pages.push_back(page);
       }
     }
@@ -208,8 +211,13 @@ class NewPages {
   }
 
   std::int32_t make() {
-    void* memory = std::aligned_alloc(kLine, static_cast<std::size_t>(cache_.layout.bytes));
-    if (memory == nullptr) fail("append: out of memory for a page of " + std::to_string(cache_.layout.bytes) + " bytes");
+    std::int32_t slab = -1;
+    std::byte* memory = nullptr;
+    try {
+      memory = cache_.slabs.allocate(slab);
+    } catch (const std::bad_alloc&) {
+      fail("append: out of memory for a page of " + std::to_string(cache_.layout.bytes) + " bytes");
+    }
     std::int32_t page;
     if (!cache_.free_pages.empty()) {
       page = cache_.free_pages.back();
@@ -218,8 +226,7 @@ class NewPages {
       page = static_cast<std::int32_t>(cache_.pages.size());
       cache_.pages.emplace_back();
     }
-    cache_.pages[page].data.reset(static_cast<std::byte*>(memory));
-    cache_.pages[page].references = 1;
+    cache_.pages[page] = {memory, slab, 1};
     made_.push_back(page);
     return page;
   }
@@ -227,8 +234,9 @@ class NewPages {
 
  private:
   void release(std::int32_t page) {
-    cache_.pages[page].data.reset();
-    cache_.pages[page].references = 0;
+    engine::CachePage& p = cache_.pages[page];
+    cache_.slabs.release(p.slab, p.data);
+    p = {};
     cache_.free_pages.push_back(page);
   }
   KvCache::Impl& cache_;
@@ -275,7 +283,7 @@ void append_rows(KvCache::Impl& cache, SequenceId id, std::int64_t layer_index, 
   const bool copy_on_write = length % P != 0 && cache.pages[table.back()].references > 1;
   if (copy_on_write) {  // the last page is shared with a fork: this sequence writes its own copy
     const std::int32_t shared = table.back(), own = made.make();
-    std::memcpy(cache.pages[own].data.get(), cache.pages[shared].data.get(), static_cast<std::size_t>(cache.layout.bytes));
+    std::memcpy(cache.pages[own].data, cache.pages[shared].data, static_cast<std::size_t>(cache.layout.bytes));
     table.back() = own;
   }
   while (static_cast<std::int64_t>(table.size()) * P < length + tokens) table.push_back(made.make());
@@ -289,7 +297,7 @@ void append_rows(KvCache::Impl& cache, SequenceId id, std::int64_t layer_index, 
   std::vector<float> row(static_cast<std::size_t>(std::max(c.d, c.dv)));
   for (std::int64_t t = 0; t < tokens; ++t) {
     const std::int64_t position = length + t, slot = position % P;
-    std::byte* page = cache.pages[table[position / P]].data.get();
+    std::byte* page = cache.pages[table[position / P]].data;
     for (std::int64_t h = 0; h < c.kv_heads; ++h) {
       read_row(k, h, t, row.data());
       if (c.rope.enabled()) cache.rope.rotate(row.data(), 1, position, 1.0f, row.data());
@@ -328,6 +336,7 @@ KvCacheMemory KvCache::memory() const {
   for (const engine::CachePage& page : impl_->pages) m.pages += page.references > 0;
   m.page_bytes = impl_->layout.bytes;
   m.bytes = m.pages * m.page_bytes;
+  m.reserved_bytes = impl_->slabs.reserved_bytes();
   for (const CachedSequence& s : impl_->sequences) {
     for (const CachedLayer& layer : s.layers) m.tokens += layer.length;
   }
@@ -349,7 +358,7 @@ void KvCache::read(SequenceId sequence, std::int64_t layer_index, HeadsView<floa
   const PageLayout& at = impl_->layout;
   std::vector<float> row(static_cast<std::size_t>(std::max(c.d, c.dv)));
   for (std::int64_t t = 0; t < layer.length; ++t) {
-    const std::byte* page = impl_->pages[layer.pages[t / c.page_tokens]].data.get();
+    const std::byte* page = impl_->pages[layer.pages[t / c.page_tokens]].data;
     const std::int64_t slot = t % c.page_tokens;
     for (std::int64_t h = 0; h < c.kv_heads; ++h) {
       load_row(c.type, page + at.key_row(h, slot), page + at.key_scale(h, slot), c.d, row.data());

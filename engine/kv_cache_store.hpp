@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/page_slabs.hpp"
 #include "engine/positional_encoding.hpp"
 #include "longattn/kv_cache.hpp"
 
@@ -39,11 +40,10 @@ struct PageLayout {
   }
 };
 
+// A page: its memory in one of the cache's slabs, and how many sequences hold it.
 struct CachePage {
-  struct Free {
-    void operator()(std::byte* p) const { std::free(p); }
-  };
-  std::unique_ptr<std::byte[], Free> data;
+  std::byte* data = nullptr;
+  std::int32_t slab = -1;
   std::int64_t references = 0;  // 0: free
 };
 
@@ -64,6 +64,7 @@ namespace longattn {
 struct KvCache::Impl {
   KvCacheConfig config;
   engine::PageLayout layout;
+  engine::PageSlabs slabs;
   std::vector<engine::CachePage> pages;
   std::vector<std::int32_t> free_pages;
   std::vector<engine::CachedSequence> sequences;  // indexed by SequenceId

@@ -1,7 +1,7 @@
 // The paged KvCache: attention over its pages equals attention() over the same keys bit for
-// bit (fp32, bf16; int8 over its dequantized keys), on every ISA path and 1 and 2 threads, for
-// random page sizes, lengths and forks; int8 within its stated bound of fp32; bad input
-// leaves the cache as it was.
+// bit (fp32, bf16; int8 within 1e-5 of max |out| of attention() over its dequantized keys),
+// on every ISA path and 1 and 2 threads, for random page sizes, lengths and forks; int8
+// within its stated bound of fp32; bad input leaves the cache as it was.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -105,7 +105,23 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// Paged against dense on every ISA path and 1 and 2 threads, bit for bit.
+// The largest |a - b| over the largest |b|; infinities must match.
+double relative_gap(const std::vector<float>& a, const std::vector<float>& b) {
+  double gap = 0, largest = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isinf(a[i]) || std::isinf(b[i])) {
+      gap = std::max(gap, a[i] == b[i] ? 0.0 : 1.0);
+      continue;
+    }
+    gap = std::max(gap, std::abs(double(a[i]) - b[i]));
+    largest = std::max(largest, std::abs(double(b[i])));
+  }
+  return largest > 0 ? gap / largest : gap;
+}
+
+// Paged against dense on every ISA path and 1 and 2 threads: bit for bit, except where the
+// int8 kernels read the pages' int8 rows, which scale a row's products once where attention()
+// multiplies each element by its scale first (within 1e-5 of max |out|; 2.3e-7 measured).
 void check_bits(const FilledCache& filled, std::int64_t q_heads, std::int64_t nq, AttentionOptions options,
                 std::mt19937& rng) {
   const std::vector<float> q = random_values(static_cast<std::int64_t>(filled.ids.size()) * q_heads * nq *
@@ -117,15 +133,20 @@ void check_bits(const FilledCache& filled, std::int64_t q_heads, std::int64_t nq
       options.isa = isa, options.threads = threads;
       const Outputs paged = paged_attention(filled.cache, filled.ids, q, q_heads, nq, options);
       const Outputs dense = dense_attention(filled.cache, filled.ids, q, q_heads, nq, options);
-      CHECK(same_bits(paged.out, dense.out));
-      CHECK(same_bits(paged.lse, dense.lse));
+      if (filled.cache.config().type == CacheType::int8) {
+        CHECK(relative_gap(paged.out, dense.out) < 1e-5);
+        CHECK(relative_gap(paged.lse, dense.lse) < 1e-5);
+      } else {
+        CHECK(same_bits(paged.out, dense.out));
+        CHECK(same_bits(paged.lse, dense.lse));
+      }
     }
   }
 }
 
 }  // namespace
 
-TEST_CASE("cached attention equals attention() over the same keys, bit for bit") {
+TEST_CASE("cached attention equals attention() over the same keys, bit for bit (int8 within 1e-5)") {
   std::mt19937 rng(7);
   for (CacheType type : {CacheType::fp32, CacheType::bf16, CacheType::int8}) {
     for (std::int64_t page : {16, 32, 64, 128, 256}) {
@@ -182,10 +203,39 @@ TEST_CASE("cached attention: forks share pages until one of them writes") {
   check_bits(filled, 4, 1, {}, rng);
   cache.drop(filled.ids[0]);
   CHECK(cache.memory().pages == 7);  // the child's 6 pages at layer 0 and 1 at layer 1
+  CHECK(cache.memory().reserved_bytes >= cache.memory().bytes);
+  CHECK(cache.memory().reserved_bytes % (2 << 20) == 0);  // whole huge pages
   CHECK(cache.length(child, 0) == 90);
   cache.drop(child);
   CHECK(cache.memory().pages == 0);
   CHECK(cache.memory().tokens == 0);
+  CHECK(cache.memory().reserved_bytes == 0);  // every slab given back
+}
+
+TEST_CASE("KvCache slabs: pages reused after a drop, memory given back when a slab empties") {
+  std::mt19937 rng(13);
+  KvCache cache(cache_config(8, 128, 256));  // pages of 2 MiB: 8 to a 16 MiB slab
+  const std::vector<float> k = random_values(8 * 256 * 128, rng);
+  const auto rows = bhnd<const float>(k.data(), 1, 8, 256, 128);
+  std::vector<SequenceId> ids;
+  for (int s = 0; s < 12; ++s) {  // a page each: two slabs
+    ids.push_back(cache.add_sequence());
+    cache.append(ids.back(), 0, rows, rows);
+  }
+  CHECK(cache.memory().pages == 12);
+  CHECK(cache.memory().reserved_bytes == 32 << 20);
+  for (int s = 8; s < 12; ++s) cache.drop(ids[s]);  // the second slab's pages
+  CHECK(cache.memory().reserved_bytes == 16 << 20);
+  cache.drop(ids[0]);
+  const SequenceId again = cache.add_sequence();
+  cache.append(again, 0, rows, rows);  // into the first slab's free page
+  CHECK(cache.memory().reserved_bytes == 16 << 20);
+  std::vector<float> back_k(k.size()), back_v(k.size());
+  cache.read(again, 0, bhnd(back_k.data(), 1, 8, 256, 128), bhnd(back_v.data(), 1, 8, 256, 128));
+  CHECK(same_bits(back_k, k));
+  for (int s = 1; s < 8; ++s) cache.drop(ids[s]);
+  cache.drop(again);
+  CHECK(cache.memory().reserved_bytes == 0);
 }
 
 TEST_CASE("cached attention: RoPE turns keys once as appended and queries at their positions") {

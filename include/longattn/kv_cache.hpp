@@ -49,6 +49,9 @@ struct KvCacheMemory {
   std::int64_t pages = 0;            // pages in use (a page shared by forks counts once)
   std::int64_t page_bytes = 0;       // bytes of one page
   std::int64_t bytes = 0;            // pages · page_bytes
+  // The memory the cache holds: slabs of 2 MiB huge pages cut into pages, in use or free. A
+  // slab goes back to the system when none of its pages is in use.
+  std::int64_t reserved_bytes = 0;
   std::int64_t tokens = 0;           // tokens of every live sequence and layer (shared ones per sequence)
   std::int64_t bytes_per_token = 0;  // of keys, values and scales, one token at every layer
 };
