@@ -4,6 +4,8 @@
 // rows, and a second matmul turns them into y a block of rows at a time.
 #include "longattn/multi_head.hpp"
 
+#include "engine/multi_head_layer.hpp"
+
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/tbb/parallel_for.h>
 #include <omp.h>
@@ -69,171 +71,7 @@ void append_bias(std::span<const float> b, std::int64_t size, const char* name, 
   out.insert(out.end(), b.begin(), b.end());
 }
 
-// Sets oneDNN's OpenMP team to the layer's thread count for one scope, so that the
-// projections and the kernel (on TBB) use the same cores and never more.
-class OmpThreads {
- public:
-  explicit OmpThreads(int threads) : saved_(omp_get_max_threads()), set_(threads > 0) {
-    if (set_) omp_set_num_threads(threads);
-  }
-  ~OmpThreads() {
-    if (set_) omp_set_num_threads(saved_);
-  }
-
- private:
-  int saved_;
-  bool set_;
-};
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 }  // namespace
-
-struct MultiHeadSelfAttention::Impl {
-  MultiHeadConfig config;
-  std::int64_t E, Hq, Hkv, D;
-  std::int64_t qkv_width;  // (Hq + 2·Hkv)·D: columns of the Q|K|V buffer
-  std::vector<float> w_qkv, b_qkv;  // [(Hq + 2Hkv)·D, E], nn.Linear layout
-  std::vector<float> w_out, b_out;  // [E, Hq·D]
-  std::vector<float> position_table;  // learned [max_len, E]
-  std::int64_t max_len = 0;
-  std::vector<float> relative_bias;  // the layer's copy of config.attention.relative_bias
-  std::vector<float> sinks;          // ... and of its sinks
-
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-
-  // A matmul made once and run by any call: with a user scratchpad each call passes its own,
-  // which makes one primitive safe to run from many threads at once (oneDNN's "user" mode).
-  struct Matmul {
-    dnnl::matmul primitive;
-    dnnl::memory::desc scratchpad;
-  };
-  // Matmuls by (0 = a head's projection / 1 = output, rows, source row stride, destination row
-  // stride), made at their first use.
-  std::map<std::array<std::int64_t, 4>, Matmul> matmuls;
-  std::mutex matmuls_mutex;
-
-  // What one forward writes besides y, borrowed for the call and kept for the next: calls at
-  // the same time each get their own set.
-  struct CallBuffers {
-    // Cache-line aligned: the kernel reads value rows of Q|K|V in place when they are.
-    engine::AlignedBuffer qkv;         // [B, Hq + 2·Hkv, N, D]: query heads, key heads, value heads
-    engine::AlignedBuffer block;       // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
-    engine::AlignedBuffer heads_out;   // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
-    engine::AlignedBuffer scratchpad;  // the matmuls' scratch
-  };
-  std::vector<std::unique_ptr<CallBuffers>> idle_buffers;
-  std::mutex buffers_mutex;
-
-  // The sinusoidal rows made so far (a learned table is the layer's from the start), replaced
-  // by a longer table when a call needs one; a call keeps the table it started with.
-  std::shared_ptr<const std::vector<float>> sinusoids;
-  std::mutex sinusoids_mutex;
-
-  // Rows per projection call: blocks keep the position-added copy of x and the output
-  // staging small (8 MiB at E = 512) while each matmul stays large enough to run at speed.
-  static constexpr std::int64_t kBlockRows = 4096;
-
-  // One forward's buffers and oneDNN stream.
-  struct Call {
-    CallBuffers& buffers;
-    dnnl::stream stream;
-  };
-
-  std::unique_ptr<CallBuffers> borrow_buffers() {
-    const std::lock_guard lock(buffers_mutex);
-    if (idle_buffers.empty()) return std::make_unique<CallBuffers>();
-    std::unique_ptr<CallBuffers> buffers = std::move(idle_buffers.back());
-    idle_buffers.pop_back();
-    return buffers;
-  }
-  void return_buffers(std::unique_ptr<CallBuffers> buffers) {
-    const std::lock_guard lock(buffers_mutex);
-    idle_buffers.push_back(std::move(buffers));
-  }
-
-  // The matmul for these descriptors, made at its first use and kept under `key`.
-  Matmul matmul_for(const std::array<std::int64_t, 4>& key, const dnnl::memory::desc& src,
-                    const dnnl::memory::desc& weights, const dnnl::memory::desc& bias, const dnnl::memory::desc& dst) {
-    const std::lock_guard lock(matmuls_mutex);
-    auto it = matmuls.find(key);
-    if (it == matmuls.end()) {
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, bias, dst), attr, engine);
-      it = matmuls.emplace(key, Matmul{dnnl::matmul(pd), pd.scratchpad_desc()}).first;
-    }
-    return it->second;
-  }
-
-  // Runs a matmul with the call's scratchpad, grown to what it needs.
-  void execute(Call& call, const Matmul& matmul, std::unordered_map<int, dnnl::memory> args) {
-    const auto bytes = static_cast<std::int64_t>(matmul.scratchpad.get_size());
-    if (call.buffers.scratchpad.bytes() < bytes) call.buffers.scratchpad.resize((bytes + 3) / 4);
-    args.insert({DNNL_ARG_SCRATCHPAD, dnnl::memory(matmul.scratchpad, engine, call.buffers.scratchpad.data())});
-    matmul.primitive.execute(call.stream, args);
-  }
-
-  // dst[rows, E] (row stride ldd) = src[rows, Hq·D] (row stride lds) · W_outᵀ + b_out.
-  void project_out(Call& call, const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
-    const std::int64_t k = Hq * D;
-    using dnnl::memory;
-    const memory::desc src_md({rows, k}, memory::data_type::f32, memory::dims{lds, 1});
-    const memory::desc w_md({k, E}, memory::data_type::f32, memory::format_tag::ba);
-    const memory::desc b_md({1, E}, memory::data_type::f32, memory::format_tag::ab);
-    const memory::desc dst_md({rows, E}, memory::data_type::f32, memory::dims{ldd, 1});
-    execute(call, matmul_for({1, rows, lds, ldd}, src_md, w_md, b_md, dst_md),
-            {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
-             {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_out.data())},
-             {DNNL_ARG_BIAS, memory(b_md, engine, b_out.data())},
-             {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
-    call.stream.wait();
-  }
-
-  // Q|K|V rows [r0, r0 + rows) of one batch: src[rows, E] (row stride lds) · W_hᵀ + b_h into
-  // head h's rows of `heads` ([Hq + 2·Hkv][n][D]), for every head, so that the kernel reads q,
-  // k and v rows back to back rather than 6 KiB apart (bench/TUNING.md "The multi-head
-  // layer"). One matmul per head: oneDNN 2.6 runs the heads as one batched matmul (src
-  // broadcast) only in its reference implementation, minutes for one layer at N = 16384.
-  void project_heads(Call& call, const float* src, std::int64_t lds, std::int64_t rows, float* heads, std::int64_t n) {
-    using dnnl::memory;
-    const memory::desc src_md({rows, E}, memory::data_type::f32, memory::dims{lds, 1});
-    const memory::desc w_md({E, D}, memory::data_type::f32, memory::format_tag::ba);
-    const memory::desc b_md({1, D}, memory::data_type::f32, memory::format_tag::ab);
-    const memory::desc dst_md({rows, D}, memory::data_type::f32, memory::dims{D, 1});
-    const Matmul matmul = matmul_for({0, rows, lds, D}, src_md, w_md, b_md, dst_md);
-    const memory source(src_md, engine, const_cast<float*>(src));
-    for (std::int64_t h = 0; h < qkv_width / D; ++h) {
-      execute(call, matmul,
-              {{DNNL_ARG_SRC, source},
-               {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_qkv.data() + h * D * E)},
-               {DNNL_ARG_BIAS, memory(b_md, engine, b_qkv.data() + h * D)},
-               {DNNL_ARG_DST, memory(dst_md, engine, heads + h * n * D)}});
-    }
-    call.stream.wait();
-  }
-
-  std::string check_call(const TensorView<const float, 3>& x, const TensorView<float, 3>& y,
-                         std::span<const std::array<std::int64_t, 2>> segments,
-                         std::vector<std::int64_t>& row_positions) const;
-  std::string reserve(CallBuffers& buffers, std::int64_t B, std::int64_t N) const;
-  void project_inputs(Call& call, const TensorView<const float, 3>& x, const float* positions,
-                      const std::vector<std::int64_t>& row_positions);
-  void rotate_queries_and_keys(Call& call, std::int64_t B, const std::vector<std::int64_t>& row_positions);
-  void project_outputs(Call& call, const TensorView<float, 3>& y, bool heads_in_y);
-
-  // At least n rows of sinusoidal positions: made once per length and kept, like a learned
-  // table of that length.
-  std::shared_ptr<const std::vector<float>> sinusoidal_rows(std::int64_t n) {
-    const std::lock_guard lock(sinusoids_mutex);
-    if (sinusoids == nullptr || static_cast<std::int64_t>(sinusoids->size()) < n * E) {
-      sinusoids = std::make_shared<const std::vector<float>>(sinusoidal_table(n, E));
-    }
-    return sinusoids;
-  }
-};
 
 MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, const MultiHeadWeights& weights)
     : impl_(std::make_unique<Impl>()) {
@@ -316,9 +154,8 @@ MultiHeadSelfAttention& MultiHeadSelfAttention::operator=(MultiHeadSelfAttention
 
 const MultiHeadConfig& MultiHeadSelfAttention::config() const { return impl_->config; }
 
-namespace {
+namespace engine {
 
-// x and y as forward takes them: [B, N, E] with features contiguous, y apart from x.
 void check_layer_views(const TensorView<const float, 3>& x, const TensorView<float, 3>& y, std::int64_t E) {
   for (const auto& [view, name] : {std::pair{TensorView<const float, 3>{x}, "x"},
                                    {TensorView<const float, 3>{y.data, y.shape, y.strides}, "y"}}) {
@@ -340,15 +177,18 @@ void check_layer_views(const TensorView<const float, 3>& x, const TensorView<flo
   if (y.data < x_end && x.data < y_end) fail("y: must not overlap x");
 }
 
-}  // namespace
+}  // namespace engine
 
 // X (+ the table's rows at each row's position, unless null) → Q | K | V, head-major, row
-// blocks of each batch.
+// blocks of each batch. row_positions: N positions that every batch shares, or B·N, each
+// batch's own (a decoding step's sequences).
 void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<const float, 3>& x, const float* table,
                                                   const std::vector<std::int64_t>& row_positions) {
   const std::int64_t B = x.shape[0], N = x.shape[1];
+  const bool per_batch = static_cast<std::int64_t>(row_positions.size()) == B * N;
   float* block = call.buffers.block.data();
   for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t* positions = row_positions.data() + (per_batch ? b * N : 0);
     for (std::int64_t r0 = 0; r0 < N; r0 += kBlockRows) {
       const std::int64_t rows = std::min(kBlockRows, N - r0);
       const float* src = x.data + b * x.strides[0] + r0 * x.strides[1];
@@ -356,7 +196,7 @@ void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<c
       if (table != nullptr) {
         for (std::int64_t r = 0; r < rows; ++r) {
           const float* row = src + r * lds;
-          const float* p = table + row_positions[r0 + r] * E;
+          const float* p = table + positions[r0 + r] * E;
           float* dst = block + r * E;
           for (std::int64_t c = 0; c < E; ++c) dst[c] = row[c] + p[c];
         }
@@ -433,7 +273,7 @@ std::string MultiHeadSelfAttention::Impl::check_call(const TensorView<const floa
                                                      std::span<const std::array<std::int64_t, 2>> segments,
                                                      std::vector<std::int64_t>& row_positions) const {
   try {
-    check_layer_views(x, y, E);
+    engine::check_layer_views(x, y, E);
     row_positions = positions_of_rows(x.shape[1], segments);
     const std::int64_t last = *std::max_element(row_positions.begin(), row_positions.end());
     if (config.positions == AbsolutePositions::learned && last >= max_len) {
@@ -465,12 +305,7 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   Impl& m = *impl_;
   std::vector<std::int64_t> row_positions;
   std::string problem = m.check_call(x, y, rows.segments, row_positions);
-  // The buffers go back to the layer however the call ends.
-  struct Borrowed {
-    Impl& layer;
-    std::unique_ptr<Impl::CallBuffers> buffers;
-    ~Borrowed() { layer.return_buffers(std::move(buffers)); }
-  } borrowed{m, m.borrow_buffers()};
+  const Impl::Borrowed borrowed(m);
   Impl::Call call{*borrowed.buffers, dnnl::stream(m.engine)};
   Impl::CallBuffers& buffers = call.buffers;
   const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
@@ -478,21 +313,14 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   if (rows.agree) rows.agree(problem);  // before anything is written
   if (!problem.empty()) throw Error(problem);
 
-  std::shared_ptr<const std::vector<float>> sinusoids;
-  const float* positions = nullptr;
-  if (m.config.positions == AbsolutePositions::sinusoidal) {
-    sinusoids = m.sinusoidal_rows(*std::max_element(row_positions.begin(), row_positions.end()) + 1);
-    positions = sinusoids->data();
-  } else if (m.config.positions == AbsolutePositions::learned) {
-    positions = m.position_table.data();
-  }
+  const Impl::PositionRows positions = m.position_rows(row_positions);
   MultiHeadStats stats;
-  const OmpThreads omp_threads(m.config.attention.threads);
+  const engine::OmpThreads omp_threads(m.config.attention.threads);
   const std::int64_t C = m.qkv_width, HD = Hq * D;
   const bool in_y = HD <= E;  // head outputs into y's rows when they fit
   auto start = std::chrono::steady_clock::now();
-  m.project_inputs(call, x, positions, row_positions);
-  stats.projection_seconds = seconds_since(start);
+  m.project_inputs(call, x, positions.rows, row_positions);
+  stats.projection_seconds = engine::seconds_since(start);
 
   // Attention on the head-major Q | K | V.
   const std::array<std::int64_t, 4> head_major{N * C, N * D, D, 1};
@@ -514,11 +342,11 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
     const AttentionPlan plan({.batch = B, .q_heads = Hq, .kv_heads = Hkv, .nq = N, .nk = N, .d = D}, options);
     stats.attention = plan.run(q, k, v, o);
   }
-  stats.attention_seconds = seconds_since(start);
+  stats.attention_seconds = engine::seconds_since(start);
 
   start = std::chrono::steady_clock::now();
   m.project_outputs(call, y, in_y);
-  stats.output_seconds = seconds_since(start);
+  stats.output_seconds = engine::seconds_since(start);
   stats.projection_flops = 2.0 * static_cast<double>(B * N) * static_cast<double>(E) * static_cast<double>(C + HD);
   stats.scratch_bytes = buffers.qkv.bytes() + buffers.block.bytes() + buffers.heads_out.bytes() + buffers.scratchpad.bytes();
   return stats;

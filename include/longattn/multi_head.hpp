@@ -12,6 +12,7 @@
 
 #include "longattn/attention.hpp"
 #include "longattn/export.hpp"
+#include "longattn/kv_cache.hpp"
 #include "longattn/options.hpp"
 #include "longattn/tensor_view.hpp"
 
@@ -95,6 +96,19 @@ class LONGATTN_API MultiHeadSelfAttention {
   MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y) const;
   // The same on rows of a longer sequence (see SequenceRows).
   MultiHeadStats forward(TensorView<const float, 3> x, TensorView<float, 3> y, const SequenceRows& rows) const;
+
+  // A step of a causal layer that serves from a KvCache: x [S, T, E] are the next T tokens of
+  // each sequence of `sequences` (S of them, of any lengths). Their keys and values are
+  // appended to the cache at `layer`, at positions length … length + T - 1 of each sequence,
+  // and y [S, T, E] is the layer's output for them: each token attends over its sequence's
+  // cached tokens and the new ones up to itself (T = 1 decodes; more is a chunk of prefill).
+  // The cache must hold Hkv heads of D features for keys and values, and turn keys with the
+  // layer's RoPE (KvCacheConfig::rope = config.attention.rope); the layer's window must see no
+  // key to the right of a query (causal, or a window (L, 0)). Absolute positions are added at
+  // each token's position in its sequence. Everything is checked before the cache or y is
+  // written; on an Error both are as they were.
+  MultiHeadStats decode(TensorView<const float, 3> x, TensorView<float, 3> y, KvCache& cache, std::int64_t layer,
+                        std::span<const SequenceId> sequences) const;
 
   const MultiHeadConfig& config() const;
 

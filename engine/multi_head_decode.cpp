@@ -1,0 +1,118 @@
+// The multi-head layer serving from a KvCache: the new tokens' Q, K and V made as forward
+// makes them, their keys and values appended to the cache, and their queries attending over
+// the cache with cached_attention; then Wo as in forward.
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/multi_head_layer.hpp"
+#include "longattn/error.hpp"
+#include "longattn/kv_cache.hpp"
+
+namespace longattn {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) { throw Error("multi-head attention: decode: " + what); }
+
+// Whether every element of the [B, H, N, D] view is finite.
+bool all_finite(const HeadsView<const float>& t) {
+  for (std::int64_t b = 0; b < t.shape[0]; ++b) {
+    for (std::int64_t h = 0; h < t.shape[1]; ++h) {
+      for (std::int64_t i = 0; i < t.shape[2]; ++i) {
+        const float* row = t.data + b * t.strides[0] + h * t.strides[1] + i * t.strides[2];
+        for (std::int64_t c = 0; c < t.shape[3]; ++c) {
+          if (!std::isfinite(row[c * t.strides[3]])) return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+// What a decoding step needs of its arguments, checked before anything is written; returns
+// each new token's position in its sequence, sequence by sequence.
+std::vector<std::int64_t> MultiHeadSelfAttention::Impl::check_decode(const TensorView<const float, 3>& x,
+                                                                     const TensorView<float, 3>& y,
+                                                                     const KvCache& cache, std::int64_t layer,
+                                                                     std::span<const SequenceId> sequences) const {
+  engine::check_layer_views(x, y, E);
+  const std::int64_t S = x.shape[0], T = x.shape[1];
+  const KvCacheConfig& c = cache.config();
+  if (static_cast<std::int64_t>(sequences.size()) != S) {
+    fail("sequences: expected one per row of x (" + std::to_string(S) + "), got " + std::to_string(sequences.size()));
+  }
+  if (c.kv_heads != Hkv || c.d != D || (c.dv != 0 && c.dv != D)) {
+    fail("cache: expected kv_heads = " + std::to_string(Hkv) + " and d = dv = " + std::to_string(D) + " (the layer's)");
+  }
+  if (c.rope.pairing != config.attention.rope.pairing || (c.rope.enabled() && c.rope.base != config.attention.rope.base)) {
+    fail("cache: its rope must be the layer's (config.attention.rope): it turns keys as appended");
+  }
+  if (layer < 0 || layer >= c.layers) fail("layer: expected 0 … " + std::to_string(c.layers - 1));
+  const AttentionOptions& a = config.attention;
+  if (a.window.right != 0) fail("the layer must be causal (a window (L, 0) or Window::causal()) to decode");
+  if (a.additive.enabled() || a.normalizer == Normalizer::linear) {
+    fail("additive scores and linear attention do not read a cache");
+  }
+  std::set<SequenceId> seen;
+  std::vector<std::int64_t> positions;
+  for (SequenceId id : sequences) {
+    if (!cache.contains(id)) fail("sequences: " + std::to_string(id) + " is not in the cache");
+    if (!seen.insert(id).second) fail("sequences: " + std::to_string(id) + " appears twice");
+    const std::int64_t length = cache.length(id, layer);
+    if (config.positions == AbsolutePositions::learned && length + T > max_len) {
+      fail("x: sequence " + std::to_string(id) + " would reach position " + std::to_string(length + T - 1) +
+           ", past the learned position table's " + std::to_string(max_len) + " rows");
+    }
+    for (std::int64_t t = 0; t < T; ++t) positions.push_back(length + t);
+  }
+  return positions;
+}
+
+MultiHeadStats MultiHeadSelfAttention::decode(TensorView<const float, 3> x, TensorView<float, 3> y, KvCache& cache,
+                                              std::int64_t layer, std::span<const SequenceId> sequences) const {
+  Impl& m = *impl_;
+  const std::vector<std::int64_t> row_positions = m.check_decode(x, y, cache, layer, sequences);
+  const Impl::Borrowed borrowed(m);
+  Impl::Call call{*borrowed.buffers, dnnl::stream(m.engine)};
+  const std::int64_t S = x.shape[0], T = x.shape[1], Hq = m.Hq, Hkv = m.Hkv, D = m.D, C = m.qkv_width;
+  if (const std::string problem = m.reserve(call.buffers, S, T); !problem.empty()) throw Error(problem);
+  const Impl::PositionRows positions = m.position_rows(row_positions);
+
+  MultiHeadStats stats;
+  const engine::OmpThreads omp_threads(m.config.attention.threads);
+  auto start = std::chrono::steady_clock::now();
+  m.project_inputs(call, x, positions.rows, row_positions);
+  stats.projection_seconds = engine::seconds_since(start);
+
+  const std::array<std::int64_t, 4> head_major{T * C, T * D, D, 1};
+  const float* qkv = call.buffers.qkv.data();
+  const HeadsView<const float> q{qkv, {S, Hq, T, D}, head_major};
+  const HeadsView<const float> k{qkv + Hq * T * D, {S, Hkv, T, D}, head_major};
+  const HeadsView<const float> v{qkv + (Hq + Hkv) * T * D, {S, Hkv, T, D}, head_major};
+  if (cache.config().type == CacheType::int8 && !(all_finite(k) && all_finite(v))) {
+    fail("x: its keys or values hold a NaN or inf, which an int8 cache cannot quantize");  // before any append
+  }
+  const bool in_y = Hq * D <= m.E;
+  const HeadsView<float> o = in_y ? HeadsView<float>{y.data, {S, Hq, T, D}, {y.strides[0], D, y.strides[1], 1}}
+                                  : bnhd(call.buffers.heads_out.data(), S, T, Hq, D);
+  start = std::chrono::steady_clock::now();
+  for (std::int64_t s = 0; s < S; ++s) cache.append(sequences[s], layer, narrow(k, 0, s, 1), narrow(v, 0, s, 1));
+  AttentionOptions options = m.config.attention;
+  options.rope = {};  // the cache's: keys turned as appended, queries by cached_attention
+  stats.attention = cached_attention(cache, layer, sequences, q, o, options);
+  stats.attention_seconds = engine::seconds_since(start);
+
+  start = std::chrono::steady_clock::now();
+  m.project_outputs(call, y, in_y);
+  stats.output_seconds = engine::seconds_since(start);
+  stats.projection_flops = 2.0 * static_cast<double>(S * T) * static_cast<double>(m.E) * static_cast<double>(C + Hq * D);
+  stats.scratch_bytes = call.buffers.qkv.bytes() + call.buffers.block.bytes() + call.buffers.heads_out.bytes() +
+                        call.buffers.scratchpad.bytes();
+  return stats;
+}
+
+}  // namespace longattn
