@@ -1,6 +1,8 @@
 // The public kernel entry point: a plan made and run once.
 #include "longattn/attention.hpp"
 
+#include <algorithm>
+
 #include "engine/aligned_buffer.hpp"
 #include "engine/attention_validation.hpp"
 #include "engine/window_plan.hpp"
@@ -21,7 +23,44 @@ AttentionStats validate_and_run(const HeadsView<const Q>& q, const HeadsView<con
   return AttentionPlan(problem, options).run(q, k, v, out, lse);
 }
 
+// The fp32 result in a copy of out's shape, then rounded into out (validated first, as out).
+template <class Q, class KV>
+AttentionStats run_into_bf16(const HeadsView<const Q>& q, const HeadsView<const KV>& k, const HeadsView<const KV>& v,
+                             const HeadsView<bf16>& out, const AttentionOptions& options,
+                             const TensorView<float, 3>& lse) {
+  const engine::AttentionShape s = engine::validate_views(q, k, v, out, lse);
+  const std::int64_t rows = s.batch * s.q_heads * s.nq;
+  engine::AlignedBuffer staged(std::max<std::int64_t>(1, rows * s.dv));
+  const HeadsView<float> wide = bhnd(staged.data(), s.batch, s.q_heads, s.nq, s.dv);
+  const AttentionProblem problem{.batch = s.batch, .q_heads = s.q_heads, .kv_heads = s.kv_heads, .nq = s.nq,
+                                 .nk = s.nk, .d = s.d, .dv = s.dv, .q_type = dtype_of<Q>(), .kv_type = dtype_of<KV>()};
+  AttentionStats stats = AttentionPlan(problem, options).run(q, k, v, wide, lse);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t b = r / (s.q_heads * s.nq), h = r / s.nq % s.q_heads, i = r % s.nq;
+    bf16* to = out.data + b * out.strides[0] + h * out.strides[1] + i * out.strides[2];
+    const float* from = staged.data() + r * s.dv;
+    for (std::int64_t c = 0; c < s.dv; ++c) to[c * out.strides[3]] = bf16(from[c]);
+  }
+  stats.scratch_bytes += staged.bytes();
+  return stats;
+}
+
 }  // namespace
+
+AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k, HeadsView<const float> v,
+                         HeadsView<bf16> out, const AttentionOptions& options, TensorView<float, 3> lse) {
+  return run_into_bf16(q, k, v, out, options, lse);
+}
+
+AttentionStats attention(HeadsView<const bf16> q, HeadsView<const bf16> k, HeadsView<const bf16> v,
+                         HeadsView<bf16> out, const AttentionOptions& options, TensorView<float, 3> lse) {
+  return run_into_bf16(q, k, v, out, options, lse);
+}
+
+AttentionStats attention(HeadsView<const float> q, HeadsView<const bf16> k, HeadsView<const bf16> v,
+                         HeadsView<bf16> out, const AttentionOptions& options, TensorView<float, 3> lse) {
+  return run_into_bf16(q, k, v, out, options, lse);
+}
 
 AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
                          HeadsView<const float> v, HeadsView<float> out,

@@ -55,8 +55,8 @@ ByteRange check_view(const TensorView<T, Rank>& view, const char* name) {
 
 // An output must not write one element twice: sorted by stride, each dimension of size > 1
 // has to step past everything the smaller strides reach. An empty output writes nothing.
-template <int Rank>
-void check_no_self_overlap(const TensorView<float, Rank>& view, const char* name) {
+template <class T, int Rank>
+void check_no_self_overlap(const TensorView<T, Rank>& view, const char* name) {
   if (std::find(view.shape.begin(), view.shape.end(), 0) != view.shape.end()) return;
   std::vector<int> dims;
   for (int i = 0; i < Rank; ++i) {
@@ -86,9 +86,9 @@ void expect_dim(std::int64_t actual, std::int64_t expected, const char* name, in
 
 }  // namespace
 
-template <class Q, class KV>
+template <class Q, class KV, class O>
 AttentionShape validate_views(const HeadsView<const Q>& q, const HeadsView<const KV>& k, const HeadsView<const KV>& v,
-                              const HeadsView<float>& out, const TensorView<float, 3>& lse) {
+                              const HeadsView<O>& out, const TensorView<float, 3>& lse) {
   const ByteRange q_bytes = check_view(q, "q"), k_bytes = check_view(k, "k"),
                   v_bytes = check_view(v, "v"), out_bytes = check_view(out, "out");
 
@@ -326,6 +326,9 @@ AttentionShape validate_attention(const HeadsView<const Q>& q, const HeadsView<c
 #define LONGATTN_INSTANTIATE_VALIDATION(Q, KV)                                                                    \
   template AttentionShape validate_views(const HeadsView<const Q>&, const HeadsView<const KV>&,                \
                                          const HeadsView<const KV>&, const HeadsView<float>&,                   \
+                                         const TensorView<float, 3>&);                                          \
+  template AttentionShape validate_views(const HeadsView<const Q>&, const HeadsView<const KV>&,                \
+                                         const HeadsView<const KV>&, const HeadsView<bf16>&,                    \
                                          const TensorView<float, 3>&);                                          \
   template AttentionShape validate_attention(const HeadsView<const Q>&, const HeadsView<const KV>&,            \
                                              const HeadsView<const KV>&, const HeadsView<float>&,               \

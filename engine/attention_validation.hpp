@@ -19,9 +19,9 @@ struct AttentionShape {
 // the element types of q and of k and v (float or bf16).
 
 // The views alone: shapes that agree, strides, no overlap of out or lse with anything.
-template <class Q, class KV>
+template <class Q, class KV, class O>
 AttentionShape validate_views(const HeadsView<const Q>& q, const HeadsView<const KV>& k, const HeadsView<const KV>& v,
-                              const HeadsView<float>& out, const TensorView<float, 3>& lse);
+                              const HeadsView<O>& out, const TensorView<float, 3>& lse);  // O: float or bf16
 
 // The options against the sizes they apply to; with_lse: an lse output is asked for.
 void validate_options(const AttentionShape& shape, const AttentionOptions& options, bool with_lse);

@@ -1,13 +1,16 @@
 // bf16 inputs: the conversions, the kernels' widening, and attention() on bf16 q, k, v (and
 // on fp32 q with bf16 k, v) over the shapes, masks, encodings and paths of the fp32 tests
-// (every ISA, threads 1 and 2).
+// (every ISA, threads 1 and 2); a bf16 out, the fp32 one rounded.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -198,4 +201,49 @@ TEST_CASE("golden attention cases on bf16 inputs, within the README's bf16 toler
   }
   MESSAGE("golden on bf16 inputs: ran " << ran << " attention cases; skipped:\n" << skipped);
   CHECK(ran >= 20);
+}
+
+TEST_CASE("a bf16 out holds the fp32 out rounded, for every input type, in any layout; bad views write nothing") {
+  using namespace longattn;
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const std::int64_t B = 2, Hq = 4, Hkv = 2, Nq = 37, Nk = 53, D = 24;
+  std::vector<float> q(B * Hq * Nq * D), k(B * Hkv * Nk * D), v(B * Hkv * Nk * D);
+  for (auto* t : {&q, &k, &v}) for (float& x : *t) x = u(rng);
+  q[5] = std::numeric_limits<float>::quiet_NaN();  // reaches its row, as NaN
+  std::vector<bf16> qh(q.size()), kh(k.size()), vh(v.size());
+  for (std::size_t i = 0; i < q.size(); ++i) qh[i] = bf16(q[i]);
+  for (std::size_t i = 0; i < k.size(); ++i) kh[i] = bf16(k[i]), vh[i] = bf16(v[i]);
+  AttentionOptions options;
+  options.window = Window::causal();
+  // out [B, Nq, Hq, D] (BNHD), and the fp32 out in the usual layout to compare with.
+  auto check = [&](auto qv, auto kv, auto vv) {
+    std::vector<float> wide(B * Hq * Nq * D), lse_wide(B * Hq * Nq), lse(B * Hq * Nq);
+    attention(qv, kv, vv, bhnd(wide.data(), B, Hq, Nq, D), options, {lse_wide.data(), {B, Hq, Nq}, {Hq * Nq, Nq, 1}});
+    std::vector<bf16> narrow(B * Nq * Hq * D);
+    const AttentionStats stats = attention(qv, kv, vv, bnhd(narrow.data(), B, Nq, Hq, D), options,
+                                           {lse.data(), {B, Hq, Nq}, {Hq * Nq, Nq, 1}});
+    CHECK(stats.scratch_bytes >= B * Hq * Nq * D * 4);  // the fp32 copy
+    bool same = true;
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < Hq; ++h)
+        for (std::int64_t i = 0; i < Nq; ++i)
+          for (std::int64_t c = 0; c < D; ++c) {
+            same = same && narrow[((b * Nq + i) * Hq + h) * D + c] == bf16(wide[((b * Hq + h) * Nq + i) * D + c]);
+          }
+    CHECK(same);
+    CHECK(std::memcmp(lse.data(), lse_wide.data(), lse.size() * sizeof(float)) == 0);
+  };
+  check(bhnd<const float>(q.data(), B, Hq, Nq, D), bhnd<const float>(k.data(), B, Hkv, Nk, D),
+        bhnd<const float>(v.data(), B, Hkv, Nk, D));
+  check(bhnd<const bf16>(qh.data(), B, Hq, Nq, D), bhnd<const bf16>(kh.data(), B, Hkv, Nk, D),
+        bhnd<const bf16>(vh.data(), B, Hkv, Nk, D));
+  check(bhnd<const float>(q.data(), B, Hq, Nq, D), bhnd<const bf16>(kh.data(), B, Hkv, Nk, D),
+        bhnd<const bf16>(vh.data(), B, Hkv, Nk, D));
+
+  std::vector<bf16> out(B * Hq * Nq * D, bf16(7.0f));
+  CHECK_THROWS_WITH_AS(attention(bhnd<const float>(q.data(), B, Hq, Nq, D), bhnd<const float>(k.data(), B, Hkv, Nk, D),
+                                 bhnd<const float>(v.data(), B, Hkv, Nk, D), bhnd(out.data(), B, Hq, Nq - 1, D)),
+                       doctest::Contains("out.shape[2]"), Error);
+  CHECK(std::all_of(out.begin(), out.end(), [](bf16 x) { return x == bf16(7.0f); }));
 }

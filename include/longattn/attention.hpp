@@ -43,6 +43,22 @@ LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const 
                                       const AttentionOptions& options = {},
                                       TensorView<float, 3> lse = {});
 
+// The same three with a bf16 output: the fp32 result, rounded to the nearest bf16 (ties to
+// even) as it is written. The engine computes into an fp32 copy of out's shape first (in
+// stats.scratch_bytes), so out is written once, whole, after everything else succeeded.
+LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const float> k,
+                                      HeadsView<const float> v, HeadsView<bf16> out,
+                                      const AttentionOptions& options = {},
+                                      TensorView<float, 3> lse = {});
+LONGATTN_API AttentionStats attention(HeadsView<const bf16> q, HeadsView<const bf16> k,
+                                      HeadsView<const bf16> v, HeadsView<bf16> out,
+                                      const AttentionOptions& options = {},
+                                      TensorView<float, 3> lse = {});
+LONGATTN_API AttentionStats attention(HeadsView<const float> q, HeadsView<const bf16> k,
+                                      HeadsView<const bf16> v, HeadsView<bf16> out,
+                                      const AttentionOptions& options = {},
+                                      TensorView<float, 3> lse = {});
+
 // Frees the scratch the engine keeps between calls and returns the bytes freed. Calls keep the
 // largest buffers of packed keys and values they used (two at most, each within the 32 MiB
 // budget), so that attention in a loop reuses their huge pages instead of faulting in fresh
