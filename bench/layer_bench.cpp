@@ -68,6 +68,7 @@ LayerBenchResult run_layer_bench(const LayerBenchConfig& config) {
   layer_config.embed_dim = E, layer_config.heads = Hq, layer_config.kv_heads = Hkv;
   layer_config.attention = config.attention;
   layer_config.attention.threads = config.threads;
+  layer_config.precision = config.precision;
   MultiHeadWeights w;
   w.wq = {wq.data(), {Hq * D, E}, {E, 1}}, w.wk = {wk.data(), {Hkv * D, E}, {E, 1}};
   w.wv = {wv.data(), {Hkv * D, E}, {E, 1}}, w.wo = {wo.data(), {E, Hq * D}, {Hq * D, 1}};
@@ -80,6 +81,7 @@ LayerBenchResult run_layer_bench(const LayerBenchConfig& config) {
   const MultiHeadStats first = layer.forward(xv, yv);
   r.peak_rss_bytes = peak_rss_bytes();
   r.isa = first.attention.isa;
+  r.precision = first.precision;
   r.attention_flops = first.attention.flops;
   r.projection_flops = first.projection_flops;
   r.io_bytes = 2 * B * N * E * static_cast<std::int64_t>(sizeof(float));

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "longattn/options.hpp"
+#include "longattn/plan.hpp"
 
 namespace longattn::bench {
 
@@ -13,6 +14,7 @@ struct LayerBenchConfig {
   std::int64_t n = 16384, e = 512, heads = 8, kv_heads = 0;  // kv_heads 0 = heads; D = E / heads
   std::int64_t batch = 1;
   AttentionOptions attention;  // window, RoPE, ALiBi, isa; threads set from `threads`
+  DType precision = DType::f32;  // the layer's (MultiHeadConfig::precision); the parts alone run fp32
   int threads = 1;
   int repeats = 3;
 };
@@ -20,6 +22,7 @@ struct LayerBenchConfig {
 struct LayerBenchResult {
   LayerBenchConfig config;
   Isa isa = Isa::automatic;
+  DType precision = DType::f32;  // what the layer ran in
   double attention_flops = 0, projection_flops = 0;
   // Medians over rounds that run the layer, the GEMMs alone and the kernel alone in turn.
   double layer_seconds = 0, layer_projection_seconds = 0, layer_attention_seconds = 0, layer_output_seconds = 0;

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <vector>
 
+#include "longattn/machine.hpp"
 #include "longattn/multi_head.hpp"
 
 namespace longattn::check {
@@ -29,6 +30,7 @@ std::string LayerCase::describe() const {
   if (!biases) s << " no-biases";
   if (row_stride > 0) s << " row_stride=" << row_stride;
   if (poison) s << " poisoned";
+  if (precision == DType::bf16) s << " bf16";
   return s.str();
 }
 
@@ -75,6 +77,8 @@ CaseReport run(const LayerCase& c, const RunOn& on) {
   const std::vector<double> expected = reference::multi_head(p);
   const std::int64_t E = p.e, D = p.head_dim, Hq = p.heads, Hkv = p.kv_heads, B = p.batch, N = p.n;
   MultiHeadConfig config = config_of(p);
+  config.precision = c.precision;
+  const double rel = c.precision == DType::bf16 ? 2e-2 : 1e-5;
   MultiHeadWeights w;
   std::vector<float> in_proj, in_bias;
   if (c.packed) {
@@ -122,10 +126,13 @@ CaseReport run(const LayerCase& c, const RunOn& on) {
       }
       report.runs += 2;
       if (stats.attention.isa != isa) fail("ran " + to_string(stats.attention.isa));
+      // bf16 runs on the AVX-512 path (oneDNN's bf16 matmuls), fp32 elsewhere.
+      const DType expected_precision = c.precision == DType::bf16 && resolve_isa(isa) == Isa::avx512 ? DType::bf16 : DType::f32;
+      if (stats.precision != expected_precision) fail("ran in " + to_string(stats.precision));
       if (stats.projection_flops != 2.0 * B * N * E * ((Hq + 2 * Hkv) * D + Hq * D)) fail("projection flops");
       const std::vector<float> actual = rows_of(y);
-      std::vector<Comparison> comparisons{compare(actual, expected, 0, 0)};
-      if (!first.empty()) comparisons.push_back(compare(actual, {first.begin(), first.end()}, 0, 0));
+      std::vector<Comparison> comparisons{compare(actual, expected, 0, 0, rel)};
+      if (!first.empty()) comparisons.push_back(compare(actual, {first.begin(), first.end()}, 0, 0, rel));
       for (const Comparison& x : comparisons) {
         if (x.bound > 0) report.worst_ratio = std::max(report.worst_ratio, x.error / x.bound);
         if (!x.passed) fail(x.failure);

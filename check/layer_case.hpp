@@ -9,6 +9,7 @@
 
 #include "check/attention_case.hpp"
 #include "check/reference_multi_head.hpp"
+#include "longattn/plan.hpp"
 
 namespace longattn::check {
 
@@ -17,6 +18,7 @@ struct LayerCase {
   std::int64_t row_stride = 0;      // x and y rows this far apart (0: E, contiguous)
   bool packed = false;              // in_proj_weight [3E, E] instead of wq, wk, wv
   bool biases = true;
+  DType precision = DType::f32;     // the layer's (MultiHeadConfig::precision): bf16 checked to 2e-2
   unsigned seed = 1;
   // Applied to the drawn problem before anything runs: a NaN or inf put somewhere.
   std::function<void(reference::LayerProblem&)> poison;

@@ -28,6 +28,7 @@
 #include "engine/thread_arena.hpp"
 #include "longattn/attention.hpp"
 #include "longattn/error.hpp"
+#include "longattn/machine.hpp"
 #include "longattn/plan.hpp"
 #include "longattn/positional.hpp"
 
@@ -69,6 +70,20 @@ void append_bias(std::span<const float> b, std::int64_t size, const char* name, 
     fail(std::string(name) + ": expected " + std::to_string(size) + " floats or none, got " + std::to_string(b.size()));
   }
   out.insert(out.end(), b.begin(), b.end());
+}
+
+// Whether oneDNN makes bf16 matmuls on this CPU (AVX-512 and later): it throws where not.
+bool has_bf16_matmul(const dnnl::engine& engine) {
+  using dnnl::memory;
+  try {
+    const memory::desc src({4, 16}, memory::data_type::bf16, memory::format_tag::ab);
+    const memory::desc weights({16, 16}, memory::data_type::bf16, memory::format_tag::ba);
+    const memory::desc dst({4, 16}, memory::data_type::f32, memory::format_tag::ab);
+    dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), engine);
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
 }
 
 }  // namespace
@@ -134,6 +149,13 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, co
   }
   append_matrix(weights.wo, E, Hq * D, "wo", "[E, heads · head_dim]", m.w_out);
   append_bias(weights.bo, E, "bo", m.b_out);
+  // bf16 where the layer's kernels run AVX-512, as oneDNN's bf16 matmuls need (a layer held
+  // to AVX2 or scalar kernels computes as a CPU without them would).
+  if (config.precision == DType::bf16 && resolve_isa(config.attention.isa) == Isa::avx512 && has_bf16_matmul(m.engine)) {
+    m.in_bf16 = true;
+    for (float w : m.w_qkv) m.w_qkv_bf16.push_back(bf16(w));
+    for (float w : m.w_out) m.w_out_bf16.push_back(bf16(w));
+  }
 
   const TensorView<const float, 2>& table = weights.position_table;
   if (config.positions == AbsolutePositions::learned) {
@@ -202,9 +224,21 @@ void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<c
         }
         src = block, lds = E;
       }
-      project_heads(call, src, lds, rows, call.buffers.qkv.data() + b * N * qkv_width + r0 * D, N);
+      const void* narrow = src;
+      if (in_bf16) narrow = round_rows(call, src, lds, rows, E), lds = E;
+      project_heads(call, narrow, lds, rows, qkv_of(call, b * N * qkv_width + r0 * D), N);
     }
   }
+}
+
+// rows × width floats (row stride lds) rounded to bf16 into the call's `rounded` block.
+const bf16* MultiHeadSelfAttention::Impl::round_rows(Call& call, const float* src, std::int64_t lds, std::int64_t rows,
+                                                    std::int64_t width) {
+  auto* to = reinterpret_cast<bf16*>(call.buffers.rounded.data());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < width; ++c) to[r * width + c] = bf16(src[r * lds + c]);
+  }
+  return to;
 }
 
 // RoPE in one pass over the layer's own Q and K rows (query i and key i both sit at row i's
@@ -216,9 +250,20 @@ void MultiHeadSelfAttention::Impl::rotate_queries_and_keys(Call& call, std::int6
   const engine::RotaryTable rope(options.rope, D, *std::max_element(row_positions.begin(), row_positions.end()) + 1);
   engine::run_on_threads(options.threads, [&] {
     tbb::parallel_for(std::int64_t{0}, B * (Hq + Hkv), [&](std::int64_t head) {  // Hq query heads, then Hkv key heads
-      float* rows = call.buffers.qkv.data() + (head / (Hq + Hkv) * qkv_width + head % (Hq + Hkv) * D) * N;
-      for (std::int64_t i = 0; i < N; ++i) {
-        rope.rotate(rows + i * D, 1, row_positions[i], 1.0f, rows + i * D);  // in place: pairs are disjoint
+      const std::int64_t first = (head / (Hq + Hkv) * qkv_width + head % (Hq + Hkv) * D) * N;
+      if (!in_bf16) {
+        float* rows = call.buffers.qkv.data() + first;
+        for (std::int64_t i = 0; i < N; ++i) {
+          rope.rotate(rows + i * D, 1, row_positions[i], 1.0f, rows + i * D);  // in place: pairs are disjoint
+        }
+        return;
+      }
+      bf16* rows = static_cast<bf16*>(qkv_of(call, first));
+      std::vector<float> row(static_cast<std::size_t>(D));
+      for (std::int64_t i = 0; i < N; ++i) {  // widened, turned, rounded back
+        for (std::int64_t c = 0; c < D; ++c) row[c] = static_cast<float>(rows[i * D + c]);
+        rope.rotate(row.data(), 1, row_positions[i], 1.0f, row.data());
+        for (std::int64_t c = 0; c < D; ++c) rows[i * D + c] = bf16(row[c]);
       }
     });
   });
@@ -233,7 +278,11 @@ void MultiHeadSelfAttention::Impl::project_outputs(Call& call, const TensorView<
     for (std::int64_t r0 = 0; r0 < N; r0 += kBlockRows) {
       const std::int64_t rows = std::min(kBlockRows, N - r0);
       float* y_rows = y.data + b * y.strides[0] + r0 * y.strides[1];
-      if (heads_in_y) {
+      if (in_bf16) {  // the heads' outputs rounded into a block of their own, Wo's product straight into y
+        const float* heads = heads_in_y ? y_rows : call.buffers.heads_out.data() + (b * N + r0) * HD;
+        project_out(call, round_rows(call, heads, heads_in_y ? y.strides[1] : HD, rows, HD), HD, rows, y_rows,
+                    y.strides[1]);
+      } else if (heads_in_y) {
         project_out(call, y_rows, y.strides[1], rows, block, E);
         for (std::int64_t r = 0; r < rows; ++r) std::memcpy(y_rows + r * y.strides[1], block + r * E, E * sizeof(float));
       } else {
@@ -290,8 +339,9 @@ std::string MultiHeadSelfAttention::Impl::check_call(const TensorView<const floa
 std::string MultiHeadSelfAttention::Impl::reserve(CallBuffers& buffers, std::int64_t B, std::int64_t N) const {
   const std::int64_t HD = Hq * D;
   try {
-    buffers.qkv.resize(B * N * qkv_width);
+    buffers.qkv.resize((B * N * qkv_width * narrow_bytes() + 3) / 4);
     buffers.block.resize(std::min(N, kBlockRows) * std::max(E, HD));
+    if (in_bf16) buffers.rounded.resize((std::min(N, kBlockRows) * std::max(E, HD) + 1) / 2);
     if (HD > E) buffers.heads_out.resize(B * N * HD);
   } catch (const std::bad_alloc&) {
     return "multi-head attention: forward: out of memory: the Q|K|V buffer of " + std::to_string(B * N * qkv_width) +
@@ -310,6 +360,9 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   Impl::CallBuffers& buffers = call.buffers;
   const std::int64_t B = x.shape[0], N = x.shape[1], E = m.E, Hq = m.Hq, Hkv = m.Hkv, D = m.D;
   if (problem.empty()) problem = m.reserve(buffers, B, N);
+  if (problem.empty() && m.in_bf16 && rows.attend) {
+    problem = "multi-head attention: forward: a bf16 layer does not run split across processes yet";
+  }
   if (rows.agree) rows.agree(problem);  // before anything is written
   if (!problem.empty()) throw Error(problem);
 
@@ -323,11 +376,6 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   stats.projection_seconds = engine::seconds_since(start);
 
   // Attention on the head-major Q | K | V.
-  const std::array<std::int64_t, 4> head_major{N * C, N * D, D, 1};
-  const float* qkv = buffers.qkv.data();
-  const HeadsView<const float> q{qkv, {B, Hq, N, D}, head_major};
-  const HeadsView<const float> k{qkv + Hq * N * D, {B, Hkv, N, D}, head_major};
-  const HeadsView<const float> v{qkv + (Hq + Hkv) * N * D, {B, Hkv, N, D}, head_major};
   const HeadsView<float> o = in_y ? HeadsView<float>{y.data, {B, Hq, N, D}, {y.strides[0], D, y.strides[1], 1}}
                                   : bnhd(buffers.heads_out.data(), B, N, Hq, D);
   start = std::chrono::steady_clock::now();
@@ -336,19 +384,26 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
     m.rotate_queries_and_keys(call, B, row_positions);
     options.rope = {};
   }
-  if (rows.attend) {
+  AttentionProblem problem_shape{.batch = B, .q_heads = Hq, .kv_heads = Hkv, .nq = N, .nk = N, .d = D};
+  if (m.in_bf16) {
+    const auto [q, k, v] = m.qkv_views<bf16>(call, B, N);
+    problem_shape.q_type = problem_shape.kv_type = DType::bf16;
+    stats.attention = AttentionPlan(problem_shape, options).run(q, k, v, o);
+  } else if (rows.attend) {
+    const auto [q, k, v] = m.qkv_views<float>(call, B, N);
     stats.attention = rows.attend(q, k, v, o, options);
   } else {
-    const AttentionPlan plan({.batch = B, .q_heads = Hq, .kv_heads = Hkv, .nq = N, .nk = N, .d = D}, options);
-    stats.attention = plan.run(q, k, v, o);
+    const auto [q, k, v] = m.qkv_views<float>(call, B, N);
+    stats.attention = AttentionPlan(problem_shape, options).run(q, k, v, o);
   }
   stats.attention_seconds = engine::seconds_since(start);
 
   start = std::chrono::steady_clock::now();
   m.project_outputs(call, y, in_y);
   stats.output_seconds = engine::seconds_since(start);
+  stats.precision = m.in_bf16 ? DType::bf16 : DType::f32;
   stats.projection_flops = 2.0 * static_cast<double>(B * N) * static_cast<double>(E) * static_cast<double>(C + HD);
-  stats.scratch_bytes = buffers.qkv.bytes() + buffers.block.bytes() + buffers.heads_out.bytes() + buffers.scratchpad.bytes();
+  stats.scratch_bytes = buffers.bytes();
   return stats;
 }
 

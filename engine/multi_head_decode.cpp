@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/multi_head_layer.hpp"
@@ -17,18 +18,53 @@ namespace {
 [[noreturn]] void fail(const std::string& what) { throw Error("multi-head attention: decode: " + what); }
 
 // Whether every element of the [B, H, N, D] view is finite.
-bool all_finite(const HeadsView<const float>& t) {
+template <class T>
+bool all_finite(const HeadsView<const T>& t) {
   for (std::int64_t b = 0; b < t.shape[0]; ++b) {
     for (std::int64_t h = 0; h < t.shape[1]; ++h) {
       for (std::int64_t i = 0; i < t.shape[2]; ++i) {
-        const float* row = t.data + b * t.strides[0] + h * t.strides[1] + i * t.strides[2];
+        const T* row = t.data + b * t.strides[0] + h * t.strides[1] + i * t.strides[2];
         for (std::int64_t c = 0; c < t.shape[3]; ++c) {
-          if (!std::isfinite(row[c * t.strides[3]])) return false;
+          if (!std::isfinite(static_cast<float>(row[c * t.strides[3]]))) return false;
         }
       }
     }
   }
   return true;
+}
+
+// The new tokens' keys and values (T: fp32 or bf16, as the layer made them) appended to each
+// sequence, then their queries against the cache into o.
+template <class T>
+AttentionStats append_and_attend(const std::array<HeadsView<const T>, 3>& qkv, KvCache& cache, std::int64_t layer,
+                                 std::span<const SequenceId> sequences, const HeadsView<float>& o,
+                                 AttentionOptions options) {
+  const auto& [q, k, v] = qkv;
+  if (cache.config().type == CacheType::int8 && !(all_finite(k) && all_finite(v))) {
+    fail("x: its keys or values hold a NaN or inf, which an int8 cache cannot quantize");  // before any append
+  }
+  std::vector<float> widened;  // cached_attention takes fp32 queries
+  HeadsView<const float> q32;
+  if constexpr (std::is_same_v<T, float>) {
+    q32 = q;
+  } else {
+    const std::int64_t S = q.shape[0], H = q.shape[1], n = q.shape[2], D = q.shape[3];
+    widened.resize(static_cast<std::size_t>(S * H * n * D));
+    for (std::int64_t s = 0; s < S; ++s)
+      for (std::int64_t h = 0; h < H; ++h)
+        for (std::int64_t i = 0; i < n; ++i)
+          for (std::int64_t c = 0; c < D; ++c) {
+            widened[((s * H + h) * n + i) * D + c] =
+                static_cast<float>(q.data[s * q.strides[0] + h * q.strides[1] + i * q.strides[2] + c]);
+          }
+    q32 = bhnd<const float>(widened.data(), S, H, n, D);
+  }
+  for (std::size_t s = 0; s < sequences.size(); ++s) {
+    const auto row = static_cast<std::int64_t>(s);
+    cache.append(sequences[s], layer, narrow(k, 0, row, 1), narrow(v, 0, row, 1));
+  }
+  options.rope = {};  // the cache's: keys turned as appended, queries by cached_attention
+  return cached_attention(cache, layer, sequences, q32, o, options);
 }
 
 }  // namespace
@@ -78,7 +114,7 @@ MultiHeadStats MultiHeadSelfAttention::decode(TensorView<const float, 3> x, Tens
   const std::vector<std::int64_t> row_positions = m.check_decode(x, y, cache, layer, sequences);
   const Impl::Borrowed borrowed(m);
   Impl::Call call{*borrowed.buffers, dnnl::stream(m.engine)};
-  const std::int64_t S = x.shape[0], T = x.shape[1], Hq = m.Hq, Hkv = m.Hkv, D = m.D, C = m.qkv_width;
+  const std::int64_t S = x.shape[0], T = x.shape[1], Hq = m.Hq, D = m.D, C = m.qkv_width;
   if (const std::string problem = m.reserve(call.buffers, S, T); !problem.empty()) throw Error(problem);
   const Impl::PositionRows positions = m.position_rows(row_positions);
 
@@ -88,30 +124,22 @@ MultiHeadStats MultiHeadSelfAttention::decode(TensorView<const float, 3> x, Tens
   m.project_inputs(call, x, positions.rows, row_positions);
   stats.projection_seconds = engine::seconds_since(start);
 
-  const std::array<std::int64_t, 4> head_major{T * C, T * D, D, 1};
-  const float* qkv = call.buffers.qkv.data();
-  const HeadsView<const float> q{qkv, {S, Hq, T, D}, head_major};
-  const HeadsView<const float> k{qkv + Hq * T * D, {S, Hkv, T, D}, head_major};
-  const HeadsView<const float> v{qkv + (Hq + Hkv) * T * D, {S, Hkv, T, D}, head_major};
-  if (cache.config().type == CacheType::int8 && !(all_finite(k) && all_finite(v))) {
-    fail("x: its keys or values hold a NaN or inf, which an int8 cache cannot quantize");  // before any append
-  }
   const bool in_y = Hq * D <= m.E;
   const HeadsView<float> o = in_y ? HeadsView<float>{y.data, {S, Hq, T, D}, {y.strides[0], D, y.strides[1], 1}}
                                   : bnhd(call.buffers.heads_out.data(), S, T, Hq, D);
   start = std::chrono::steady_clock::now();
-  for (std::int64_t s = 0; s < S; ++s) cache.append(sequences[s], layer, narrow(k, 0, s, 1), narrow(v, 0, s, 1));
-  AttentionOptions options = m.config.attention;
-  options.rope = {};  // the cache's: keys turned as appended, queries by cached_attention
-  stats.attention = cached_attention(cache, layer, sequences, q, o, options);
+  stats.attention = m.in_bf16 ? append_and_attend(m.qkv_views<bf16>(call, S, T), cache, layer, sequences, o,
+                                                  m.config.attention)
+                              : append_and_attend(m.qkv_views<float>(call, S, T), cache, layer, sequences, o,
+                                                  m.config.attention);
   stats.attention_seconds = engine::seconds_since(start);
 
   start = std::chrono::steady_clock::now();
   m.project_outputs(call, y, in_y);
   stats.output_seconds = engine::seconds_since(start);
+  stats.precision = m.in_bf16 ? DType::bf16 : DType::f32;
   stats.projection_flops = 2.0 * static_cast<double>(S * T) * static_cast<double>(m.E) * static_cast<double>(C + Hq * D);
-  stats.scratch_bytes = call.buffers.qkv.bytes() + call.buffers.block.bytes() + call.buffers.heads_out.bytes() +
-                        call.buffers.scratchpad.bytes();
+  stats.scratch_bytes = call.buffers.bytes();
   return stats;
 }
 

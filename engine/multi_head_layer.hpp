@@ -56,6 +56,10 @@ struct MultiHeadSelfAttention::Impl {
   std::int64_t qkv_width;  // (Hq + 2·Hkv)·D: columns of the Q|K|V buffer
   std::vector<float> w_qkv, b_qkv;  // [(Hq + 2Hkv)·D, E], nn.Linear layout
   std::vector<float> w_out, b_out;  // [E, Hq·D]
+  // MultiHeadConfig::precision bf16, where oneDNN has bf16 matmuls: the weights in bf16, Q|K|V
+  // in bf16, the matmuls' sources rounded to bf16 (biases and sums stay fp32).
+  bool in_bf16 = false;
+  std::vector<bf16> w_qkv_bf16, w_out_bf16;
   std::vector<float> position_table;  // learned [max_len, E]
   std::int64_t max_len = 0;
   std::vector<float> relative_bias;  // the layer's copy of config.attention.relative_bias
@@ -78,10 +82,14 @@ struct MultiHeadSelfAttention::Impl {
   // the same time each get their own set.
   struct CallBuffers {
     // Cache-line aligned: the kernel reads value rows of Q|K|V in place when they are.
-    engine::AlignedBuffer qkv;         // [B, Hq + 2·Hkv, N, D]: query heads, key heads, value heads
+    engine::AlignedBuffer qkv;         // [B, Hq + 2·Hkv, N, D]: query heads, key heads, value heads (fp32 or bf16)
+    engine::AlignedBuffer rounded;     // in_bf16: a block of the matmuls' sources rounded to bf16
     engine::AlignedBuffer block;       // [kBlockRows, max(E, Hq·D)]: x + positions, or a block of y
     engine::AlignedBuffer heads_out;   // [B, N, Hq·D] when Hq·D > E (otherwise y holds it)
     engine::AlignedBuffer scratchpad;  // the matmuls' scratch
+    std::int64_t bytes() const {
+      return qkv.bytes() + rounded.bytes() + block.bytes() + heads_out.bytes() + scratchpad.bytes();
+    }
   };
   std::vector<std::unique_ptr<CallBuffers>> idle_buffers;
   std::mutex buffers_mutex;
@@ -143,17 +151,25 @@ struct MultiHeadSelfAttention::Impl {
     matmul.primitive.execute(call.stream, args);
   }
 
-  // dst[rows, E] (row stride ldd) = src[rows, Hq·D] (row stride lds) · W_outᵀ + b_out.
-  void project_out(Call& call, const float* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
+  // The element type of the matmuls' sources and weights and of Q|K|V, and its size.
+  dnnl::memory::data_type narrow_type() const {
+    return in_bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
+  }
+  std::int64_t narrow_bytes() const { return in_bf16 ? 2 : 4; }
+
+  // dst[rows, E] (row stride ldd) = src[rows, Hq·D] (row stride lds, elements of
+  // narrow_type) · W_outᵀ + b_out.
+  void project_out(Call& call, const void* src, std::int64_t lds, std::int64_t rows, float* dst, std::int64_t ldd) {
     const std::int64_t k = Hq * D;
     using dnnl::memory;
-    const memory::desc src_md({rows, k}, memory::data_type::f32, memory::dims{lds, 1});
-    const memory::desc w_md({k, E}, memory::data_type::f32, memory::format_tag::ba);
+    const memory::desc src_md({rows, k}, narrow_type(), memory::dims{lds, 1});
+    const memory::desc w_md({k, E}, narrow_type(), memory::format_tag::ba);
     const memory::desc b_md({1, E}, memory::data_type::f32, memory::format_tag::ab);
     const memory::desc dst_md({rows, E}, memory::data_type::f32, memory::dims{ldd, 1});
+    void* weights = in_bf16 ? static_cast<void*>(w_out_bf16.data()) : static_cast<void*>(w_out.data());
     execute(call, matmul_for({1, rows, lds, ldd}, src_md, w_md, b_md, dst_md),
-            {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<float*>(src))},
-             {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_out.data())},
+            {{DNNL_ARG_SRC, memory(src_md, engine, const_cast<void*>(src))},
+             {DNNL_ARG_WEIGHTS, memory(w_md, engine, weights)},
              {DNNL_ARG_BIAS, memory(b_md, engine, b_out.data())},
              {DNNL_ARG_DST, memory(dst_md, engine, dst)}});
     call.stream.wait();
@@ -164,20 +180,22 @@ struct MultiHeadSelfAttention::Impl {
   // k and v rows back to back rather than 6 KiB apart (bench/TUNING.md "The multi-head
   // layer"). One matmul per head: oneDNN 2.6 runs the heads as one batched matmul (src
   // broadcast) only in its reference implementation, minutes for one layer at N = 16384.
-  void project_heads(Call& call, const float* src, std::int64_t lds, std::int64_t rows, float* heads, std::int64_t n) {
+  // src and heads hold elements of narrow_type.
+  void project_heads(Call& call, const void* src, std::int64_t lds, std::int64_t rows, void* heads, std::int64_t n) {
     using dnnl::memory;
-    const memory::desc src_md({rows, E}, memory::data_type::f32, memory::dims{lds, 1});
-    const memory::desc w_md({E, D}, memory::data_type::f32, memory::format_tag::ba);
+    const memory::desc src_md({rows, E}, narrow_type(), memory::dims{lds, 1});
+    const memory::desc w_md({E, D}, narrow_type(), memory::format_tag::ba);
     const memory::desc b_md({1, D}, memory::data_type::f32, memory::format_tag::ab);
-    const memory::desc dst_md({rows, D}, memory::data_type::f32, memory::dims{D, 1});
+    const memory::desc dst_md({rows, D}, narrow_type(), memory::dims{D, 1});
     const Matmul matmul = matmul_for({0, rows, lds, D}, src_md, w_md, b_md, dst_md);
-    const memory source(src_md, engine, const_cast<float*>(src));
+    const memory source(src_md, engine, const_cast<void*>(src));
+    auto* weights = static_cast<char*>(in_bf16 ? static_cast<void*>(w_qkv_bf16.data()) : static_cast<void*>(w_qkv.data()));
     for (std::int64_t h = 0; h < qkv_width / D; ++h) {
       execute(call, matmul,
               {{DNNL_ARG_SRC, source},
-               {DNNL_ARG_WEIGHTS, memory(w_md, engine, w_qkv.data() + h * D * E)},
+               {DNNL_ARG_WEIGHTS, memory(w_md, engine, weights + h * D * E * narrow_bytes())},
                {DNNL_ARG_BIAS, memory(b_md, engine, b_qkv.data() + h * D)},
-               {DNNL_ARG_DST, memory(dst_md, engine, heads + h * n * D)}});
+               {DNNL_ARG_DST, memory(dst_md, engine, static_cast<char*>(heads) + h * n * D * narrow_bytes())}});
     }
     call.stream.wait();
   }
@@ -193,6 +211,20 @@ struct MultiHeadSelfAttention::Impl {
                       const std::vector<std::int64_t>& row_positions);
   void rotate_queries_and_keys(Call& call, std::int64_t B, const std::vector<std::int64_t>& row_positions);
   void project_outputs(Call& call, const TensorView<float, 3>& y, bool heads_in_y);
+  const bf16* round_rows(Call& call, const float* src, std::int64_t lds, std::int64_t rows, std::int64_t width);
+  // Q, K and V of B batches of N rows in the call's head-major buffer, as T (narrow_type's).
+  template <class T>
+  std::array<HeadsView<const T>, 3> qkv_views(Call& call, std::int64_t B, std::int64_t N) const {
+    const std::array<std::int64_t, 4> head_major{N * qkv_width, N * D, D, 1};
+    const T* first = reinterpret_cast<const T*>(call.buffers.qkv.data());
+    return {HeadsView<const T>{first, {B, Hq, N, D}, head_major},
+            HeadsView<const T>{first + Hq * N * D, {B, Hkv, N, D}, head_major},
+            HeadsView<const T>{first + (Hq + Hkv) * N * D, {B, Hkv, N, D}, head_major}};
+  }
+  // Element `offset` of the call's Q|K|V buffer, in narrow_type.
+  void* qkv_of(Call& call, std::int64_t offset) const {
+    return reinterpret_cast<char*>(call.buffers.qkv.data()) + offset * narrow_bytes();
+  }
 
   // The absolute position table's rows for positions up to the largest of row_positions
   // (rows null without one), and what keeps them alive for the call.

@@ -1,7 +1,8 @@
 // The multi-head layer serving from a KvCache: prefill chunks and decoding steps of several
 // sequences of different lengths give the rows forward() gives on each whole sequence
-// (fp32 within 1e-5 of max |y|, 2.1e-7 measured; bf16 and int8 caches within 2e-2), with RoPE,
-// grouped heads and absolute positions; bad calls throw and leave the cache as it was.
+// (fp32 within 1e-5 of max |y|, 2.1e-7 measured; bf16 and int8 caches and a bf16 layer
+// within 2e-2), with RoPE, grouped heads and absolute positions; bad calls throw and leave
+// the cache as it was.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -120,6 +121,10 @@ TEST_CASE("decode: prefill chunks and steps over a KvCache give forward()'s rows
   const Layer spec(rng, AbsolutePositions::none, RopePairing::half);
   CHECK(decode_gap(spec, CacheType::bf16, 16, 1, rng) < 2e-2);  // 2.2e-3 measured
   CHECK(decode_gap(spec, CacheType::int8, 16, 2, rng) < 2e-2);  // 4e-3 measured
+  Layer half(rng, AbsolutePositions::sinusoidal, RopePairing::half);  // a bf16 layer: its own rounding both ways
+  half.config.precision = DType::bf16;
+  CHECK(decode_gap(half, CacheType::fp32, 32, 1, rng) < 2e-2);
+  CHECK(decode_gap(half, CacheType::bf16, 32, 2, rng) < 2e-2);
 }
 
 TEST_CASE("decode: bad calls throw Error naming the problem and leave the cache as it was") {

@@ -184,3 +184,20 @@ TEST_CASE("multi-head layer: NaN and inf in weights and tokens reach what they t
     layer.check();
   }
 }
+
+TEST_CASE("multi-head layer in bf16: oneDNN's bf16 projections and bf16 attention, within the bf16 tolerance") {
+  for (auto [B, N, E, Hq, Hkv] : {std::array<std::int64_t, 5>{2, 100, 64, 8, 2}, {1, 37, 48, 6, 6}, {1, 4099, 16, 2, 1}}) {
+    LayerCase c(B, N, E, Hq, Hkv);
+    c.precision = DType::bf16;
+    c.p.window_left = -1, c.p.window_right = 0;
+    c.check();
+  }
+  LayerCase rope(1, 90, 64, 4, 2);
+  rope.precision = DType::bf16;
+  rope.p.rope = "half";
+  rope.p.positions = "sinusoidal";
+  rope.check();
+  LayerCase wide(1, 60, 16, 4, 2, 12);  // Hq·D = 48 > E: heads' outputs kept apart from y
+  wide.precision = DType::bf16;
+  wide.check();
+}

@@ -94,6 +94,7 @@ nlohmann::json to_json(const bench::LayerBenchResult& r) {
       {"alibi", c.attention.alibi},
       {"threads", c.threads},
       {"isa", to_string(r.isa)},
+      {"precision", to_string(r.precision)},
       {"attention_flops", r.attention_flops},
       {"projection_flops", r.projection_flops},
       {"layer", {{"seconds", r.layer_seconds}, {"projection_seconds", r.layer_projection_seconds},
@@ -119,14 +120,14 @@ void print_text(const bench::LayerBenchResult& r) {
   if (a.rope.enabled()) detail += " rope=" + to_string(a.rope.pairing);
   if (a.alibi) detail += " alibi";
   constexpr double MiB = 1048576.0;
-  std::printf("multi-head layer%s  B=%lld n=%lld E=%lld H=%lld Hkv=%lld D=%lld  threads=%d  isa=%s\n", detail.c_str(),
-              (long long)c.batch, (long long)c.n, (long long)c.e, (long long)c.heads,
+  std::printf("multi-head layer%s  B=%lld n=%lld E=%lld H=%lld Hkv=%lld D=%lld  threads=%d  isa=%s  %s\n",
+              detail.c_str(), (long long)c.batch, (long long)c.n, (long long)c.e, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)(c.e / c.heads), c.threads,
-              to_string(r.isa).c_str());
+              to_string(r.isa).c_str(), to_string(r.precision).c_str());
   std::printf("  fp32 FMA peak (measured)  %8.1f GFLOP/s\n", r.peak_gflops);
   std::printf("  layer forward   %9.4f s   projections %.4f s  attention %.4f s  output %.4f s\n", r.layer_seconds,
               r.layer_projection_seconds, r.layer_attention_seconds, r.layer_output_seconds);
-  std::printf("  parts alone     %9.4f s   GEMMs %.4f s (%.1f GFLOP/s)  kernel %.4f s (%.1f GFLOP/s, %.1f %% of peak)\n",
+  std::printf("  fp32 parts alone %8.4f s   GEMMs %.4f s (%.1f GFLOP/s)  kernel %.4f s (%.1f GFLOP/s, %.1f %% of peak)\n",
               r.gemm_alone_seconds + r.kernel_alone_seconds, r.gemm_alone_seconds,
               r.projection_flops / r.gemm_alone_seconds * 1e-9, r.kernel_alone_seconds,
               r.attention_flops / r.kernel_alone_seconds * 1e-9,
@@ -372,7 +373,7 @@ void add_bench_command(CLI::App& app, Actions actions) {
     if (!model->empty()) throw Error("--model: a model of the ring; add --ring");
     if (config->mode == "mha") {
       if (config->nq > 0) throw Error("--nq: the multi-head layer attends over its own n tokens; drop --nq with --mode mha");
-      if (config->dtype != "fp32") throw Error("--dtype: the multi-head layer runs fp32; drop --dtype with --mode mha");
+      if (config->dtype == "bf16-kv") throw Error("--dtype: the multi-head layer runs fp32 or bf16; not bf16-kv");
       bench::LayerBenchConfig layer;
       layer.n = config->n, layer.e = *embed, layer.heads = config->heads, layer.kv_heads = config->kv_heads;
       layer.batch = config->batch, layer.threads = config->threads, layer.repeats = config->repeats;
@@ -381,6 +382,7 @@ void add_bench_command(CLI::App& app, Actions actions) {
       layer.attention.isa = parse_isa(*isa);
       layer.attention.rope.pairing = parse_rope_pairing(*rope);
       layer.attention.alibi = config->alibi;
+      layer.precision = config->dtype == "bf16" ? DType::bf16 : DType::f32;
       emit(bench::run_layer_bench(layer), *json, *output);
       return;
     }

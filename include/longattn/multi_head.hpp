@@ -14,6 +14,7 @@
 #include "longattn/export.hpp"
 #include "longattn/kv_cache.hpp"
 #include "longattn/options.hpp"
+#include "longattn/plan.hpp"
 #include "longattn/tensor_view.hpp"
 
 namespace longattn {
@@ -35,6 +36,14 @@ struct MultiHeadConfig {
   // threads (the projections use the same thread count). Per-call inputs (key_lengths, mask,
   // block_sparse) are not part of a layer's description.
   AttentionOptions attention;
+  // The layer's arithmetic. bf16: the weights kept in bf16, each row of x (+ positions)
+  // rounded to bf16 as it is projected, Q, K and V made by oneDNN's bf16 matmuls (fp32 sums)
+  // and kept in bf16, attention on them (attention()'s bf16 path), its output rounded to
+  // bf16 for Wo; y in fp32. Half the weights' and activations' bytes, within the bf16
+  // tolerance. Where the kernels run without AVX-512 (the CPU's, or attention.isa's choice),
+  // which oneDNN's bf16 matmuls need, the layer runs in fp32; MultiHeadStats::precision says
+  // which ran.
+  DType precision = DType::f32;
 };
 
 // Weights as PyTorch stores them: nn.Linear's [out, in], y = x Wᵀ + b. Either wq, wk, wv or
@@ -54,6 +63,7 @@ struct MultiHeadWeights {
 
 // Where one forward call spent its time.
 struct MultiHeadStats {
+  DType precision = DType::f32;   // of the projections and attention (MultiHeadConfig::precision)
   double projection_seconds = 0;  // X (+ positions) → Q, K, V
   double attention_seconds = 0;   // the kernel
   double output_seconds = 0;      // O → Y
