@@ -75,13 +75,19 @@ void bind_layer(nb::module_& m) {
   nb::class_<MultiHeadSelfAttention>(m, "MultiHeadSelfAttention")
       .def("__init__",
            [](MultiHeadSelfAttention* self, std::int64_t embed_dim, std::int64_t heads, std::int64_t kv_heads,
-              std::int64_t head_dim, const std::string& positions, const Options& options, const nb::dict& weights) {
+              std::int64_t head_dim, const std::string& positions, const Options& options, const nb::dict& weights,
+              const std::string& precision) {
+             if (precision != "fp32" && precision != "bf16") {
+               throw Error("precision: expected fp32 or bf16, got " + precision);
+             }
              const MultiHeadConfig config{.embed_dim = embed_dim, .heads = heads, .kv_heads = kv_heads,
                                           .head_dim = head_dim, .positions = parse_positions(positions),
-                                          .attention = options.build()};
+                                          .attention = options.build(),
+                                          .precision = precision == "bf16" ? DType::bf16 : DType::f32};
              new (self) MultiHeadSelfAttention(config, WeightArrays(weights).weights());
            },
-           "embed_dim"_a, "heads"_a, "kv_heads"_a, "head_dim"_a, "positions"_a, "options"_a, "weights"_a)
+           "embed_dim"_a, "heads"_a, "kv_heads"_a, "head_dim"_a, "positions"_a, "options"_a, "weights"_a,
+           "precision"_a)
       .def("forward", &forward, "x"_a, "out"_a, "out [B, N, E] = the layer applied to x [B, N, E] (GIL released).");
 }
 

@@ -32,23 +32,24 @@ class MultiHeadSelfAttention:
     Weights: wq, wk, wv ([Hq·D, E], [Hkv·D, E], [Hkv·D, E]) or in_proj_weight [3E, E]; wo
     [E, Hq·D]; optional biases bq, bk, bv or in_proj_bias, bo; position_table [max_len, E] with
     positions="learned". Attention options as longattn.attention takes them (causal, window,
-    rope, alibi, relative_bias, normalizer, scale, threads, ...).
+    rope, alibi, relative_bias, normalizer, scale, threads, ...). precision="bf16": bf16 weights,
+    projections and Q, K, V (x and y stay float32), where the CPU has AVX-512; fp32 elsewhere.
     """
 
     def __init__(self, *, embed_dim, heads, weights, kv_heads=0, head_dim=0, positions="none", batch_first=True,
-                 **attention_options):
+                 precision="fp32", **attention_options):
         unknown = set(weights) - set(_WEIGHT_NAMES)
         if unknown:
             raise TypeError(f"weights: unknown names {sorted(unknown)}; expected some of {list(_WEIGHT_NAMES)}")
         self._options = _options_of("MultiHeadSelfAttention", attention_options)
         arrays = {name: _float32_array(name, x) for name, x in weights.items() if x is not None}
         self._layer = _longattn.MultiHeadSelfAttention(embed_dim, heads, kv_heads, head_dim, positions,
-                                                       self._options, arrays)
+                                                       self._options, arrays, precision)
         self.embed_dim = embed_dim
         self.batch_first = batch_first
 
     @classmethod
-    def from_torch(cls, module, **attention_options):
+    def from_torch(cls, module, *, precision="fp32", **attention_options):
         """The layer of an nn.MultiheadAttention (its eval-mode forward, need_weights=False), with
         or without biases, batch_first or not; attention options (causal=True, rope=...) added."""
         import torch
@@ -66,7 +67,7 @@ class MultiHeadSelfAttention:
             weights = {"wq": module.q_proj_weight, "wk": module.k_proj_weight, "wv": module.v_proj_weight}
         weights.update(in_proj_bias=module.in_proj_bias, wo=module.out_proj.weight, bo=module.out_proj.bias)
         return cls(embed_dim=module.embed_dim, heads=module.num_heads, weights=weights,
-                   batch_first=module.batch_first, **attention_options)
+                   batch_first=module.batch_first, precision=precision, **attention_options)
 
     def __call__(self, x, *, out=None):
         """The layer on x, into `out` when given (float32, x's shape); the GIL is released while

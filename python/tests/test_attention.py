@@ -131,6 +131,11 @@ def test_the_layer_from_numpy_weights():
     q, k, v = (t.reshape(2, 9, heads, e // heads).swapaxes(1, 2) for t in np.split(qkv, 3, axis=-1))
     o = reference(q, k, v, causal=True).swapaxes(1, 2).reshape(2, 9, e)
     assert np.abs(layer(x) - (o @ w["wo"].T + w["bo"])).max() < 1e-5
+    expected = o @ w["wo"].T + w["bo"]
+    half = longattn.MultiHeadSelfAttention(embed_dim=e, heads=heads, weights=w, causal=True, precision="bf16")
+    assert np.abs(half(x) - expected).max() < 2e-2 * max(1.0, np.abs(expected).max())  # the bf16 tolerance
+    with pytest.raises(longattn.Error, match="precision"):
+        longattn.MultiHeadSelfAttention(embed_dim=e, heads=heads, weights=w, precision="fp16")
     with pytest.raises(TypeError, match="unknown names"):
         longattn.MultiHeadSelfAttention(embed_dim=e, heads=heads, weights={"w_q": w["wo"]})
     with pytest.raises(TypeError, match=r"weights\['wo'\]: expected float32"):
