@@ -128,35 +128,7 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, co
   m.sinks.assign(a.sinks.begin(), a.sinks.end());
   m.config.attention.sinks = m.sinks;
 
-  const bool packed = !weights.in_proj_weight.empty();
-  if (packed) {
-    if (!weights.wq.empty() || !weights.wk.empty() || !weights.wv.empty()) {
-      fail("in_proj_weight: given together with wq, wk, wv; expected one or the other");
-    }
-    if (Hkv != Hq || Hq * D != E) {
-      fail("in_proj_weight: the packed [3E, E] layout of nn.MultiheadAttention needs kv_heads = heads and "
-           "heads · head_dim = E; got kv_heads " + std::to_string(Hkv) + ", heads · head_dim " + std::to_string(Hq * D));
-    }
-    append_matrix(weights.in_proj_weight, 3 * E, E, "in_proj_weight", "[3E, E]", m.w_qkv);
-    append_bias(weights.in_proj_bias, 3 * E, "in_proj_bias", m.b_qkv);
-  } else {
-    append_matrix(weights.wq, Hq * D, E, "wq", "[heads · head_dim, E]", m.w_qkv);
-    append_matrix(weights.wk, Hkv * D, E, "wk", "[kv_heads · head_dim, E]", m.w_qkv);
-    append_matrix(weights.wv, Hkv * D, E, "wv", "[kv_heads · head_dim, E]", m.w_qkv);
-    append_bias(weights.bq, Hq * D, "bq", m.b_qkv);
-    append_bias(weights.bk, Hkv * D, "bk", m.b_qkv);
-    append_bias(weights.bv, Hkv * D, "bv", m.b_qkv);
-  }
-  append_matrix(weights.wo, E, Hq * D, "wo", "[E, heads · head_dim]", m.w_out);
-  append_bias(weights.bo, E, "bo", m.b_out);
-  // bf16 where the layer's kernels run AVX-512, as oneDNN's bf16 matmuls need (a layer held
-  // to AVX2 or scalar kernels computes as a CPU without them would).
-  if (config.precision == DType::bf16 && resolve_isa(config.attention.isa) == Isa::avx512 && has_bf16_matmul(m.engine)) {
-    m.in_bf16 = true;
-    for (float w : m.w_qkv) m.w_qkv_bf16.push_back(bf16(w));
-    for (float w : m.w_out) m.w_out_bf16.push_back(bf16(w));
-  }
-
+  m.copy_weights(weights);
   const TensorView<const float, 2>& table = weights.position_table;
   if (config.positions == AbsolutePositions::learned) {
     if (table.empty() || table.shape[1] != E || table.shape[0] < 1) {
@@ -169,6 +141,40 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(const MultiHeadConfig& config, co
     fail("position_table: given, but positions is not AbsolutePositions::learned");
   }
 }
+
+// The layer's copy of the projections' weights and biases, checked against its sizes; in
+// bf16 too where the layer computes in bf16.
+void MultiHeadSelfAttention::Impl::copy_weights(const MultiHeadWeights& weights) {
+  const bool packed = !weights.in_proj_weight.empty();
+  if (packed) {
+    if (!weights.wq.empty() || !weights.wk.empty() || !weights.wv.empty()) {
+      fail("in_proj_weight: given together with wq, wk, wv; expected one or the other");
+    }
+    if (Hkv != Hq || Hq * D != E) {
+      fail("in_proj_weight: the packed [3E, E] layout of nn.MultiheadAttention needs kv_heads = heads and "
+           "heads · head_dim = E; got kv_heads " + std::to_string(Hkv) + ", heads · head_dim " + std::to_string(Hq * D));
+    }
+    append_matrix(weights.in_proj_weight, 3 * E, E, "in_proj_weight", "[3E, E]", w_qkv);
+    append_bias(weights.in_proj_bias, 3 * E, "in_proj_bias", b_qkv);
+  } else {
+    append_matrix(weights.wq, Hq * D, E, "wq", "[heads · head_dim, E]", w_qkv);
+    append_matrix(weights.wk, Hkv * D, E, "wk", "[kv_heads · head_dim, E]", w_qkv);
+    append_matrix(weights.wv, Hkv * D, E, "wv", "[kv_heads · head_dim, E]", w_qkv);
+    append_bias(weights.bq, Hq * D, "bq", b_qkv);
+    append_bias(weights.bk, Hkv * D, "bk", b_qkv);
+    append_bias(weights.bv, Hkv * D, "bv", b_qkv);
+  }
+  append_matrix(weights.wo, E, Hq * D, "wo", "[E, heads · head_dim]", w_out);
+  append_bias(weights.bo, E, "bo", b_out);
+  // bf16 where the layer's kernels run AVX-512, as oneDNN's bf16 matmuls need (a layer held
+  // to AVX2 or scalar kernels computes as a CPU without them would).
+  if (config.precision == DType::bf16 && resolve_isa(config.attention.isa) == Isa::avx512 && has_bf16_matmul(engine)) {
+    in_bf16 = true;
+    for (float w : w_qkv) w_qkv_bf16.push_back(bf16(w));
+    for (float w : w_out) w_out_bf16.push_back(bf16(w));
+  }
+}
+
 
 MultiHeadSelfAttention::~MultiHeadSelfAttention() = default;
 MultiHeadSelfAttention::MultiHeadSelfAttention(MultiHeadSelfAttention&&) noexcept = default;

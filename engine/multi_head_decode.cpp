@@ -69,18 +69,10 @@ AttentionStats append_and_attend(const std::array<HeadsView<const T>, 3>& qkv, K
 
 }  // namespace
 
-// What a decoding step needs of its arguments, checked before anything is written; returns
-// each new token's position in its sequence, sequence by sequence.
-std::vector<std::int64_t> MultiHeadSelfAttention::Impl::check_decode(const TensorView<const float, 3>& x,
-                                                                     const TensorView<float, 3>& y,
-                                                                     const KvCache& cache, std::int64_t layer,
-                                                                     std::span<const SequenceId> sequences) const {
-  engine::check_layer_views(x, y, E);
-  const std::int64_t S = x.shape[0], T = x.shape[1];
+// Whether the layer can decode from this cache: its heads and features, its RoPE, a causal
+// window, a softmax-like normalizer that reads keys.
+void MultiHeadSelfAttention::Impl::check_serves_from(const KvCache& cache, std::int64_t layer) const {
   const KvCacheConfig& c = cache.config();
-  if (static_cast<std::int64_t>(sequences.size()) != S) {
-    fail("sequences: expected one per row of x (" + std::to_string(S) + "), got " + std::to_string(sequences.size()));
-  }
   if (c.kv_heads != Hkv || c.d != D || (c.dv != 0 && c.dv != D)) {
     fail("cache: expected kv_heads = " + std::to_string(Hkv) + " and d = dv = " + std::to_string(D) + " (the layer's)");
   }
@@ -93,6 +85,20 @@ std::vector<std::int64_t> MultiHeadSelfAttention::Impl::check_decode(const Tenso
   if (a.additive.enabled() || a.normalizer == Normalizer::linear) {
     fail("additive scores and linear attention do not read a cache");
   }
+}
+
+// What a decoding step needs of its arguments, checked before anything is written; returns
+// each new token's position in its sequence, sequence by sequence.
+std::vector<std::int64_t> MultiHeadSelfAttention::Impl::check_decode(const TensorView<const float, 3>& x,
+                                                                     const TensorView<float, 3>& y,
+                                                                     const KvCache& cache, std::int64_t layer,
+                                                                     std::span<const SequenceId> sequences) const {
+  engine::check_layer_views(x, y, E);
+  const std::int64_t S = x.shape[0], T = x.shape[1];
+  if (static_cast<std::int64_t>(sequences.size()) != S) {
+    fail("sequences: expected one per row of x (" + std::to_string(S) + "), got " + std::to_string(sequences.size()));
+  }
+  check_serves_from(cache, layer);
   std::set<SequenceId> seen;
   std::vector<std::int64_t> positions;
   for (SequenceId id : sequences) {

@@ -204,6 +204,8 @@ struct MultiHeadSelfAttention::Impl {
                          std::span<const std::array<std::int64_t, 2>> segments,
                          std::vector<std::int64_t>& row_positions) const;
   std::string reserve(CallBuffers& buffers, std::int64_t B, std::int64_t N) const;
+  void copy_weights(const MultiHeadWeights& weights);
+  void check_serves_from(const KvCache& cache, std::int64_t layer) const;
   std::vector<std::int64_t> check_decode(const TensorView<const float, 3>& x, const TensorView<float, 3>& y,
                                          const KvCache& cache, std::int64_t layer,
                                          std::span<const SequenceId> sequences) const;
