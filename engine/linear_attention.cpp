@@ -18,13 +18,17 @@ namespace {
 // prefix states stay small (64 × 16 KiB at D = Dv = 64). Fixed by the shape alone.
 constexpr std::int64_t kMaxChunks = 64;
 
+// Keys a state update takes as one matrix product, and query rows a causal block answers
+// together: its C × C products among themselves cost 2·C·(D + Dv) per row beside the
+// 4·D·Dv of the state's (bench/TUNING.md "Linear attention").
+constexpr std::int64_t kKeyBlock = 256;
+constexpr std::int64_t kCausalRows = 16;
+
 // φ(x) = elu(x) + 1: x + 1 above zero, e^x below. Always positive.
 template <class T>
-void feature_map(const T* x, std::int64_t stride, std::int64_t d, float* phi) {
-  for (std::int64_t i = 0; i < d; ++i) {
-    const float value = to_float(x[i * stride]);
-    phi[i] = value > 0 ? value + 1.0f : std::exp(value);
-  }
+void feature_map(const simd::KernelTable& kernels, const T* x, std::int64_t stride, std::int64_t d, float* phi) {
+  for (std::int64_t i = 0; i < d; ++i) phi[i] = to_float(x[i * stride]);
+  kernels.elementwise.elu_plus_one(phi, phi, d);
 }
 
 template <class Q, class KV>
@@ -35,17 +39,20 @@ class LinearRunner {
                std::span<const float> prior)
       : s_(s), options_(options), q_(q), k_(k), v_(v), out_(out), prior_(prior), kern_(simd::kernels_for(options.isa)),
         causal_(options.window == Window::causal()),
-        W_((s.dv + kern_.lanes - 1) / kern_.lanes * kern_.lanes),
+        W_((s.dv + 1 + kern_.lanes - 1) / kern_.lanes * kern_.lanes),
         chunks_(std::clamp<std::int64_t>((s.nq + 255) / 256, 1, kMaxChunks)),
         chunk_rows_((s.nq + chunks_ - 1) / chunks_),
-        state_floats_(s.d * W_ + s.d) {}
+        state_floats_(s.d * W_) {}
 
   // Keys [0, key_length) of head (b, g) as S [D, Dv] then z [D], unpadded.
   void key_state(std::int64_t b, std::int64_t g, float* state) const {
-    std::vector<float> padded(state_floats_, 0.0f), phi(s_.d), value(W_, 0.0f);
-    add_keys(b, g, 0, key_length(b), padded.data(), phi, value);
-    for (std::int64_t i = 0; i < s_.d; ++i) std::copy_n(&padded[i * W_], s_.dv, state + i * s_.dv);
-    std::copy_n(&padded[s_.d * W_], s_.d, state + s_.d * s_.dv);
+    std::vector<float> sums(state_floats_, 0.0f);
+    Blocks m;
+    add_keys(b, g, 0, key_length(b), sums.data(), m);
+    for (std::int64_t i = 0; i < s_.d; ++i) {
+      std::copy_n(&sums[i * W_], s_.dv, state + i * s_.dv);
+      state[s_.d * s_.dv + i] = sums[i * W_ + s_.dv];  // z from column Dv
+    }
   }
 
   AttentionStats run() {
@@ -102,15 +109,45 @@ class LinearRunner {
     return first_row == 0 ? 0 : visible_keys(b, first_row - 1);
   }
 
-  // Adds φ(k_j) v_jᵀ and φ(k_j) of keys [from, to) of head (b, g) into state (S then z).
-  void add_keys(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t to, float* state,
-                std::vector<float>& phi, std::vector<float>& value) const {
-    for (std::int64_t j = from; j < to; ++j) {
-      feature_map(k_.data + b * k_.strides[0] + g * k_.strides[1] + j * k_.strides[2], k_.strides[3], s_.d, phi.data());
-      widen_row(kern_, v_.data + b * v_.strides[0] + g * v_.strides[1] + j * v_.strides[2], v_.strides[3], s_.dv,
-                value.data());
-      kern_.linear.rank1_update(state, s_.d, W_, phi.data(), value.data());
-      for (std::int64_t i = 0; i < s_.d; ++i) state[s_.d * W_ + i] += phi[i];
+  // Matrices of one block of rows: Φ(K)ᵀ [D][n_pad] (feature-major, zero past n), V [n][W]
+  // (column Dv all ones, zero past it), Φ(Q) [m][D], and the block's products. The ones
+  // make every product with V carry its sums along in column Dv: the state's z beside S,
+  // each output row's denominator beside its numerator.
+  struct Blocks {
+    std::vector<float> phi_kt, values, phi_q, scores, out;
+  };
+  std::int64_t padded(std::int64_t n) const { return (n + kern_.lanes - 1) / kern_.lanes * kern_.lanes; }
+
+  // Φ(K)ᵀ and V of keys [from, from + n) of head (b, g) into the blocks.
+  void load_keys(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t n, Blocks& m) const {
+    const std::int64_t ld = padded(n);
+    m.phi_kt.resize(static_cast<std::size_t>(s_.d * ld));
+    m.values.resize(static_cast<std::size_t>(n * W_));
+    for (std::int64_t i = 0; i < s_.d; ++i) std::fill_n(m.phi_kt.data() + i * ld + n, ld - n, 0.0f);
+    std::vector<float> phi(s_.d);
+    for (std::int64_t j = 0; j < n; ++j) {
+      feature_map(kern_, k_.data + b * k_.strides[0] + g * k_.strides[1] + (from + j) * k_.strides[2], k_.strides[3], s_.d,
+                  phi.data());
+      for (std::int64_t i = 0; i < s_.d; ++i) m.phi_kt[i * ld + j] = phi[i];
+      widen_row(kern_, v_.data + b * v_.strides[0] + g * v_.strides[1] + (from + j) * v_.strides[2], v_.strides[3],
+                s_.dv, m.values.data() + j * W_);
+      std::fill_n(m.values.data() + j * W_ + s_.dv, W_ - s_.dv, 0.0f);
+      m.values[j * W_ + s_.dv] = 1.0f;
+    }
+  }
+
+  // state (S, z in column Dv) += Φ(K)ᵀ V for the n keys in the blocks.
+  void add_loaded_keys(std::int64_t n, Blocks& m, float* state) const {
+    simd::PrefetchQueue none;
+    kern_.tile.pv_tile(m.phi_kt.data(), s_.d, padded(n), n, m.values.data(), W_, W_, state, nullptr, none);
+  }
+
+  // Adds keys [from, to) of head (b, g) into state (S, z in column Dv), a block of keys per product.
+  void add_keys(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t to, float* state, Blocks& m) const {
+    for (std::int64_t j0 = from; j0 < to; j0 += kKeyBlock) {
+      const std::int64_t n = std::min(kKeyBlock, to - j0);
+      load_keys(b, g, j0, n, m);
+      add_loaded_keys(n, m, state);
     }
   }
 
@@ -118,10 +155,53 @@ class LinearRunner {
     const std::int64_t b = head / s_.q_heads, g = head % s_.q_heads / s_.group();
     float* slot = states + t * state_floats_;
     std::fill(slot, slot + state_floats_, 0.0f);
-    std::vector<float> phi(s_.d), value(W_, 0.0f);
-    add_keys(b, g, key_boundary(b, t), key_boundary(b, t + 1), slot, phi, value);
+    Blocks m;
+    add_keys(b, g, key_boundary(b, t), key_boundary(b, t + 1), slot, m);
   }
 
+  // out = Φ(Q) S for query rows [i0, i0 + rows) of head (b, h), denominators Φ(q)·z in column
+  // Dv: the state's part of their outputs.
+  void state_products(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, const float* state,
+                      Blocks& m) const {
+    m.phi_q.resize(static_cast<std::size_t>(rows * s_.d));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      feature_map(kern_, q_.data + b * q_.strides[0] + h * q_.strides[1] + (i0 + r) * q_.strides[2], q_.strides[3], s_.d,
+                  m.phi_q.data() + r * s_.d);
+    }
+    m.out.assign(static_cast<std::size_t>(rows * W_), 0.0f);
+    simd::PrefetchQueue none;
+    kern_.tile.pv_tile(m.phi_q.data(), rows, s_.d, s_.d, state, W_, W_, m.out.data(), nullptr, none);
+  }
+
+  // Rows [i0, i0 + rows) see keys [from, visible_keys) beyond the state: out gains their
+  // masked products Φ(Q) Φ(K)ᵀ, times V (with the ones: the denominators' share).
+  void add_block_keys(std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t from, std::int64_t n,
+                      Blocks& m) const {
+    const std::int64_t ld = padded(n);
+    m.scores.assign(static_cast<std::size_t>(rows * ld), 0.0f);
+    simd::PrefetchQueue none;
+    kern_.tile.pv_tile(m.phi_q.data(), rows, s_.d, s_.d, m.phi_kt.data(), ld, ld, m.scores.data(), nullptr, none);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* row = m.scores.data() + r * ld;
+      const std::int64_t seen = std::clamp<std::int64_t>(visible_keys(b, i0 + r) - from, 0, n);
+      std::fill(row + seen, row + ld, 0.0f);  // keys past the row's last
+    }
+    kern_.tile.pv_tile(m.scores.data(), rows, ld, n, m.values.data(), W_, W_, m.out.data(), nullptr, none);
+  }
+
+  // out rows [i0, i0 + rows) of head (b, h) = the products over their denominators.
+  void write_rows(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, const Blocks& m) const {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      // No key: zeros; a NaN denominator: NaN.
+      const float d = m.out[r * W_ + s_.dv];
+      const float inv = d > 0 || std::isnan(d) ? 1.0f / d : 0.0f;
+      float* row = out_.data + b * out_.strides[0] + h * out_.strides[1] + (i0 + r) * out_.strides[2];
+      for (std::int64_t c = 0; c < s_.dv; ++c) row[c * out_.strides[3]] = m.out[r * W_ + c] * inv;
+    }
+  }
+
+  // Queries of chunk t: a block of rows at a time, from the state of the keys before it (full
+  // window: all keys); causal blocks add their own new keys, then fold them into the state.
   void answer_queries(std::int64_t head, std::int64_t t, const float* states) const {
     const std::int64_t b = head / s_.q_heads, h = head % s_.q_heads, g = h / s_.group();
     const std::int64_t row0 = t * chunk_rows_, row1 = std::min(s_.nq, row0 + chunk_rows_);
@@ -129,22 +209,23 @@ class LinearRunner {
     // Full window: every query reads the total, which sits after the last chunk's prefix.
     std::vector<float> state(states + (causal_ ? t : chunks_) * state_floats_,
                              states + ((causal_ ? t : chunks_) + 1) * state_floats_);
-    std::vector<float> phi(s_.d), value(W_, 0.0f), numerator(W_);
+    Blocks m;
     std::int64_t seen = causal_ ? key_boundary(b, t) : key_length(b);
-    for (std::int64_t i = row0; i < row1; ++i) {
+    const std::int64_t block_rows = causal_ ? kCausalRows : kKeyBlock;
+    for (std::int64_t i0 = row0; i0 < row1; i0 += block_rows) {
+      const std::int64_t rows = std::min(block_rows, row1 - i0);
+      state_products(b, h, i0, rows, state.data(), m);
       if (causal_) {
-        const std::int64_t until = visible_keys(b, i);
-        add_keys(b, g, seen, until, state.data(), phi, value);
-        seen = std::max(seen, until);
+        const std::int64_t until = std::max(seen, visible_keys(b, i0 + rows - 1));
+        for (std::int64_t j0 = seen; j0 < until; j0 += kKeyBlock) {  // a block's keys, kKeyBlock at a time
+          const std::int64_t n = std::min(kKeyBlock, until - j0);
+          load_keys(b, g, j0, n, m);
+          add_block_keys(b, i0, rows, j0, n, m);
+          add_loaded_keys(n, m, state.data());
+        }
+        seen = until;
       }
-      feature_map(q_.data + b * q_.strides[0] + h * q_.strides[1] + i * q_.strides[2], q_.strides[3], s_.d, phi.data());
-      kern_.linear.vector_matrix(phi.data(), state.data(), s_.d, W_, numerator.data());
-      double denominator = 0;
-      for (std::int64_t c = 0; c < s_.d; ++c) denominator += double(phi[c]) * state[s_.d * W_ + c];
-      // No key: zeros; a NaN denominator: NaN.
-      const float inv = denominator > 0 || std::isnan(denominator) ? static_cast<float>(1.0 / denominator) : 0.0f;
-      float* row = out_.data + b * out_.strides[0] + h * out_.strides[1] + i * out_.strides[2];
-      for (std::int64_t c = 0; c < s_.dv; ++c) row[c * out_.strides[3]] = numerator[c] * inv;
+      write_rows(b, h, i0, rows, m);
     }
   }
 
@@ -154,8 +235,10 @@ class LinearRunner {
     if (prior_.empty()) return state;
     const std::int64_t b = head / s_.q_heads, g = head % s_.q_heads / s_.group();
     const float* from = prior_.data() + (b * s_.kv_heads + g) * (s_.d * s_.dv + s_.d);
-    for (std::int64_t i = 0; i < s_.d; ++i) std::copy_n(from + i * s_.dv, s_.dv, &state[i * W_]);
-    std::copy_n(from + s_.d * s_.dv, s_.d, &state[s_.d * W_]);
+    for (std::int64_t i = 0; i < s_.d; ++i) {
+      std::copy_n(from + i * s_.dv, s_.dv, &state[i * W_]);
+      state[i * W_ + s_.dv] = from[s_.d * s_.dv + i];  // z into column Dv
+    }
     return state;
   }
 

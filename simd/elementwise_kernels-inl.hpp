@@ -4,6 +4,7 @@
 // target translation unit, inside that target's namespace.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -189,6 +190,19 @@ void exp2_array(const float* x, float* y, std::int64_t n) {
   std::int64_t i = 0;
   for (; i + V::lanes <= n; i += V::lanes) exp2(V::load(x + i)).store(y + i);
   for (; i < n; ++i) y[i] = exp2(VecF32<ScalarArch>::broadcast(x[i])).v;
+}
+
+// elu(x) + 1 = max(e^min(x, 0), x + 1): e^x <= 1 <= x + 1 above zero and e^x >= x + 1 below
+// (convexity), so one max picks the branch; max keeps its second operand's NaN.
+template <class V>
+void elu_plus_one(const float* x, float* y, std::int64_t n) {
+  const V log2e = V::broadcast(1.4426950408889634f), zero = V::zero(), one = V::broadcast(1.0f);
+  std::int64_t i = 0;
+  for (; i + V::lanes <= n; i += V::lanes) {
+    const V v = V::load(x + i);
+    max(exp2(min(v, zero) * log2e), v + one).store(y + i);
+  }
+  for (; i < n; ++i) y[i] = x[i] > 0 ? x[i] + 1.0f : (x[i] <= 0 ? std::exp(x[i]) : x[i]);
 }
 
 }  // namespace longattn::simd::LONGATTN_SIMD_TARGET

@@ -134,6 +134,10 @@ struct ElementwiseKernels {
 
   // y[i] = 2^x[i] for i < n, the vectorized exp2 the kernels use (for its accuracy test).
   void (*exp2)(const float* x, float* y, std::int64_t n);
+
+  // y[i] = elu(x[i]) + 1 (x + 1 above zero, e^x below: linear attention's features) for
+  // i < n, in place when y = x; NaN stays NaN.
+  void (*elu_plus_one)(const float* x, float* y, std::int64_t n);
 };
 
 struct PackingKernels {
