@@ -4,8 +4,8 @@
 // same keys in one tensor, level with it on huge pages (bench/TUNING.md "KvCache pages").
 #pragma once
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
