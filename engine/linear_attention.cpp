@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "engine/aligned_buffer.hpp"
@@ -27,6 +28,9 @@ constexpr std::int64_t kCausalRows = 16;
 // φ(x) = elu(x) + 1: x + 1 above zero, e^x below. Always positive.
 template <class T>
 void feature_map(const simd::KernelTable& kernels, const T* x, std::int64_t stride, std::int64_t d, float* phi) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) return kernels.elementwise.elu_plus_one(x, phi, d);
+  }
   for (std::int64_t i = 0; i < d; ++i) phi[i] = to_float(x[i * stride]);
   kernels.elementwise.elu_plus_one(phi, phi, d);
 }
@@ -114,7 +118,7 @@ class LinearRunner {
   // make every product with V carry its sums along in column Dv: the state's z beside S,
   // each output row's denominator beside its numerator.
   struct Blocks {
-    std::vector<float> phi_kt, values, phi_q, scores, out;
+    std::vector<float> phi_kt, values, phi_q, scores, out, inverse;
   };
   std::int64_t padded(std::int64_t n) const { return (n + kern_.lanes - 1) / kern_.lanes * kern_.lanes; }
 
@@ -190,13 +194,19 @@ class LinearRunner {
   }
 
   // out rows [i0, i0 + rows) of head (b, h) = the products over their denominators.
-  void write_rows(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, const Blocks& m) const {
-    for (std::int64_t r = 0; r < rows; ++r) {
-      // No key: zeros; a NaN denominator: NaN.
+  void write_rows(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, Blocks& m) const {
+    m.inverse.resize(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) {  // no key: zeros; a NaN denominator: NaN
       const float d = m.out[r * W_ + s_.dv];
-      const float inv = d > 0 || std::isnan(d) ? 1.0f / d : 0.0f;
-      float* row = out_.data + b * out_.strides[0] + h * out_.strides[1] + (i0 + r) * out_.strides[2];
-      for (std::int64_t c = 0; c < s_.dv; ++c) row[c * out_.strides[3]] = m.out[r * W_ + c] * inv;
+      m.inverse[r] = d > 0 || std::isnan(d) ? 1.0f / d : 0.0f;
+    }
+    float* first = out_.data + b * out_.strides[0] + h * out_.strides[1] + i0 * out_.strides[2];
+    if (out_.strides[3] == 1) {
+      kern_.elementwise.scale_rows(m.out.data(), rows, W_, m.inverse.data(), first, out_.strides[2], s_.dv, false);
+      return;
+    }
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t c = 0; c < s_.dv; ++c) first[r * out_.strides[2] + c * out_.strides[3]] = m.out[r * W_ + c] * m.inverse[r];
     }
   }
 
