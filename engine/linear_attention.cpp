@@ -88,8 +88,8 @@ class LinearRunner {
       for (std::int64_t i = 0; i < s_.nq; ++i) stats.visible_pairs += visible_keys(b, i);
     }
     stats.visible_pairs *= s_.q_heads;
-    // The work of the recurrence, not of pairs: per key and head one rank-1 update of the
-    // D × Dv state, per query one vector-matrix product, 2·D·Dv FLOPs each.
+    // The work of the recurrence, not of pairs (DESIGN.md §4): per key and head its share
+    // φ(k) vᵀ of the D × Dv state, per query its product φ(q)ᵀ S, 2·D·Dv FLOPs each.
     stats.flops = 2.0 * double(s_.d) * double(s_.dv) * double(s_.q_heads) * double(keys + s_.batch * s_.nq);
     stats.scratch_bytes = states.bytes();
     stats.isa = kern_.isa;

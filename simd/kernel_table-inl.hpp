@@ -7,7 +7,6 @@
 
 #include "simd/elementwise_kernels-inl.hpp"
 #include "simd/gemm_block-inl.hpp"
-#include "simd/linear_kernels-inl.hpp"
 #include "simd/packing_kernels-inl.hpp"
 #include "simd/peak_probe-inl.hpp"
 #include "simd/row_kernels-inl.hpp"
@@ -61,7 +60,6 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
                       .exp2 = &exp2_array<V>,
                       .elu_plus_one = &elu_plus_one<V>},
       .packing = {.pack_key_panel = &pack_key_panel<V, NV>},
-      .linear = {.rank1_update = &rank1_update<V>, .vector_matrix = &vector_matrix<V>},
       .bf16_dot = nullptr,
       .fma_peak_probe = &fma_peak_probe<V, kChains>,
   };

@@ -148,15 +148,6 @@ struct PackingKernels {
                          float* panel, bool streamed);
 };
 
-// Linear attention's state, rows of dv_padded floats.
-struct LinearKernels {
-  // state[i][:] += a[i] · b[:] for i < d.
-  void (*rank1_update)(float* state, std::int64_t d, std::int64_t dv_padded, const float* a, const float* b);
-
-  // out[:] = Σ_{i < d} x[i] · state[i][:].
-  void (*vector_matrix)(const float* x, const float* state, std::int64_t d, std::int64_t dv_padded, float* out);
-};
-
 // Products of bf16 pairs (AVX512-BF16 vdpbf16ps), summed in fp32: the kernels for q, k and v
 // all in bf16 (DESIGN.md §3). Each 4 bytes of their operands hold a pair of bf16 along the
 // depth of a product, the lower-addressed one first:
@@ -204,7 +195,6 @@ struct KernelTable {
   RowKernels rows;
   ElementwiseKernels elementwise;
   PackingKernels packing;
-  LinearKernels linear;
 
   // The bf16 products, where the target and the CPU have them; null elsewhere.
   const Bf16DotKernels* bf16_dot;

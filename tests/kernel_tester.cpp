@@ -335,29 +335,6 @@ void KernelTester::pack_key_panel(const KernelTarget& target) const {
   }
 }
 
-void KernelTester::linear_state(const KernelTarget& target) const {
-  std::mt19937 rng(seed_);
-  const simd::KernelTable& k = *target.table;
-  const std::int64_t d = depth_, dv = columns_;  // dv a multiple of lanes
-  Floats state = random_floats(d * dv, rng);
-  const Floats before = state, a = random_floats(d, rng), b = random_floats(dv, rng), x = random_floats(d, rng);
-  k.linear.rank1_update(state.data(), d, dv, a.data(), b.data());
-  for (std::int64_t i = 0; i < d * dv; ++i) {
-    const double expected = double(before[i]) + double(a[i / dv]) * b[i % dv];
-    expect_near(state[i], expected, 2 * kUlp * (std::abs(before[i]) + std::abs(double(a[i / dv]) * b[i % dv])), "state");
-  }
-  Floats out(dv);
-  k.linear.vector_matrix(x.data(), state.data(), d, dv, out.data());
-  for (std::int64_t c = 0; c < dv; ++c) {
-    double expected = 0, magnitude = 0;
-    for (std::int64_t i = 0; i < d; ++i) {
-      expected += double(x[i]) * state[i * dv + c];
-      magnitude += std::abs(double(x[i]) * state[i * dv + c]);
-    }
-    expect_near(out[c], expected, kUlp * double(d + 2) * magnitude + 1e-30, "φ(q)ᵀ S");
-  }
-}
-
 namespace {
 
 std::vector<bf16> random_bf16(std::int64_t n, std::mt19937& rng) {

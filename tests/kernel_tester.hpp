@@ -51,9 +51,8 @@ class KernelTester {
   void max_of(const KernelTarget& target) const;
   void scale_rows(const KernelTarget& target) const;
   void widen_bf16(const KernelTarget& target) const;
-  // Packing and linear attention.
+  // Packing.
   void pack_key_panel(const KernelTarget& target) const;
-  void linear_state(const KernelTarget& target) const;
   // The bf16 products.
   void bf16_qk_scores(const KernelTarget& target) const;
   void bf16_qk_probabilities(const KernelTarget& target) const;

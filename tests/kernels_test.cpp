@@ -3,6 +3,12 @@
 // each optional argument on and off.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
 #include "tests/kernel_tester.hpp"
 
 using longattn::testing::bf16_targets;
@@ -131,15 +137,35 @@ TEST_CASE("pack_key_panel: features transposed into [d][panel_width], scaled, ze
   }
 }
 
-TEST_CASE("linear attention's state: rank-1 updates and φ(q)ᵀ S") {
+TEST_CASE("elu + 1, linear attention's features: e^x below zero, x + 1 above, at any length; NaN and inf kept") {
+  std::mt19937 rng(41);
+  std::uniform_real_distribution<float> uniform(-30.0f, 30.0f);
   for (const KernelTarget& t : kernel_targets()) {
     CAPTURE(t.name);
-    for (std::int64_t d : {1, 7, 64}) {
-      for (std::int64_t vectors : {1, 4}) {
-        CAPTURE(d); CAPTURE(vectors);
-        KernelTester().depth(d).columns(vectors * t.table->lanes).linear_state(t);
+    for (std::int64_t n : {1, 7, 16, 64, 67}) {
+      std::vector<float> x(n), y(n, -1.0f);
+      for (float& v : x) v = uniform(rng);
+      t.table->elementwise.elu_plus_one(x.data(), y.data(), n);
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (x[i] > 0) {
+          CHECK(y[i] == x[i] + 1.0f);
+          continue;
+        }
+        const double expected = std::exp(double(x[i])), ulp = std::ldexp(1.0, std::ilogb(expected) - 23);
+        CHECK(std::abs(y[i] - expected) <= (4 + 2 * std::abs(x[i])) * ulp);  // x · log2 e rounds: |x| ulp more
       }
     }
+    const float inf = std::numeric_limits<float>::infinity();
+    std::vector<float> special{std::numeric_limits<float>::quiet_NaN(), inf, -inf, 0.0f, -0.0f, -200.0f};
+    special.resize(std::max<std::size_t>(special.size(), t.table->lanes * 2 + 1), 1.0f);  // vector loop and tail
+    std::vector<float> out(special.size());
+    t.table->elementwise.elu_plus_one(special.data(), out.data(), static_cast<std::int64_t>(special.size()));
+    CHECK(std::isnan(out[0]));
+    CHECK(out[1] == inf);
+    CHECK(out[2] == 0.0f);
+    CHECK(out[3] == 1.0f);
+    CHECK(out[4] == 1.0f);
+    CHECK(out[5] == 0.0f);
   }
 }
 
