@@ -70,7 +70,8 @@ AttentionStats append_and_attend(const std::array<HeadsView<const T>, 3>& qkv, K
 }  // namespace
 
 // Whether the layer can decode from this cache: its heads and features, its RoPE, a causal
-// window, a softmax-like normalizer that reads keys.
+// window, scores that read keys, no positions of its own: all that cached_attention would
+// refuse only after the keys were appended.
 void MultiHeadSelfAttention::Impl::check_serves_from(const KvCache& cache, std::int64_t layer) const {
   const KvCacheConfig& c = cache.config();
   if (c.kv_heads != Hkv || c.d != D || (c.dv != 0 && c.dv != D)) {
@@ -84,6 +85,9 @@ void MultiHeadSelfAttention::Impl::check_serves_from(const KvCache& cache, std::
   if (a.window.right != 0) fail("the layer must be causal (a window (L, 0) or Window::causal()) to decode");
   if (a.additive.enabled() || a.normalizer == Normalizer::linear) {
     fail("additive scores and linear attention do not read a cache");
+  }
+  if (a.positions.query_start.has_value() || a.positions.key_start != 0) {
+    fail("attention.positions: a cached sequence's tokens sit at their own positions");
   }
 }
 

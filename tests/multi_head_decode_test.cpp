@@ -165,6 +165,9 @@ TEST_CASE("decode: bad calls throw Error naming the problem and leave the cache 
   Layer full = spec;
   full.config.attention.window = Window::full();
   throws_unchanged(full.make(), cache, 0, id, "causal");
+  Layer shifted = spec;
+  shifted.config.attention.positions.key_start = 5;
+  throws_unchanged(shifted.make(), cache, 0, id, "positions");
 
   KvCache int8(spec.cache(CacheType::int8, 16));
   const SequenceId q = int8.add_sequence();
