@@ -60,16 +60,17 @@ class LinearRunner {
   }
 
   AttentionStats run() {
-    // Per (batch, q head): partial state sums of each chunk's keys, then each chunk's queries.
-    AlignedBuffer states(s_.batch * s_.q_heads * (chunks_ + 1) * state_floats_);
-    const std::int64_t heads = s_.batch * s_.q_heads;
-    tbb::parallel_for(std::int64_t{0}, heads * chunks_, [&](std::int64_t task) {
-      sum_keys(task / chunks_, task % chunks_, states.data() + (task / chunks_) * (chunks_ + 1) * state_floats_);
+    // Per (batch, kv head): partial state sums of each chunk's keys, which its group's query
+    // heads share; then each query head's chunks of queries.
+    const std::int64_t kv_heads = s_.batch * s_.kv_heads, per_head = (chunks_ + 1) * state_floats_;
+    AlignedBuffer states(kv_heads * per_head);
+    tbb::parallel_for(std::int64_t{0}, kv_heads * chunks_, [&](std::int64_t task) {
+      sum_keys(task / chunks_, task % chunks_, states.data() + task / chunks_ * per_head);
     });
-    tbb::parallel_for(std::int64_t{0}, heads, [&](std::int64_t head) {
+    tbb::parallel_for(std::int64_t{0}, kv_heads, [&](std::int64_t kv_head) {
       // Exclusive prefix over chunks in a fixed order; the full window uses the total.
-      float* base = states.data() + head * (chunks_ + 1) * state_floats_;
-      std::vector<float> running = prior_state(head), chunk(state_floats_);
+      float* base = states.data() + kv_head * per_head;
+      std::vector<float> running = prior_state(kv_head), chunk(state_floats_);
       for (std::int64_t t = 0; t <= chunks_; ++t) {
         float* slot = base + t * state_floats_;
         std::copy(slot, slot + state_floats_, chunk.begin());
@@ -77,8 +78,9 @@ class LinearRunner {
         if (t < chunks_) for (std::int64_t i = 0; i < state_floats_; ++i) running[i] += chunk[i];
       }
     });
-    tbb::parallel_for(std::int64_t{0}, heads * chunks_, [&](std::int64_t task) {
-      answer_queries(task / chunks_, task % chunks_, states.data() + (task / chunks_) * (chunks_ + 1) * state_floats_);
+    tbb::parallel_for(std::int64_t{0}, s_.batch * s_.q_heads * chunks_, [&](std::int64_t task) {
+      const std::int64_t head = task / chunks_, kv_head = head / s_.q_heads * s_.kv_heads + head % s_.q_heads / s_.group();
+      answer_queries(head, task % chunks_, states.data() + kv_head * per_head);
     });
 
     AttentionStats stats;
@@ -155,8 +157,8 @@ class LinearRunner {
     }
   }
 
-  void sum_keys(std::int64_t head, std::int64_t t, float* states) const {
-    const std::int64_t b = head / s_.q_heads, g = head % s_.q_heads / s_.group();
+  void sum_keys(std::int64_t kv_head, std::int64_t t, float* states) const {
+    const std::int64_t b = kv_head / s_.kv_heads, g = kv_head % s_.kv_heads;
     float* slot = states + t * state_floats_;
     std::fill(slot, slot + state_floats_, 0.0f);
     Blocks m;
@@ -239,12 +241,11 @@ class LinearRunner {
     }
   }
 
-  // The prior state of a (batch, q head), padded to W_ columns; zeros without one.
-  std::vector<float> prior_state(std::int64_t head) const {
+  // The prior state of a (batch, kv head), padded to W_ columns; zeros without one.
+  std::vector<float> prior_state(std::int64_t kv_head) const {
     std::vector<float> state(state_floats_, 0.0f);
     if (prior_.empty()) return state;
-    const std::int64_t b = head / s_.q_heads, g = head % s_.q_heads / s_.group();
-    const float* from = prior_.data() + (b * s_.kv_heads + g) * (s_.d * s_.dv + s_.d);
+    const float* from = prior_.data() + kv_head * (s_.d * s_.dv + s_.d);
     for (std::int64_t i = 0; i < s_.d; ++i) {
       std::copy_n(from + i * s_.dv, s_.dv, &state[i * W_]);
       state[i * W_ + s_.dv] = from[s_.d * s_.dv + i];  // z into column Dv
