@@ -2,12 +2,12 @@
 // makes them, their keys and values appended to the cache, and their queries attending over
 // the cache with cached_attention; then Wo as in forward.
 #include <algorithm>
-#include <cmath>
 #include <set>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "engine/input_elements.hpp"
 #include "engine/multi_head_layer.hpp"
 #include "longattn/error.hpp"
 #include "longattn/kv_cache.hpp"
@@ -17,17 +17,19 @@ namespace {
 
 [[noreturn]] void fail(const std::string& what) { throw Error("multi-head attention: decode: " + what); }
 
-// Whether every element of the [B, H, N, D] view is finite.
+// Whether every element of a head-major [B, H, N, D] view (features contiguous) is finite.
 template <class T>
-bool all_finite(const HeadsView<const T>& t) {
+bool all_finite(const simd::KernelTable& kernels, const HeadsView<const T>& t) {
   for (std::int64_t b = 0; b < t.shape[0]; ++b) {
     for (std::int64_t h = 0; h < t.shape[1]; ++h) {
-      for (std::int64_t i = 0; i < t.shape[2]; ++i) {
-        const T* row = t.data + b * t.strides[0] + h * t.strides[1] + i * t.strides[2];
-        for (std::int64_t c = 0; c < t.shape[3]; ++c) {
-          if (!std::isfinite(static_cast<float>(row[c * t.strides[3]]))) return false;
-        }
+      const T* rows = t.data + b * t.strides[0] + h * t.strides[1];
+      bool finite;
+      if constexpr (std::is_same_v<T, float>) {
+        finite = kernels.elementwise.all_finite(rows, t.shape[2], t.strides[2], t.shape[3]);
+      } else {
+        finite = kernels.elementwise.all_finite_bf16(rows, t.shape[2], t.strides[2], t.shape[3]);
       }
+      if (!finite) return false;
     }
   }
   return true;
@@ -40,7 +42,8 @@ AttentionStats append_and_attend(const std::array<HeadsView<const T>, 3>& qkv, K
                                  std::span<const SequenceId> sequences, const HeadsView<float>& o,
                                  AttentionOptions options) {
   const auto& [q, k, v] = qkv;
-  if (cache.config().type == CacheType::int8 && !(all_finite(k) && all_finite(v))) {
+  const simd::KernelTable& kernels = simd::kernels_for(options.isa);
+  if (cache.config().type == CacheType::int8 && !(all_finite(kernels, k) && all_finite(kernels, v))) {
     fail("x: its keys or values hold a NaN or inf, which an int8 cache cannot quantize");  // before any append
   }
   std::vector<float> widened;  // cached_attention takes fp32 queries
@@ -50,13 +53,10 @@ AttentionStats append_and_attend(const std::array<HeadsView<const T>, 3>& qkv, K
   } else {
     const std::int64_t S = q.shape[0], H = q.shape[1], n = q.shape[2], D = q.shape[3];
     widened.resize(static_cast<std::size_t>(S * H * n * D));
-    for (std::int64_t s = 0; s < S; ++s)
-      for (std::int64_t h = 0; h < H; ++h)
-        for (std::int64_t i = 0; i < n; ++i)
-          for (std::int64_t c = 0; c < D; ++c) {
-            widened[((s * H + h) * n + i) * D + c] =
-                static_cast<float>(q.data[s * q.strides[0] + h * q.strides[1] + i * q.strides[2] + c]);
-          }
+    for (std::int64_t row = 0; row < S * H * n; ++row) {  // [S][H][n] rows of D features
+      const T* from = q.data + row / (H * n) * q.strides[0] + row / n % H * q.strides[1] + row % n * q.strides[2];
+      engine::widen(kernels, from, D, widened.data() + row * D);
+    }
     q32 = bhnd<const float>(widened.data(), S, H, n, D);
   }
   for (std::size_t s = 0; s < sequences.size(); ++s) {
