@@ -231,7 +231,10 @@ void MultiHeadSelfAttention::Impl::project_inputs(Call& call, const TensorView<c
         src = block, lds = E;
       }
       const void* narrow = src;
-      if (in_bf16) narrow = round_rows(call, src, lds, rows, E), lds = E;
+      if (in_bf16) {
+        narrow = round_rows(call, src, lds, rows, E);
+        lds = E;
+      }
       project_heads(call, narrow, lds, rows, qkv_of(call, b * N * qkv_width + r0 * D), N);
     }
   }
@@ -375,8 +378,7 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   const Impl::PositionRows positions = m.position_rows(row_positions);
   MultiHeadStats stats;
   const engine::OmpThreads omp_threads(m.config.attention.threads);
-  const std::int64_t C = m.qkv_width, HD = Hq * D;
-  const bool in_y = HD <= E;  // head outputs into y's rows when they fit
+  const bool in_y = Hq * D <= E;  // head outputs into y's rows when they fit
   auto start = std::chrono::steady_clock::now();
   m.project_inputs(call, x, positions.rows, row_positions);
   stats.projection_seconds = engine::seconds_since(start);
@@ -407,9 +409,7 @@ MultiHeadStats MultiHeadSelfAttention::forward(TensorView<const float, 3> x, Ten
   start = std::chrono::steady_clock::now();
   m.project_outputs(call, y, in_y);
   stats.output_seconds = engine::seconds_since(start);
-  stats.precision = m.in_bf16 ? DType::bf16 : DType::f32;
-  stats.projection_flops = 2.0 * static_cast<double>(B * N) * static_cast<double>(E) * static_cast<double>(C + HD);
-  stats.scratch_bytes = buffers.bytes();
+  m.finish_stats(stats, call, B * N);
   return stats;
 }
 

@@ -124,7 +124,7 @@ MultiHeadStats MultiHeadSelfAttention::decode(TensorView<const float, 3> x, Tens
   const std::vector<std::int64_t> row_positions = m.check_decode(x, y, cache, layer, sequences);
   const Impl::Borrowed borrowed(m);
   Impl::Call call{*borrowed.buffers, dnnl::stream(m.engine)};
-  const std::int64_t S = x.shape[0], T = x.shape[1], Hq = m.Hq, D = m.D, C = m.qkv_width;
+  const std::int64_t S = x.shape[0], T = x.shape[1], Hq = m.Hq, D = m.D;
   if (const std::string problem = m.reserve(call.buffers, S, T); !problem.empty()) throw Error(problem);
   const Impl::PositionRows positions = m.position_rows(row_positions);
 
@@ -147,9 +147,7 @@ MultiHeadStats MultiHeadSelfAttention::decode(TensorView<const float, 3> x, Tens
   start = std::chrono::steady_clock::now();
   m.project_outputs(call, y, in_y);
   stats.output_seconds = engine::seconds_since(start);
-  stats.precision = m.in_bf16 ? DType::bf16 : DType::f32;
-  stats.projection_flops = 2.0 * static_cast<double>(S * T) * static_cast<double>(m.E) * static_cast<double>(C + Hq * D);
-  stats.scratch_bytes = call.buffers.bytes();
+  m.finish_stats(stats, call, S * T);
   return stats;
 }
 

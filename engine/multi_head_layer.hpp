@@ -223,6 +223,14 @@ struct MultiHeadSelfAttention::Impl {
             HeadsView<const T>{first + Hq * N * D, {B, Hkv, N, D}, head_major},
             HeadsView<const T>{first + (Hq + Hkv) * N * D, {B, Hkv, N, D}, head_major}};
   }
+  // What a call reports beside its times: the precision it ran in, the projections' FLOPs
+  // over `rows` rows of x (Q|K|V and Wo) and the buffers it held.
+  void finish_stats(MultiHeadStats& stats, const Call& call, std::int64_t rows) const {
+    stats.precision = in_bf16 ? DType::bf16 : DType::f32;
+    stats.projection_flops = 2.0 * static_cast<double>(rows) * static_cast<double>(E) *
+                             static_cast<double>(qkv_width + Hq * D);
+    stats.scratch_bytes = call.buffers.bytes();
+  }
   // Element `offset` of the call's Q|K|V buffer, in narrow_type.
   void* qkv_of(Call& call, std::int64_t offset) const {
     return reinterpret_cast<char*>(call.buffers.qkv.data()) + offset * narrow_bytes();
