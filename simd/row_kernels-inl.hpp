@@ -66,6 +66,10 @@ inline float widened(bf16 x) { return static_cast<float>(x); }
 inline float widened(std::int8_t x) { return static_cast<float>(x); }
 // Row j's scale: 1 without scales.
 inline float row_scale_of(const float* row_scales, std::int64_t j) { return row_scales != nullptr ? row_scales[j] : 1.0f; }
+// The scales of the rows from row j on (null without scales).
+inline const float* row_scales_from(const float* row_scales, std::int64_t j) {
+  return row_scales != nullptr ? row_scales + j : nullptr;
+}
 
 // Query rows per pass of qk_row_pass, and accumulators per row: a key's dot product split in
 // two chains so that its FMAs do not wait on one another (a key row of D = 128 is 16 AVX2
@@ -266,22 +270,22 @@ void qk_scaled_rows(const float* q, std::int64_t rows, std::int64_t ldq, std::in
     qk_row_passes<V>(q, rows, ldq, d, keys, ldk, key_scales, count, scale, s, lds, ahead);
     return;
   }
-  const auto scales_from = [&](std::int64_t c) { return key_scales != nullptr ? key_scales + c : nullptr; };
   std::int64_t c = 0;
   for (; c + K <= count; c += K) {  // blocks of R rows × K keys, the rows left over after them
     for (int k = 0; k < K; ++k) prefetch_row<V>(keys + (c + k + ahead) * ldk, row_bytes);
     std::int64_t r0 = 0;
     for (; r0 + R <= rows; r0 += R) {
-      qk_dot_block<V, R, K>(q + r0 * ldq, ldq, d, keys + c * ldk, ldk, scales_from(c), scale, s + r0 * lds + c, lds);
+      qk_dot_block<V, R, K>(q + r0 * ldq, ldq, d, keys + c * ldk, ldk, row_scales_from(key_scales, c), scale,
+                            s + r0 * lds + c, lds);
     }
     if (r0 < rows) {
-      qk_row_passes<V>(q + r0 * ldq, rows - r0, ldq, d, keys + c * ldk, ldk, scales_from(c), K, scale,
+      qk_row_passes<V>(q + r0 * ldq, rows - r0, ldq, d, keys + c * ldk, ldk, row_scales_from(key_scales, c), K, scale,
                        s + r0 * lds + c, lds, 0);
     }
   }
   for (; c < count; ++c) {
     prefetch_row<V>(keys + (c + ahead) * ldk, row_bytes);
-    qk_row_passes<V>(q, rows, ldq, d, keys + c * ldk, ldk, scales_from(c), 1, scale, s + c, lds, 0);
+    qk_row_passes<V>(q, rows, ldq, d, keys + c * ldk, ldk, row_scales_from(key_scales, c), 1, scale, s + c, lds, 0);
   }
 }
 
@@ -461,17 +465,16 @@ void pv_scaled_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::in
       return;
     }
   }
-  const auto scales_from = [&](std::int64_t j) { return value_scales != nullptr ? value_scales + j : nullptr; };
   const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
   const std::int64_t ahead = rows_ahead<V>(row_bytes);
   std::int64_t j = 0;
   for (; rows >= kKeyBlockRows && j + K <= count; j += K) {
     for (int k = 0; k < K; ++k) prefetch_row<V>(v + (j + k + ahead) * ldv, row_bytes);
-    pv_rows_of_keys<V, G, K>(p + j, rows, ldp, v + j * ldv, ldv, scales_from(j), dv, o, ldo);
+    pv_rows_of_keys<V, G, K>(p + j, rows, ldp, v + j * ldv, ldv, row_scales_from(value_scales, j), dv, o, ldo);
   }
   for (; j < count; ++j) {
     prefetch_row<V>(v + (j + ahead) * ldv, row_bytes);
-    pv_rows_of_keys<V, 4, 1>(p + j, rows, ldp, v + j * ldv, ldv, scales_from(j), dv, o, ldo);
+    pv_rows_of_keys<V, 4, 1>(p + j, rows, ldp, v + j * ldv, ldv, row_scales_from(value_scales, j), dv, o, ldo);
   }
 }
 
