@@ -35,7 +35,12 @@ struct KeyPages {
     if ((last - 1) / P == j0 / P) {
       const std::byte* page = starts[j0 / P];
       const std::int64_t slot = j0 % P;
-      if (type == CacheType::int8) return quantized_chunk<KV>(j0, j1, page, h, slot);
+      if (type == CacheType::int8) {
+        return quantized_chunk<KV>(j0, j1, {as<std::int8_t>(page + layout->key_row(h, slot)),
+                                            as<float>(page + layout->key_scale(h, slot)),
+                                            as<std::int8_t>(page + layout->value_row(h, slot)),
+                                            as<float>(page + layout->value_scale(h, slot))});
+      }
       return KeyChunk<KV>{j0, j1, nullptr, nullptr, dv, as<KV>(page + layout->key_row(h, slot)), d,
                           as<KV>(page + layout->value_row(h, slot))};
     }
@@ -56,9 +61,8 @@ struct KeyPages {
       }
     }
     if (type == CacheType::int8) {
-      KeyChunk<KV> chunk{j0, j1, nullptr, nullptr, dv, nullptr, d, nullptr};
-      chunk.quantized = {as<std::int8_t>(keys), as<float>(scales), as<std::int8_t>(values), as<float>(scales) + rows};
-      return chunk;
+      return quantized_chunk<KV>(j0, j1, {as<std::int8_t>(keys), as<float>(scales), as<std::int8_t>(values),
+                                          as<float>(scales) + rows});
     }
     return KeyChunk<KV>{j0, j1, nullptr, nullptr, dv, as<KV>(keys), d, as<KV>(values)};
   }
@@ -82,14 +86,11 @@ struct KeyPages {
     return reinterpret_cast<const T*>(p);
   }
 
-  // An int8 tile's rows and scales where they lie in its page, from `slot` on.
+  // An int8 tile: its rows and scales, in a page or in the staging.
   template <class KV>
-  KeyChunk<KV> quantized_chunk(std::int64_t j0, std::int64_t j1, const std::byte* page, std::int64_t h,
-                               std::int64_t slot) const {
+  KeyChunk<KV> quantized_chunk(std::int64_t j0, std::int64_t j1, const QuantizedRows& rows) const {
     KeyChunk<KV> chunk{j0, j1, nullptr, nullptr, layout->dv, nullptr, layout->d, nullptr};
-    chunk.quantized = {as<std::int8_t>(page + layout->key_row(h, slot)), as<float>(page + layout->key_scale(h, slot)),
-                       as<std::int8_t>(page + layout->value_row(h, slot)),
-                       as<float>(page + layout->value_scale(h, slot))};
+    chunk.quantized = rows;
     return chunk;
   }
 
