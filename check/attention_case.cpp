@@ -10,6 +10,7 @@
 
 #include "bench/cache_line_allocator.hpp"
 #include "engine/attention_validation.hpp"
+#include "engine/flash_plan.hpp"
 #include "engine/flash_attention.hpp"
 #include "longattn/attention.hpp"
 #include "simd/kernel_table.hpp"
@@ -103,6 +104,7 @@ std::string AttentionCase::describe() const {
     }
   }
   if (bf16 != Bf16Inputs::none) s << (bf16 == Bf16Inputs::all ? " bf16" : " bf16-kv");
+  if (qk_int8) s << " qk=int8";
   if (magnitude != 1.0f) s << " magnitude=" << magnitude;
   if (drift != 0.0f) s << " drift=" << drift;
   if (packed_budget > 0) s << " packed_budget=" << packed_budget;
@@ -128,6 +130,21 @@ constexpr double kScalarWorkLimitUnderAsan = double(1 << 28);  // visible pairs 
 // The scores' error relative to max |s| · max |v| where the bf16 products run on q and k
 // rotated in fp32 and rounded to bf16: 2^-8 on the scores, twice that on out.
 constexpr double kRotatedBf16ScoreError = 1.0 / 128;
+
+// Every ISA path; on bf16 q, k, v the native products, and where a path has them
+// (AVX512-BF16) the widened ones too. int8 scores: the paths that have them, with P·V in
+// bf16 (native) where it runs and in fp32 (widened).
+std::vector<std::pair<Isa, Bf16Products>> paths_of(const AttentionCase& c, const RunOn& on) {
+  std::vector<std::pair<Isa, Bf16Products>> paths;
+  for (Isa isa : on.isas) {
+    const simd::KernelTable& kernels = simd::kernels_for(isa);
+    if (c.qk_int8 && kernels.int8_dot == nullptr) continue;
+    paths.push_back({isa, Bf16Products::native});
+    const bool widened = c.qk_int8 ? kernels.int8_dot_bf16 != nullptr : c.bf16 == Bf16Inputs::all && kernels.bf16_dot;
+    if (widened) paths.push_back({isa, Bf16Products::widened});
+  }
+  return paths;
+}
 
 bool run_on_this_path(Isa isa, int threads, double visible_pairs, std::int64_t d, std::int64_t dv) {
   if (!kUnderAddressSanitizer || isa != Isa::scalar) return true;
@@ -343,14 +360,7 @@ CaseReport run(const AttentionCase& c, const RunOn& on) {
   }
   AttentionOptions options = options_of(c, p);
   const bool softmax = p.normalizer == "softmax";
-  // Every ISA path; on bf16 q, k, v the native products, and where a path has them
-  // (AVX512-BF16) the widened ones too.
-  std::vector<std::pair<Isa, Bf16Products>> paths;
-  for (Isa isa : on.isas) {
-    paths.push_back({isa, Bf16Products::native});
-    if (c.bf16 == Bf16Inputs::all && simd::kernels_for(isa).bf16_dot != nullptr) paths.push_back({isa, Bf16Products::widened});
-  }
-  for (const auto& [isa, product] : paths) {
+  for (const auto& [isa, product] : paths_of(c, on)) {
     std::vector<float> first_out, first_lse;
     bool first = true;
     for (int threads : on.threads) {
@@ -358,6 +368,7 @@ CaseReport run(const AttentionCase& c, const RunOn& on) {
       const std::string path = to_string(isa) + " " + to_string(product) + ", " + std::to_string(threads) + " threads: ";
       auto fail = [&](const std::string& why) { report.failures.push_back(path + why); };
       options.isa = isa, options.bf16_products = product, options.threads = threads;
+      options.qk_precision = c.qk_int8 ? QkPrecision::int8 : QkPrecision::inputs;
       Stored out(p.batch, p.q_heads, p.nq, p.dv, c.layout);
       std::fill(out.data.begin(), out.data.end(), std::nanf(""));
       std::vector<float> lse(p.batch * p.q_heads * p.nq, std::nanf(""));
@@ -375,6 +386,9 @@ CaseReport run(const AttentionCase& c, const RunOn& on) {
         fail("visible pairs " + std::to_string(stats.visible_pairs) + ", expected " + std::to_string(expected.visible_pairs));
       }
       if (stats.bf16_products && !(c.bf16 == Bf16Inputs::all && product == Bf16Products::native)) fail("bf16 products ran");
+      if (stats.qk_int8 != (c.qk_int8 && p.nq * (p.q_heads / p.kv_heads) > engine::kQueryBlockRows)) {
+        fail(stats.qk_int8 ? "int8 scores ran" : "int8 scores did not run");
+      }
       const double score_depth = p.additive_w.empty() ? double(p.d) : double(p.additive_w.size());
       if (p.normalizer != "linear" && stats.flops != 2.0 * (score_depth + double(p.dv)) * double(expected.visible_pairs)) {
         fail("flops " + std::to_string(stats.flops));
@@ -384,10 +398,12 @@ CaseReport run(const AttentionCase& c, const RunOn& on) {
       // out. The scores' products are exact and summed in fp32, so lse keeps fp32's, unless
       // RoPE's rotated q and k were rounded to bf16 first: each score is then off by up to
       // 2^-8 of |q|·|k| (half a bf16 ulp on each side), and out by that times 2 max |v|.
-      const bool rounded_scores = stats.bf16_products && !p.rope.empty();
-      const double score_rel = rounded_scores ? kRotatedBf16ScoreError : 1e-6;
+      // int8 scores: their golden tolerance (bf16's rel, kInt8ScoreRel on the scores).
+      const bool rounded_scores = (stats.bf16_products && !p.rope.empty()) || stats.qk_int8;
+      const double score_rel = stats.qk_int8 ? golden::kInt8ScoreRel : rounded_scores ? kRotatedBf16ScoreError : 1e-6;
+      const bool bf16_out = stats.bf16_products || stats.qk_int8;
       std::vector<Comparison> comparisons{compare(actual, expected.out, expected.max_abs_score, max_abs_value,
-                                                  stats.bf16_products ? 2e-2 : 1e-5, score_rel)};
+                                                  bf16_out ? 2e-2 : 1e-5, score_rel)};
       if (softmax) {
         comparisons.push_back(
             compare(lse, expected.lse, expected.max_abs_score, 1.0, rounded_scores ? 2e-2 : 1e-5, score_rel));

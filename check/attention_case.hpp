@@ -48,6 +48,9 @@ struct AttentionCase {
   double bias_hidden = 0;
   bool sinks = false;  // random sink logits [Hq] (problem.sinks), N(0, 2)
   Bf16Inputs bf16 = Bf16Inputs::none;
+  // int8 scores (QkPrecision::int8) on the paths that have them, P·V in bf16 and in fp32;
+  // checked with golden::kInt8ScoreRel beside the bf16 tolerance.
+  bool qk_int8 = false;
   // White box: the engine's packed-key budget and key chunk bytes (0: the plan's own).
   std::int64_t packed_budget = 0, chunk_bytes = 0;
   std::vector<Poison> poisons;

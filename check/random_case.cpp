@@ -239,6 +239,10 @@ RandomCase draw_attention(Dice& dice, const DrawLimits& limits) {
     c.drift = dice.pick<float>({-0.3f, -0.01f, 0.01f, 0.3f});
     r.features.push_back("drifting scores");
   }
+  if (p.normalizer == "softmax" && p.softcap == 0 && c.additive_da == 0 && dice.chance(0.15)) {
+    c.qk_int8 = true;  // on the paths with VNNI alone
+    r.features.push_back("int8 scores");
+  }
   c.seed = dice.seed();
   return r;
 }

@@ -176,6 +176,18 @@ void validate_long_context(const AttentionShape& s, const AttentionOptions& opti
   if (options.sink_keys > 0 && linear) fail("sink_keys: linear attention has no window to extend");
 }
 
+// int8 scores: smoothing the keys shifts each row's scores by a constant, which softmax alone
+// ignores and soft-capping would not.
+void validate_qk_precision(const AttentionOptions& options) {
+  if (options.qk_precision != QkPrecision::int8) return;
+  if (options.normalizer != Normalizer::softmax) {
+    fail("qk_precision: int8 scores are shifted by the mean key's score, which only softmax ignores; got " +
+         to_string(options.normalizer));
+  }
+  if (options.softcap) fail("qk_precision: int8 scores are shifted by the mean key's score, which softcap would cap");
+  if (options.additive.enabled()) fail("qk_precision: additive scores have no q·k to quantize");
+}
+
 // Packed sequences: offsets that cover q and k, in one batch, with no per-batch rule.
 void validate_packed(const AttentionShape& s, const AttentionOptions& options) {
   const auto &cu_q = options.cu_seqlens_q, &cu_k = options.cu_seqlens_k;
@@ -297,6 +309,7 @@ void validate_options(const AttentionShape& s, const AttentionOptions& options, 
   }
   validate_long_context(s, options);
   validate_packed(s, options);
+  validate_qk_precision(options);
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("scale: expected a finite number, got " + std::to_string(*options.scale));
   }

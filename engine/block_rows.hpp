@@ -24,7 +24,7 @@ class BlockRows {
                 std::int64_t rows, const Handoff& handoff) const {
     const std::int64_t W = in_.plan.dv_padded;
     RowState st(scratch.rows.data() + slot, in_.plan.block_rows);
-    st.q = in_.query_rows(scratch.q.data() + slot * in_.layout.d, b, h, i0, rows);
+    st.q = in_.query_rows(scratch.q.data() + slot * in_.query_units, b, h, i0, rows);
     st.acc = handoff.partial != nullptr     ? handoff.partial + i0 * W
              : accumulates_in_out(handoff) ? out_row(b, h, i0)
                                            : scratch.acc.data() + slot * W;
@@ -84,6 +84,12 @@ class BlockRows {
                                       : -std::numeric_limits<float>::infinity();
   }
 
+  // What row r's scores lost to the int8 scores' smoothing (0 without them): its max gets it
+  // back before the sink and lse see it.
+  float score_offset(const RowState& st, std::int64_t r) const {
+    return in_.quads == nullptr ? 0.0f : int8_score_offset(st.q + r * in_.query_units, in_.plan.shape.d);
+  }
+
   float* out_row(std::int64_t b, std::int64_t h, std::int64_t i) const {
     return in_.out.data + b * in_.out.strides[0] + h * in_.out.strides[1] + i * in_.out.strides[2];
   }
@@ -140,7 +146,7 @@ class BlockRows {
     const std::int64_t W = in_.plan.dv_padded, dv = in_.plan.shape.dv;
     float* inv = st.rescale;  // free once the block's last tile is done
     for (std::int64_t r = 0; r < rows; ++r) {
-      float max = st.max[r], sum = st.sum[r];
+      float max = st.max[r] + score_offset(st, r), sum = st.sum[r];
       const float factor = fold_sink(h, max, sum);
       inv[r] = factor * output_scale(sum);
       write_lse(b, h, i0 + r, max, sum);

@@ -15,7 +15,7 @@ namespace longattn::engine {
 
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
-  AlignedBuffer q;       // [Br][D] queries copied, rotated or projected ([Br][Da]), unless read in place
+  AlignedBuffer q;       // [Br][D] queries copied, rotated, projected ([Br][Da]) or quantized, unless read in place
   AlignedBuffer scores;  // [Br][Bc], scores then probabilities
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
@@ -30,7 +30,7 @@ struct BlockScratch {
   std::int64_t computed_pairs = 0;   // scores this thread computed
 
   explicit BlockScratch(const FlashPlan& plan)
-      : q(plan.block_rows * std::max(plan.shape.d, plan.score_depth)),
+      : q(plan.block_rows * plan.query_row_floats()),
         scores(plan.block_rows * plan.max_tile_keys()),
         acc(plan.block_rows * plan.dv_padded),
         rows(6 * plan.block_rows),
@@ -49,7 +49,7 @@ struct BlockScratch {
 // The rows of one query block: where its queries and unnormalized output are, and their
 // online-softmax state (log2 domain).
 struct RowState {
-  const float* q = nullptr;  // query rows, score_depth floats apart
+  const float* q = nullptr;  // query rows, FlashInputs::query_units 4-byte units apart
   float* acc = nullptr;      // output rows, dv_padded floats apart
   float* max;        // running max of the scores seen so far
   float* sum;        // running Σ 2^(s - max)

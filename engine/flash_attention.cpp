@@ -13,7 +13,7 @@ namespace {
 
 // What a run did: DESIGN.md §4's FLOPs, per visible pair the score (D multiply-adds, or Da
 // tanh terms) and its row of P·V; the scores computed and the scratch held.
-AttentionStats stats_of(const FlashPlan& plan, const RunScratch& scratch, bool bf16_products) {
+AttentionStats stats_of(const FlashPlan& plan, const RunScratch& scratch, bool bf16_products, bool qk_int8) {
   AttentionStats stats;
   stats.visible_pairs = plan.visibility.visible_pairs() * plan.shape.q_heads;
   stats.flops = 2.0 * static_cast<double>(plan.score_depth + plan.shape.dv) * static_cast<double>(stats.visible_pairs);
@@ -21,6 +21,7 @@ AttentionStats stats_of(const FlashPlan& plan, const RunScratch& scratch, bool b
   stats.computed_pairs = scratch.computed_pairs();
   stats.isa = plan.kernels->isa;
   stats.bf16_products = bf16_products;
+  stats.qk_int8 = qk_int8;
   return stats;
 }
 
@@ -38,12 +39,13 @@ template <class Q, class KV>
 AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
                                    const HeadsView<const KV>& v, const HeadsView<float>& out,
                                    const TensorView<float, 3>& lse, RunScratch* scratch, const KeyPages* pages) {
-  const FlashInputs<Q, KV> in(plan, q, k, v, out, lse, pages);
   std::optional<RunScratch> own;
   RunScratch& work = scratch != nullptr ? *scratch : own.emplace(plan);
   work.restart();
-  if (plan.shape.batch == 0 || plan.shape.nq == 0) return stats_of(plan, work, false);  // no row to write
+  if (plan.shape.batch == 0 || plan.shape.nq == 0) return stats_of(plan, work, false, false);  // no row to write
   return work.on_threads([&] {
+    const std::vector<float> key_means = plan.int8_dot != nullptr ? smoothing_means(plan, k) : std::vector<float>();
+    const FlashInputs<Q, KV> in(plan, q, k, v, out, lse, pages, key_means);
     const Schedule schedule = choose_schedule(in.schedule_facts(tbb::this_task_arena::max_concurrency()));
     if (pages != nullptr && !(schedule.kind == ScheduleKind::key_splits && schedule.rows_in_place)) {
       throw std::logic_error("run_flash_attention: pages are read by split keys in place alone");
@@ -53,7 +55,7 @@ AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const 
       case ScheduleKind::bands: run_bands(in, schedule, work); break;
       case ScheduleKind::chunks: run_chunks(in, schedule, work); break;
     }
-    return stats_of(plan, work, in.pairs != nullptr);
+    return stats_of(plan, work, in.pairs != nullptr, in.quads != nullptr);
   });
 }
 

@@ -23,6 +23,7 @@ inline void add_run(AttentionStats& total, const AttentionStats& run) {
   total.scratch_bytes = std::max(total.scratch_bytes, run.scratch_bytes);
   total.isa = run.isa;
   total.bf16_products = total.bf16_products || run.bf16_products;
+  total.qk_int8 = total.qk_int8 || run.qk_int8;
 }
 
 // The schedule `plan` runs q, k, v and out with on `threads` threads (0: TBB's default).

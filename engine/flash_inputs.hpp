@@ -1,15 +1,17 @@
 // The inputs of one run of a plan as the driver reads them: q, k, v, out and lse with what
-// follows from how they lie (rows read in place or copied, keys packed as fp32 or bf16 pairs),
-// and the packing and prefetching of their rows.
+// follows from how they lie (rows read in place or copied, keys packed as fp32, bf16 pairs or
+// int8 quads), and the packing and prefetching of their rows.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 #include <vector>
 
 #include "engine/flash_plan.hpp"
 #include "engine/input_elements.hpp"
+#include "engine/int8_scores.hpp"
 #include "engine/key_value_packing.hpp"
 #include "engine/schedule.hpp"
 #include "longattn/tensor_view.hpp"
@@ -30,22 +32,27 @@ bool rows_lie_packed(const HeadsView<T>& view, std::int64_t width, std::int64_t 
 }
 
 // Q, KV: float and float, bf16 and bf16, or float and bf16. bf16 inputs are widened to fp32
-// wherever rows are copied or packed, unless the bf16 products run (pairs).
+// wherever rows are copied or packed, unless the bf16 products run (pairs) or the int8 scores
+// (quads), which quantize the widened rows.
 template <class Q, class KV>
 struct FlashInputs {
   static constexpr bool kBf16Inputs = std::is_same_v<Q, bf16> && std::is_same_v<KV, bf16>;
 
   FlashInputs(const FlashPlan& plan, const HeadsView<const Q>& q, const HeadsView<const KV>& k,
               const HeadsView<const KV>& v, const HeadsView<float>& out, const TensorView<float, 3>& lse,
-              const KeyPages* pages = nullptr)
-      : plan(plan), q(q), k(k), v(v), out(out), lse(lse), pages(pages),
-        pairs(kBf16Inputs ? plan.bf16_dot : nullptr),
-        layout{plan.shape.nk, pairs != nullptr ? (plan.shape.d + 1) / 2 : plan.score_depth, plan.shape.dv,
-               plan.kernels->panel_width, plan.dv_padded},
-        value_width(pairs != nullptr ? plan.dv_padded / 2 : plan.dv_padded),
+              const KeyPages* pages = nullptr, std::span<const float> key_means = {})
+      : plan(plan), q(q), k(k), v(v), out(out), lse(lse), pages(pages), key_means(key_means),
+        quads(plan.int8_dot),
+        pairs(kBf16Inputs && quads == nullptr ? plan.bf16_dot : nullptr),
+        value_pairs(pairs != nullptr                                     ? pairs
+                    : quads != nullptr && quads->probabilities_in_bf16 ? plan.kernels->bf16_dot
+                                                                        : nullptr),
+        layout{plan.shape.nk, packed_key_units(), plan.shape.dv, plan.kernels->panel_width, plan.dv_padded},
+        value_width(value_pairs != nullptr ? plan.dv_padded / 2 : plan.dv_padded),
+        query_units(quads != nullptr ? int8_query_units(plan.shape.d) : layout.d),
         q_rows_back_to_back(q.strides[3] == 1 && q.strides[2] == plan.shape.d),
         out_rows_like_acc(rows_lie_packed(out, plan.shape.dv, plan.dv_padded)),
-        values_in_place(kReadInPlace<KV> && rows_lie_packed(v, plan.shape.dv, value_width)) {}
+        values_in_place(kReadInPlace<KV> && value_pairs == nullptr && rows_lie_packed(v, plan.shape.dv, value_width)) {}
 
   const FlashPlan& plan;
   const HeadsView<const Q>& q;
@@ -56,11 +63,20 @@ struct FlashInputs {
   // Where a KvCache keeps k and v (k and v then only give their shape and strides): read by
   // the split-key driver, tile by tile, in place.
   const KeyPages* pages;
+  // With the int8 scores: the mean key of each kv head (smoothing_means), [B · Hkv][D].
+  std::span<const float> key_means;
+  // The int8 scores, when they run: queries and key panels then hold int8 quads
+  // (simd::Int8DotKernels), their sizes counted in 4-byte units like fp32 ones.
+  const simd::Int8DotKernels* quads;
   // The bf16 products, when they run: queries, key panels and value rows then hold bf16 pairs
-  // (simd::Bf16DotKernels), their sizes counted in 4-byte units like fp32 ones.
+  // (simd::Bf16DotKernels).
   const simd::Bf16DotKernels* pairs;
-  PackedHeadLayout layout;    // layout.d: 4-byte units per packed key (features, or pairs)
+  // The P·V of bf16 pairs, when it runs (bf16 products, or int8 scores with bf16
+  // probabilities): value rows in pairs, read by its pv_tile.
+  const simd::Bf16DotKernels* value_pairs;
+  PackedHeadLayout layout;    // layout.d: 4-byte units per packed key (features, pairs or quads)
   std::int64_t value_width;   // 4-byte units per key of packed values: dv_padded, or half in pairs
+  std::int64_t query_units;   // 4-byte units from one query row of a block to the next
   bool q_rows_back_to_back;   // q's rows of a head lie D floats apart: read in place, fetched ahead
   // out's rows lie as the accumulator's do (dv_padded floats apart, cache-line aligned): a
   // block's output can accumulate there between key chunks.
@@ -114,10 +130,17 @@ struct FlashInputs {
                    PanelStores stores, KeyReads reads = KeyReads::in_place) const {
     const std::int64_t b = head / plan.shape.kv_heads, h = head % plan.shape.kv_heads;
     const RotaryTable* rope = plan.rope.enabled() ? &plan.rope : nullptr;
+    if (quads != nullptr) {
+      pack_int8_key_panels(plan, k, b, h, layout, p0, p1, key_means.data() + head * plan.shape.d, keys, stores);
+      if (values != nullptr) pack_quantized_values(b, h, p0, p1, values);
+      return;
+    }
     if constexpr (kBf16Inputs) {
       if (pairs != nullptr) {  // as they are: the score scale is applied by the kernel
         pack_key_pair_panels(*pairs, k, b, h, layout, p0, p1, reinterpret_cast<bf16*>(keys), stores, rope);
-        if (values != nullptr) pack_value_pair_rows(*pairs, v, b, h, layout, p0, p1, reinterpret_cast<bf16*>(values));
+        if (values != nullptr) {
+          pack_value_pair_rows(pairs->pack_value_pairs, v, b, h, layout, p0, p1, reinterpret_cast<bf16*>(values));
+        }
         return;
       }
     }
@@ -142,6 +165,18 @@ struct FlashInputs {
     if constexpr (kBf16Inputs) {
       if (pairs != nullptr) return query_pair_rows(buffer, q_head, i0, rows);
     }
+    if (quads != nullptr) {  // the fp32 rows staged past the quantized ones
+      const float* rows_f = fp32_query_rows(buffer + rows * query_units, q_head, i0, rows);
+      const std::int64_t head = b * plan.shape.kv_heads + h / plan.shape.group();
+      quantize_query_rows(plan, rows_f, rows, key_means.data() + head * plan.shape.d, buffer);
+      return buffer;
+    }
+    return fp32_query_rows(buffer, q_head, i0, rows);
+  }
+
+  // The block's query rows as fp32, D floats apart: q's own rows where they lie so, else
+  // copied (widened) and rotated into `buffer`.
+  const float* fp32_query_rows(float* buffer, const Q* q_head, std::int64_t i0, std::int64_t rows) const {
     const std::int64_t D = plan.shape.d, first_position = i0 + plan.query_offset;
     if constexpr (kReadInPlace<Q>) {
       if (plan.rope.enabled()) {
@@ -158,6 +193,24 @@ struct FlashInputs {
       if (plan.rope.enabled()) plan.rope.rotate(row, 1, first_position + r, 1.0f, row);
     }
     return buffer;
+  }
+
+  // For the int8 scores: value pair rows (bf16 values as they are, fp32 ones rounded) for a
+  // P·V in bf16, else fp32 rows.
+  void pack_quantized_values(std::int64_t b, std::int64_t h, std::int64_t p0, std::int64_t p1, float* values) const {
+    if (value_pairs == nullptr) {
+      pack_value_rows(*plan.kernels, v, b, h, layout, p0, p1, values);
+    } else if constexpr (std::is_same_v<KV, bf16>) {
+      pack_value_pair_rows(value_pairs->pack_value_pairs, v, b, h, layout, p0, p1, reinterpret_cast<bf16*>(values));
+    } else {
+      pack_value_pair_rows(quads->pack_value_pairs, v, b, h, layout, p0, p1, reinterpret_cast<bf16*>(values));
+    }
+  }
+
+  // 4-byte units per packed key.
+  std::int64_t packed_key_units() const {
+    if (quads != nullptr) return (plan.shape.d + 3) / 4 + simd::kInt8PanelTail;
+    return pairs != nullptr ? (plan.shape.d + 1) / 2 : plan.score_depth;
   }
 
   // For the bf16 products: rows of layout.d pairs, an odd D's last pair completed by a zero;

@@ -7,13 +7,14 @@
 #include <utility>
 
 #include "engine/schedule.hpp"
+#include "longattn/error.hpp"
 
 namespace longattn::engine {
 namespace {
 
 // Br × Bc = 96 × 256 for every D, from a sweep of both (bench/TUNING.md "Query block and key
 // tile"). Br is a multiple of every target's row group (6 and 4); Bc of every panel width.
-constexpr std::int64_t kBlockRows = 96;
+constexpr std::int64_t kBlockRows = kQueryBlockRows;
 constexpr std::int64_t kBlockKeys = 256;
 
 // Packed keys and values held at once: several kv heads when they fit, so small heads still
@@ -42,6 +43,20 @@ std::vector<float> sinks_in(std::span<const float> sinks, float unit) {
   std::vector<float> scaled(sinks.begin(), sinks.end());
   for (float& x : scaled) x *= unit;
   return scaled;
+}
+
+// The int8 scores options ask for, or null; an Error where the kernels have none.
+const simd::Int8DotKernels* int8_kernels(const simd::KernelTable& kernels, const AttentionShape& shape,
+                                         const AttentionOptions& options) {
+  if (options.qk_precision != QkPrecision::int8) return nullptr;
+  if (kernels.int8_dot == nullptr) {
+    throw Error(std::string("qk_precision: int8 scores need AVX512-VNNI (vpdpbusd), ") +
+                (kernels.isa == Isa::avx512 ? "which this CPU does not have"
+                                            : "which the " + std::string(kernels.name) + " path does not use"));
+  }
+  if (queries_fit_one_block(shape, kBlockRows)) return nullptr;
+  const bool bf16_pv = options.bf16_products == Bf16Products::native && kernels.int8_dot_bf16 != nullptr;
+  return bf16_pv ? kernels.int8_dot_bf16 : kernels.int8_dot;
 }
 
 }  // namespace
@@ -76,6 +91,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
       .sinks = sinks_in(options.sinks, score_unit),
       .kernels = &kernels,
       .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,
+      .int8_dot = int8_kernels(kernels, shape, options),
       .block_rows = kBlockRows,
       .block_keys = kBlockKeys,
       .widest_keys = widest,

@@ -3,6 +3,7 @@
 // options, then run any number of times.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -13,6 +14,9 @@
 #include "simd/kernel_table.hpp"
 
 namespace longattn::engine {
+
+// Br, the query rows of a work unit (flash_plan.cpp says why).
+inline constexpr std::int64_t kQueryBlockRows = 96;
 
 struct FlashPlan {
   AttentionShape shape;
@@ -38,6 +42,10 @@ struct FlashPlan {
   // the decoding kernels, for a few queries per kv head, read rows in place). RoPE rotates
   // q and k in fp32 and rounds them back to bf16.
   const simd::Bf16DotKernels* bf16_dot;
+  // The int8 scores (QkPrecision::int8; null: none): where options ask for them and the plan
+  // packs keys (a few queries per kv head read them in place, as inputs). P·V in bf16 pairs
+  // where they store probabilities in bf16.
+  const simd::Int8DotKernels* int8_dot;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
   std::int64_t widest_keys;  // keys one query block sees at most (what the schedule packs for)
@@ -49,6 +57,13 @@ struct FlashPlan {
   // The last tile of a run of keys takes up to Bc / 2 more rather than leave a small one:
   // a (256, 256) window's 384 keys seen by all rows of a block in one tile, not 256 + 128.
   std::int64_t max_tile_keys() const { return block_keys + block_keys / 2; }
+
+  // Floats of a query row in a block's scratch: copied, rotated or projected; int8 rows, then
+  // the fp32 rows they are quantized from.
+  std::int64_t query_row_floats() const {
+    const std::int64_t copied = std::max(shape.d, score_depth);
+    return int8_dot != nullptr ? (shape.d + 3) / 4 + simd::kInt8QueryTail + copied : copied;
+  }
 };
 
 FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& options);

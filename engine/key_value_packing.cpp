@@ -143,26 +143,27 @@ void pack_key_pair_panels(const simd::Bf16DotKernels& kernels, const HeadsView<c
   }
 }
 
-void pack_value_pair_rows(const simd::Bf16DotKernels& kernels, const HeadsView<const bf16>& v, std::int64_t b,
-                          std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
-                          std::int64_t last_panel, bf16* rows) {
+template <class T>
+void pack_value_pair_rows(PairRowPacker<T> pack, const HeadsView<const T>& v, std::int64_t b, std::int64_t h,
+                          const PackedHeadLayout& layout, std::int64_t first_panel, std::int64_t last_panel,
+                          bf16* rows) {
   const std::int64_t P = layout.panel_width, W = layout.dv_padded, dv = layout.dv;
-  const bf16* head = v.data + b * v.strides[0] + h * v.strides[1];
+  const T* head = v.data + b * v.strides[0] + h * v.strides[1];
   const std::int64_t j0 = first_panel * P, j1 = std::min(last_panel * P, layout.nk);
   std::int64_t packed = 0;  // pair rows written
   if (j1 > j0) {
     if (v.strides[3] == 1) {
-      kernels.pack_value_pairs(head + j0 * v.strides[2], v.strides[2], j1 - j0, dv, W, rows);
+      pack(head + j0 * v.strides[2], v.strides[2], j1 - j0, dv, W, rows);
     } else {  // a few keys at a time into contiguous rows, then paired
       constexpr std::int64_t kStagedKeys = 64;
-      std::vector<bf16> staged(static_cast<std::size_t>(kStagedKeys * dv));
+      std::vector<T> staged(static_cast<std::size_t>(kStagedKeys * dv));
       for (std::int64_t j = j0; j < j1; j += kStagedKeys) {
         const std::int64_t count = std::min(kStagedKeys, j1 - j);
         for (std::int64_t c = 0; c < count; ++c) {
-          const bf16* row = head + (j + c) * v.strides[2];
+          const T* row = head + (j + c) * v.strides[2];
           for (std::int64_t x = 0; x < dv; ++x) staged[c * dv + x] = row[x * v.strides[3]];
         }
-        kernels.pack_value_pairs(staged.data(), dv, count, dv, W, rows + (j - j0) * W);
+        pack(staged.data(), dv, count, dv, W, rows + (j - j0) * W);
       }
     }
     packed = (j1 - j0 + 1) / 2;
@@ -179,7 +180,9 @@ void pack_value_pair_rows(const simd::Bf16DotKernels& kernels, const HeadsView<c
                                           const PackedHeadLayout&, std::int64_t, std::int64_t, float*,           \
                                           PanelStores);                                                          \
   template void pack_value_rows(const simd::KernelTable&, const HeadsView<const T>&, std::int64_t, std::int64_t, \
-                                const PackedHeadLayout&, std::int64_t, std::int64_t, float*);
+                                const PackedHeadLayout&, std::int64_t, std::int64_t, float*);                   \
+  template void pack_value_pair_rows(PairRowPacker<T>, const HeadsView<const T>&, std::int64_t, std::int64_t,    \
+                                     const PackedHeadLayout&, std::int64_t, std::int64_t, bf16*);
 LONGATTN_PACKING_FOR(float)
 LONGATTN_PACKING_FOR(bf16)
 #undef LONGATTN_PACKING_FOR

@@ -71,8 +71,15 @@ void pack_key_pair_panels(const simd::Bf16DotKernels& kernels, const HeadsView<c
                           std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
                           std::int64_t last_panel, bf16* panels, PanelStores stores,
                           const RotaryTable* rope = nullptr);
-void pack_value_pair_rows(const simd::Bf16DotKernels& kernels, const HeadsView<const bf16>& v, std::int64_t b,
-                          std::int64_t h, const PackedHeadLayout& layout, std::int64_t first_panel,
-                          std::int64_t last_panel, bf16* rows);
+// The pair rows of the same key panels from v: bf16 values as they are, or (for the int8
+// scores' P·V in bf16) fp32 values rounded, by `pack` (Bf16DotKernels::pack_value_pairs or
+// Int8DotKernels::pack_value_pairs).
+template <class T>
+using PairRowPacker = void (*)(const T* v, std::int64_t stride, std::int64_t count, std::int64_t dv,
+                               std::int64_t dv_padded, bf16* out);
+template <class T>
+void pack_value_pair_rows(PairRowPacker<T> pack, const HeadsView<const T>& v, std::int64_t b, std::int64_t h,
+                          const PackedHeadLayout& layout, std::int64_t first_panel, std::int64_t last_panel,
+                          bf16* rows);
 
 }  // namespace longattn::engine

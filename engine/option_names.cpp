@@ -16,6 +16,7 @@ constexpr Names<Isa> kIsaNames[] = {
     {Isa::automatic, "auto"}, {Isa::avx512, "avx512"}, {Isa::avx2, "avx2"}, {Isa::scalar, "scalar"}};
 constexpr Names<Bf16Products> kBf16ProductsNames[] = {{Bf16Products::native, "native"},
                                                        {Bf16Products::widened, "widened"}};
+constexpr Names<QkPrecision> kQkPrecisionNames[] = {{QkPrecision::inputs, "inputs"}, {QkPrecision::int8, "int8"}};
 constexpr Names<Normalizer> kNormalizerNames[] = {{Normalizer::softmax, "softmax"},
                                                   {Normalizer::sigmoid, "sigmoid"},
                                                   {Normalizer::relu, "relu"},
@@ -50,6 +51,11 @@ Isa parse_isa(const std::string& name) { return value_named(kIsaNames, name, "is
 std::string to_string(Bf16Products products) { return name_of(kBf16ProductsNames, products); }
 Bf16Products parse_bf16_products(const std::string& name) {
   return value_named(kBf16ProductsNames, name, "bf16_products");
+}
+
+std::string to_string(QkPrecision precision) { return name_of(kQkPrecisionNames, precision); }
+QkPrecision parse_qk_precision(const std::string& name) {
+  return value_named(kQkPrecisionNames, name, "qk_precision");
 }
 
 std::string to_string(Normalizer normalizer) { return name_of(kNormalizerNames, normalizer); }

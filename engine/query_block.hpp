@@ -160,6 +160,7 @@ class QueryBlocks {
   }
 
   std::int64_t ldS() const { return in_.plan.max_tile_keys(); }
+  std::int64_t quads() const { return (in_.plan.shape.d + 3) / 4; }  // int8 quads per query and key
 
   // Once every row has a finite max, softmax scores skip the tile max: the running max stays
   // the shift (exact for any shift) unless a row's probabilities outgrow kLazySumLimit, and
@@ -194,7 +195,7 @@ class QueryBlocks {
                       const float* diagonals, float* s) const {
     const simd::KernelTable& kern = *in_.plan.kernels;
     const std::int64_t P = kern.panel_width, panel_begin = t.j0 / P * P;
-    const float* q = st.q + t.r0 * in_.layout.d;
+    const float* q = st.q + t.r0 * in_.query_units;
     float* tile_max = st.tile_max + t.r0;
     const float* key_panels =
         keys.rows_in_place() ? nullptr : keys.key_panels + (panel_begin - keys.begin) * in_.layout.d;
@@ -281,7 +282,7 @@ class QueryBlocks {
     const std::int64_t value_offset = (t.j0 - keys.begin) * keys.value_stride;
     float* acc = st.acc + t.r0 * W;
     if (t.masked && !t.values_finite) {
-      accumulate_seen(st, keys, t, s, row_scale, p_in_bf16 && in_.pairs != nullptr);
+      accumulate_seen(st, keys, t, s, row_scale, p_in_bf16 && in_.value_pairs != nullptr);
     } else if (keys.quantized_rows()) {
       pv_rows(kern, s, t.n, ldS(), value_keys, keys.quantized.values + value_offset,
               keys.quantized.value_scales + (t.j0 - keys.begin), keys.value_stride, in_.plan.shape.dv, acc, W,
@@ -289,8 +290,8 @@ class QueryBlocks {
     } else if (keys.rows_in_place()) {
       pv_rows(kern, s, t.n, ldS(), value_keys, keys.caller_value_rows + value_offset, keys.value_stride,
               in_.plan.shape.dv, acc, W, row_scale);
-    } else if (in_.pairs != nullptr) {  // value_offset: half a pair row per key, j0 - keys.begin even
-      in_.pairs->pv_tile(s, t.n, ldS(), value_keys, reinterpret_cast<const bf16*>(keys.value_rows + value_offset), W,
+    } else if (in_.value_pairs != nullptr) {  // value_offset: half a pair row per key, j0 - keys.begin even
+      in_.value_pairs->pv_tile(s, t.n, ldS(), value_keys, reinterpret_cast<const bf16*>(keys.value_rows + value_offset), W,
                          acc, row_scale, p_in_bf16, scratch.prefetch);
     } else {
       kern.tile.pv_tile(s, t.n, ldS(), value_keys, keys.value_rows + value_offset, keys.value_stride, W, acc, row_scale,
@@ -313,7 +314,7 @@ class QueryBlocks {
         return kern.all_finite(rows, count, keys.value_stride, dv);
       }
     }
-    if (in_.pairs != nullptr) {  // rows of key pairs, 2 · dv_padded bf16 each (zeros past Dv)
+    if (in_.value_pairs != nullptr) {  // rows of key pairs, 2 · dv_padded bf16 each (zeros past Dv)
       const auto* pairs = reinterpret_cast<const bf16*>(keys.value_rows + offset);
       return kern.all_finite_bf16(pairs, 1, 0, (count + 1) / 2 * 2 * in_.plan.dv_padded);
     }
@@ -350,18 +351,22 @@ class QueryBlocks {
       return keys.quantized.value_scales[key] * static_cast<float>(keys.quantized.values[key * keys.value_stride + c]);
     }
     if (keys.rows_in_place()) return to_float(keys.caller_value_rows[key * keys.value_stride + c]);
-    if (in_.pairs != nullptr) {  // keys 2m and 2m + 1 interleaved in pair row m
+    if (in_.value_pairs != nullptr) {  // keys 2m and 2m + 1 interleaved in pair row m
       const auto* pairs = reinterpret_cast<const bf16*>(keys.value_rows);
       return static_cast<float>(pairs[key / 2 * 2 * in_.plan.dv_padded + 2 * c + key % 2]);
     }
     return keys.value_rows[key * keys.value_stride + c];
   }
 
-  // simd's QKᵀ entry points on packed fp32 or (pairs) bf16 pairs: q rows layout.d 4-byte
-  // units apart.
+  // simd's QKᵀ entry points on packed fp32, (pairs) bf16 pairs or (quads) int8 quads: q rows
+  // query_units 4-byte units apart.
   void qk_scores(const float* q, std::int64_t n, const float* key_panels, std::int64_t first_key, std::int64_t keys,
                  float* s, simd::ScoreTerms terms, float* row_max, simd::PrefetchQueue& prefetch) const {
-    if (in_.pairs != nullptr) {
+    if (in_.quads != nullptr) {
+      in_.quads->qk_scores(reinterpret_cast<const std::int8_t*>(q), n, quads(),
+                           reinterpret_cast<const std::uint8_t*>(key_panels), first_key, keys, s, ldS(), terms, row_max,
+                           prefetch);
+    } else if (in_.pairs != nullptr) {
       in_.pairs->qk_scores(reinterpret_cast<const bf16*>(q), n, in_.layout.d, reinterpret_cast<const bf16*>(key_panels),
                            first_key, keys, s, ldS(), in_.plan.key_scale, terms, row_max, prefetch);
     } else {
@@ -372,7 +377,11 @@ class QueryBlocks {
   void qk_probabilities(const float* q, std::int64_t n, const float* key_panels, std::int64_t first_key,
                         std::int64_t keys, float* s, const float* row_shift, simd::ScoreTerms terms, float* row_sum,
                         simd::PrefetchQueue& prefetch) const {
-    if (in_.pairs != nullptr) {
+    if (in_.quads != nullptr) {
+      in_.quads->qk_probabilities(reinterpret_cast<const std::int8_t*>(q), n, quads(),
+                                  reinterpret_cast<const std::uint8_t*>(key_panels), first_key, keys, s, ldS(),
+                                  row_shift, terms, row_sum, prefetch);
+    } else if (in_.pairs != nullptr) {
       in_.pairs->qk_probabilities(reinterpret_cast<const bf16*>(q), n, in_.layout.d,
                                   reinterpret_cast<const bf16*>(key_panels), first_key, keys, s, ldS(),
                                   in_.plan.key_scale, row_shift, terms, row_sum, prefetch);
@@ -388,11 +397,11 @@ class QueryBlocks {
                        float* s) const {
     const std::int64_t valid = std::min(width, in_.plan.shape.nk - j0), first = j0 - keys.begin;
     if (keys.quantized_rows()) {
-      qk_rows(*in_.plan.kernels, q, n, in_.layout.d, in_.plan.score_depth,
+      qk_rows(*in_.plan.kernels, q, n, in_.query_units, in_.plan.score_depth,
               keys.quantized.keys + first * keys.key_row_stride, keys.quantized.key_scales + first,
               keys.key_row_stride, valid, in_.plan.key_scale, s, ldS());
     } else {
-      qk_rows(*in_.plan.kernels, q, n, in_.layout.d, in_.plan.score_depth, keys.key_rows + first * keys.key_row_stride,
+      qk_rows(*in_.plan.kernels, q, n, in_.query_units, in_.plan.score_depth, keys.key_rows + first * keys.key_row_stride,
               keys.key_row_stride, valid, in_.plan.key_scale, s, ldS());
     }
     for (std::int64_t r = 0; r < n; ++r) {

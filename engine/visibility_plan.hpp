@@ -90,8 +90,10 @@ class VisibilityPlan {
   // Whether key_ranges() differs between batches (per-batch key lengths).
   bool depends_on_batch() const { return !lengths_.empty(); }
 
- private:
+  // Keys of batch b any rule may let a row see: those before its key length.
   std::int64_t key_length(std::int64_t b) const { return lengths_.empty() ? nk_ : lengths_[b]; }
+
+ private:
   // The keys row i of batch b sees under window, sink keys and padding: one or two sorted,
   // disjoint ranges in parts; returns how many (an empty row: one empty range).
   int row_ranges(std::int64_t b, std::int64_t i, KeyRange parts[2]) const;

@@ -34,6 +34,15 @@ bool cpu_has_avx512_bf16() {
   return has;
 }
 
+bool cpu_has_avx512_vnni() {
+  // CPUID leaf 7, sub-leaf 0: ECX bit 11.
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return cpu_supports(Isa::avx512) && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) != 0 && (ecx >> 11 & 1u) != 0;
+  }();
+  return has;
+}
+
 namespace {
 
 bool amd_cores() {

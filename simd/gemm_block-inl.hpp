@@ -40,6 +40,21 @@ inline constexpr int kMaxTileRows = 256;
 // lines for the next one (bench/TUNING.md "Prefetch lines per register block").
 inline constexpr int kPrefetchLinesPerBlock = 8;
 
+// What the 4-byte units of A and B hold, and how a step of the depth loop multiplies them:
+// fp32        a float each, multiplied by FMAs;
+// bf16_pairs  a pair of bf16 along the depth (the lower-addressed first), by dot_bf16_pairs;
+// int8_quads  4 int8 along the depth, A's signed and B's unsigned (each its value + 128),
+//             summed in int32 by dot_u8_s8_quads (quantized_scores below).
+enum class Operands { fp32, bf16_pairs, int8_quads };
+
+// Whether this target's int8 products store probabilities in bf16, for the P·V of bf16 pairs:
+// the ones compiled with AVX512-BF16.
+#if defined(__AVX512BF16__)
+inline constexpr bool kInt8ProbabilitiesInBf16 = true;
+#else
+inline constexpr bool kInt8ProbabilitiesInBf16 = false;
+#endif
+
 // How a block of C starts: at zero or at a value per row (scores, less a known shift), or
 // loaded (output accumulators), with the softmax rescale of each row applied on the way in
 // when the row max grew. row_value[r] is the row's start or rescale.
@@ -52,11 +67,10 @@ enum class Start { zero, row_value, load, load_scaled };
 // is stored as 2^C (finite values, denormals flushed) and vsum[r] gains the row's terms;
 // kBounded, only at columns [bounds[2r], bounds[2r + 1]) - bounds_column of row r, 0
 // elsewhere (the keys a row sees, counted from bounds_column columns left of the block).
-// kPairs: each 4 bytes of A and B hold a pair of bf16 (depth counts pairs), multiplied by
-// dot_bf16_pairs; a block that starts at zero or at row_value (scores) is then
+// bf16_pairs (depth counts pairs): a block that starts at zero or at row_value (scores) is
 // start + product_scale · A·B, and with vsum 2^C is stored as bf16 for the next bf16
 // product (P·V): row r's column j (the block's first is bounds_column) at bf16 index j of
-// the row, over the first half of the row's bytes.
+// the row, over the first half of the row's bytes. int8_quads: see quantized_scores.
 // The steps of gemm_block, each on the block's accumulators; inlined in full, so that the
 // accumulators stay in registers from start to store.
 #define LONGATTN_BLOCK_STEP [[gnu::always_inline]] inline
@@ -92,8 +106,8 @@ LONGATTN_BLOCK_STEP void start_block(V (&acc)[R][NV], const float* c, std::int64
   }
 }
 
-// acc[r] += A[r][0 .. depth) · B[0 .. depth): fp32 FMAs, or (kPairs) bf16 pair products.
-template <class V, int R, int NV, bool kPairs>
+// acc[r] += A[r][0 .. depth) · B[0 .. depth), as kOps multiplies.
+template <class V, int R, int NV, Operands kOps>
 LONGATTN_BLOCK_STEP void multiply_depth(V (&acc)[R][NV], const float* a, std::int64_t lda, const float* b,
                                         std::int64_t ldb, std::int64_t depth) {
   constexpr int L = V::lanes;
@@ -102,8 +116,10 @@ LONGATTN_BLOCK_STEP void multiply_depth(V (&acc)[R][NV], const float* a, std::in
     LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) bk[v] = V::load(b + k * ldb + v * L);
     LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
       const V ar = V::broadcast(a[r * lda + k]);
-      if constexpr (kPairs) {
+      if constexpr (kOps == Operands::bf16_pairs) {
         LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = dot_bf16_pairs(acc[r][v], ar, bk[v]);
+      } else if constexpr (kOps == Operands::int8_quads) {
+        LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = dot_u8_s8_quads(acc[r][v], bk[v], ar);
       } else {
         LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = fma(ar, bk[v], acc[r][v]);
       }
@@ -136,8 +152,9 @@ LONGATTN_BLOCK_STEP void cap_block(V (&acc)[R][NV], float scale, float softcap) 
 }
 
 // acc = 2^acc and vsum[r] += the row's terms; kBounded: only the columns each row sees
-// (bounds, counted from bounds_column columns left of the block), 0 elsewhere.
-template <class V, int R, int NV, bool kBounded>
+// (bounds, counted from bounds_column columns left of the block), 0 elsewhere. kCoarse: to
+// 8.6e-5 (exp2_coarse_finite), for the int8 scores' probabilities.
+template <class V, int R, int NV, bool kBounded, bool kCoarse>
 LONGATTN_BLOCK_STEP void exponentiate(V (&acc)[R][NV], const std::int32_t* bounds, std::int64_t bounds_column,
                                       V* vsum) {
   constexpr int L = V::lanes;
@@ -153,10 +170,13 @@ LONGATTN_BLOCK_STEP void exponentiate(V (&acc)[R][NV], const std::int32_t* bound
       const std::uint64_t visible =
           columns_below(bounds[2 * r + 1] - bounds_column) & ~columns_below(bounds[2 * r] - bounds_column);
       LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
-        acc[r][v] = exp2_finite_masked(acc[r][v], static_cast<std::uint32_t>(visible >> (v * L)));
+        const auto keep = static_cast<std::uint32_t>(visible >> (v * L));
+        acc[r][v] = kCoarse ? exp2_coarse_finite_masked(acc[r][v], keep) : exp2_finite_masked(acc[r][v], keep);
       }
     } else {
-      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = exp2_finite(acc[r][v]);
+      LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
+        acc[r][v] = kCoarse ? exp2_coarse_finite(acc[r][v]) : exp2_finite(acc[r][v]);
+      }
     }
     LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) total = total + acc[r][v];
     vsum[r] = total;
@@ -165,12 +185,14 @@ LONGATTN_BLOCK_STEP void exponentiate(V (&acc)[R][NV], const std::int32_t* bound
 
 // C = acc in fp32, or in bf16 (row r's column j, the block's first being bounds_column, at
 // bf16 index j of the row); vmax[r] raised to the row's values.
-template <class V, int R, int NV, bool kPairs>
+template <class V, int R, int NV, Operands kOps>
 LONGATTN_BLOCK_STEP void store_block(V (&acc)[R][NV], float* c, std::int64_t ldc, bool as_bf16,
                                      std::int64_t bounds_column, V* vmax) {
   constexpr int L = V::lanes;
+  constexpr bool kMayStoreBf16 =
+      kOps == Operands::bf16_pairs || (kOps == Operands::int8_quads && kInt8ProbabilitiesInBf16);
   LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
-    if constexpr (kPairs) {
+    if constexpr (kMayStoreBf16) {
       if (as_bf16) {
         bf16* row = reinterpret_cast<bf16*>(c + r * ldc - bounds_column) + bounds_column;
         LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v].store_bf16(row + v * L);
@@ -187,29 +209,67 @@ LONGATTN_BLOCK_STEP void store_block(V (&acc)[R][NV], float* c, std::int64_t ldc
   }
 }
 
-template <class V, int R, int NV, bool kBounded, bool kPairs = false>
+// int8_quads: A's rows are depth quads, then their sum's start (-128 · the row's Σ q, int32
+// bits, which takes back what B's offset adds) and the row's factor (fp32); B's row `depth`
+// holds a fp32 scale per column. The scores are start + factor · scale · the int32 sum.
+template <class V, int R, int NV>
+LONGATTN_BLOCK_STEP void start_quantized(V (&acc)[R][NV], const float* a, std::int64_t lda, std::int64_t depth) {
+  LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+    const V start = V::broadcast(a[r * lda + depth]);
+    LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = start;
+  }
+}
+
+template <class V, int R, int NV>
+LONGATTN_BLOCK_STEP void quantized_scores(V (&acc)[R][NV], const float* a, std::int64_t lda, const float* b,
+                                          std::int64_t ldb, std::int64_t depth, Start start, const float* row_value,
+                                          const float* diagonal) {
+#if defined(__AVX512VNNI__)
+  constexpr int L = V::lanes;
+  V column_scale[NV];
+  LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) column_scale[v] = V::load(b + depth * ldb + v * L);
+  LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
+    const V factor = V::broadcast(a[r * lda + depth + 1]);
+    const V first = start == Start::row_value ? V::broadcast(row_value[r]) : V::zero();
+    LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
+      const V base = diagonal != nullptr ? first + V::load(diagonal - r + v * L) : first;
+      acc[r][v] = fma(int32_bits_to_float(acc[r][v]) * factor, column_scale[v], base);
+    }
+  }
+#endif
+}
+
+template <class V, int R, int NV, bool kBounded, Operands kOps = Operands::fp32>
 inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                        std::int64_t depth, float* c, std::int64_t ldc, Start start,
                        const float* row_value, const float* diagonal, const std::int32_t* bounds,
                        std::int64_t bounds_column, V* vmax, V* vsum, float product_scale = 1.0f,
                        float softcap = 0.0f) {
   V acc[R][NV];
-  // Pairs of bf16 products have no fp32 factor to fold in, and capped scores are capped
-  // before anything joins them: the sums go to their start value after the depth loop.
-  const bool scores = start == Start::zero || start == Start::row_value;
-  const bool capped = softcap > 0.0f && scores;
-  const bool scaled_after = (kPairs || capped) && scores;
-  start_block<V, R, NV>(acc, c, ldc, start, row_value, diagonal, scaled_after);
-  multiply_depth<V, R, NV, kPairs>(acc, a, lda, b, ldb, depth);
-  if (capped) cap_block<V, R, NV>(acc, kPairs ? product_scale : 1.0f, softcap);
-  if (scaled_after) scale_to_start<V, R, NV>(acc, start, row_value, diagonal, capped ? 1.0f : product_scale);
-  if (vsum != nullptr) exponentiate<V, R, NV, kBounded>(acc, bounds, bounds_column, vsum);
-  store_block<V, R, NV, kPairs>(acc, c, ldc, vsum != nullptr, bounds_column, vmax);
+  if constexpr (kOps == Operands::int8_quads) {  // scores alone, never capped
+    start_quantized<V, R, NV>(acc, a, lda, depth);
+    multiply_depth<V, R, NV, kOps>(acc, a, lda, b, ldb, depth);
+    quantized_scores<V, R, NV>(acc, a, lda, b, ldb, depth, start, row_value, diagonal);
+  } else {
+    // Pairs of bf16 products have no fp32 factor to fold in, and capped scores are capped
+    // before anything joins them: the sums go to their start value after the depth loop.
+    const bool scores = start == Start::zero || start == Start::row_value;
+    const bool capped = softcap > 0.0f && scores;
+    const bool scaled_after = (kOps == Operands::bf16_pairs || capped) && scores;
+    start_block<V, R, NV>(acc, c, ldc, start, row_value, diagonal, scaled_after);
+    multiply_depth<V, R, NV, kOps>(acc, a, lda, b, ldb, depth);
+    if (capped) cap_block<V, R, NV>(acc, kOps == Operands::bf16_pairs ? product_scale : 1.0f, softcap);
+    if (scaled_after) scale_to_start<V, R, NV>(acc, start, row_value, diagonal, capped ? 1.0f : product_scale);
+  }
+  if (vsum != nullptr) {
+    exponentiate<V, R, NV, kBounded, kOps == Operands::int8_quads>(acc, bounds, bounds_column, vsum);
+  }
+  store_block<V, R, NV, kOps>(acc, c, ldc, vsum != nullptr, bounds_column, vmax);
 }
 
 // gemm_block for a run-time row count 1 ≤ rows ≤ kRows: the row tails get exact-size
 // kernels, faster than a masked full-height one (bench/TUNING.md "Exact-size row tails").
-template <class V, int kRows, int NV, bool kBounded, bool kPairs = false>
+template <class V, int kRows, int NV, bool kBounded, Operands kOps = Operands::fp32>
 inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, std::int64_t depth, float* c, std::int64_t ldc,
                       Start start, const float* row_value, const float* diagonal, const std::int32_t* bounds,
@@ -217,10 +277,10 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
                       float softcap = 0.0f) {
   if constexpr (kRows >= 1) {
     if (rows == kRows) {
-      gemm_block<V, kRows, NV, kBounded, kPairs>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
+      gemm_block<V, kRows, NV, kBounded, kOps>(a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal, bounds,
                                                  bounds_column, vmax, vsum, product_scale, softcap);
     } else {
-      gemm_rows<V, kRows - 1, NV, kBounded, kPairs>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal,
+      gemm_rows<V, kRows - 1, NV, kBounded, kOps>(rows, a, lda, b, ldb, depth, c, ldc, start, row_value, diagonal,
                                                     bounds, bounds_column, vmax, vsum, product_scale, softcap);
     }
   }
@@ -229,7 +289,7 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
 // gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks (diagonal
 // and bounds as gemm_block's, for row 0 and column 0).
 // Between blocks, a few lines of the caller's prefetch queue are issued.
-template <class V, int R, int NV, bool kBounded = false, bool kPairs = false>
+template <class V, int R, int NV, bool kBounded = false, Operands kOps = Operands::fp32>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
                       std::int64_t ldc, Start start, const float* row_value, const float* diagonal,
@@ -240,7 +300,7 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
   for (; col + NV <= vectors; col += NV) {
     for (std::int64_t r = 0; r < rows; r += R) {
       const int n = static_cast<int>(rows - r < R ? rows - r : R);
-      gemm_rows<V, R, NV, kBounded, kPairs>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
+      gemm_rows<V, R, NV, kBounded, kOps>(n, a + r * lda, lda, b + col * L, ldb, depth, c + r * ldc + col * L,
                                             ldc, start, row_value ? row_value + r : nullptr,
                                             diagonal ? diagonal + col * L - r : nullptr,
                                             bounds ? bounds + 2 * r : nullptr, bounds_column + col * L,
@@ -251,7 +311,7 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
   }
   if constexpr (NV > 1) {
     if (col < vectors) {
-      gemm_tile<V, R, NV - 1, kBounded, kPairs>(rows, vectors - col, a, lda, b + col * L, ldb, depth,
+      gemm_tile<V, R, NV - 1, kBounded, kOps>(rows, vectors - col, a, lda, b + col * L, ldb, depth,
                                                 c + col * L, ldc, start, row_value,
                                                 diagonal ? diagonal + col * L : nullptr, bounds,
                                                 bounds_column + col * L, vmax, vsum, prefetch, product_scale,

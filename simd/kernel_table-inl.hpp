@@ -7,6 +7,7 @@
 
 #include "simd/elementwise_kernels-inl.hpp"
 #include "simd/gemm_block-inl.hpp"
+#include "simd/int8_kernels-inl.hpp"
 #include "simd/packing_kernels-inl.hpp"
 #include "simd/peak_probe-inl.hpp"
 #include "simd/row_kernels-inl.hpp"
@@ -22,7 +23,7 @@ Bf16DotKernels make_bf16_dot_kernels() {
       .qk_probabilities = &qk_probabilities_bf16<V, R, NV>,
       .pv_tile = &pv_tile_bf16<V, R, NV>,
       .pack_key_panel = &pack_key_pair_panel<V, NV>,
-      .pack_value_pairs = &pack_value_pairs<V>,
+      .pack_value_pairs = &pack_value_pairs<V, bf16>,
   };
 }
 #endif
@@ -61,6 +62,8 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
                       .elu_plus_one = &elu_plus_one<V>},
       .packing = {.pack_key_panel = &pack_key_panel<V, NV>},
       .bf16_dot = nullptr,
+      .int8_dot = nullptr,
+      .int8_dot_bf16 = nullptr,
       .fma_peak_probe = &fma_peak_probe<V, kChains>,
   };
 }

@@ -185,6 +185,49 @@ struct Bf16DotKernels {
                            std::int64_t dv_padded, bf16* out);
 };
 
+// Scores from int8 quads summed in int32 (AVX512-VNNI vpdpbusd): the kernels of
+// QkPrecision::int8. Each 4-byte unit of their operands holds 4 int8 along the features:
+// - query rows: `quads` units (4·quads int8, zeros past D), then kInt8QueryTail units: the
+//   int32 bits of -128 · the row's Σ int8, the row's factor (its scale times the score
+//   scale), and one the engine keeps beside the row;
+// - key panels: [quads][panel_width] units (key c's features 4f .. 4f + 3 at [f][c], each its
+//   int8 value + 128, read unsigned), then kInt8PanelTail rows: the keys' fp32 scales.
+// A score is the row's factor times the key's scale times q·k summed in int32.
+inline constexpr std::int64_t kInt8QueryTail = 3, kInt8PanelTail = 1;
+
+struct Int8DotKernels {
+  // Whether the probabilities go on to P·V in bf16 pairs (Bf16DotKernels::pv_tile over value
+  // pair rows, qk_probabilities storing P in bf16 as the bf16 products do) or in fp32
+  // (TileKernels::pv_tile, P in fp32).
+  bool probabilities_in_bf16;
+
+  // The TileKernels' QKᵀ entry points on quads (q rows quads + kInt8QueryTail units apart).
+  void (*qk_scores)(const std::int8_t* q, std::int64_t rows, std::int64_t quads, const std::uint8_t* key_panels,
+                    std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, ScoreTerms terms,
+                    float* row_max, PrefetchQueue& prefetch);
+  void (*qk_probabilities)(const std::int8_t* q, std::int64_t rows, std::int64_t quads,
+                           const std::uint8_t* key_panels, std::int64_t first_key, std::int64_t keys, float* s,
+                           std::int64_t lds, const float* row_shift, ScoreTerms terms, float* row_sum,
+                           PrefetchQueue& prefetch);
+
+  // Symmetric quantization of `count` rows of d floats (`stride` apart), each less `mean` (d
+  // floats; null: none): scales[r] = max |x| / 127 over the row x (0 for a zero row, not finite for a row
+  // that is not), out[r][i] = round(x[i] / scales[r]) xor `flip` as int8 for i < d, 0 xor
+  // flip up to 4·quads; out rows `ldo` bytes apart.
+  void (*quantize_rows)(const float* rows, std::int64_t stride, std::int64_t count, std::int64_t d,
+                        const float* mean, std::int8_t flip, std::int8_t* out, std::int64_t ldo, float* scales);
+
+  // One key panel from `count` <= panel_width keys of d floats (`stride` apart), each less
+  // `mean`; keys past count are zeros of scale 0. `streamed`: written past the caches.
+  void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
+                         const float* mean, std::uint8_t* panel, bool streamed);
+
+  // With probabilities_in_bf16: Bf16DotKernels::pack_value_pairs from fp32 rows, each value
+  // rounded to bf16 (nearest even). Null otherwise.
+  void (*pack_value_pairs)(const float* v, std::int64_t stride, std::int64_t count, std::int64_t dv,
+                           std::int64_t dv_padded, bf16* out);
+};
+
 struct KernelTable {
   Isa isa;
   const char* name;
@@ -198,6 +241,10 @@ struct KernelTable {
 
   // The bf16 products, where the target and the CPU have them; null elsewhere.
   const Bf16DotKernels* bf16_dot;
+  // The int8 scores where the target and the CPU have them (null elsewhere): P·V in fp32, and
+  // (null without bf16_dot) in bf16.
+  const Int8DotKernels* int8_dot;
+  const Int8DotKernels* int8_dot_bf16;
 
   // Runs `iterations` rounds of independent FMAs on vector registers and returns the FLOPs
   // done: the probe for the machine's peak fp32 rate on this target.
@@ -213,5 +260,8 @@ bool cpu_supports(Isa isa);
 
 // Whether this CPU runs AVX512-BF16 (vdpbf16ps, vcvtneps2bf16) beside AVX-512.
 bool cpu_has_avx512_bf16();
+
+// Whether this CPU runs AVX512-VNNI (vpdpbusd) beside AVX-512.
+bool cpu_has_avx512_vnni();
 
 }  // namespace longattn::simd

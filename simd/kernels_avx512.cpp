@@ -12,6 +12,10 @@ const KernelTable& avx512_kernels() {
         avx512::make_kernel_table<avx512::VecF32<xsimd::avx512bw>, Avx512Block::rows, Avx512Block::vectors,
                                   Avx512Block::probe_chains>(Isa::avx512, "avx512");
     if (cpu_has_avx512_bf16()) kernels.bf16_dot = &avx512_bf16_dot_kernels();
+    if (cpu_has_avx512_vnni()) {
+      kernels.int8_dot = &avx512_vnni_int8_dot_kernels();
+      if (cpu_has_avx512_bf16()) kernels.int8_dot_bf16 = &avx512_bf16_int8_dot_kernels();
+    }
     return kernels;
   }();
   return table;

@@ -1,5 +1,5 @@
 // Packing kernels: keys laid out as panels [depth][panel_width] for the tile kernels (fp32
-// features or bf16 pairs), value rows in bf16 pairs.
+// features or bf16 pairs), value rows in bf16 pairs (from bf16, or fp32 rounded).
 // Part of the kernels one target compiles (simd/kernel_table-inl.hpp): included once per
 // target translation unit, inside that target's namespace.
 #pragma once
@@ -70,23 +70,36 @@ void pack_key_pair_panel(const bf16* keys, std::int64_t stride, std::int64_t cou
                                reinterpret_cast<float*>(panel), streamed);
 }
 
-// Value rows in pairs: out[t][c] = (v[2t][c], v[2t + 1][c]) for 2t < count (rows of dv
-// contiguous bf16, `stride` apart), pair rows of dv_padded pairs; columns past dv and a
-// missing second row are zeros. out holds (count + 1) / 2 pair rows.
+// A row's `lanes` values from p as pair halves (bf16 as they are, fp32 rounded to bf16), and
+// one value's bf16 bits.
 template <class V>
-void pack_value_pairs(const bf16* v, std::int64_t stride, std::int64_t count, std::int64_t dv, std::int64_t dv_padded,
+V pair_of(const bf16* even, const bf16* odd) {
+  return V::pair_bf16(even, odd);
+}
+template <class V>
+V pair_of(const float* even, const float* odd) {
+  return V::pair_rounded(even, odd);
+}
+inline std::uint32_t bf16_bits(bf16 x) { return x.bits; }
+inline std::uint32_t bf16_bits(float x) { return bf16(x).bits; }
+
+// Value rows in pairs: out[t][c] = (v[2t][c], v[2t + 1][c]) for 2t < count (rows of dv
+// contiguous E, bf16 or fp32 rounded to bf16, `stride` apart), pair rows of dv_padded pairs;
+// columns past dv and a missing second row are zeros. out holds (count + 1) / 2 pair rows.
+template <class V, class E>
+void pack_value_pairs(const E* v, std::int64_t stride, std::int64_t count, std::int64_t dv, std::int64_t dv_padded,
                       bf16* out) {
   constexpr int L = V::lanes;
   for (std::int64_t t = 0; 2 * t < count; ++t) {
-    const bf16* even = v + 2 * t * stride;
-    const bf16* odd = 2 * t + 1 < count ? even + stride : nullptr;
+    const E* even = v + 2 * t * stride;
+    const E* odd = 2 * t + 1 < count ? even + stride : nullptr;
     std::uint32_t* row = reinterpret_cast<std::uint32_t*>(out) + t * dv_padded;
     std::int64_t c = 0;
     for (; c + L <= dv; c += L) {
-      V::pair_bf16(even + c, odd == nullptr ? nullptr : odd + c).store(reinterpret_cast<float*>(row + c));
+      pair_of<V>(even + c, odd == nullptr ? nullptr : odd + c).store(reinterpret_cast<float*>(row + c));
     }
     for (; c < dv_padded; ++c) {
-      const std::uint32_t low = c < dv ? even[c].bits : 0, high = c < dv && odd != nullptr ? odd[c].bits : 0;
+      const std::uint32_t low = c < dv ? bf16_bits(even[c]) : 0, high = c < dv && odd != nullptr ? bf16_bits(odd[c]) : 0;
       row[c] = low | high << 16;
     }
   }

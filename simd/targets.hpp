@@ -12,6 +12,8 @@ const KernelTable& avx2_kernels();
 const KernelTable& avx2_unrolled_kernels();  // the same kernels, register blocks unrolled in full
 const KernelTable& scalar_kernels();
 const Bf16DotKernels& avx512_bf16_dot_kernels();  // only where cpu_has_avx512_bf16()
+const Int8DotKernels& avx512_vnni_int8_dot_kernels();  // only where cpu_has_avx512_vnni()
+const Int8DotKernels& avx512_bf16_int8_dot_kernels();  // only where both
 
 // The AVX-512 register block, shared by the fp32 kernels and the bf16 products: 6 rows × 4 zmm
 // = 24 accumulators + 4 B vectors + 1 broadcast of 32 zmm; 12 chains in the peak probe.

@@ -14,16 +14,21 @@
 
 namespace longattn::simd::LONGATTN_SIMD_TARGET {
 
-// QKᵀ over key panels, and (kPairs) its bf16 products: then d counts 4-byte pairs of q rows
-// and panels, and the products are scaled by product_scale (gemm_block). kProbabilities:
-// s = 2^(row_shift[r] + score), zero outside terms.row_bounds, and row_out[r] = the row's
-// sum; otherwise s = score and row_out[r] is raised to the row's max.
-template <class V, int R, int NV, bool kPairs, bool kProbabilities>
+// QKᵀ over key panels, its operands as kOps says (gemm_block): bf16 pairs, d counting the
+// pairs of q rows and panels, the products scaled by product_scale; int8 quads, d counting
+// quads, q rows d + kInt8QueryTail units apart and panels d + kInt8PanelTail rows.
+// kProbabilities: s = 2^(row_shift[r] + score), zero outside terms.row_bounds, and
+// row_out[r] = the row's sum; otherwise s = score and row_out[r] is raised to the row's max.
+template <class V, int R, int NV, Operands kOps, bool kProbabilities>
 void qk_tile_of(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
                 std::int64_t keys, float* s, std::int64_t lds, const float* row_shift, ScoreTerms terms,
                 float* row_out, PrefetchQueue& prefetch, float product_scale) {
   constexpr int L = V::lanes;
   constexpr int panel_width = NV * L;
+  constexpr bool kQuads = kOps == Operands::int8_quads;
+  const std::int64_t lda = kQuads ? d + kInt8QueryTail : d, panel_rows = kQuads ? d + kInt8PanelTail : d;
+  // Probabilities stored in bf16 are indexed from the tile's first column (gemm_block).
+  constexpr bool kBf16Columns = kOps == Operands::bf16_pairs || (kQuads && kInt8ProbabilitiesInBf16);
   V row_vectors[kMaxTileRows];  // per-row vector sums or maxima
   const V first_value = kProbabilities ? V::zero() : V::broadcast(-std::numeric_limits<float>::infinity());
   for (std::int64_t r = 0; r < rows; ++r) row_vectors[r] = first_value;
@@ -36,17 +41,17 @@ void qk_tile_of(const float* q, std::int64_t rows, std::int64_t d, const float* 
   const std::int64_t first = first_key / L, last = (first_key + keys) / L;  // in vectors
   for (std::int64_t v0 = first; v0 < last;) {
     const std::int64_t in_panel = v0 % NV, count = NV - in_panel < last - v0 ? NV - in_panel : last - v0;
-    const float* panel = key_panels + v0 / NV * d * panel_width + in_panel * L;
+    const float* panel = key_panels + v0 / NV * panel_rows * panel_width + in_panel * L;
     const float* diagonal = terms.diagonals ? terms.diagonals + (rows - 1) + (v0 - first) * L : nullptr;
     float* tile = s + (v0 - first) * L;
     if (kProbabilities && terms.row_bounds != nullptr) {
-      gemm_tile<V, R, NV, true, kPairs>(rows, count, q, d, panel, panel_width, d, tile, lds, start, row_shift, diagonal,
-                                        terms.row_bounds, (v0 - first) * L, vmax, vsum, prefetch, product_scale,
-                                        terms.softcap);
+      gemm_tile<V, R, NV, true, kOps>(rows, count, q, lda, panel, panel_width, d, tile, lds, start, row_shift,
+                                      diagonal, terms.row_bounds, (v0 - first) * L, vmax, vsum, prefetch,
+                                      product_scale, terms.softcap);
     } else {
-      gemm_tile<V, R, NV, false, kPairs>(rows, count, q, d, panel, panel_width, d, tile, lds, start, row_shift,
-                                         diagonal, nullptr, kPairs ? (v0 - first) * L : 0, vmax, vsum, prefetch,
-                                         product_scale, terms.softcap);
+      gemm_tile<V, R, NV, false, kOps>(rows, count, q, lda, panel, panel_width, d, tile, lds, start, row_shift,
+                                       diagonal, nullptr, kBf16Columns ? (v0 - first) * L : 0, vmax, vsum, prefetch,
+                                       product_scale, terms.softcap);
     }
     v0 += count;
   }
@@ -63,7 +68,7 @@ template <class V, int R, int NV>
 void qk_scores(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels, std::int64_t first_key,
                std::int64_t keys, float* s, std::int64_t lds, ScoreTerms terms, float* row_max,
                PrefetchQueue& prefetch) {
-  qk_tile_of<V, R, NV, false, false>(q, rows, d, key_panels, first_key, keys, s, lds, nullptr, terms, row_max,
+  qk_tile_of<V, R, NV, Operands::fp32, false>(q, rows, d, key_panels, first_key, keys, s, lds, nullptr, terms, row_max,
                                      prefetch, 1.0f);
 }
 
@@ -71,7 +76,7 @@ template <class V, int R, int NV>
 void qk_probabilities(const float* q, std::int64_t rows, std::int64_t d, const float* key_panels,
                       std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, const float* row_shift,
                       ScoreTerms terms, float* row_sum, PrefetchQueue& prefetch) {
-  qk_tile_of<V, R, NV, false, true>(q, rows, d, key_panels, first_key, keys, s, lds, row_shift, terms, row_sum,
+  qk_tile_of<V, R, NV, Operands::fp32, true>(q, rows, d, key_panels, first_key, keys, s, lds, row_shift, terms, row_sum,
                                     prefetch, 1.0f);
 }
 
@@ -79,9 +84,9 @@ void qk_probabilities(const float* q, std::int64_t rows, std::int64_t d, const f
 // of the block reads them (bench/TUNING.md "P·V chunk").
 inline constexpr std::int64_t kPvChunkBytes = 32 << 10;
 
-// pv_tile, and (kPairs) its bf16 products: then `keys` counts pairs of P rows and value pair
-// rows (ldv 4-byte units apart), each chunk the same bytes.
-template <class V, int R, int NV, bool kPairs = false>
+// pv_tile, and (kOps bf16_pairs) its bf16 products: then `keys` counts pairs of P rows and
+// value pair rows (ldv 4-byte units apart), each chunk the same bytes.
+template <class V, int R, int NV, Operands kOps = Operands::fp32>
 void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t keys, const float* v,
              std::int64_t ldv, std::int64_t dv_padded, float* o, const float* row_scale, PrefetchQueue& prefetch) {
   const std::int64_t key_chunk =
@@ -89,7 +94,7 @@ void pv_tile(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t k
   // No key at all still scales the rows (one pass of depth 0).
   for (std::int64_t k0 = 0; k0 == 0 || k0 < keys; k0 += key_chunk) {
     const std::int64_t depth = keys - k0 < key_chunk ? std::max<std::int64_t>(keys - k0, 0) : key_chunk;
-    gemm_tile<V, R, NV, false, kPairs>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o,
+    gemm_tile<V, R, NV, false, kOps>(rows, dv_padded / V::lanes, p + k0, ldp, v + k0 * ldv, ldv, depth, o,
                                        dv_padded, k0 == 0 && row_scale != nullptr ? Start::load_scaled : Start::load,
                                        row_scale, nullptr, nullptr, 0, static_cast<V*>(nullptr),
                                        static_cast<V*>(nullptr), prefetch);
@@ -142,7 +147,7 @@ template <class V, int R, int NV>
 void qk_scores_bf16(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels,
                     std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float score_scale,
                     ScoreTerms terms, float* row_max, PrefetchQueue& prefetch) {
-  qk_tile_of<V, R, NV, true, false>(reinterpret_cast<const float*>(q), rows, pairs,
+  qk_tile_of<V, R, NV, Operands::bf16_pairs, false>(reinterpret_cast<const float*>(q), rows, pairs,
                                     reinterpret_cast<const float*>(key_panels), first_key, keys, s, lds, nullptr, terms,
                                     row_max, prefetch, score_scale);
 }
@@ -151,7 +156,7 @@ template <class V, int R, int NV>
 void qk_probabilities_bf16(const bf16* q, std::int64_t rows, std::int64_t pairs, const bf16* key_panels,
                            std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, float score_scale,
                            const float* row_shift, ScoreTerms terms, float* row_sum, PrefetchQueue& prefetch) {
-  qk_tile_of<V, R, NV, true, true>(reinterpret_cast<const float*>(q), rows, pairs,
+  qk_tile_of<V, R, NV, Operands::bf16_pairs, true>(reinterpret_cast<const float*>(q), rows, pairs,
                                    reinterpret_cast<const float*>(key_panels), first_key, keys, s, lds, row_shift,
                                    terms, row_sum, prefetch, score_scale);
 }
@@ -169,7 +174,7 @@ void pv_tile_bf16(float* p, std::int64_t rows, std::int64_t ldp, std::int64_t ke
     float* row = p + r * ldp;
     for (std::int64_t j = 0; j < rounded; j += L) V::load(row + j).store_bf16(reinterpret_cast<bf16*>(row) + j);
   }
-  pv_tile<V, R, NV, true>(p, rows, ldp, pairs, reinterpret_cast<const float*>(value_pairs), dv_padded, dv_padded, o,
+  pv_tile<V, R, NV, Operands::bf16_pairs>(p, rows, ldp, pairs, reinterpret_cast<const float*>(value_pairs), dv_padded, dv_padded, o,
                           row_scale, prefetch);
 }
 #endif

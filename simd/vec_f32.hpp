@@ -44,6 +44,11 @@ inline constexpr float kExp2UnitPoly[6] = {1.0f,
                                            0.008973399177193642f,
                                            0.0018852828070521355f};
 
+// 2^f on f ∈ [0, 1), degree 3: 8.6e-5 relative error (minimax, fitted like kExp2UnitPoly),
+// for probabilities that are rounded to bf16 (2^-9) next, as the int8 scores' are: two FMAs
+// fewer per 16 scores than kExp2UnitPoly.
+inline constexpr float kExp2CoarsePoly[4] = {1.0f, 0.6951165199279785f, 0.2276461124420166f, 0.07706601917743683f};
+
 // Below these inputs exp2 returns exact zeros: -inf, the score of a masked key, becomes 0
 // without a NaN on the way, and results under 2^-126 (an absolute error under 1e-38 against
 // a softmax sum of at least 1) are never denormals. Building 2^n from exponent bits, inputs
@@ -165,10 +170,14 @@ struct VecF32 {
 
 #if defined(__AVX512F__)
   // 2^(x - floor x), the part of AVX-512 exp2 that scalef then multiplies by 2^floor(x).
+  // kCoarse: kExp2CoarsePoly's.
+  template <bool kCoarse = false>
   static batch exp2_of_fraction(batch x) {
     const batch f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    batch p(kExp2UnitPoly[5]);
-    for (int i = 4; i >= 0; --i) p = fused(p, f, batch(kExp2UnitPoly[i]));
+    constexpr const float* poly = kCoarse ? kExp2CoarsePoly : kExp2UnitPoly;
+    constexpr int degree = kCoarse ? 3 : 5;
+    batch p(poly[degree]);
+    for (int i = degree - 1; i >= 0; --i) p = fused(p, f, batch(poly[i]));
     return p;
   }
 #endif
@@ -199,6 +208,36 @@ struct VecF32 {
   void store_bf16(bf16* p) const {
     static_assert(lanes == 16);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
+  }
+  // pair_bf16 of fp32 rows, each value rounded to bf16 (nearest even) on the way.
+  static VecF32 pair_rounded(const float* even, const float* odd) {
+    static_assert(lanes == 16);
+    const __m512i low = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(even)));
+    const __m512i high =
+        odd == nullptr ? _mm512_setzero_si512()
+                       : _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(odd))), 16);
+    return {batch(_mm512_castsi512_ps(_mm512_or_si512(low, high)))};
+  }
+#endif
+#if defined(__AVX512VNNI__)
+  // acc + Σ_t a_t · b_t in lane i over its 4 bytes t, a's read unsigned and b's signed, summed
+  // in int32 (vpdpbusd): acc and the result hold int32 bit patterns, not floats.
+  // In assembly: GCC 12 routes each intrinsic's accumulator through one scratch register
+  // with two moves (bench/TUNING.md "int8 scores").
+  friend VecF32 dot_u8_s8_quads(VecF32 acc, VecF32 a, VecF32 b) {
+    static_assert(lanes == 16);
+    __m512 sum = acc.v;
+    asm("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(__m512(a.v)), "v"(__m512(b.v)));
+    return {batch(sum)};
+  }
+  // The int32 each lane's bits hold, as fp32 (exact under 2^24 in magnitude).
+  friend VecF32 int32_bits_to_float(VecF32 x) { return {batch(_mm512_cvtepi32_ps(_mm512_castps_si512(x.v)))}; }
+  // Each lane rounded to an integer (ties to even), saturated to int8, stored as `lanes`
+  // bytes at p, each xor'd with `flip` (0x80: as unsigned, offset by 128).
+  void store_int8(std::int8_t* p, std::int8_t flip) const {
+    static_assert(lanes == 16);
+    const __m128i bytes = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_xor_si128(bytes, _mm_set1_epi8(flip)));
   }
 #endif
   friend VecF32 operator*(VecF32 a, VecF32 b) { return {a.v * b.v}; }
@@ -401,6 +440,23 @@ struct VecF32 {
     return {xsimd::select(xsimd::bool_cast(kept), exp2_finite(x).v, batch(0.0f))};
   }
 
+  // exp2_finite and exp2_finite_masked to kExp2CoarsePoly's error on AVX-512 (exactly
+  // them elsewhere): for probabilities rounded to bf16 next.
+  friend VecF32 exp2_coarse_finite(VecF32 x) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) return {batch(_mm512_scalef_ps(exp2_of_fraction<true>(x.v), x.v))};
+#endif
+    return exp2_finite(x);
+  }
+  friend VecF32 exp2_coarse_finite_masked(VecF32 x, std::uint32_t keep) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) {
+      return {batch(_mm512_maskz_scalef_ps(static_cast<__mmask16>(keep), exp2_of_fraction<true>(x.v), x.v))};
+    }
+#endif
+    return exp2_finite_masked(x, keep);
+  }
+
   // 2^x for x <= 0 (scores minus their row max), relative error <= 2 ulp; NaN for NaN, so a
   // NaN score reaches the row's sum and output.
   friend VecF32 exp2(VecF32 x) {
@@ -471,6 +527,8 @@ struct VecF32<ScalarArch> {
   }
   friend VecF32 exp2_finite(VecF32 x) { return exp2(min(VecF32{kExp2Overflow}, x)); }
   friend VecF32 exp2_finite_masked(VecF32 x, std::uint32_t keep) { return (keep & 1) ? exp2_finite(x) : VecF32{0.0f}; }
+  friend VecF32 exp2_coarse_finite(VecF32 x) { return exp2_finite(x); }
+  friend VecF32 exp2_coarse_finite_masked(VecF32 x, std::uint32_t keep) { return exp2_finite_masked(x, keep); }
 };
 
 }  // namespace longattn::simd::LONGATTN_SIMD_TARGET

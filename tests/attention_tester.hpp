@@ -84,6 +84,8 @@ class AttentionTester {
   // q, k and v given as bf16 (the random values rounded to bf16; the reference gets the same
   // rounded values): the engine widens them and must meet the fp32 tolerance.
   AttentionTester& bf16_inputs() { c_.bf16 = check::Bf16Inputs::all; return *this; }
+  // int8 scores (QkPrecision::int8) on the paths that have them, within their tolerance.
+  AttentionTester& qk_int8() { c_.qk_int8 = true; return *this; }
   // fp32 q against bf16 k and v (a bf16 key-value cache), checked the same way.
   AttentionTester& bf16_keys_values() { c_.bf16 = check::Bf16Inputs::keys_values; return *this; }
   // Element [b, h, n, c] of q, k or v set to `value` (a NaN, ±inf) once the random inputs

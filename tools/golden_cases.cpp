@@ -204,8 +204,8 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads, Inputs inputs) {
     result.detail = "not implemented yet: " + missing;
     return result;
   }
-  if (inputs == Inputs::bf16 && c.contains("op") && c["op"] != "attention") {
-    result.detail = "bf16 inputs: attention() cases only";
+  if (inputs != Inputs::fp32 && c.contains("op") && c["op"] != "attention") {
+    result.detail = "bf16 inputs and int8 scores: attention() cases only";
     return result;
   }
   if (c.value("op", "") == "sinusoidal") return run_sinusoidal_case(dir, c);
@@ -269,6 +269,13 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads, Inputs inputs) {
   options.normalizer = parse_normalizer(c.value("normalizer", "softmax"));
   if (c.contains("sigmoid_bias")) options.sigmoid_bias = c["sigmoid_bias"].get<float>();
   const bool softmax = options.normalizer == Normalizer::softmax;
+  if (inputs == Inputs::int8_scores) {
+    if (!softmax || options.softcap || options.additive.enabled()) {
+      result.detail = "int8 scores: softmax, without soft-capping or additive scores";
+      return result;
+    }
+    options.qk_precision = QkPrecision::int8;
+  }
   if (c.contains("window")) options.window = {c["window"][0].get<std::int64_t>(), c["window"][1].get<std::int64_t>()};
 
   std::vector<float> out(static_cast<std::size_t>(qs[0] * qs[1] * qs[2] * vs[3]), NAN);
@@ -279,7 +286,8 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads, Inputs inputs) {
 
   // The README's bound: rel · max(1, max |expected|) + 1e-6 · max |s| · max |v|, rel = 1e-5
   // for fp32, 2e-2 for bf16.
-  const double rel = inputs == Inputs::bf16 ? 2e-2 : 1e-5;
+  const double rel = inputs == Inputs::fp32 ? 1e-5 : 2e-2;
+  const double score_rel = inputs == Inputs::int8_scores ? kInt8ScoreRel : 1e-6;
   const double scale = c.contains("scale") ? c["scale"].get<double>() : 1.0 / std::sqrt(double(qs[3]));
   // Position terms add at most max_abs_bias to a logit (RoPE keeps |q|·|k| and is bounded by
   // the product of norms; the unrotated dot is used as its estimate).
@@ -323,13 +331,13 @@ CaseResult run_case(const fs::path& dir, Isa isa, int threads, Inputs inputs) {
               bhnd<const float>(v.data(), vs[0], vs[1], vs[2], vs[3]), out_view, options, lse_view);
   }
 
-  result.bound = tolerance(max_expected, max_abs_score, max_abs_value, rel);
+  result.bound = tolerance(max_expected, max_abs_score, max_abs_value, rel, score_rel);
   bool exact_inf = true;
   result.max_error = max_error(out, expected, exact_inf);
   if (!expected_lse.empty() && softmax) {
     double lse_max = 0;
     for (double x : expected_lse) if (std::isfinite(x)) lse_max = std::max(lse_max, std::abs(x));
-    const double lse_bound = tolerance(lse_max, max_abs_score, 1.0, rel);
+    const double lse_bound = tolerance(lse_max, max_abs_score, 1.0, rel, score_rel);
     const double lse_error = max_error(lse, expected_lse, exact_inf);
     if (lse_error > lse_bound) {
       result.status = CaseResult::Status::failed;

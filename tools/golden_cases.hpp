@@ -23,6 +23,10 @@ struct CaseResult {
 double tolerance(double max_abs_expected, double max_abs_score, double max_abs_value, double rel = 1e-5,
                  double score_rel = 1e-6);
 
+// The int8 scores' score_rel (QkPrecision::int8): q and k each rounded to 1/254 of their
+// row's largest element (README "int8 scores"); rel is bf16's.
+inline constexpr double kInt8ScoreRel = 1.0 / 64;
+
 // The golden folder: $LONGATTN_GOLDEN_DIR when set, `fallback` otherwise.
 std::filesystem::path golden_root(const std::filesystem::path& fallback);
 
@@ -34,8 +38,10 @@ std::vector<std::filesystem::path> case_folders(const std::filesystem::path& roo
 std::string unsupported_feature(const std::filesystem::path& dir);
 
 // What the case's q, k and v are given to attention() as: the fp32 of the .npy files, or
-// those rounded to bf16 (attention cases only; the README's bf16 tolerance applies).
-enum class Inputs { fp32, bf16 };
+// those rounded to bf16 (attention cases only; the README's bf16 tolerance applies); or the
+// fp32 run with int8 scores (softmax attention() cases without soft-capping or additive
+// scores; bf16's rel and kInt8ScoreRel).
+enum class Inputs { fp32, bf16, int8_scores };
 
 // Runs the case in `dir` on `isa` with `threads` threads. Throws longattn::Error when the
 // folder is malformed (missing or unreadable case.json or .npy files).

@@ -33,6 +33,21 @@ enum class Bf16Products { native, widened };
 LONGATTN_API std::string to_string(Bf16Products products);
 LONGATTN_API Bf16Products parse_bf16_products(const std::string& name);  // throws Error on an unknown name
 
+// How attention computes the scores q·k of softmax attention (DESIGN.md §3):
+// inputs  in the inputs' own precision (fp32, or bf16 as Bf16Products says).
+// int8    after SageAttention (Zhang et al., 2024): the mean key of each (batch, kv head) is
+//         taken from every key (softmax does not change under a constant per row; lse gets
+//         it back), q and k are quantized to int8 with an fp32 scale per row (symmetric),
+//         and q·k is summed in int32 by AVX512-VNNI (vpdpbusd). P·V runs on bf16 pairs
+//         (vdpbf16ps) where the CPU has AVX512-BF16 and bf16_products is native, in fp32
+//         otherwise. About 2e-2 relative error (README "int8 scores"); an Error where the
+//         CPU or the isa path has no VNNI, and with soft-capping, additive scores or another
+//         normalizer. A few queries per kv head (decoding) read keys in place, as inputs.
+enum class QkPrecision { inputs, int8 };
+
+LONGATTN_API std::string to_string(QkPrecision precision);
+LONGATTN_API QkPrecision parse_qk_precision(const std::string& name);  // throws Error on an unknown name
+
 // How scores become weights (DESIGN.md §1):
 // softmax  o_i = Σ_j softmax_j(s_ij) v_j                 (streaming, with a running max)
 // sigmoid  o_i = Σ_j sigmoid(s_ij + b) v_j, b = sigmoid_bias or -log(Nk)
@@ -146,6 +161,7 @@ struct AttentionOptions {
 
   Isa isa = Isa::automatic;
   Bf16Products bf16_products = Bf16Products::native;
+  QkPrecision qk_precision = QkPrecision::inputs;
   // Worker threads; 0 uses every core TBB may use. Results are bit-identical for any count.
   int threads = 0;
 };
@@ -161,6 +177,7 @@ struct AttentionStats {
   std::int64_t scratch_bytes = 0;
   Isa isa = Isa::automatic;    // the path that ran
   bool bf16_products = false;  // whether bf16 pairs were multiplied natively (Bf16Products)
+  bool qk_int8 = false;        // whether q·k ran on int8 (QkPrecision)
 };
 
 }  // namespace longattn

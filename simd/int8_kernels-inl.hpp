@@ -1,0 +1,129 @@
+// The int8 scores (QkPrecision::int8, after SageAttention): rows quantized symmetrically with
+// a scale each, key panels of unsigned quads with their scales, and QKᵀ on the quads by the
+// register blocks of gemm_block (Operands::int8_quads).
+// Part of the kernels one target compiles (simd/kernel_table-inl.hpp): included once per
+// target translation unit, inside that target's namespace.
+#pragma once
+
+#include <cstdint>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "simd/gemm_block-inl.hpp"
+#include "simd/packing_kernels-inl.hpp"
+#include "simd/tile_kernels-inl.hpp"
+
+namespace longattn::simd::LONGATTN_SIMD_TARGET {
+
+#if defined(__AVX512VNNI__)
+
+template <class V, int R, int NV>
+void qk_scores_int8(const std::int8_t* q, std::int64_t rows, std::int64_t quads, const std::uint8_t* key_panels,
+                    std::int64_t first_key, std::int64_t keys, float* s, std::int64_t lds, ScoreTerms terms,
+                    float* row_max, PrefetchQueue& prefetch) {
+  qk_tile_of<V, R, NV, Operands::int8_quads, false>(reinterpret_cast<const float*>(q), rows, quads,
+                                                    reinterpret_cast<const float*>(key_panels), first_key, keys, s,
+                                                    lds, nullptr, terms, row_max, prefetch, 1.0f);
+}
+
+template <class V, int R, int NV>
+void qk_probabilities_int8(const std::int8_t* q, std::int64_t rows, std::int64_t quads,
+                           const std::uint8_t* key_panels, std::int64_t first_key, std::int64_t keys, float* s,
+                           std::int64_t lds, const float* row_shift, ScoreTerms terms, float* row_sum,
+                           PrefetchQueue& prefetch) {
+  qk_tile_of<V, R, NV, Operands::int8_quads, true>(reinterpret_cast<const float*>(q), rows, quads,
+                                                   reinterpret_cast<const float*>(key_panels), first_key, keys, s,
+                                                   lds, row_shift, terms, row_sum, prefetch, 1.0f);
+}
+
+// x[i] - mean[i] (mean null: x[i]) for the `lanes` features from i.
+template <class V>
+V deviation_at(const float* x, const float* mean, std::int64_t i) {
+  return mean == nullptr ? V::load(x + i) : V::load(x + i) - V::load(mean + i);
+}
+
+// max |x[i] - mean[i]| over i < d; NaN where a deviation is NaN (their sum keeps it, where
+// max would drop it).
+template <class V>
+float largest_deviation(const float* x, const float* mean, std::int64_t d) {
+  constexpr int L = V::lanes;
+  V largest = V::zero(), total = V::zero();
+  std::int64_t i = 0;
+  for (; i + L <= d; i += L) {
+    const V deviation{xsimd::abs(deviation_at<V>(x, mean, i).v)};
+    largest = max(largest, deviation);
+    total = total + deviation;
+  }
+  float result = largest.reduce_max(), sum = total.reduce_add();
+  for (; i < d; ++i) {
+    const float deviation = std::fabs(x[i] - (mean == nullptr ? 0.0f : mean[i]));
+    result = deviation > result ? deviation : result;
+    sum += deviation;
+  }
+  return std::isnan(sum) ? sum : result;
+}
+
+template <class V>
+void quantize_rows(const float* rows, std::int64_t stride, std::int64_t count, std::int64_t d, const float* mean,
+                   std::int8_t flip, std::int8_t* out, std::int64_t ldo, float* scales) {
+  constexpr int L = V::lanes;
+  const std::int64_t padded = (d + 3) / 4 * 4;
+  for (std::int64_t r = 0; r < count; ++r) {
+    const float* x = rows + r * stride;
+    std::int8_t* q = out + r * ldo;
+    const float largest = largest_deviation<V>(x, mean, d);
+    scales[r] = largest / 127.0f;
+    // A zero row quantizes to zeros; a non-finite one to anything: its scale carries it.
+    const float inverse = largest > 0.0f && std::isfinite(largest) ? 127.0f / largest : 0.0f;
+    const V factor = V::broadcast(inverse);
+    std::int64_t i = 0;
+    for (; i + L <= d; i += L) (deviation_at<V>(x, mean, i) * factor).store_int8(q + i, flip);
+    for (; i < padded; ++i) {
+      const float scaled = i < d ? (x[i] - (mean == nullptr ? 0.0f : mean[i])) * inverse : 0.0f;
+      const long rounded = std::isfinite(scaled) ? std::lrint(scaled) : 0;
+      const auto value = static_cast<std::int8_t>(rounded < -128 ? -128 : rounded > 127 ? 127 : rounded);
+      q[i] = static_cast<std::int8_t>(value ^ flip);
+    }
+  }
+}
+
+template <class V, int NV>
+void pack_int8_key_panel(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
+                         const float* mean, std::uint8_t* panel, bool streamed) {
+  constexpr int P = NV * V::lanes;
+  const std::int64_t quads = (d + 3) / 4;
+  // The keys quantized into rows of quads units, then transposed like fp32 features; staged
+  // on the stack up to D = 256.
+  constexpr std::int64_t kStackQuads = 64;
+  alignas(64) std::int8_t on_stack[P * 4 * kStackQuads];
+  std::vector<std::int8_t> on_heap(quads <= kStackQuads ? 0 : static_cast<std::size_t>(P * 4 * quads));
+  std::int8_t* staged = quads <= kStackQuads ? on_stack : on_heap.data();
+  alignas(64) float key_scales[P] = {};
+  quantize_rows<V>(keys, stride, count, d, mean, static_cast<std::int8_t>(0x80), staged, 4 * quads, key_scales);
+  float* units = reinterpret_cast<float*>(panel);
+  pack_key_panel<V, NV, false>(reinterpret_cast<const float*>(staged), quads, count, quads, 1.0f, units, streamed);
+  for (int v = 0; v < NV; ++v) V::load(key_scales + v * V::lanes).store(units + quads * P + v * V::lanes);
+}
+
+
+template <class V, int R, int NV>
+Int8DotKernels make_int8_dot_kernels() {
+  return Int8DotKernels{
+      .probabilities_in_bf16 = kInt8ProbabilitiesInBf16,
+      .qk_scores = &qk_scores_int8<V, R, NV>,
+      .qk_probabilities = &qk_probabilities_int8<V, R, NV>,
+      .quantize_rows = &quantize_rows<V>,
+      .pack_key_panel = &pack_int8_key_panel<V, NV>,
+#if defined(__AVX512BF16__)
+      .pack_value_pairs = &pack_value_pairs<V, float>,
+#else
+      .pack_value_pairs = nullptr,
+#endif
+  };
+}
+
+#endif
+
+}  // namespace longattn::simd::LONGATTN_SIMD_TARGET
