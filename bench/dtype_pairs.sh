@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench/dtype_pairs.sh PAIRS BENCH-ARGS...: the same `longattn bench` shape with fp32 and with
-# bf16 inputs (DTYPE=bf16-kv: fp32 q, bf16 k and v), in alternating processes (so the shared
+# bf16 inputs (DTYPE=bf16-kv: fp32 q, bf16 k and v; OTHER="ARGS": these bench arguments
+# instead, e.g. OTHER="--qk-precision int8"), in alternating processes (so the shared
 # machine's drift falls on both), and the medians of each and of the pairs' ratios. Example:
 #   bench/dtype_pairs.sh 5 --mode causal --n 65536 --nq 1 --d 128 --heads 8 --threads 1
 # build/release must be built (scripts/test.sh or scripts/bench.sh does it).
@@ -9,6 +10,11 @@ cd "$(dirname "$0")/.."
 pairs=$1
 shift
 other=${DTYPE:-bf16}
+other_args=(--dtype "$other")
+if [[ -n ${OTHER:-} ]]; then
+  read -ra other_args <<< "$OTHER"
+  other=$OTHER
+fi
 seconds() {
   build/release/tools/longattn bench "$@" --baseline none --json |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["seconds"])'
@@ -16,7 +22,7 @@ seconds() {
 fp32=() others=()
 for _ in $(seq "$pairs"); do
   fp32+=("$(seconds "$@" --dtype fp32)")
-  others+=("$(seconds "$@" --dtype "$other")")
+  others+=("$(seconds "$@" "${other_args[@]}")")
 done
 python3 - "${fp32[*]}" "${others[*]}" "$*" "$other" <<'PY'
 import statistics, sys

@@ -198,6 +198,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   options.threads = config.threads;
   options.isa = config.isa;
   options.bf16_products = config.bf16_products;
+  options.qk_precision = config.qk_precision;
   options.normalizer = config.normalizer;
   Tensor wq, wk, w;
   if (config.additive_da > 0) {
@@ -241,6 +242,7 @@ AttentionBenchResult run_attention_bench(const AttentionBenchConfig& config) {
   }
   r.isa = stats.isa;
   r.bf16_products = stats.bf16_products;
+  r.qk_int8 = stats.qk_int8;
   r.flops = stats.flops;
   r.visible_pairs = stats.visible_pairs;
   r.computed_pairs = stats.computed_pairs;

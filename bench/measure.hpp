@@ -75,7 +75,8 @@ struct AttentionBenchConfig {
   // fp32 | bf16 (q, k, v) | bf16-kv (fp32 q, bf16 k and v): what longattn is given; the
   // baseline runs fp32.
   std::string dtype = "fp32";
-  Bf16Products bf16_products = Bf16Products::native;  // with dtype bf16
+  Bf16Products bf16_products = Bf16Products::native;  // with dtype bf16; with int8 scores, P·V in bf16
+  QkPrecision qk_precision = QkPrecision::inputs;
   std::string baseline = "onednn";  // onednn | none
   int repeats = 3;
   // Time runs of one AttentionPlan made before the timing (a decoding loop's way), alternating
@@ -93,6 +94,7 @@ struct AttentionBenchResult {
   AttentionBenchConfig config;
   Isa isa = Isa::automatic;
   bool bf16_products = false;  // the bf16 pairs multiplied natively (AttentionStats)
+  bool qk_int8 = false;        // q·k ran on int8 (AttentionStats)
   double flops = 0;  // DESIGN.md §4
   std::int64_t visible_pairs = 0;
   std::int64_t computed_pairs = 0;  // one call's

@@ -93,7 +93,8 @@ NB_MODULE(_longattn, m) {
       .def_ro("visible_pairs", &longattn::AttentionStats::visible_pairs)
       .def_ro("scratch_bytes", &longattn::AttentionStats::scratch_bytes)
       .def_prop_ro("isa", [](const longattn::AttentionStats& s) { return longattn::to_string(s.isa); })
-      .def_ro("bf16_products", &longattn::AttentionStats::bf16_products);
+      .def_ro("bf16_products", &longattn::AttentionStats::bf16_products)
+      .def_ro("qk_int8", &longattn::AttentionStats::qk_int8);
 
   m.attr("__version__") = LONGATTN_VERSION_STRING;
   m.def("isa", [] { return longattn::to_string(longattn::resolve_isa()); },

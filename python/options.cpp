@@ -55,6 +55,7 @@ AttentionOptions Options::build() const {
   o.normalizer = parse_normalizer(normalizer);
   o.isa = parse_isa(isa);
   o.bf16_products = parse_bf16_products(bf16_products);
+  o.qk_precision = parse_qk_precision(qk_precision);
   o.threads = threads;
   o.alibi = alibi;
   o.positions = {query_start, key_start};
@@ -113,6 +114,7 @@ void bind_options(nb::module_& m) {
       .def_rw("alibi", &Options::alibi)
       .def_rw("isa", &Options::isa)
       .def_rw("bf16_products", &Options::bf16_products)
+      .def_rw("qk_precision", &Options::qk_precision)
       .def_rw("threads", &Options::threads)
       .def_rw("query_start", &Options::query_start, nb::arg().none())
       .def_rw("key_start", &Options::key_start);

@@ -49,7 +49,7 @@ struct Options {
   std::optional<Input> sinks;                       // float32 [Hq]
   std::int64_t sink_keys = 0;
   std::optional<Input> cu_seqlens_q, cu_seqlens_k;  // int64 [S + 1]
-  std::string normalizer = "softmax", rope = "none", isa = "auto", bf16_products = "native";
+  std::string normalizer = "softmax", rope = "none", isa = "auto", bf16_products = "native", qk_precision = "inputs";
   double rope_base = 10000;
   bool alibi = false;
   int threads = 0;

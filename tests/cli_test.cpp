@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "longattn/error.hpp"
+#include "simd/kernel_table.hpp"
 #include "tools/golden_cases.hpp"
 #include "tools/npy.hpp"
 
@@ -398,6 +399,20 @@ TEST_CASE("longattn bench --mode mha reports the time split and memory as JSON")
   CHECK(j["attention_flops"].get<double>() == doctest::Approx(4.0 * 300 * 301 / 2 * 64));
   CHECK(j["projection_flops"].get<double>() == doctest::Approx(2.0 * 300 * 64 * ((4 + 2 * 2) * 16 + 64)));
   CHECK(j["memory"]["qkv_bytes"].get<double>() == 300.0 * 128 * 4);
+}
+
+TEST_CASE("longattn bench --qk-precision int8 says whether the int8 scores ran") {
+  const Outcome r = run_cli("bench --n 300 --d 32 --heads 2 --baseline none --repeats 1 --qk-precision int8 --json");
+  INFO(r.output);
+  if (!longattn::simd::cpu_has_avx512_vnni()) {
+    CHECK(r.exit_code != 0);
+    CHECK(r.output.find("AVX512-VNNI") != std::string::npos);
+    return;
+  }
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  CHECK(j["qk_precision"] == "int8");
+  CHECK(j["gflops"].get<double>() > 0);
 }
 
 TEST_CASE("longattn bench --mode decode times each cache type against dense decoding") {

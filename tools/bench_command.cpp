@@ -46,6 +46,7 @@ nlohmann::json to_json(const bench::AttentionBenchResult& r) {
       {"dtype", c.dtype},
       {"plan", c.reuse_plan ? "reused" : "per call"},
       {"bf16_products", c.dtype == "bf16" ? nlohmann::json(r.bf16_products ? "native" : "widened") : nlohmann::json(nullptr)},
+      {"qk_precision", r.qk_int8 ? "int8" : "inputs"},
       {"flops", r.flops},
       {"seconds", r.longattn.seconds},
       {"gflops", r.longattn.gflops},
@@ -158,7 +159,8 @@ void print_text(const bench::AttentionBenchResult& r) {
   if (c.sinks) detail += " sinks";
   if (c.sink_keys > 0) detail += " sink_keys=" + std::to_string(c.sink_keys);
   const std::string queries = c.nq > 0 && c.nq != c.n ? " nq=" + std::to_string(c.nq) : "";
-  const std::string products = c.dtype != "bf16" ? "" : r.bf16_products ? " (native bf16 products)" : " (widened to fp32)";
+  const std::string products = (c.dtype != "bf16" ? "" : r.bf16_products ? " (native bf16 products)" : " (widened to fp32)") +
+                               std::string(r.qk_int8 ? ", int8 q·k" : "");
   std::printf("attention %s%s  B=%lld H=%lld Hkv=%lld n=%lld%s D=%lld  threads=%d  isa=%s  %s inputs%s\n",
               c.mode.c_str(), detail.c_str(), (long long)c.batch, (long long)c.heads,
               (long long)(c.kv_heads > 0 ? c.kv_heads : c.heads), (long long)c.n, queries.c_str(), (long long)c.d,
@@ -349,6 +351,11 @@ void add_bench_command(CLI::App& app, Actions actions) {
   cmd->add_option("--bf16-products", *bf16_products,
                   "With --dtype bf16: native (vdpbf16ps where the CPU has it) or widened (fp32 products)")
       ->check(CLI::IsMember({"native", "widened"}));
+  auto qk_precision = std::make_shared<std::string>("inputs");
+  cmd->add_option("--qk-precision", *qk_precision,
+                  "inputs (q·k in the inputs' precision) or int8 (smoothed int8 q·k by AVX512-VNNI, P·V in bf16 "
+                  "unless --bf16-products widened)")
+      ->check(CLI::IsMember({"inputs", "int8"}));
   cmd->add_option("--baseline", config->baseline, "onednn or none")->check(CLI::IsMember({"onednn", "none"}));
   cmd->add_option("--repeats", config->repeats, "Timed runs after a warm-up; the median is reported")->check(CLI::PositiveNumber);
   cmd->add_flag("--reuse-plan", config->reuse_plan,
@@ -398,6 +405,7 @@ void add_bench_command(CLI::App& app, Actions actions) {
     }
     config->isa = parse_isa(*isa);
     config->bf16_products = parse_bf16_products(*bf16_products);
+    config->qk_precision = parse_qk_precision(*qk_precision);
     config->rope.pairing = parse_rope_pairing(*rope);
     config->normalizer = parse_normalizer(*normalizer);
     emit(bench::run_attention_bench(*config), *json, *output);

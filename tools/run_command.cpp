@@ -32,7 +32,7 @@ struct RunArgs {
   std::optional<float> softcap;
   std::string sinks, cu_seqlens_q, cu_seqlens_k;  // files: float32 [Hq], int64 [S + 1] twice
   std::int64_t sink_keys = 0;
-  std::string dtype = "fp32", bf16_products = "native";  // what q, k, v are given to attention() as
+  std::string dtype = "fp32", bf16_products = "native", qk_precision = "inputs";  // what q, k, v are given to attention() as
   // The multi-head layer: x and PyTorch-layout weights instead of q, k, v.
   std::string x, wq, wk, wv, wo, bq, bk, bv, bo, in_proj_weight, in_proj_bias, positions = "none", position_table;
   std::int64_t heads = 0, kv_heads = 0, head_dim = 0;
@@ -247,6 +247,7 @@ void load_call_inputs(const RunArgs& args, AttentionOptions& options, CallInputs
   }
   load_relative_bias(args, options, in.relative);
   if (args.dtype == "bf16") options.bf16_products = parse_bf16_products(args.bf16_products);
+  options.qk_precision = parse_qk_precision(args.qk_precision);
 }
 
 // out (shape: [B, Hq, Nq, Dv] in the inputs' layout) and lse [B, Hq, Nq], both or neither.
@@ -262,7 +263,9 @@ void write_outputs(const RunArgs& args, const std::vector<std::int64_t>& shape, 
   std::fprintf(stderr, "longattn run: %s: [%lld, %lld, %lld, %lld], %.3g GFLOP on %s%s\n", args.out.c_str(),
                (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3], stats.flops * 1e-9,
                to_string(stats.isa).c_str(),
-               args.dtype != "bf16" ? "" : stats.bf16_products ? ", bf16 products" : ", bf16 widened to fp32");
+               (std::string(args.dtype != "bf16" ? "" : stats.bf16_products ? ", bf16 products" : ", bf16 widened to fp32") +
+                (stats.qk_int8 ? ", int8 q·k" : ""))
+                   .c_str());
 }
 
 // Outputs [B, Hq, Nq, Dv] in the inputs' layout: [B, Nq, Hq, Dv] for bnhd.
@@ -383,6 +386,9 @@ void add_run_command(CLI::App& app, Actions actions) {
   cmd->add_option("--bf16-products", args->bf16_products,
                   "With --dtype bf16: native (vdpbf16ps where the CPU has it) or widened (fp32 products)")
       ->check(CLI::IsMember({"native", "widened"}));
+  cmd->add_option("--qk-precision", args->qk_precision,
+                  "inputs, or int8: q·k on smoothed int8 by AVX512-VNNI (README \"int8 scores\")")
+      ->check(CLI::IsMember({"inputs", "int8"}));
   on_parsed(cmd, actions, [args] {
     if (!args->x.empty() && args->dtype != "fp32") throw Error("--dtype: the multi-head layer runs fp32; drop --dtype with --x");
     args->x.empty() ? run_kernel(*args) : run_layer(*args);

@@ -81,7 +81,7 @@ def _numpy_view(x):
 
 def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi, relative_bias, normalizer,
              threads, isa, bf16_products, positions, sigmoid_bias, score_bias=None, block_sparse=None,
-             additive=None, softcap=None, sinks=None, sink_keys=0, cu_seqlens=None):
+             additive=None, softcap=None, sinks=None, sink_keys=0, cu_seqlens=None, qk_precision="inputs"):
     import numpy
 
     o = _longattn.Options()
@@ -117,6 +117,7 @@ def _options(*, causal, window, scale, key_lengths, mask, rope, rope_base, alibi
     o.threads = threads
     o.isa = isa
     o.bf16_products = bf16_products
+    o.qk_precision = qk_precision
     if positions is not None:
         o.query_start, o.key_start = positions
     return o
@@ -126,7 +127,7 @@ _OPTION_DEFAULTS = dict(causal=False, window=None, scale=None, key_lengths=None,
                         score_bias=None, additive=None, softcap=None, sinks=None, sink_keys=0, cu_seqlens=None,
                         rope=None, rope_base=10000.0, alibi=False, relative_bias=None,
                         normalizer="softmax", sigmoid_bias=None, positions=None, threads=0, isa="auto",
-                        bf16_products="native")
+                        bf16_products="native", qk_precision="inputs")
 
 
 def _options_of(who, given):
@@ -140,7 +141,7 @@ def _options_of(who, given):
 def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=None, mask=None, block_sparse=None,
               score_bias=None, additive=None, softcap=None, sinks=None, sink_keys=0, cu_seqlens=None, rope=None, rope_base=10000.0, alibi=False, relative_bias=None, normalizer="softmax",
               sigmoid_bias=None, positions=None, return_lse=False, layout="bhnd", threads=0, isa="auto",
-              bf16_products="native", out=None):
+              bf16_products="native", qk_precision="inputs", out=None):
     """Exact attention: out[b, h, i] = softmax_j(scale * q[b, h, i] . k[b, g, j]) v[b, g, j].
 
     q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv] (layout="bnhd": [B, N, H, D]),
@@ -156,14 +157,16 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, key_lengths=Non
     left edge); cu_seqlens=(cu_q, cu_k) (packed sequences in batch 1, [S + 1] offsets each);
     rope "half" or "interleaved"; alibi; relative_bias [Hq, 2K+1];
     normalizer "softmax", "sigmoid", "relu" or "linear"; positions=(query_start, key_start)
-    for a slice of a longer sequence.
+    for a slice of a longer sequence; qk_precision="int8" computes q·k on smoothed int8
+    (AVX512-VNNI, README "int8 scores").
     """
     q, k, v = (_readable(name, x) for name, x in (("q", q), ("k", k), ("v", v)))
     options = _options(causal=causal, window=window, scale=scale, key_lengths=key_lengths, mask=mask, rope=rope,
                        rope_base=rope_base, alibi=alibi, relative_bias=relative_bias, normalizer=normalizer,
                        threads=threads, isa=isa, bf16_products=bf16_products, positions=positions,
                        sigmoid_bias=sigmoid_bias, score_bias=score_bias, block_sparse=block_sparse,
-                       additive=additive, softcap=softcap, sinks=sinks, sink_keys=sink_keys, cu_seqlens=cu_seqlens)
+                       additive=additive, softcap=softcap, sinks=sinks, sink_keys=sink_keys, cu_seqlens=cu_seqlens,
+                       qk_precision=qk_precision)
     qv, kv, vv = (_logical(x, layout) for x in (q, k, v))
     (qv, bits_q), (kv, bits_k), (vv, bits_v) = _bf16_bits(qv), _bf16_bits(kv), _bf16_bits(vv)
     B, Hq, Nq = qv.shape[0], qv.shape[1], qv.shape[2]

@@ -31,6 +31,7 @@ class Options:
     alibi: bool
     isa: str
     bf16_products: str
+    qk_precision: str
     threads: int
     query_start: Optional[int]
     key_start: int
@@ -42,6 +43,7 @@ class AttentionStats:
     scratch_bytes: int
     isa: str
     bf16_products: bool
+    qk_int8: bool
 
 def attention(q: Any, k: Any, v: Any, out: Any, lse: Optional[Any], options: Options, bf16_bits: bool) -> AttentionStats: ...
 

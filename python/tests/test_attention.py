@@ -59,6 +59,18 @@ def test_bfloat16_from_ml_dtypes():
     assert np.abs(out - expected).max() < 1e-5 * max(1.0, np.abs(expected).max()) + 1e-6
 
 
+def test_int8_scores_where_the_cpu_has_vnni():
+    q, k, v = random(1, 2, 300, 64, seed=1), random(1, 2, 300, 64, seed=2), random(1, 2, 300, 64, seed=3)
+    try:
+        out = longattn.attention(q, k, v, causal=True, qk_precision="int8")
+    except longattn.Error as e:
+        assert "AVX512-VNNI" in str(e)
+        return
+    expected = reference(q, k, v, causal=True)
+    cosine = (out * expected).sum() / np.sqrt((out * out).sum() * (expected * expected).sum())
+    assert cosine >= 0.9995 and np.abs(out - expected).max() < 2e-2 * np.abs(expected).max() + 1e-2
+
+
 def test_a_plan_runs_many_times():
     plan = longattn.AttentionPlan(batch=1, q_heads=4, kv_heads=2, nq=1, nk=300, d=64, causal=True)
     for seed in range(3):
