@@ -34,6 +34,7 @@ struct CacheUnderTest {
   KvCache cache;
   std::vector<SequenceId> ids;
   std::vector<double> seconds;
+  bool qk_int8 = false;
 };
 
 // `batch` sequences of `context` tokens, appended a chunk at a time from one random chunk.
@@ -81,7 +82,7 @@ DecodeContextResult run_context(const DecodeBenchConfig& config, std::int64_t co
     if (round % 2 == 0) time_dense(round);  // first in every other round: no step always follows another
     for (std::size_t i = 0; i < caches.size(); ++i) {
       CacheUnderTest& t = caches[round % 2 == 0 ? i : caches.size() - 1 - i];
-      const double s = seconds_of([&] { cached_attention(t.cache, 0, t.ids, q_view, out_view, options); });
+      const double s = seconds_of([&] { t.qk_int8 = cached_attention(t.cache, 0, t.ids, q_view, out_view, options).qk_int8; });
       if (round > 0) t.seconds.push_back(s);
     }
     if (round % 2 == 1) time_dense(round);
@@ -92,6 +93,7 @@ DecodeContextResult run_context(const DecodeBenchConfig& config, std::int64_t co
     DecodeCacheResult r;
     r.type = t.cache.config().type;
     r.seconds = median(t.seconds);
+    r.qk_int8 = t.qk_int8;
     r.tokens_per_second = static_cast<double>(S) / r.seconds;
     r.bytes_read = S * bytes_read(t.cache.config(), context);
     r.gbps = static_cast<double>(r.bytes_read) / r.seconds * 1e-9;
@@ -109,7 +111,7 @@ DecodeContextResult run_context(const DecodeBenchConfig& config, std::int64_t co
 DecodeBenchResult run_decode_bench(const DecodeBenchConfig& config) {
   DecodeBenchResult result{config, resolve_isa(config.isa), read_gbps(config.threads, std::int64_t{1} << 30, 5), {}};
   AttentionOptions options;
-  options.isa = config.isa, options.threads = config.threads;
+  options.isa = config.isa, options.threads = config.threads, options.qk_precision = config.qk_precision;
   std::mt19937 rng(1);
   const std::vector<float> chunk = random_values(config.kv_heads * kChunk * config.d, rng);
   const std::vector<float> q = random_values(config.batch * config.heads * config.d, rng);

@@ -20,6 +20,7 @@ struct DecodeBenchConfig {
   int threads = 1;
   int repeats = 20;
   Isa isa = Isa::automatic;
+  QkPrecision qk_precision = QkPrecision::inputs;  // int8: int8 queries against an int8 cache's keys
 };
 
 struct DecodeCacheResult {
@@ -30,6 +31,7 @@ struct DecodeCacheResult {
   double gbps = 0;               // bytes_read / seconds
   std::int64_t bytes_per_token = 0;  // of one layer's cache
   double append_microseconds = 0;    // one token appended to one sequence (median)
+  bool qk_int8 = false;              // q·k ran on int8 (AttentionStats)
 };
 
 struct DecodeContextResult {

@@ -16,6 +16,7 @@ namespace longattn::engine {
 // Per-thread scratch: O(Br·Bc + Br·(D + Dv)) floats, never O(n²).
 struct BlockScratch {
   AlignedBuffer q;       // [Br][D] queries copied, rotated, projected ([Br][Da]) or quantized, unless read in place
+  AlignedBuffer quantized_q;  // decoding with int8 scores: the query rows quantized for an int8 cache's keys
   AlignedBuffer scores;  // [Br][Bc], scores then probabilities
   AlignedBuffer acc;     // [Br][Dv padded], unnormalized output
   AlignedBuffer rows;    // six per-row vectors of Br floats, see RowState
@@ -31,6 +32,7 @@ struct BlockScratch {
 
   explicit BlockScratch(const FlashPlan& plan)
       : q(plan.block_rows * plan.query_row_floats()),
+        quantized_q(plan.int8_rows != nullptr ? plan.block_rows * ((plan.shape.d + 3) / 4 + simd::kInt8QueryTail) : 0),
         scores(plan.block_rows * plan.max_tile_keys()),
         acc(plan.block_rows * plan.dv_padded),
         rows(6 * plan.block_rows),
@@ -41,7 +43,7 @@ struct BlockScratch {
     const auto held = [](const auto& list) {
       return static_cast<std::int64_t>(list.capacity() * sizeof(list[0]));
     };
-    return q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes() +
+    return q.bytes() + quantized_q.bytes() + scores.bytes() + acc.bytes() + rows.bytes() + diagonals.bytes() + band.bytes() +
            sinks.bytes() + held(bounds) + held(key_ranges) + held(tiles) + held(carry);
   }
 };

@@ -7,6 +7,7 @@
 
 #include "engine/flash_inputs.hpp"
 #include "engine/flash_schedules.hpp"
+#include "engine/key_pages.hpp"
 
 namespace longattn::engine {
 namespace {
@@ -55,7 +56,9 @@ AttentionStats run_flash_attention(const FlashPlan& plan, const HeadsView<const 
       case ScheduleKind::bands: run_bands(in, schedule, work); break;
       case ScheduleKind::chunks: run_chunks(in, schedule, work); break;
     }
-    return stats_of(plan, work, in.pairs != nullptr, in.quads != nullptr);
+    // Decoding reads int8 scores' queries against an int8 cache's rows alone.
+    const bool int8_rows = plan.int8_rows != nullptr && pages != nullptr && pages->type == CacheType::int8;
+    return stats_of(plan, work, in.pairs != nullptr, in.quads != nullptr || int8_rows);
   });
 }
 

@@ -168,7 +168,7 @@ struct FlashInputs {
     if (quads != nullptr) {  // the fp32 rows staged past the quantized ones
       const float* rows_f = fp32_query_rows(buffer + rows * query_units, q_head, i0, rows);
       const std::int64_t head = b * plan.shape.kv_heads + h / plan.shape.group();
-      quantize_query_rows(plan, rows_f, rows, key_means.data() + head * plan.shape.d, buffer);
+      quantize_query_rows(*quads, plan, rows_f, rows, key_means.data() + head * plan.shape.d, buffer);
       return buffer;
     }
     return fp32_query_rows(buffer, q_head, i0, rows);

@@ -46,15 +46,13 @@ std::vector<float> sinks_in(std::span<const float> sinks, float unit) {
 }
 
 // The int8 scores options ask for, or null; an Error where the kernels have none.
-const simd::Int8DotKernels* int8_kernels(const simd::KernelTable& kernels, const AttentionShape& shape,
-                                         const AttentionOptions& options) {
+const simd::Int8DotKernels* int8_kernels(const simd::KernelTable& kernels, const AttentionOptions& options) {
   if (options.qk_precision != QkPrecision::int8) return nullptr;
   if (kernels.int8_dot == nullptr) {
     throw Error(std::string("qk_precision: int8 scores need AVX512-VNNI (vpdpbusd), ") +
                 (kernels.isa == Isa::avx512 ? "which this CPU does not have"
                                             : "which the " + std::string(kernels.name) + " path does not use"));
   }
-  if (queries_fit_one_block(shape, kBlockRows)) return nullptr;
   const bool bf16_pv = options.bf16_products == Bf16Products::native && kernels.int8_dot_bf16 != nullptr;
   return bf16_pv ? kernels.int8_dot_bf16 : kernels.int8_dot;
 }
@@ -67,8 +65,10 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   const bool softmax = options.normalizer == Normalizer::softmax;
   const float log2e = std::numbers::log2e_v<float>;
   const float score_unit = softmax ? log2e : 1.0f;  // softmax runs on exp2
+  const bool decoding = queries_fit_one_block(shape, kBlockRows);
   const bool bf16_dot = options.bf16_products == Bf16Products::native && kernels.bf16_dot != nullptr &&
-                        !options.additive.enabled() && !queries_fit_one_block(shape, kBlockRows);
+                        !options.additive.enabled() && !decoding;
+  const simd::Int8DotKernels* int8 = int8_kernels(kernels, options);
   VisibilityPlan visibility(shape, options, kBlockRows, kernels.panel_width);
   const std::int64_t query_offset = options.positions.query_offset(shape.nq, shape.nk);
   const std::int64_t widest = widest_keys(visibility, shape, kBlockRows);
@@ -91,7 +91,8 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
       .sinks = sinks_in(options.sinks, score_unit),
       .kernels = &kernels,
       .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,
-      .int8_dot = int8_kernels(kernels, shape, options),
+      .int8_dot = decoding ? nullptr : int8,
+      .int8_rows = decoding ? int8 : nullptr,
       .block_rows = kBlockRows,
       .block_keys = kBlockKeys,
       .widest_keys = widest,

@@ -46,6 +46,9 @@ struct FlashPlan {
   // packs keys (a few queries per kv head read them in place, as inputs). P·V in bf16 pairs
   // where they store probabilities in bf16.
   const simd::Int8DotKernels* int8_dot;
+  // The same where queries are few per kv head (decoding): q·k against an int8 cache's rows
+  // read in place then runs on int8 queries (Int8DotKernels::qk_rows); null otherwise.
+  const simd::Int8DotKernels* int8_rows;
   std::int64_t block_rows;  // Br: query rows per work unit
   std::int64_t block_keys;  // Bc: keys per tile, a multiple of the panel width
   std::int64_t widest_keys;  // keys one query block sees at most (what the schedule packs for)

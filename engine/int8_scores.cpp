@@ -88,12 +88,13 @@ void pack_int8_key_panels(const FlashPlan& plan, const HeadsView<const KV>& k, s
   }
 }
 
-void quantize_query_rows(const FlashPlan& plan, const float* q, std::int64_t rows, const float* mean, float* out) {
+void quantize_query_rows(const simd::Int8DotKernels& kernels, const FlashPlan& plan, const float* q,
+                         std::int64_t rows, const float* mean, float* out) {
   const std::int64_t D = plan.shape.d, quads = (D + 3) / 4, units = int8_query_units(D);
   auto* bytes = reinterpret_cast<std::int8_t*>(out);
   std::vector<float> scales(static_cast<std::size_t>(rows)), offsets(static_cast<std::size_t>(rows));
-  plan.int8_dot->quantize_rows(q, D, rows, D, nullptr, 0, bytes, units * 4, scales.data());
-  plan.kernels->rows.qk_rows(q, rows, D, D, mean, D, 1, plan.key_scale, offsets.data(), 1);
+  kernels.quantize_rows(q, D, rows, D, nullptr, 0, bytes, units * 4, scales.data());
+  if (mean != nullptr) plan.kernels->rows.qk_rows(q, rows, D, D, mean, D, 1, plan.key_scale, offsets.data(), 1);
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int8_t* values = bytes + r * units * 4;
     std::int32_t sum = 0;

@@ -35,9 +35,10 @@ void pack_int8_key_panels(const FlashPlan& plan, const HeadsView<const KV>& k, s
                           const float* mean, float* panels, PanelStores stores);
 
 // Quantizes `rows` fp32 query rows (D floats apart, the positions and rotation already
-// applied) into rows of int8_query_units(D) units at `out`, with each row's score offset:
-// plan.key_scale · q · mean, in the kernel's score units.
-void quantize_query_rows(const FlashPlan& plan, const float* q, std::int64_t rows, const float* mean, float* out);
+// applied) by `kernels` into rows of int8_query_units(D) units at `out`, with each row's
+// score offset: plan.key_scale · q · mean in the kernel's score units (0 without a mean).
+void quantize_query_rows(const simd::Int8DotKernels& kernels, const FlashPlan& plan, const float* q,
+                         std::int64_t rows, const float* mean, float* out);
 
 // What a quantized query row's scores lost to smoothing: add it to the row's max.
 inline float int8_score_offset(const float* row, std::int64_t d) { return row[(d + 3) / 4 + 2]; }

@@ -207,7 +207,7 @@ class QueryBlocks {
         kern.elementwise.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
       }
     } else if (keys.rows_in_place()) {
-      scores_in_place(q, t.n, keys, t.j0, t.width, s);
+      scores_in_place(scratch, q, t.n, keys, t.j0, t.width, s);
       if (diagonals != nullptr) {
         kern.elementwise.add_diagonal_bias(s, t.n, ldS(), t.width, diagonals, tile_max);
       } else if (!t.masked) {
@@ -391,12 +391,19 @@ class QueryBlocks {
     }
   }
 
-  // Scores of n query rows against keys [j0, j0 + width) read where they lie (qk_rows). Keys
+  // Scores of n query rows against keys [j0, j0 + width) read where they lie (qk_rows; on an
+  // int8 cache's rows with int8 scores, the queries quantized into the scratch first). Keys
   // past Nk have no row to read: their scores are -inf (the tile is masked there).
-  void scores_in_place(const float* q, std::int64_t n, const KeyChunk<KV>& keys, std::int64_t j0, std::int64_t width,
-                       float* s) const {
+  void scores_in_place(BlockScratch& scratch, const float* q, std::int64_t n, const KeyChunk<KV>& keys,
+                       std::int64_t j0, std::int64_t width, float* s) const {
     const std::int64_t valid = std::min(width, in_.plan.shape.nk - j0), first = j0 - keys.begin;
-    if (keys.quantized_rows()) {
+    if (keys.quantized_rows() && in_.plan.int8_rows != nullptr) {
+      float* rows = scratch.quantized_q.data();
+      quantize_query_rows(*in_.plan.int8_rows, in_.plan, q, n, nullptr, rows);
+      in_.plan.int8_rows->qk_rows(reinterpret_cast<const std::int8_t*>(rows), n, in_.plan.shape.d,
+                                  keys.quantized.keys + first * keys.key_row_stride, keys.key_row_stride,
+                                  keys.quantized.key_scales + first, valid, s, ldS());
+    } else if (keys.quantized_rows()) {
       qk_rows(*in_.plan.kernels, q, n, in_.query_units, in_.plan.score_depth,
               keys.quantized.keys + first * keys.key_row_stride, keys.quantized.key_scales + first,
               keys.key_row_stride, valid, in_.plan.key_scale, s, ldS());

@@ -13,6 +13,7 @@
 
 #include "simd/gemm_block-inl.hpp"
 #include "simd/packing_kernels-inl.hpp"
+#include "simd/row_kernels-inl.hpp"
 #include "simd/tile_kernels-inl.hpp"
 
 namespace longattn::simd::LONGATTN_SIMD_TARGET {
@@ -107,6 +108,87 @@ void pack_int8_key_panel(const float* keys, std::int64_t stride, std::int64_t co
   for (int v = 0; v < NV; ++v) V::load(key_scales + v * V::lanes).store(units + quads * P + v * V::lanes);
 }
 
+// Keys whose R · K (at most 16) dot products one sum_lanes finishes in qk_rows_quantized;
+// rows are stored 4 apart, a missing row's lanes zero.
+inline constexpr int kQuantizedRowKeys = 4;
+
+// A quantized query row's start (-128 · Σ q) in lane 0 alone: sum_lanes adds every lane.
+inline __m512i quantized_row_start(const std::int8_t* row, std::int64_t d) {
+  std::int32_t start;
+  std::memcpy(&start, row + 4 * ((d + 3) / 4), sizeof(start));
+  return _mm512_maskz_set1_epi32(1, start);
+}
+
+// The dot products of keys [c, c + n) (n <= kQuantizedRowKeys) against R int8 query rows, as
+// fp32 lanes totals[k · 4 + r] to sum: per 64 features a vpdpbusd per row and key, the keys
+// read unsigned (xor 0x80 adds 128 in registers), each sum started at its row's start.
+template <class V, int R>
+[[gnu::always_inline]] inline void quantized_dot_lanes(const std::int8_t* q, std::int64_t ldq, std::int64_t d,
+                                                       const std::int8_t* keys, std::int64_t ldk, int n, V* totals) {
+  constexpr int K = kQuantizedRowKeys;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const std::int64_t chunks = (d + 63) / 64;
+  const __mmask64 tail = d % 64 == 0 ? ~__mmask64{0} : (__mmask64{1} << (d % 64)) - 1;
+  auto load = [&](const std::int8_t* p, std::int64_t chunk) {  // zeros past d
+    return _mm512_maskz_loadu_epi8(chunk + 1 < chunks ? ~__mmask64{0} : tail, p + 64 * chunk);
+  };
+  __m512i acc[K][R];
+  LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+    const __m512i start = quantized_row_start(q + r * ldq, d);
+    LONGATTN_UNROLL_ROWS for (int k = 0; k < K; ++k) acc[k][r] = start;
+  }
+  for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+    __m512i x[K];
+    LONGATTN_UNROLL_ROWS for (int k = 0; k < K; ++k) {
+      x[k] = k < n ? _mm512_xor_si512(load(keys + k * ldk, chunk), flip) : flip;
+    }
+    LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
+      const __m512i a = load(q + r * ldq, chunk);
+      LONGATTN_UNROLL_ROWS for (int k = 0; k < K; ++k) acc[k][r] = dot_u8_s8(acc[k][r], x[k], a);
+    }
+  }
+  LONGATTN_UNROLL_ROWS for (int k = 0; k < K; ++k) {
+    LONGATTN_UNROLL_ROWS for (int r = 0; r < 4; ++r) {
+      totals[k * 4 + r] = r < R ? V{typename V::batch(_mm512_cvtepi32_ps(acc[k][r]))} : V::zero();
+    }
+  }
+}
+
+template <class V, int R>
+void qk_rows_quantized_pass(const std::int8_t* q, std::int64_t ldq, std::int64_t d, const std::int8_t* keys,
+                            std::int64_t ldk, const float* key_scales, std::int64_t count, float* s, std::int64_t lds) {
+  constexpr int K = kQuantizedRowKeys;
+  const std::int64_t ahead = rows_ahead<V>(d);
+  float factors[R];
+  for (int r = 0; r < R; ++r) std::memcpy(&factors[r], q + r * ldq + 4 * ((d + 3) / 4 + 1), sizeof(float));
+  for (std::int64_t c = 0; c < count; c += K) {
+    const int n = static_cast<int>(std::min<std::int64_t>(K, count - c));
+    for (int k = 0; k < n; ++k) prefetch_row<V>(keys + (c + k + ahead) * ldk, d);
+    V totals[16];
+    quantized_dot_lanes<V, R>(q, ldq, d, keys + c * ldk, ldk, n, totals);
+    alignas(64) float dots[16];
+    V::sum_lanes(totals).store(dots);
+    for (int k = 0; k < n; ++k) {
+      for (int r = 0; r < R; ++r) s[r * lds + c + k] = dots[k * 4 + r] * factors[r] * key_scales[c + k];
+    }
+  }
+}
+
+template <class V>
+void qk_rows_quantized(const std::int8_t* q, std::int64_t rows, std::int64_t d, const std::int8_t* keys,
+                       std::int64_t ldk, const float* key_scales, std::int64_t count, float* s, std::int64_t lds) {
+  const std::int64_t ldq = 4 * ((d + 3) / 4 + kInt8QueryTail);
+  for (std::int64_t r0 = 0; r0 < rows; r0 += 4) {
+    const std::int8_t* q0 = q + r0 * ldq;
+    float* s0 = s + r0 * lds;
+    switch (std::min<std::int64_t>(4, rows - r0)) {
+      case 1: qk_rows_quantized_pass<V, 1>(q0, ldq, d, keys, ldk, key_scales, count, s0, lds); break;
+      case 2: qk_rows_quantized_pass<V, 2>(q0, ldq, d, keys, ldk, key_scales, count, s0, lds); break;
+      case 3: qk_rows_quantized_pass<V, 3>(q0, ldq, d, keys, ldk, key_scales, count, s0, lds); break;
+      default: qk_rows_quantized_pass<V, 4>(q0, ldq, d, keys, ldk, key_scales, count, s0, lds); break;
+    }
+  }
+}
 
 template <class V, int R, int NV>
 Int8DotKernels make_int8_dot_kernels() {
@@ -116,6 +198,7 @@ Int8DotKernels make_int8_dot_kernels() {
       .qk_probabilities = &qk_probabilities_int8<V, R, NV>,
       .quantize_rows = &quantize_rows<V>,
       .pack_key_panel = &pack_int8_key_panel<V, NV>,
+      .qk_rows = &qk_rows_quantized<V>,
 #if defined(__AVX512BF16__)
       .pack_value_pairs = &pack_value_pairs<V, float>,
 #else

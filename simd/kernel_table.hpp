@@ -222,6 +222,13 @@ struct Int8DotKernels {
   void (*pack_key_panel)(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
                          const float* mean, std::uint8_t* panel, bool streamed);
 
+  // The decoding kernels' q·k on an int8 cache's key rows (RowKernels::qk_rows_int8) with
+  // query rows laid out as above: s[r][c] = the row's factor · key_scales[c] · the int32 sum
+  // of q[r] · key c for r < rows, c < count; key rows of d int8 (signed, read + 128 in
+  // registers), ldk apart.
+  void (*qk_rows)(const std::int8_t* q, std::int64_t rows, std::int64_t d, const std::int8_t* keys,
+                  std::int64_t ldk, const float* key_scales, std::int64_t count, float* s, std::int64_t lds);
+
   // With probabilities_in_bf16: Bf16DotKernels::pack_value_pairs from fp32 rows, each value
   // rounded to bf16 (nearest even). Null otherwise.
   void (*pack_value_pairs)(const float* v, std::int64_t stride, std::int64_t count, std::int64_t dv,

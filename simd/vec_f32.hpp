@@ -66,6 +66,16 @@ inline constexpr float kExp2Overflow = 128.0f;
 
 struct ScalarArch {};
 
+#if defined(__AVX512VNNI__)
+// acc + Σ_t a_t · b_t in int32 lane i over its 4 bytes t, a's read unsigned and b's signed
+// (vpdpbusd). In assembly: GCC 12 routes each intrinsic's accumulator through one scratch
+// register with two moves (bench/TUNING.md "int8 scores").
+inline __m512i dot_u8_s8(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+#endif
+
 template <class Arch>
 struct VecF32 {
   using batch = xsimd::batch<float, Arch>;
@@ -221,14 +231,11 @@ struct VecF32 {
 #endif
 #if defined(__AVX512VNNI__)
   // acc + Σ_t a_t · b_t in lane i over its 4 bytes t, a's read unsigned and b's signed, summed
-  // in int32 (vpdpbusd): acc and the result hold int32 bit patterns, not floats.
-  // In assembly: GCC 12 routes each intrinsic's accumulator through one scratch register
-  // with two moves (bench/TUNING.md "int8 scores").
+  // in int32 (vpdpbusd, dot_u8_s8): acc and the result hold int32 bit patterns, not floats.
   friend VecF32 dot_u8_s8_quads(VecF32 acc, VecF32 a, VecF32 b) {
     static_assert(lanes == 16);
-    __m512 sum = acc.v;
-    asm("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(__m512(a.v)), "v"(__m512(b.v)));
-    return {batch(sum)};
+    return {batch(_mm512_castsi512_ps(dot_u8_s8(_mm512_castps_si512(acc.v), _mm512_castps_si512(a.v),
+                                                  _mm512_castps_si512(b.v))))};
   }
   // The int32 each lane's bits hold, as fp32 (exact under 2^24 in magnitude).
   friend VecF32 int32_bits_to_float(VecF32 x) { return {batch(_mm512_cvtepi32_ps(_mm512_castps_si512(x.v)))}; }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <utility>
@@ -97,6 +98,52 @@ TEST_CASE("int8 scores: NaN reaches the rows that see it and no other") {
       .poison('k', 0, 0, 701, 0, kNaN)
       .poison('v', 0, 0, 800, 0, kNaN)
       .check();
+}
+
+TEST_CASE("int8 decoding kernel: exact int32 sums of int8 query rows against int8 key rows") {
+  if (!cpu_has_int8_scores()) return;
+  namespace simd = longattn::simd;
+  const simd::Int8DotKernels& kernels = *simd::kernels_for(longattn::Isa::avx512).int8_dot;
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> value(-127, 127);
+  const float key_scales[] = {0.5f, 1.0f, 2.0f, 0.25f};
+  for (std::int64_t d : {1, 3, 4, 63, 64, 65, 128, 130, 256}) {
+    for (std::int64_t rows = 1; rows <= 6; ++rows) {
+      for (std::int64_t count : {1, 3, 4, 5, 37}) {
+        CAPTURE(d);
+        CAPTURE(rows);
+        CAPTURE(count);
+        // Query rows as the kernels lay them out: int8 values, zeros to 4 · quads, then the
+        // start (-128 · Σ q), the factor and the score offset.
+        const std::int64_t quads = (d + 3) / 4, units = quads + simd::kInt8QueryTail, ldk = d + 3;
+        std::vector<float> q_rows(static_cast<std::size_t>(rows * units), 0.0f);
+        std::vector<std::int8_t> keys(static_cast<std::size_t>(count * ldk));
+        for (auto& x : keys) x = static_cast<std::int8_t>(value(rng));
+        std::vector<float> scales(static_cast<std::size_t>(count)), s(static_cast<std::size_t>(rows * 40), NAN);
+        for (std::int64_t c = 0; c < count; ++c) scales[c] = key_scales[c % 4];
+        for (std::int64_t r = 0; r < rows; ++r) {
+          auto* bytes = reinterpret_cast<std::int8_t*>(q_rows.data() + r * units);
+          std::int32_t sum = 0;
+          for (std::int64_t f = 0; f < d; ++f) sum += bytes[f] = static_cast<std::int8_t>(value(rng));
+          const std::int32_t start = -128 * sum;
+          std::memcpy(bytes + 4 * quads, &start, sizeof(start));
+          q_rows[r * units + quads + 1] = 1.0f;
+        }
+        kernels.qk_rows(reinterpret_cast<const std::int8_t*>(q_rows.data()), rows, d, keys.data(), ldk, scales.data(),
+                        count, s.data(), 40);
+        bool exact = true;
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const auto* q = reinterpret_cast<const std::int8_t*>(q_rows.data() + r * units);
+          for (std::int64_t c = 0; c < count; ++c) {
+            std::int64_t dot = 0;
+            for (std::int64_t f = 0; f < d; ++f) dot += std::int64_t{q[f]} * keys[c * ldk + f];
+            exact &= s[r * 40 + c] == static_cast<float>(dot) * scales[c];
+          }
+        }
+        CHECK(exact);
+      }
+    }
+  }
 }
 
 TEST_CASE("golden attention cases with int8 scores, within the int8 tolerance") {

@@ -13,6 +13,7 @@
 
 #include "check/attention_case.hpp"
 #include "longattn/longattn.hpp"
+#include "simd/kernel_table.hpp"
 
 namespace {
 
@@ -276,20 +277,60 @@ TEST_CASE("int8 cache: within its bound of the fp32 keys, on random and on outli
     const SequenceId id = cache.add_sequence();
     cache.append(id, 0, bhnd<const float>(k.data(), 1, H, n, d), bhnd<const float>(v.data(), 1, H, n, d));
     const std::vector<float> q = random_values(Hq * d, rng, 2.0f);
-    std::vector<float> paged(Hq * d), exact(Hq * d);
+    std::vector<float> exact(Hq * d);
     const std::vector<SequenceId> ids{id};
-    cached_attention(cache, 0, ids, bhnd(q.data(), 1, Hq, 1, d), bhnd(paged.data(), 1, Hq, 1, d));
     attention(bhnd(q.data(), 1, Hq, 1, d), bhnd<const float>(k.data(), 1, H, n, d), bhnd<const float>(v.data(), 1, H, n, d),
               bhnd(exact.data(), 1, Hq, 1, d));
-    float most = 0, error = 0;
-    for (std::size_t i = 0; i < exact.size(); ++i) {
-      most = std::max(most, std::fabs(exact[i]));
-      error = std::max(error, std::fabs(paged[i] - exact[i]));
+    // With int8 scores the queries are quantized too (where the CPU has VNNI).
+    for (QkPrecision precision : {QkPrecision::inputs, QkPrecision::int8}) {
+      if (precision == QkPrecision::int8 && !simd::cpu_has_avx512_vnni()) continue;
+      CAPTURE(to_string(precision));
+      AttentionOptions options;
+      options.qk_precision = precision;
+      std::vector<float> paged(Hq * d);
+      cached_attention(cache, 0, ids, bhnd(q.data(), 1, Hq, 1, d), bhnd(paged.data(), 1, Hq, 1, d), options);
+      float most = 0, error = 0;
+      for (std::size_t i = 0; i < exact.size(); ++i) {
+        most = std::max(most, std::fabs(exact[i]));
+        error = std::max(error, std::fabs(paged[i] - exact[i]));
+      }
+      MESSAGE("int8 cache, q·k " << to_string(precision) << ": max error / max |out| = " << error / most);
+      // README "KV cache": the stated bounds. A per-token scale spans a token's outlier
+      // channels, so its other channels keep fewer levels.
+      CHECK(error <= (outliers ? 1e-1f : 1e-2f) * most);
     }
-    MESSAGE("int8 max error / max |out| = " << error / most);
-    // README "KV cache": the stated bounds. A per-token scale spans a token's outlier
-    // channels, so its other channels keep fewer levels.
-    CHECK(error <= (outliers ? 1e-1f : 1e-2f) * most);
+  }
+}
+
+TEST_CASE("int8 cache with int8 scores: int8 queries against its keys, within their bound, any thread count") {
+  if (!simd::cpu_has_avx512_vnni()) return;
+  std::mt19937 rng(5);
+  for (std::int64_t d : {1, 5, 64, 100, 128, 200}) {
+    for (std::int64_t q_heads : {2, 4, 8, 10}) {  // 1, 2, 4 and 5 query rows per kv head
+      CAPTURE(d);
+      CAPTURE(q_heads);
+      const FilledCache filled(cache_config(2, d, 64, CacheType::int8), {300 + static_cast<std::int64_t>(rng() % 900), 7},
+                               rng);
+      const std::vector<float> q = random_values(2 * q_heads * d, rng);
+      AttentionOptions options;
+      options.isa = Isa::avx512, options.qk_precision = QkPrecision::int8;
+      const Outputs dense = dense_attention(filled.cache, filled.ids, q, q_heads, 1, {});
+      std::vector<Outputs> runs;
+      for (int threads : {1, 2}) {
+        options.threads = threads;
+        Outputs o{std::vector<float>(dense.out.size()), std::vector<float>(dense.lse.size())};
+        const AttentionStats stats =
+            cached_attention(filled.cache, 0, filled.ids, bhnd(q.data(), 2, q_heads, 1, d), bhnd(o.out.data(), 2, q_heads, 1, d),
+                             options, bhn(o.lse.data(), 2, q_heads, 1));
+        CHECK(stats.qk_int8);
+        // README "int8 scores": bf16's tolerance on out, the scores' rounding on lse.
+        CHECK(relative_gap(o.out, dense.out) < 2e-2);
+        CHECK(relative_gap(o.lse, dense.lse) < 2e-2);
+        runs.push_back(std::move(o));
+      }
+      CHECK(same_bits(runs[0].out, runs[1].out));
+      CHECK(same_bits(runs[0].lse, runs[1].lse));
+    }
   }
 }
 

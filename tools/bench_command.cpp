@@ -200,7 +200,8 @@ nlohmann::json to_json(const bench::DecodeBenchResult& r) {
                         {"tokens_per_second", cache.tokens_per_second}, {"bytes_read", cache.bytes_read},
                         {"gbps", cache.gbps}, {"of_read_rate", cache.gbps / r.read_gbps},
                         {"over_dense", context.dense_seconds / cache.seconds},
-                        {"bytes_per_token", cache.bytes_per_token}, {"append_microseconds", cache.append_microseconds}});
+                        {"bytes_per_token", cache.bytes_per_token}, {"append_microseconds", cache.append_microseconds},
+                        {"qk_precision", cache.qk_int8 ? "int8" : "inputs"}});
     }
     contexts.push_back({{"context", context.context}, {"dense_fp32_seconds", context.dense_seconds},
                         {"dense_fp32_tokens_per_second", c.batch / context.dense_seconds}, {"caches", caches}});
@@ -221,10 +222,10 @@ void print_text(const bench::DecodeBenchResult& r) {
                 context.dense_seconds * 1e3, c.batch / context.dense_seconds);
     for (const auto& cache : context.caches) {
       std::printf("    %-4s cache  %8.3f ms  %8.0f tokens/s  %5.2fx dense  %6.1f GB/s (%3.0f %% of read)  "
-                  "%lld B/token  append %.1f us\n",
+                  "%lld B/token  append %.1f us%s\n",
                   to_string(cache.type).c_str(), cache.seconds * 1e3, cache.tokens_per_second,
                   context.dense_seconds / cache.seconds, cache.gbps, 100.0 * cache.gbps / r.read_gbps,
-                  (long long)cache.bytes_per_token, cache.append_microseconds);
+                  (long long)cache.bytes_per_token, cache.append_microseconds, cache.qk_int8 ? "  int8 q·k" : "");
     }
   }
 }
@@ -262,7 +263,7 @@ bench::DecodeBenchConfig decode_config(const bench::AttentionBenchConfig& shared
   if (decode.caches.empty()) decode.caches.push_back(CacheType::fp32);
   decode.batch = shared.batch, decode.heads = shared.heads, decode.d = shared.d;
   decode.kv_heads = shared.kv_heads > 0 ? shared.kv_heads : shared.heads;
-  decode.threads = shared.threads, decode.isa = isa;
+  decode.threads = shared.threads, decode.isa = isa, decode.qk_precision = shared.qk_precision;
   if (shared.repeats != 3) decode.repeats = shared.repeats;  // a decoding step is short: 20 unless asked
   return decode;
 }
@@ -394,6 +395,7 @@ void add_bench_command(CLI::App& app, Actions actions) {
       return;
     }
     if (config->mode == "decode") {
+      config->qk_precision = parse_qk_precision(*qk_precision);
       emit(bench::run_decode_bench(decode_config(*config, *decode, *caches, parse_isa(*isa))), *json, *output);
       return;
     }

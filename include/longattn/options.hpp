@@ -42,7 +42,9 @@ LONGATTN_API Bf16Products parse_bf16_products(const std::string& name);  // thro
 //         (vdpbf16ps) where the CPU has AVX512-BF16 and bf16_products is native, in fp32
 //         otherwise. About 2e-2 relative error (README "int8 scores"); an Error where the
 //         CPU or the isa path has no VNNI, and with soft-capping, additive scores or another
-//         normalizer. A few queries per kv head (decoding) read keys in place, as inputs.
+//         normalizer. A few queries per kv head (decoding) read keys in place: against an
+//         int8 KvCache's rows (cached_attention) their queries are quantized per row and q·k
+//         summed by vpdpbusd too; against other keys, as inputs.
 enum class QkPrecision { inputs, int8 };
 
 LONGATTN_API std::string to_string(QkPrecision precision);
