@@ -11,7 +11,9 @@ ml_dtypes' bfloat16). Each shape is timed in each (T threads, medians of --repea
 a warm-up), one after another. Decoding shapes (--decode-n) are one query per head against n
 keys, all visible. With --kv-heads G < H the query heads share G key-value heads
 (grouped-query attention; PyTorch's enable_gqa, ONNX Runtime's MultiHeadAttention has none and
-is skipped). Before timing, every side computes the same inputs (n = 300) and the outputs are
+is skipped). With --qk-precision int8 longattn computes q·k on smoothed int8 (README "int8
+scores") while the others keep --dtype: a comparison of what each offers, not of one
+arithmetic. Before timing, every side computes the same inputs (n = 300) and the outputs are
 compared. GFLOP/s count 4·D per visible (query, key) pair (DESIGN.md §4).
 
 Needs the longattn package (`pip install .`), numpy and the frameworks from PyPI (those
@@ -108,17 +110,19 @@ def bsd(x):
 class Longattn:
     name = "longattn"
 
-    def __init__(self):
+    def __init__(self, qk_precision="inputs"):
         import longattn
         self.longattn = longattn
-        self.version = f"{longattn.__version__} ({longattn.isa()})"
+        self.qk_precision = qk_precision
+        self.version = f"{longattn.__version__} ({longattn.isa()}, q·k {qk_precision})"
 
     def attention(self, q, k, v, causal, threads, dtype):
         if dtype == "bf16":
             import ml_dtypes
             q, k, v = (x.astype(ml_dtypes.bfloat16) for x in (q, k, v))
         out = np.empty((*q.shape[:3], v.shape[3]), dtype=np.float32)
-        run = lambda: self.longattn.attention(q, k, v, causal=causal, threads=threads, out=out)
+        run = lambda: self.longattn.attention(q, k, v, causal=causal, threads=threads, out=out,
+                                              qk_precision=self.qk_precision)
         return run, run
 
 
@@ -141,6 +145,8 @@ def main():
     parser.add_argument("--causal-n", type=int, nargs="*", default=[4096])
     parser.add_argument("--decode-n", type=int, nargs="*", default=[65536],
                         help="decoding shapes: one query per head against this many keys")
+    parser.add_argument("--qk-precision", choices=["inputs", "int8"], default="inputs",
+                        help="int8: longattn's int8 scores against the others' --dtype")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows as JSON here")
     a = parser.parse_args()
@@ -157,7 +163,7 @@ def main():
             print(f"{name}: skipped ({missing})")
             continue
         frameworks.append(cls())
-    ours = Longattn()
+    ours = Longattn(a.qk_precision)
     print(f"longattn {ours.version}; " + ", ".join(f"{f.name} {f.version}" for f in frameworks) + f"; {a.dtype}")
 
     rng = np.random.default_rng(7)
@@ -171,7 +177,7 @@ def main():
             error = float(np.max(np.abs(expected - f.attention(q, k, v, causal, 1, a.dtype)[1]())))
             print(f"cross-check ({'causal' if causal else 'full'}, n = 300, H = {a.heads}/{kv_heads}, D = {a.d}): "
                   f"max |longattn - {f.name}| = {error:.2e}")
-            if error > (5e-2 if a.dtype == "bf16" else 1e-4):
+            if error > (5e-2 if a.dtype == "bf16" or a.qk_precision == "int8" else 1e-4):
                 sys.exit("they disagree: the timings would not compare the same computation")
 
     rows = []
@@ -186,7 +192,8 @@ def main():
         for threads in a.threads:
             seconds = median_seconds(ours.attention(q, k, v, causal, threads, a.dtype)[0], a.repeats)
             row = {"mode": "causal" if causal else "full", "nq": nq, "n": n, "d": a.d, "heads": a.heads,
-                   "kv_heads": kv_heads, "threads": threads, "dtype": a.dtype, "isa": ours.longattn.isa(),
+                   "kv_heads": kv_heads, "threads": threads, "dtype": a.dtype, "qk_precision": a.qk_precision,
+                   "isa": ours.longattn.isa(),
                    "flops": work, "longattn_seconds": seconds, "longattn_gflops": work / seconds * 1e-9}
             line = f"{row['mode']:6} {nq:>6} {n:>6} {threads:>2} {seconds:>11.4f} {row['longattn_gflops']:>8.1f}"
             for f in frameworks:
