@@ -7,8 +7,10 @@
 #include <sstream>
 #include <vector>
 
+#include "engine/flash_plan.hpp"
 #include "longattn/machine.hpp"
 #include "longattn/multi_head.hpp"
+#include "simd/kernel_table.hpp"
 
 namespace longattn::check {
 
@@ -31,6 +33,7 @@ std::string LayerCase::describe() const {
   if (row_stride > 0) s << " row_stride=" << row_stride;
   if (poison) s << " poisoned";
   if (precision == DType::bf16) s << " bf16";
+  if (qk_int8) s << " qk=int8";
   return s.str();
 }
 
@@ -78,7 +81,8 @@ CaseReport run(const LayerCase& c, const RunOn& on) {
   const std::int64_t E = p.e, D = p.head_dim, Hq = p.heads, Hkv = p.kv_heads, B = p.batch, N = p.n;
   MultiHeadConfig config = config_of(p);
   config.precision = c.precision;
-  const double rel = c.precision == DType::bf16 ? 2e-2 : 1e-5;
+  if (c.qk_int8) config.attention.qk_precision = QkPrecision::int8;
+  const double rel = c.precision == DType::bf16 || c.qk_int8 ? 2e-2 : 1e-5;
   MultiHeadWeights w;
   std::vector<float> in_proj, in_bias;
   if (c.packed) {
@@ -108,6 +112,7 @@ CaseReport run(const LayerCase& c, const RunOn& on) {
     return rows;
   };
   for (Isa isa : on.isas) {
+    if (c.qk_int8 && simd::kernels_for(isa).int8_dot == nullptr) continue;
     std::vector<float> first;
     for (int threads : on.threads) {
       const std::string path = to_string(isa) + ", " + std::to_string(threads) + " threads: ";
@@ -129,6 +134,7 @@ CaseReport run(const LayerCase& c, const RunOn& on) {
       // bf16 runs on the AVX-512 path (oneDNN's bf16 matmuls), fp32 elsewhere.
       const DType expected_precision = c.precision == DType::bf16 && resolve_isa(isa) == Isa::avx512 ? DType::bf16 : DType::f32;
       if (stats.precision != expected_precision) fail("ran in " + to_string(stats.precision));
+      if (stats.attention.qk_int8 != (c.qk_int8 && N * (Hq / Hkv) > engine::kQueryBlockRows)) fail("int8 scores ran or not");
       if (stats.projection_flops != 2.0 * B * N * E * ((Hq + 2 * Hkv) * D + Hq * D)) fail("projection flops");
       const std::vector<float> actual = rows_of(y);
       std::vector<Comparison> comparisons{compare(actual, expected, 0, 0, rel)};

@@ -19,6 +19,7 @@ struct LayerCase {
   bool packed = false;              // in_proj_weight [3E, E] instead of wq, wk, wv
   bool biases = true;
   DType precision = DType::f32;     // the layer's (MultiHeadConfig::precision): bf16 checked to 2e-2
+  bool qk_int8 = false;             // int8 scores in attention, on the paths with them: checked to 2e-2
   unsigned seed = 1;
   // Applied to the drawn problem before anything runs: a NaN or inf put somewhere.
   std::function<void(reference::LayerProblem&)> poison;

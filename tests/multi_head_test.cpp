@@ -14,6 +14,7 @@
 
 #include "longattn/longattn.hpp"
 #include "longattn/multi_head.hpp"
+#include "simd/kernel_table.hpp"
 #include "tests/attention_tester.hpp"
 #include "check/layer_case.hpp"
 
@@ -182,6 +183,18 @@ TEST_CASE("multi-head layer: NaN and inf in weights and tokens reach what they t
     layer.p.window_left = -1, layer.p.window_right = 0;  // causal: tokens before 20 stay finite
     layer.poison = poison;
     layer.check();
+  }
+}
+
+TEST_CASE("multi-head layer with int8 scores: within 2e-2 of the fp64 layer, fp32 and bf16") {
+  const auto isas = testing::runnable_isas();
+  if (!simd::cpu_has_avx512_vnni() || std::find(isas.begin(), isas.end(), Isa::avx512) == isas.end()) return;
+  for (DType precision : {DType::f32, DType::bf16}) {
+    LayerCase c(2, 300, 64, 8, 2);
+    c.qk_int8 = true, c.precision = precision;
+    c.p.window_left = -1, c.p.window_right = 0;
+    c.p.rope = "half";
+    c.check();
   }
 }
 
