@@ -82,6 +82,7 @@ LayerBenchResult run_layer_bench(const LayerBenchConfig& config) {
   r.peak_rss_bytes = peak_rss_bytes();
   r.isa = first.attention.isa;
   r.precision = first.precision;
+  r.qk_int8 = first.attention.qk_int8;
   r.attention_flops = first.attention.flops;
   r.projection_flops = first.projection_flops;
   r.io_bytes = 2 * B * N * E * static_cast<std::int64_t>(sizeof(float));

@@ -23,6 +23,7 @@ struct LayerBenchResult {
   LayerBenchConfig config;
   Isa isa = Isa::automatic;
   DType precision = DType::f32;  // what the layer ran in
+  bool qk_int8 = false;          // its attention's q·k ran on int8 (AttentionStats)
   double attention_flops = 0, projection_flops = 0;
   // Medians over rounds that run the layer, the GEMMs alone and the kernel alone in turn.
   double layer_seconds = 0, layer_projection_seconds = 0, layer_attention_seconds = 0, layer_output_seconds = 0;

@@ -391,6 +391,7 @@ TEST_CASE("longattn bench --mode mha reports the time split and memory as JSON")
   CHECK(j["d"] == 16);
   CHECK(j["kv_heads"] == 2);
   CHECK(j["rope"] == "half");
+  CHECK(j["qk_precision"] == "inputs");
   CHECK(j["layer"]["seconds"].get<double>() > 0);
   CHECK(j["layer"]["attention_seconds"].get<double>() > 0);
   CHECK(j["alone"]["gemm_seconds"].get<double>() > 0);

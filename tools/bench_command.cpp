@@ -96,6 +96,7 @@ nlohmann::json to_json(const bench::LayerBenchResult& r) {
       {"threads", c.threads},
       {"isa", to_string(r.isa)},
       {"precision", to_string(r.precision)},
+      {"qk_precision", r.qk_int8 ? "int8" : "inputs"},
       {"attention_flops", r.attention_flops},
       {"projection_flops", r.projection_flops},
       {"layer", {{"seconds", r.layer_seconds}, {"projection_seconds", r.layer_projection_seconds},
@@ -120,6 +121,7 @@ void print_text(const bench::LayerBenchResult& r) {
   if (!a.window.is_full()) detail += " window (" + std::to_string(a.window.left) + ", " + std::to_string(a.window.right) + ")";
   if (a.rope.enabled()) detail += " rope=" + to_string(a.rope.pairing);
   if (a.alibi) detail += " alibi";
+  if (r.qk_int8) detail += " int8 q·k";
   constexpr double MiB = 1048576.0;
   std::printf("multi-head layer%s  B=%lld n=%lld E=%lld H=%lld Hkv=%lld D=%lld  threads=%d  isa=%s  %s\n",
               detail.c_str(), (long long)c.batch, (long long)c.n, (long long)c.e, (long long)c.heads,
@@ -390,6 +392,7 @@ void add_bench_command(CLI::App& app, Actions actions) {
       layer.attention.isa = parse_isa(*isa);
       layer.attention.rope.pairing = parse_rope_pairing(*rope);
       layer.attention.alibi = config->alibi;
+      layer.attention.qk_precision = parse_qk_precision(*qk_precision);
       layer.precision = config->dtype == "bf16" ? DType::bf16 : DType::f32;
       emit(bench::run_layer_bench(layer), *json, *output);
       return;
