@@ -192,6 +192,13 @@ void exp2_array(const float* x, float* y, std::int64_t n) {
   for (; i < n; ++i) y[i] = exp2(VecF32<ScalarArch>::broadcast(x[i])).v;
 }
 
+// exp2_array with exp2_coarse_finite, whose lanes under 2^-126 the engine's flushed denormals
+// make zeros (n a multiple of lanes).
+template <class V>
+void exp2_coarse_array(const float* x, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; i += V::lanes) exp2_coarse_finite(V::load(x + i)).store(y + i);
+}
+
 // elu(x) + 1 = max(e^min(x, 0), x + 1): e^x <= 1 <= x + 1 above zero and e^x >= x + 1 below
 // (convexity), so one max picks the branch; max keeps its second operand's NaN.
 template <class V>

@@ -59,6 +59,7 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
                       .all_finite = &all_finite<float>,
                       .all_finite_bf16 = &all_finite<bf16>,
                       .exp2 = &exp2_array<V>,
+                      .exp2_coarse = &exp2_coarse_array<V>,
                       .elu_plus_one = &elu_plus_one<V>},
       .packing = {.pack_key_panel = &pack_key_panel<V, NV>},
       .bf16_dot = nullptr,

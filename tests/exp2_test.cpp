@@ -53,6 +53,30 @@ TEST_CASE("exp2 is within 2 ulp on [-126, 0] and exact at the ends") {
 // The QKᵀ kernel exponentiating its scores (row_sum given, the engine's lazy tiles): no lane
 // mask there, so its bounds rest on flushed denormals as the engine runs it. With d = 1 and
 // q = 1 a key panel [1][panel_width] is the scores themselves, each computed exactly.
+TEST_CASE("the int8 scores' coarse exp2: within 8.6e-5 relative on [-126, 0], exact at 0, zeros below 2^-126") {
+  const longattn::simd::DenormalsFlushed flushed;
+  std::vector<float> x;
+  for (float t = -126.0f; t <= 0.0f; t += 0.000977f) x.push_back(t);
+  x.resize(x.size() / 16 * 16);
+  x.insert(x.end(), {0.0f, -0.5f, -1.0f, -127.5f, -150.0f, -1000.0f, -126.0f, -3.25f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f,
+                     0.0f, 0.0f, 0.0f});
+  for (longattn::Isa isa : longattn::testing::runnable_isas()) {
+    CAPTURE(longattn::to_string(isa));
+    const auto& kernels = longattn::simd::kernels_for(isa);
+    std::vector<float> y(x.size());
+    kernels.elementwise.exp2_coarse(x.data(), y.data(), static_cast<std::int64_t>(x.size()));
+    double worst = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double exact = std::exp2(double(x[i]));
+      if (exact >= 0x1p-126) worst = std::max(worst, std::abs(y[i] - exact) / exact);
+      if (exact < 0x1p-126) CHECK(y[i] == 0.0f);
+    }
+    MESSAGE(longattn::to_string(isa) << ": max coarse exp2 error " << worst);
+    CHECK(worst <= 8.6e-5);
+    CHECK(y[x.size() - 16] == 1.0f);
+  }
+}
+
 TEST_CASE("QK^T with exp2 in the kernel: within 2 ulp, and zeros below 2^-126 with denormals flushed") {
   const longattn::simd::DenormalsFlushed flushed;
   const float one = 1.0f, no_offset = 0.0f;
