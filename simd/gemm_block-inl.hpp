@@ -141,13 +141,18 @@ LONGATTN_BLOCK_STEP void scale_to_start(V (&acc)[R][NV], Start start, const floa
   }
 }
 
-// acc = softcap · tanh(scale · acc / softcap): soft-capped scores, in registers.
+// acc = softcap · tanh(scale · acc / softcap) plus its start value and diagonal term:
+// soft-capped scores, in registers, the cap's own offset joined with what follows it.
 template <class V, int R, int NV>
-LONGATTN_BLOCK_STEP void cap_block(V (&acc)[R][NV], float scale, float softcap) {
-  const SoftCap<V> cap(softcap);
-  const V factor = V::broadcast(scale);
+LONGATTN_BLOCK_STEP void cap_to_start(V (&acc)[R][NV], float scale, float softcap, Start start, const float* row_value,
+                                      const float* diagonal) {
+  constexpr int L = V::lanes;
+  const SoftCap<V> cap(softcap, scale);
   LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
-    LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) acc[r][v] = cap(acc[r][v] * factor);
+    const V first = (start == Start::row_value ? V::broadcast(row_value[r]) : V::zero()) + cap.minus_cap;
+    LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
+      acc[r][v] = cap.plus(acc[r][v], diagonal != nullptr ? first + V::load(diagonal - r + v * L) : first);
+    }
   }
 }
 
@@ -258,8 +263,12 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
     const bool scaled_after = (kOps == Operands::bf16_pairs || capped) && scores;
     start_block<V, R, NV>(acc, c, ldc, start, row_value, diagonal, scaled_after);
     multiply_depth<V, R, NV, kOps>(acc, a, lda, b, ldb, depth);
-    if (capped) cap_block<V, R, NV>(acc, kOps == Operands::bf16_pairs ? product_scale : 1.0f, softcap);
-    if (scaled_after) scale_to_start<V, R, NV>(acc, start, row_value, diagonal, capped ? 1.0f : product_scale);
+    if (capped) {
+      cap_to_start<V, R, NV>(acc, kOps == Operands::bf16_pairs ? product_scale : 1.0f, softcap, start, row_value,
+                             diagonal);
+    } else if (scaled_after) {
+      scale_to_start<V, R, NV>(acc, start, row_value, diagonal, product_scale);
+    }
   }
   if (vsum != nullptr) {
     exponentiate<V, R, NV, kBounded, kOps == Operands::int8_quads>(acc, bounds, bounds_column, vsum);
