@@ -47,6 +47,7 @@ TEST_CASE("int8 scores meet their tolerance on full, causal and windowed attenti
   AttentionTester().qk_int8().n(260).dims(5, 9).check();  // D not a multiple of 4
   AttentionTester().qk_int8().n(130).d(1).check();
   AttentionTester().qk_int8().n(200).d(128).scale(0.3).value_range(3.0f).check();
+  AttentionTester().qk_int8().n(150).dims(300, 20).check();  // key panels staged past the stack's 256 features
 }
 
 TEST_CASE("int8 scores with grouped heads, layouts, masks, encodings, sinks, bf16 inputs and key chunks") {
