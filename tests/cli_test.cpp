@@ -129,6 +129,23 @@ TEST_CASE("longattn run reproduces the golden cases it supports") {
   fs::remove_all(tmp);
 }
 
+TEST_CASE("longattn run --qk-precision int8: a golden case within the int8 tolerance, or an Error without VNNI") {
+  const fs::path tmp = scratch_dir(), dir = golden_dir() / "full_odd_d80";
+  const Outcome r = run_cli("run --q " + (dir / "q.npy").string() + " --k " + (dir / "k.npy").string() + " --v " +
+                            (dir / "v.npy").string() + " --out " + (tmp / "out.npy").string() + " --qk-precision int8");
+  INFO(r.output);
+  if (!longattn::simd::cpu_has_avx512_vnni()) {
+    CHECK(r.exit_code != 0);
+    CHECK(r.output.find("AVX512-VNNI") != std::string::npos);
+  } else {
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find("int8 q·k") != std::string::npos);
+    const auto [worst, max_expected] = error_against_expected(tmp / "out.npy", dir);
+    CHECK(worst <= 2e-2 * max_expected);  // README "int8 scores": bf16's rel on out
+  }
+  fs::remove_all(tmp);
+}
+
 TEST_CASE("longattn run --x reproduces the golden multi-head layer cases") {
   const fs::path tmp = scratch_dir();
   int ran = 0;
