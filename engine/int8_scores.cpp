@@ -3,7 +3,9 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <stdexcept>
 
 #include "engine/input_elements.hpp"
 
@@ -92,7 +94,9 @@ void quantize_query_rows(const simd::Int8DotKernels& kernels, const FlashPlan& p
                          std::int64_t rows, const float* mean, float* out) {
   const std::int64_t D = plan.shape.d, quads = (D + 3) / 4, units = int8_query_units(D);
   auto* bytes = reinterpret_cast<std::int8_t*>(out);
-  std::vector<float> scales(static_cast<std::size_t>(rows)), offsets(static_cast<std::size_t>(rows));
+  // A block's rows at most: on the stack, as decoding quantizes its queries once a tile.
+  std::array<float, kQueryBlockRows> scales, offsets{};
+  if (rows > kQueryBlockRows) throw std::logic_error("quantize_query_rows: more rows than a query block");
   kernels.quantize_rows(q, D, rows, D, nullptr, 0, bytes, units * 4, scales.data());
   if (mean != nullptr) plan.kernels->rows.qk_rows(q, rows, D, D, mean, D, 1, plan.key_scale, offsets.data(), 1);
   for (std::int64_t r = 0; r < rows; ++r) {
