@@ -32,7 +32,7 @@ struct BlockScratch {
 
   explicit BlockScratch(const FlashPlan& plan)
       : q(plan.block_rows * plan.query_row_floats()),
-        quantized_q(plan.int8_rows != nullptr ? plan.block_rows * ((plan.shape.d + 3) / 4 + simd::kInt8QueryTail) : 0),
+        quantized_q(plan.int8_rows != nullptr ? plan.block_rows * simd::int8_query_units(plan.shape.d) : 0),
         scores(plan.block_rows * plan.max_tile_keys()),
         acc(plan.block_rows * plan.dv_padded),
         rows(6 * plan.block_rows),

@@ -49,7 +49,7 @@ struct FlashInputs {
                                                                         : nullptr),
         layout{plan.shape.nk, packed_key_units(), plan.shape.dv, plan.kernels->panel_width, plan.dv_padded},
         value_width(value_pairs != nullptr ? plan.dv_padded / 2 : plan.dv_padded),
-        query_units(quads != nullptr ? int8_query_units(plan.shape.d) : layout.d),
+        query_units(quads != nullptr ? simd::int8_query_units(plan.shape.d) : layout.d),
         q_rows_back_to_back(q.strides[3] == 1 && q.strides[2] == plan.shape.d),
         out_rows_like_acc(rows_lie_packed(out, plan.shape.dv, plan.dv_padded)),
         values_in_place(kReadInPlace<KV> && value_pairs == nullptr && rows_lie_packed(v, plan.shape.dv, value_width)) {}
@@ -209,7 +209,7 @@ struct FlashInputs {
 
   // 4-byte units per packed key.
   std::int64_t packed_key_units() const {
-    if (quads != nullptr) return (plan.shape.d + 3) / 4 + simd::kInt8PanelTail;
+    if (quads != nullptr) return simd::int8_quads(plan.shape.d) + simd::kInt8PanelTail;
     return pairs != nullptr ? (plan.shape.d + 1) / 2 : plan.score_depth;
   }
 

@@ -65,7 +65,7 @@ struct FlashPlan {
   // the fp32 rows they are quantized from.
   std::int64_t query_row_floats() const {
     const std::int64_t copied = std::max(shape.d, score_depth);
-    return int8_dot != nullptr ? (shape.d + 3) / 4 + simd::kInt8QueryTail + copied : copied;
+    return int8_dot != nullptr ? simd::int8_query_units(shape.d) + copied : copied;
   }
 };
 

@@ -92,7 +92,7 @@ void pack_int8_key_panels(const FlashPlan& plan, const HeadsView<const KV>& k, s
 
 void quantize_query_rows(const simd::Int8DotKernels& kernels, const FlashPlan& plan, const float* q,
                          std::int64_t rows, const float* mean, float* out) {
-  const std::int64_t D = plan.shape.d, quads = (D + 3) / 4, units = int8_query_units(D);
+  const std::int64_t D = plan.shape.d, quads = simd::int8_quads(D), units = simd::int8_query_units(D);
   auto* bytes = reinterpret_cast<std::int8_t*>(out);
   // A block's rows at most: on the stack, as decoding quantizes its queries once a tile.
   std::array<float, kQueryBlockRows> scales, offsets{};

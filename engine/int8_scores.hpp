@@ -17,10 +17,6 @@
 
 namespace longattn::engine {
 
-// 4-byte units per quantized query row: its quads, then the tail the kernels read and the
-// row's score offset.
-inline std::int64_t int8_query_units(std::int64_t d) { return (d + 3) / 4 + simd::kInt8QueryTail; }
-
 // The mean key of every head b · kv_heads + h, [B · Hkv][D]: over the keys some query may see
 // (j < key_lengths[b]) whose features are all finite, each rotated to its position with RoPE.
 // A non-finite key stays out of it: its own scores stay non-finite, the others' untouched.
@@ -35,12 +31,12 @@ void pack_int8_key_panels(const FlashPlan& plan, const HeadsView<const KV>& k, s
                           const float* mean, float* panels, PanelStores stores);
 
 // Quantizes `rows` fp32 query rows (D floats apart, the positions and rotation already
-// applied) by `kernels` into rows of int8_query_units(D) units at `out`, with each row's
+// applied) by `kernels` into rows of simd::int8_query_units(D) units at `out`, with each row's
 // score offset: plan.key_scale · q · mean in the kernel's score units (0 without a mean).
 void quantize_query_rows(const simd::Int8DotKernels& kernels, const FlashPlan& plan, const float* q,
                          std::int64_t rows, const float* mean, float* out);
 
 // What a quantized query row's scores lost to smoothing: add it to the row's max.
-inline float int8_score_offset(const float* row, std::int64_t d) { return row[(d + 3) / 4 + 2]; }
+inline float int8_score_offset(const float* row, std::int64_t d) { return row[simd::int8_quads(d) + 2]; }
 
 }  // namespace longattn::engine

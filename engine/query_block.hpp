@@ -160,7 +160,7 @@ class QueryBlocks {
   }
 
   std::int64_t ldS() const { return in_.plan.max_tile_keys(); }
-  std::int64_t quads() const { return (in_.plan.shape.d + 3) / 4; }  // int8 quads per query and key
+  std::int64_t quads() const { return simd::int8_quads(in_.plan.shape.d); }
 
   // Once every row has a finite max, softmax scores skip the tile max: the running max stays
   // the shift (exact for any shift) unless a row's probabilities outgrow kLazySumLimit, and

@@ -70,7 +70,7 @@ template <class V>
 void quantize_rows(const float* rows, std::int64_t stride, std::int64_t count, std::int64_t d, const float* mean,
                    std::int8_t flip, std::int8_t* out, std::int64_t ldo, float* scales) {
   constexpr int L = V::lanes;
-  const std::int64_t padded = (d + 3) / 4 * 4;
+  const std::int64_t padded = 4 * int8_quads(d);
   for (std::int64_t r = 0; r < count; ++r) {
     const float* x = rows + r * stride;
     std::int8_t* q = out + r * ldo;
@@ -94,7 +94,7 @@ template <class V, int NV>
 void pack_int8_key_panel(const float* keys, std::int64_t stride, std::int64_t count, std::int64_t d,
                          const float* mean, std::uint8_t* panel, bool streamed) {
   constexpr int P = NV * V::lanes;
-  const std::int64_t quads = (d + 3) / 4;
+  const std::int64_t quads = int8_quads(d);
   // The keys quantized into rows of quads units, then transposed like fp32 features; staged
   // on the stack up to D = 256.
   constexpr std::int64_t kStackQuads = 64;
@@ -115,7 +115,7 @@ inline constexpr int kQuantizedRowKeys = 4;
 // A quantized query row's start (-128 · Σ q) in lane 0 alone: sum_lanes adds every lane.
 inline __m512i quantized_row_start(const std::int8_t* row, std::int64_t d) {
   std::int32_t start;
-  std::memcpy(&start, row + 4 * ((d + 3) / 4), sizeof(start));
+  std::memcpy(&start, row + 4 * int8_quads(d), sizeof(start));
   return _mm512_maskz_set1_epi32(1, start);
 }
 
@@ -160,7 +160,7 @@ void qk_rows_quantized_pass(const std::int8_t* q, std::int64_t ldq, std::int64_t
   constexpr int K = kQuantizedRowKeys;
   const std::int64_t ahead = rows_ahead<V>(d);
   float factors[R];
-  for (int r = 0; r < R; ++r) std::memcpy(&factors[r], q + r * ldq + 4 * ((d + 3) / 4 + 1), sizeof(float));
+  for (int r = 0; r < R; ++r) std::memcpy(&factors[r], q + r * ldq + 4 * (int8_quads(d) + 1), sizeof(float));
   for (std::int64_t c = 0; c < count; c += K) {
     const int n = static_cast<int>(std::min<std::int64_t>(K, count - c));
     for (int k = 0; k < n; ++k) prefetch_row<V>(keys + (c + k + ahead) * ldk, d);
@@ -177,7 +177,7 @@ void qk_rows_quantized_pass(const std::int8_t* q, std::int64_t ldq, std::int64_t
 template <class V>
 void qk_rows_quantized(const std::int8_t* q, std::int64_t rows, std::int64_t d, const std::int8_t* keys,
                        std::int64_t ldk, const float* key_scales, std::int64_t count, float* s, std::int64_t lds) {
-  const std::int64_t ldq = 4 * ((d + 3) / 4 + kInt8QueryTail);
+  const std::int64_t ldq = 4 * int8_query_units(d);
   for (std::int64_t r0 = 0; r0 < rows; r0 += 4) {
     const std::int8_t* q0 = q + r0 * ldq;
     float* s0 = s + r0 * lds;

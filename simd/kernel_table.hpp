@@ -198,6 +198,10 @@ struct Bf16DotKernels {
 // A score is the row's factor times the key's scale times q·k summed in int32.
 inline constexpr std::int64_t kInt8QueryTail = 3, kInt8PanelTail = 1;
 
+// The 4-byte units of d features as int8 quads, and of a query row with its tail.
+inline constexpr std::int64_t int8_quads(std::int64_t d) { return (d + 3) / 4; }
+inline constexpr std::int64_t int8_query_units(std::int64_t d) { return int8_quads(d) + kInt8QueryTail; }
+
 struct Int8DotKernels {
   // Whether the probabilities go on to P·V in bf16 pairs (Bf16DotKernels::pv_tile over value
   // pair rows, qk_probabilities storing P in bf16 as the bf16 products do) or in fp32
