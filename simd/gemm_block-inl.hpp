@@ -35,11 +35,6 @@ namespace longattn::simd::LONGATTN_SIMD_TARGET {
 // Largest row count qk_tile accepts (the engine's query block never exceeds it).
 inline constexpr int kMaxTileRows = 256;
 
-// Lines of the prefetch queue issued after each register block (a 6 × 4 block over D = 64
-// is ~1500 FMAs): a query block of a (256, 256) window runs ~300 blocks and queues ~1150
-// lines for the next one (bench/TUNING.md "Prefetch lines per register block").
-inline constexpr int kPrefetchLinesPerBlock = 8;
-
 // What the 4-byte units of A and B hold, and how a step of the depth loop multiplies them:
 // fp32        a float each, multiplied by FMAs;
 // bf16_pairs  a pair of bf16 along the depth (the lower-addressed first), by dot_bf16_pairs;
@@ -297,7 +292,7 @@ inline void gemm_rows(int rows, const float* a, std::int64_t lda, const float* b
 
 // gemm over all `rows` rows and `vectors` vectors of columns, in R × NV blocks (diagonal
 // and bounds as gemm_block's, for row 0 and column 0).
-// Between blocks, a few lines of the caller's prefetch queue are issued.
+// Between blocks, a few lines of the caller's prefetch queue are issued (its lines per block).
 template <class V, int R, int NV, bool kBounded = false, Operands kOps = Operands::fp32>
 inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, std::int64_t depth, float* c,
@@ -315,7 +310,7 @@ inline void gemm_tile(std::int64_t rows, std::int64_t vectors, const float* a, s
                                             bounds ? bounds + 2 * r : nullptr, bounds_column + col * L,
                                             vmax ? vmax + r : nullptr, vsum ? vsum + r : nullptr, product_scale,
                                             softcap);
-      prefetch.issue(kPrefetchLinesPerBlock);
+      prefetch.issue_block();
     }
   }
   if constexpr (NV > 1) {

@@ -16,6 +16,15 @@ class PrefetchQueue {
  public:
   static constexpr std::int64_t kLine = 64;
   static constexpr int kMaxSets = 8;
+  // Lines issued after each register block (a 6 × 4 block over D = 64 is ~1500 FMAs): a
+  // query block of a (256, 256) window runs ~300 blocks and queues ~1150 lines for the next
+  // one (bench/TUNING.md "Prefetch lines per register block").
+  static constexpr int kLinesPerBlock = 8;
+
+  PrefetchQueue() = default;
+  // A queue for work that reads more per register block: linear attention reads a new key
+  // and value row per 256 FMAs.
+  explicit PrefetchQueue(int lines_per_block) : lines_per_block_(lines_per_block) {}
 
   void clear() { sets_ = next_ = 0; }
   bool empty() const { return next_ == sets_; }  // every queued line issued
@@ -34,6 +43,7 @@ class PrefetchQueue {
 
   // Issues up to `lines` of the queued lines, in order. Always inlined: GCC deletes calls to
   // functions whose only effect is a prefetch (a hint it finds free of side effects).
+  [[gnu::always_inline]] void issue_block() { issue(lines_per_block_); }
   [[gnu::always_inline]] void issue(int lines) {
     while (lines > 0 && next_ < sets_) {
       RowSet& set = set_[next_];
@@ -55,6 +65,7 @@ class PrefetchQueue {
   };
   RowSet set_[kMaxSets];
   int sets_ = 0, next_ = 0;
+  int lines_per_block_ = kLinesPerBlock;
 };
 
 }  // namespace longattn::simd
