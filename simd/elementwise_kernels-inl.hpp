@@ -142,6 +142,46 @@ void scale_rows(const float* acc, std::int64_t rows, std::int64_t lda, const flo
   if (streamed) V::stream_fence();
 }
 
+// sums[c] += Σ_r x[r][c]: four column vectors at a time, so that four chains of adds overlap.
+template <class V>
+void add_columns(const float* x, std::int64_t rows, std::int64_t ldx, std::int64_t cols, float* sums) {
+  constexpr int L = V::lanes, kVectors = 4;
+  std::int64_t c = 0;
+  for (; c + kVectors * L <= cols; c += kVectors * L) {
+    V total[kVectors];
+    for (int v = 0; v < kVectors; ++v) total[v] = V::load(sums + c + v * L);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (int v = 0; v < kVectors; ++v) total[v] = total[v] + V::load(x + r * ldx + c + v * L);
+    }
+    for (int v = 0; v < kVectors; ++v) total[v].store(sums + c + v * L);
+  }
+  for (; c + L <= cols; c += L) {
+    V total = V::load(sums + c);
+    for (std::int64_t r = 0; r < rows; ++r) total = total + V::load(x + r * ldx + c);
+    total.store(sums + c);
+  }
+  for (; c < cols; ++c) {
+    float total = sums[c];
+    for (std::int64_t r = 0; r < rows; ++r) total += x[r * ldx + c];
+    sums[c] = total;
+  }
+}
+
+template <class V>
+void add_row_dots(const float* x, std::int64_t rows, std::int64_t ldx, std::int64_t cols, const float* w,
+                  float* dots) {
+  constexpr int L = V::lanes;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ldx;
+    V acc = V::zero();
+    std::int64_t c = 0;
+    for (; c + L <= cols; c += L) acc = fma(V::load(row + c), V::load(w + c), acc);
+    float tail = 0.0f;
+    for (; c < cols; ++c) tail += row[c] * w[c];
+    dots[r] += acc.reduce_add() + tail;
+  }
+}
+
 template <class V>
 float max_of(const float* x, std::int64_t n) {
   V m = V::broadcast(-std::numeric_limits<float>::infinity());

@@ -52,6 +52,8 @@ KernelTable make_kernel_table(Isa isa, const char* name) {
                       .sigmoid_rows = &sigmoid_rows<V>,
                       .relu_rows = &relu_rows<V>,
                       .softcap_rows = &softcap_rows<V>,
+                      .add_columns = &add_columns<V>,
+                      .add_row_dots = &add_row_dots<V>,
                       .max_of = &max_of<V>,
                       .scale_rows = &scale_rows<V>,
                       .widen_bf16 = &widen_bf16<V>,

@@ -113,6 +113,12 @@ struct ElementwiseKernels {
   // the row's largest new score.
   void (*softcap_rows)(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols, float cap, float* row_max);
 
+  // Column sums and row dot products of rows ldx floats apart (any cols): sums[c] += Σ_r x[r][c],
+  // and dots[r] += x[r] · w; linear attention's normalizers.
+  void (*add_columns)(const float* x, std::int64_t rows, std::int64_t ldx, std::int64_t cols, float* sums);
+  void (*add_row_dots)(const float* x, std::int64_t rows, std::int64_t ldx, std::int64_t cols, const float* w,
+                       float* dots);
+
   // max_j x[j] for j < n (n a multiple of lanes).
   float (*max_of)(const float* x, std::int64_t n);
 

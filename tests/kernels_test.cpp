@@ -169,6 +169,41 @@ TEST_CASE("elu + 1, linear attention's features: e^x below zero, x + 1 above, at
   }
 }
 
+TEST_CASE("column sums and row dot products, linear attention's normalizers: any column count, added to") {
+  std::mt19937 rng(43);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const KernelTarget& t : kernel_targets()) {
+    CAPTURE(t.name);
+    const std::int64_t L = t.table->lanes;
+    for (std::int64_t rows : {0, 1, 5, 64}) {
+      for (std::int64_t cols : {std::int64_t{1}, L - 1, L, 4 * L, 5 * L + 3}) {
+        if (cols < 1) continue;
+        CAPTURE(rows); CAPTURE(cols);
+        const std::int64_t ldx = cols + 2;  // rows apart, the gap never read
+        std::vector<float> x(std::max<std::int64_t>(rows, 1) * ldx, std::numeric_limits<float>::quiet_NaN());
+        std::vector<float> w(cols), sums(cols), dots(rows);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          for (std::int64_t c = 0; c < cols; ++c) x[r * ldx + c] = uniform(rng);
+        }
+        for (float& v : w) v = uniform(rng);
+        for (float& v : sums) v = uniform(rng);
+        for (float& v : dots) v = uniform(rng);
+        std::vector<double> expected_sums(sums.begin(), sums.end()), expected_dots(dots.begin(), dots.end());
+        for (std::int64_t r = 0; r < rows; ++r) {
+          for (std::int64_t c = 0; c < cols; ++c) {
+            expected_sums[c] += x[r * ldx + c];
+            expected_dots[r] += double(x[r * ldx + c]) * w[c];
+          }
+        }
+        t.table->elementwise.add_columns(x.data(), rows, ldx, cols, sums.data());
+        t.table->elementwise.add_row_dots(x.data(), rows, ldx, cols, w.data(), dots.data());
+        for (std::int64_t c = 0; c < cols; ++c) CHECK(std::abs(sums[c] - expected_sums[c]) <= 1e-5 * (rows + 1));
+        for (std::int64_t r = 0; r < rows; ++r) CHECK(std::abs(dots[r] - expected_dots[r]) <= 1e-5 * (cols + 1));
+      }
+    }
+  }
+}
+
 TEST_CASE("the bf16 products: scores, probabilities stored in bf16, P·V on pairs, packing") {
   for (const KernelTarget& t : bf16_targets()) {
     CAPTURE(t.name);
