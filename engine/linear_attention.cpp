@@ -1,9 +1,12 @@
 #include "engine/linear_attention.hpp"
 
 #include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -15,15 +18,31 @@
 namespace longattn::engine {
 namespace {
 
-// Query chunks per head: enough to keep every thread busy, few enough that their D × Dv
-// prefix states stay small (64 × 16 KiB at D = Dv = 64). Fixed by the shape alone.
+// Full window: chunks of keys summed apart and chunks of queries answered apart, per kv head.
+// Enough to keep every thread busy, few enough that their D × Dv partial states stay small
+// (64 × 16 KiB at D = Dv = 64). Fixed by the shape alone, so results are too.
 constexpr std::int64_t kMaxChunks = 64;
 
-// Keys a state update takes as one matrix product, and query rows a causal block answers
-// together: its C × C products among themselves cost 2·C·(D + Dv) per row beside the
-// 4·D·Dv of the state's (bench/TUNING.md "Linear attention").
+// Causal: each chunk after the first starts from the keys of those before it, summed in a
+// pass of their own, which costs as much again as the chunk's own pass over its keys. Heads
+// alone give enough tasks when there are this many; fewer heads split the sequence until
+// there are (bench/TUNING.md "Linear attention").
+constexpr std::int64_t kCausalTasks = 8;
+
+// Keys a state update takes in one pass, query rows a full window answers in one pass, and
+// query rows a causal block answers together: the block's C × C products among its own keys
+// cost 2·C·(D + Dv) FLOPs per row beside the 4·D·Dv counted (bench/TUNING.md). A multiple of
+// every target's lanes, so that each block's keys start on a vector of a loaded key panel.
 constexpr std::int64_t kKeyBlock = 256;
+constexpr std::int64_t kQueryBlock = 256;
 constexpr std::int64_t kCausalRows = 16;
+
+// Lines of the next block's rows fetched after each register block of the products: a key
+// block's state update runs ~44 blocks of 6 × 4 while the next block's k and v rows are ~2000
+// lines, which the elu of its features otherwise waits for; a causal block of 16 rows runs
+// ~20 blocks for ~200 lines (bench/TUNING.md).
+constexpr int kPrefetchLinesPerBlock = 48;
+constexpr int kCausalPrefetchLinesPerBlock = 16;
 
 // φ(x) = elu(x) + 1: x + 1 above zero, e^x below. Always positive.
 template <class T>
@@ -35,6 +54,27 @@ void feature_map(const simd::KernelTable& kernels, const T* x, std::int64_t stri
   kernels.elementwise.elu_plus_one(phi, phi, d);
 }
 
+// Value rows as the products read them: W floats of each row (Dv, then zeros), ld apart.
+struct ValueRows {
+  const float* rows = nullptr;
+  std::int64_t ld = 0;
+};
+
+// A block of at most kKeyBlock loaded keys, from key `from` on: Φ(K) rows (D floats apart),
+// Φ(K)ᵀ in key panels ([D][panel_width] each), and their value rows.
+struct KeyBlock {
+  std::int64_t from = 0, n = 0;
+  const float* phi = nullptr;
+  const float* panels = nullptr;
+  ValueRows values;
+};
+
+// The buffers of one task, allocated once: keys, and the query rows it answers together.
+struct Scratch {
+  std::vector<float> phi_k, panels, values, phi_q, out, denominators, inverse, scores, row_max, ones;
+  simd::PrefetchQueue prefetch;
+};
+
 template <class Q, class KV>
 class LinearRunner {
  public:
@@ -42,63 +82,47 @@ class LinearRunner {
                const HeadsView<const KV>& k, const HeadsView<const KV>& v, const HeadsView<float>& out,
                std::span<const float> prior)
       : s_(s), options_(options), q_(q), k_(k), v_(v), out_(out), prior_(prior), kern_(simd::kernels_for(options.isa)),
-        causal_(options.window == Window::causal()),
-        W_((s.dv + 1 + kern_.lanes - 1) / kern_.lanes * kern_.lanes),
-        chunks_(std::clamp<std::int64_t>((s.nq + 255) / 256, 1, kMaxChunks)),
+        causal_(options.window == Window::causal()), P_(kern_.panel_width), W_(padded(s.dv)),
+        chunks_(causal_ ? std::clamp<std::int64_t>((kCausalTasks + s.batch * s.kv_heads - 1) / (s.batch * s.kv_heads), 1,
+                                                   std::max<std::int64_t>(1, s.nq / kQueryBlock))
+                        : std::clamp<std::int64_t>((s.nq + kQueryBlock - 1) / kQueryBlock, 1, kMaxChunks)),
         chunk_rows_((s.nq + chunks_ - 1) / chunks_),
-        state_floats_(s.d * W_) {}
+        state_floats_(s.d * W_ + s.d) {}
 
   // Keys [0, key_length) of head (b, g) as S [D, Dv] then z [D], unpadded.
   void key_state(std::int64_t b, std::int64_t g, float* state) const {
     std::vector<float> sums(state_floats_, 0.0f);
-    Blocks m;
+    Scratch& m = local_scratch();
     add_keys(b, g, 0, key_length(b), sums.data(), m);
-    for (std::int64_t i = 0; i < s_.d; ++i) {
-      std::copy_n(&sums[i * W_], s_.dv, state + i * s_.dv);
-      state[s_.d * s_.dv + i] = sums[i * W_ + s_.dv];  // z from column Dv
-    }
+    for (std::int64_t i = 0; i < s_.d; ++i) std::copy_n(&sums[i * W_], s_.dv, state + i * s_.dv);
+    std::copy_n(&sums[s_.d * W_], s_.d, state + s_.d * s_.dv);
   }
 
   AttentionStats run() {
-    // Per (batch, kv head): partial state sums of each chunk's keys, which its group's query
-    // heads share; then each query head's chunks of queries.
+    // Per (batch, kv head): the state sums of each chunk's keys, then an exclusive prefix over
+    // them, then each chunk of rows of every query head of its group.
     const std::int64_t kv_heads = s_.batch * s_.kv_heads, per_head = (chunks_ + 1) * state_floats_;
     AlignedBuffer states(kv_heads * per_head);
     tbb::parallel_for(std::int64_t{0}, kv_heads * chunks_, [&](std::int64_t task) {
       sum_keys(task / chunks_, task % chunks_, states.data() + task / chunks_ * per_head);
     });
     tbb::parallel_for(std::int64_t{0}, kv_heads, [&](std::int64_t kv_head) {
-      // Exclusive prefix over chunks in a fixed order; the full window uses the total.
-      float* base = states.data() + kv_head * per_head;
-      std::vector<float> running = prior_state(kv_head), chunk(state_floats_);
-      for (std::int64_t t = 0; t <= chunks_; ++t) {
-        float* slot = base + t * state_floats_;
-        std::copy(slot, slot + state_floats_, chunk.begin());
-        std::copy(running.begin(), running.end(), slot);
-        if (t < chunks_) for (std::int64_t i = 0; i < state_floats_; ++i) running[i] += chunk[i];
+      prefix_over_chunks(states.data() + kv_head * per_head, kv_head);
+    });
+    tbb::parallel_for(std::int64_t{0}, kv_heads * chunks_, [&](std::int64_t task) {
+      const std::int64_t kv_head = task / chunks_, t = task % chunks_;
+      const float* base = states.data() + kv_head * per_head;
+      if (causal_) {
+        answer_causal(kv_head, t, base + t * state_floats_);
+      } else {
+        answer_full(kv_head, t, base + chunks_ * state_floats_);  // the total, after the last prefix
       }
     });
-    tbb::parallel_for(std::int64_t{0}, s_.batch * s_.q_heads * chunks_, [&](std::int64_t task) {
-      const std::int64_t head = task / chunks_, kv_head = head / s_.q_heads * s_.kv_heads + head % s_.q_heads / s_.group();
-      answer_queries(head, task % chunks_, states.data() + kv_head * per_head);
-    });
-
-    AttentionStats stats;
-    std::int64_t keys = 0;
-    for (std::int64_t b = 0; b < s_.batch; ++b) {
-      keys += key_length(b);
-      for (std::int64_t i = 0; i < s_.nq; ++i) stats.visible_pairs += visible_keys(b, i);
-    }
-    stats.visible_pairs *= s_.q_heads;
-    // The work of the recurrence, not of pairs (DESIGN.md §4): per key and head its share
-    // φ(k) vᵀ of the D × Dv state, per query its product φ(q)ᵀ S, 2·D·Dv FLOPs each.
-    stats.flops = 2.0 * double(s_.d) * double(s_.dv) * double(s_.q_heads) * double(keys + s_.batch * s_.nq);
-    stats.scratch_bytes = states.bytes();
-    stats.isa = kern_.isa;
-    return stats;
+    return counted_stats(states.bytes());
   }
 
  private:
+  std::int64_t padded(std::int64_t n) const { return (n + kern_.lanes - 1) / kern_.lanes * kern_.lanes; }
   std::int64_t key_length(std::int64_t b) const {
     return options_.key_lengths.empty() ? s_.nk : options_.key_lengths[b];
   }
@@ -115,142 +139,282 @@ class LinearRunner {
     return first_row == 0 ? 0 : visible_keys(b, first_row - 1);
   }
 
-  // Matrices of one block of rows: Φ(K)ᵀ [D][n_pad] (feature-major, zero past n), V [n][W]
-  // (column Dv all ones, zero past it), Φ(Q) [m][D], and the block's products. The ones
-  // make every product with V carry its sums along in column Dv: the state's z beside S,
-  // each output row's denominator beside its numerator.
-  struct Blocks {
-    std::vector<float> phi_kt, values, phi_q, scores, out, inverse;
-  };
-  std::int64_t padded(std::int64_t n) const { return (n + kern_.lanes - 1) / kern_.lanes * kern_.lanes; }
+  // The calling thread's scratch, made at its first task and kept while the runner lives:
+  // later tasks allocate and fault in nothing. A task never shares its thread with another.
+  Scratch& local_scratch(int prefetch_lines_per_block = kPrefetchLinesPerBlock) const {
+    const auto slot = static_cast<std::size_t>(tbb::this_task_arena::current_thread_index());
+    Scratch* m = nullptr;
+    {
+      const std::lock_guard lock(mutex_);  // once per task
+      if (slot >= slots_.size()) slots_.resize(slot + 1);
+      if (!slots_[slot]) slots_[slot] = std::make_unique<Scratch>(new_scratch());
+      m = slots_[slot].get();
+    }
+    m->prefetch = simd::PrefetchQueue(prefetch_lines_per_block);
+    return *m;
+  }
 
-  // Φ(K)ᵀ and V of keys [from, from + n) of head (b, g) into the blocks.
-  void load_keys(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t n, Blocks& m) const {
-    const std::int64_t ld = padded(n);
-    m.phi_kt.resize(static_cast<std::size_t>(s_.d * ld));
-    m.values.resize(static_cast<std::size_t>(n * W_));
-    for (std::int64_t i = 0; i < s_.d; ++i) std::fill_n(m.phi_kt.data() + i * ld + n, ld - n, 0.0f);
-    std::vector<float> phi(s_.d);
+  Scratch new_scratch() const {
+    const std::int64_t block_panels = (kKeyBlock + P_ - 1) / P_;
+    const std::int64_t query_rows = std::max(kQueryBlock, s_.group() * kCausalRows);
+    Scratch m;
+    m.phi_k.resize(static_cast<std::size_t>(kKeyBlock * s_.d));
+    m.panels.resize(static_cast<std::size_t>(block_panels * s_.d * P_));
+    m.values.assign(static_cast<std::size_t>(kKeyBlock * W_), 0.0f);  // padding columns stay zero
+    m.phi_q.resize(static_cast<std::size_t>(query_rows * s_.d));
+    m.out.resize(static_cast<std::size_t>(query_rows * W_));
+    m.denominators.resize(static_cast<std::size_t>(query_rows));
+    m.inverse.resize(static_cast<std::size_t>(query_rows));
+    m.scores.resize(static_cast<std::size_t>(kCausalRows * kKeyBlock));
+    m.row_max.assign(static_cast<std::size_t>(kCausalRows), 0.0f);
+    m.ones.assign(static_cast<std::size_t>(kKeyBlock), 1.0f);
+    return m;
+  }
+
+  // φ of rows [from, from + n) of head (b, h) of x into phi, D floats apart.
+  template <class T>
+  void features(const HeadsView<const T>& x, std::int64_t b, std::int64_t h, std::int64_t from, std::int64_t n,
+                float* phi) const {
+    const T* first = x.data + b * x.strides[0] + h * x.strides[1] + from * x.strides[2];
+    if constexpr (std::is_same_v<T, float>) {
+      if (x.strides[3] == 1 && x.strides[2] == s_.d) return kern_.elementwise.elu_plus_one(first, phi, n * s_.d);
+    }
+    for (std::int64_t j = 0; j < n; ++j) feature_map(kern_, first + j * x.strides[2], x.strides[3], s_.d, phi + j * s_.d);
+  }
+
+  // Queues rows [from, from + n) of head (b, h) of x (those that exist), to be fetched while
+  // the products before them run.
+  template <class T>
+  static void queue_rows(simd::PrefetchQueue& queue, const HeadsView<T>& x, std::int64_t b, std::int64_t h,
+                         std::int64_t from, std::int64_t n) {
+    n = std::min(n, x.shape[2] - from);
+    if (n <= 0 || x.strides[3] != 1) return;
+    const T* first = x.data + b * x.strides[0] + h * x.strides[1] + from * x.strides[2];
+    queue.add_rows(first, n, x.shape[3] * std::int64_t{sizeof(T)}, x.strides[2] * std::int64_t{sizeof(T)});
+  }
+
+  // Value rows [from, from + n) of head (b, g): the caller's own where they hold W_ contiguous
+  // floats, widened and padded into the scratch otherwise.
+  ValueRows value_rows(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t n, Scratch& m) const {
+    const KV* first = v_.data + b * v_.strides[0] + g * v_.strides[1] + from * v_.strides[2];
+    if constexpr (std::is_same_v<KV, float>) {
+      if (v_.strides[3] == 1 && W_ == s_.dv) return {first, v_.strides[2]};
+    }
     for (std::int64_t j = 0; j < n; ++j) {
-      feature_map(kern_, k_.data + b * k_.strides[0] + g * k_.strides[1] + (from + j) * k_.strides[2], k_.strides[3], s_.d,
-                  phi.data());
-      for (std::int64_t i = 0; i < s_.d; ++i) m.phi_kt[i * ld + j] = phi[i];
-      widen_row(kern_, v_.data + b * v_.strides[0] + g * v_.strides[1] + (from + j) * v_.strides[2], v_.strides[3],
-                s_.dv, m.values.data() + j * W_);
-      std::fill_n(m.values.data() + j * W_ + s_.dv, W_ - s_.dv, 0.0f);
-      m.values[j * W_ + s_.dv] = 1.0f;
+      widen_row(kern_, first + j * v_.strides[2], v_.strides[3], s_.dv, m.values.data() + j * W_);
     }
+    return {m.values.data(), W_};
   }
 
-  // state (S, z in column Dv) += Φ(K)ᵀ V for the n keys in the blocks.
-  void add_loaded_keys(std::int64_t n, Blocks& m, float* state) const {
-    simd::PrefetchQueue none;
-    kern_.tile.pv_tile(m.phi_kt.data(), s_.d, padded(n), n, m.values.data(), W_, W_, state, nullptr, none);
+  // Keys [from, from + n) of head (b, g), n <= kKeyBlock, loaded into the scratch.
+  KeyBlock load_keys(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t n, Scratch& m) const {
+    features(k_, b, g, from, n, m.phi_k.data());
+    for (std::int64_t j0 = 0; j0 < n; j0 += P_) {
+      kern_.packing.pack_key_panel(m.phi_k.data() + j0 * s_.d, s_.d, std::min(P_, n - j0), s_.d, 1.0f,
+                                   m.panels.data() + j0 * s_.d, false);
+    }
+    return {from, n, m.phi_k.data(), m.panels.data(), value_rows(b, g, from, n, m)};
   }
 
-  // Adds keys [from, to) of head (b, g) into state (S, z in column Dv), a block of keys per product.
-  void add_keys(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t to, float* state, Blocks& m) const {
+  // state (S [D][W_], then z) += Φ(K)ᵀ V and Σ φ(k) over the block's keys [first, first + n)
+  // (counted from its own first), a panel at a time.
+  void add_to_state(const KeyBlock& keys, std::int64_t first, std::int64_t n, float* state,
+                    simd::PrefetchQueue& prefetch) const {
+    for (std::int64_t j = first; j < first + n;) {
+      const std::int64_t count = std::min(first + n, (j / P_ + 1) * P_) - j;  // to the panel's end
+      kern_.tile.pv_tile(keys.panels + j / P_ * s_.d * P_ + j % P_, s_.d, P_, count,
+                         keys.values.rows + j * keys.values.ld, keys.values.ld, W_, state, nullptr, prefetch);
+      j += count;
+    }
+    kern_.elementwise.add_columns(keys.phi + first * s_.d, n, s_.d, s_.d, state + s_.d * W_);
+  }
+
+  // Adds keys [from, to) of head (b, g) into state, a block of keys at a time, the next
+  // block's rows fetched meanwhile.
+  void add_keys(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t to, float* state, Scratch& m) const {
     for (std::int64_t j0 = from; j0 < to; j0 += kKeyBlock) {
-      const std::int64_t n = std::min(kKeyBlock, to - j0);
-      load_keys(b, g, j0, n, m);
-      add_loaded_keys(n, m, state);
+      const KeyBlock keys = load_keys(b, g, j0, std::min(kKeyBlock, to - j0), m);
+      queue_key_rows(m.prefetch, b, g, j0 + kKeyBlock, std::min(kKeyBlock, to - j0 - kKeyBlock));
+      add_to_state(keys, 0, keys.n, state, m.prefetch);
     }
   }
 
+  void queue_key_rows(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t g, std::int64_t from,
+                      std::int64_t n) const {
+    queue.clear();
+    queue_rows(queue, k_, b, g, from, n);
+    queue_rows(queue, v_, b, g, from, n);
+  }
+
+  // Chunk t's keys summed into its slot; a causal sequence's last chunk has no chunk after it.
   void sum_keys(std::int64_t kv_head, std::int64_t t, float* states) const {
-    const std::int64_t b = kv_head / s_.kv_heads, g = kv_head % s_.kv_heads;
     float* slot = states + t * state_floats_;
     std::fill(slot, slot + state_floats_, 0.0f);
-    Blocks m;
+    if (causal_ && t == chunks_ - 1) return;
+    const std::int64_t b = kv_head / s_.kv_heads, g = kv_head % s_.kv_heads;
+    Scratch& m = local_scratch();
     add_keys(b, g, key_boundary(b, t), key_boundary(b, t + 1), slot, m);
   }
 
-  // out = Φ(Q) S for query rows [i0, i0 + rows) of head (b, h), denominators Φ(q)·z in column
-  // Dv: the state's part of their outputs.
-  void state_products(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, const float* state,
-                      Blocks& m) const {
-    m.phi_q.resize(static_cast<std::size_t>(rows * s_.d));
-    for (std::int64_t r = 0; r < rows; ++r) {
-      feature_map(kern_, q_.data + b * q_.strides[0] + h * q_.strides[1] + (i0 + r) * q_.strides[2], q_.strides[3], s_.d,
-                  m.phi_q.data() + r * s_.d);
+  // Each chunk's slot becomes the state of the keys before it (the prior's included); the slot
+  // after the last, the total. Summed in a fixed order.
+  void prefix_over_chunks(float* base, std::int64_t kv_head) const {
+    std::vector<float> running = prior_state(kv_head), chunk(state_floats_);
+    for (std::int64_t t = 0; t <= chunks_; ++t) {
+      float* slot = base + t * state_floats_;
+      std::copy(slot, slot + state_floats_, chunk.begin());
+      std::copy(running.begin(), running.end(), slot);
+      if (t < chunks_) for (std::int64_t i = 0; i < state_floats_; ++i) running[i] += chunk[i];
     }
-    m.out.assign(static_cast<std::size_t>(rows * W_), 0.0f);
-    simd::PrefetchQueue none;
-    kern_.tile.pv_tile(m.phi_q.data(), rows, s_.d, s_.d, state, W_, W_, m.out.data(), nullptr, none);
   }
 
-  // Rows [i0, i0 + rows) see keys [from, visible_keys) beyond the state: out gains their
-  // masked products Φ(Q) Φ(K)ᵀ, times V (with the ones: the denominators' share).
-  void add_block_keys(std::int64_t b, std::int64_t i0, std::int64_t rows, std::int64_t from, std::int64_t n,
-                      Blocks& m) const {
+  // Query rows [i0, i0 + rows) of head (b, h): their features, out = Φ(Q) S and the
+  // denominators Φ(Q) z.
+  void start_rows(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, const float* state, float* phi_q,
+                  float* out, float* denominators, simd::PrefetchQueue& prefetch) const {
+    features(q_, b, h, i0, rows, phi_q);
+    std::fill_n(out, rows * W_, 0.0f);
+    std::fill_n(denominators, rows, 0.0f);
+    kern_.tile.pv_tile(phi_q, rows, s_.d, s_.d, state, W_, W_, out, nullptr, prefetch);
+    kern_.elementwise.add_row_dots(phi_q, rows, s_.d, s_.d, state + s_.d * W_, denominators);
+  }
+
+  // Rows [i0, i0 + rows) (rows <= kCausalRows) gain their products with the block's keys
+  // [first, first + n) (first a multiple of lanes) that they see: Φ(Q) Φ(K)ᵀ masked, times V,
+  // and its row sums into the denominators. Unless the values are all finite, each row's
+  // product stops at its last key: a masked zero times a NaN or inf value would be NaN.
+  void add_block_keys(std::int64_t b, std::int64_t i0, std::int64_t rows, const KeyBlock& keys, std::int64_t first,
+                      std::int64_t n, bool values_finite, const float* phi_q, float* out, float* denominators,
+                      Scratch& m) const {
     const std::int64_t ld = padded(n);
-    m.scores.assign(static_cast<std::size_t>(rows * ld), 0.0f);
     simd::PrefetchQueue none;
-    kern_.tile.pv_tile(m.phi_q.data(), rows, s_.d, s_.d, m.phi_kt.data(), ld, ld, m.scores.data(), nullptr, none);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      float* row = m.scores.data() + r * ld;
-      const std::int64_t seen = std::clamp<std::int64_t>(visible_keys(b, i0 + r) - from, 0, n);
-      std::fill(row + seen, row + ld, 0.0f);  // keys past the row's last
+    kern_.tile.qk_scores(phi_q, rows, s_.d, keys.panels, first, ld, m.scores.data(), ld, {}, m.row_max.data(), none);
+    auto seen = [&](std::int64_t r) { return std::clamp<std::int64_t>(visible_keys(b, i0 + r) - keys.from - first, 0, n); };
+    for (std::int64_t r = 0; r < rows; ++r) {  // keys past the row's last, or past the n
+      std::fill(m.scores.data() + r * ld + seen(r), m.scores.data() + (r + 1) * ld, 0.0f);
     }
-    kern_.tile.pv_tile(m.scores.data(), rows, ld, n, m.values.data(), W_, W_, m.out.data(), nullptr, none);
+    kern_.elementwise.add_row_dots(m.scores.data(), rows, ld, n, m.ones.data(), denominators);
+    const float* values = keys.values.rows + first * keys.values.ld;
+    if (values_finite) {
+      kern_.tile.pv_tile(m.scores.data(), rows, ld, n, values, keys.values.ld, W_, out, nullptr, none);
+      return;
+    }
+    for (std::int64_t r = 0; r < rows; ++r) {
+      kern_.tile.pv_tile(m.scores.data() + r * ld, 1, ld, seen(r), values, keys.values.ld, W_, out + r * W_, nullptr, none);
+    }
   }
 
   // out rows [i0, i0 + rows) of head (b, h) = the products over their denominators.
-  void write_rows(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, Blocks& m) const {
-    m.inverse.resize(static_cast<std::size_t>(rows));
+  void write_rows(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, const float* products,
+                  const float* denominators, Scratch& m) const {
     for (std::int64_t r = 0; r < rows; ++r) {  // no key: zeros; a NaN denominator: NaN
-      const float d = m.out[r * W_ + s_.dv];
+      const float d = denominators[r];
       m.inverse[r] = d > 0 || std::isnan(d) ? 1.0f / d : 0.0f;
     }
     float* first = out_.data + b * out_.strides[0] + h * out_.strides[1] + i0 * out_.strides[2];
     if (out_.strides[3] == 1) {
-      kern_.elementwise.scale_rows(m.out.data(), rows, W_, m.inverse.data(), first, out_.strides[2], s_.dv, false);
+      kern_.elementwise.scale_rows(products, rows, W_, m.inverse.data(), first, out_.strides[2], s_.dv, true);
       return;
     }
     for (std::int64_t r = 0; r < rows; ++r) {
-      for (std::int64_t c = 0; c < s_.dv; ++c) first[r * out_.strides[2] + c * out_.strides[3]] = m.out[r * W_ + c] * m.inverse[r];
+      for (std::int64_t c = 0; c < s_.dv; ++c) first[r * out_.strides[2] + c * out_.strides[3]] = products[r * W_ + c] * m.inverse[r];
     }
   }
 
-  // Queries of chunk t: a block of rows at a time, from the state of the keys before it (full
-  // window: all keys); causal blocks add their own new keys, then fold them into the state.
-  void answer_queries(std::int64_t head, std::int64_t t, const float* states) const {
-    const std::int64_t b = head / s_.q_heads, h = head % s_.q_heads, g = h / s_.group();
+  // Full window: chunk t's rows of every query head of the group, from the total state.
+  void answer_full(std::int64_t kv_head, std::int64_t t, const float* state) const {
+    const std::int64_t b = kv_head / s_.kv_heads, row0 = t * chunk_rows_, row1 = std::min(s_.nq, row0 + chunk_rows_);
+    Scratch& m = local_scratch();
+    for (std::int64_t h = kv_head % s_.kv_heads * s_.group(); h < (kv_head % s_.kv_heads + 1) * s_.group(); ++h) {
+      for (std::int64_t i0 = row0; i0 < row1; i0 += kQueryBlock) {
+        const std::int64_t rows = std::min(kQueryBlock, row1 - i0);
+        m.prefetch.clear();
+        queue_rows(m.prefetch, q_, b, h, i0 + rows, std::min(kQueryBlock, row1 - i0 - rows));
+        queue_rows(m.prefetch, out_, b, h, i0, rows);
+        start_rows(b, h, i0, rows, state, m.phi_q.data(), m.out.data(), m.denominators.data(), m.prefetch);
+        write_rows(b, h, i0, rows, m.out.data(), m.denominators.data(), m);
+      }
+    }
+  }
+
+  // Causal: chunk t's rows a block at a time, every query head of the group from the state of
+  // the keys before the block; then the block's own new keys, masked, and into the state.
+  // Keys are loaded kKeyBlock at a time, their rows fetched while the block before runs.
+  void answer_causal(std::int64_t kv_head, std::int64_t t, const float* prefix) const {
+    const std::int64_t b = kv_head / s_.kv_heads, g = kv_head % s_.kv_heads, group = s_.group();
     const std::int64_t row0 = t * chunk_rows_, row1 = std::min(s_.nq, row0 + chunk_rows_);
     if (row0 >= row1) return;
-    // Full window: every query reads the total, which sits after the last chunk's prefix.
-    std::vector<float> state(states + (causal_ ? t : chunks_) * state_floats_,
-                             states + ((causal_ ? t : chunks_) + 1) * state_floats_);
-    Blocks m;
-    std::int64_t seen = causal_ ? key_boundary(b, t) : key_length(b);
-    const std::int64_t block_rows = causal_ ? kCausalRows : kKeyBlock;
-    for (std::int64_t i0 = row0; i0 < row1; i0 += block_rows) {
-      const std::int64_t rows = std::min(block_rows, row1 - i0);
-      state_products(b, h, i0, rows, state.data(), m);
-      if (causal_) {
-        const std::int64_t until = std::max(seen, visible_keys(b, i0 + rows - 1));
-        for (std::int64_t j0 = seen; j0 < until; j0 += kKeyBlock) {  // a block's keys, kKeyBlock at a time
-          const std::int64_t n = std::min(kKeyBlock, until - j0);
-          load_keys(b, g, j0, n, m);
-          add_block_keys(b, i0, rows, j0, n, m);
-          add_loaded_keys(n, m, state.data());
-        }
-        seen = until;
+    const std::int64_t last_key = visible_keys(b, row1 - 1);  // the chunk's last row sees keys before it
+    std::vector<float> state(prefix, prefix + state_floats_);
+    Scratch& m = local_scratch(kCausalPrefetchLinesPerBlock);
+    auto phi_q = [&](std::int64_t e) { return m.phi_q.data() + e * kCausalRows * s_.d; };
+    auto out = [&](std::int64_t e) { return m.out.data() + e * kCausalRows * W_; };
+    auto denominators = [&](std::int64_t e) { return m.denominators.data() + e * kCausalRows; };
+    KeyBlock keys;
+    std::int64_t seen = key_boundary(b, t);
+    for (std::int64_t i0 = row0; i0 < row1; i0 += kCausalRows) {
+      const std::int64_t rows = std::min(kCausalRows, row1 - i0);
+      const std::int64_t until = std::max(seen, visible_keys(b, i0 + rows - 1));
+      queue_next_block(m.prefetch, b, g, i0 + rows, std::min(kCausalRows, row1 - i0 - rows), seen, until);
+      for (std::int64_t e = 0; e < group; ++e) {
+        start_rows(b, g * group + e, i0, rows, state.data(), phi_q(e), out(e), denominators(e), m.prefetch);
       }
-      write_rows(b, h, i0, rows, m);
+      for (std::int64_t j0 = seen; j0 < until;) {
+        const std::int64_t first = j0 - keys.from;
+        if (first < 0 || first >= keys.n || first % kern_.lanes != 0) {
+          keys = load_keys(b, g, j0, std::min(kKeyBlock, last_key - j0), m);
+          continue;
+        }
+        const std::int64_t n = std::min(until, keys.from + keys.n) - j0;
+        const bool finite = kern_.elementwise.all_finite(keys.values.rows + first * keys.values.ld, n, keys.values.ld, W_);
+        for (std::int64_t e = 0; e < group; ++e) {
+          add_block_keys(b, i0, rows, keys, first, n, finite, phi_q(e), out(e), denominators(e), m);
+        }
+        add_to_state(keys, first, n, state.data(), m.prefetch);
+        j0 += n;
+      }
+      seen = until;
+      for (std::int64_t e = 0; e < group; ++e) write_rows(b, g * group + e, i0, rows, out(e), denominators(e), m);
     }
   }
 
-  // The prior state of a (batch, kv head), padded to W_ columns; zeros without one.
+  // Queues the rows of the causal block after this one (its queries in every head of the
+  // group), and the rows of the keys a block later than this one's [seen, until).
+  void queue_next_block(simd::PrefetchQueue& queue, std::int64_t b, std::int64_t g, std::int64_t i0, std::int64_t rows,
+                        std::int64_t seen, std::int64_t until) const {
+    queue.clear();
+    for (std::int64_t e = 0; e < s_.group(); ++e) {  // this block's, written at its end
+      queue_rows(queue, out_, b, g * s_.group() + e, i0 - kCausalRows, kCausalRows);
+    }
+    for (std::int64_t e = 0; e < s_.group() && rows > 0; ++e) queue_rows(queue, q_, b, g * s_.group() + e, i0, rows);
+    queue_rows(queue, k_, b, g, seen + kKeyBlock, until - seen);
+    queue_rows(queue, v_, b, g, seen + kKeyBlock, until - seen);
+  }
+
+  // The prior state of a (batch, kv head) laid out as the runner keeps it; zeros without one.
   std::vector<float> prior_state(std::int64_t kv_head) const {
     std::vector<float> state(state_floats_, 0.0f);
     if (prior_.empty()) return state;
     const float* from = prior_.data() + kv_head * (s_.d * s_.dv + s_.d);
-    for (std::int64_t i = 0; i < s_.d; ++i) {
-      std::copy_n(from + i * s_.dv, s_.dv, &state[i * W_]);
-      state[i * W_ + s_.dv] = from[s_.d * s_.dv + i];  // z into column Dv
-    }
+    for (std::int64_t i = 0; i < s_.d; ++i) std::copy_n(from + i * s_.dv, s_.dv, &state[i * W_]);
+    std::copy_n(from + s_.d * s_.dv, s_.d, &state[s_.d * W_]);
     return state;
+  }
+
+  AttentionStats counted_stats(std::int64_t scratch_bytes) const {
+    AttentionStats stats;
+    std::int64_t keys = 0;
+    for (std::int64_t b = 0; b < s_.batch; ++b) {
+      keys += key_length(b);
+      for (std::int64_t i = 0; i < s_.nq; ++i) stats.visible_pairs += visible_keys(b, i);
+    }
+    stats.visible_pairs *= s_.q_heads;
+    // The work of the recurrence, not of pairs (DESIGN.md §4): per key and head its share
+    // φ(k) vᵀ of the D × Dv state, per query its product φ(q)ᵀ S, 2·D·Dv FLOPs each.
+    stats.flops = 2.0 * double(s_.d) * double(s_.dv) * double(s_.q_heads) * double(keys + s_.batch * s_.nq);
+    stats.scratch_bytes = scratch_bytes;
+    stats.isa = kern_.isa;
+    return stats;
   }
 
   const AttentionShape& s_;
@@ -262,7 +426,9 @@ class LinearRunner {
   std::span<const float> prior_;
   const simd::KernelTable& kern_;
   bool causal_;
-  std::int64_t W_, chunks_, chunk_rows_, state_floats_;
+  std::int64_t P_, W_, chunks_, chunk_rows_, state_floats_;
+  mutable std::mutex mutex_;
+  mutable std::vector<std::unique_ptr<Scratch>> slots_;
 };
 
 }  // namespace

@@ -12,11 +12,12 @@
 namespace longattn::engine {
 
 // Full window: o_i = φ(q_i)ᵀ S / (φ(q_i)ᵀ z) over every valid key. Causal: the recurrent form,
-// key j visible to query i when j <= i + Nk - Nq, computed chunk-parallel (per-chunk sums,
-// a prefix over chunks, then each chunk of queries from its prefix state), so it runs on
-// every thread and the result does not depend on how many there are. Every sum is a matrix
-// product on the P·V kernel: blocks of keys into the state, blocks of queries against it, and
-// in a causal block the queries' masked products with the block's own new keys.
+// key j visible to query i when j <= i + Nk - Nq, computed chunk-parallel where the heads
+// alone are too few for the threads (per-chunk sums, a prefix over chunks, then each chunk
+// of queries from its prefix state); the chunks follow from the shape, so the result does
+// not depend on the thread count. Every product runs on the flash kernels' register blocks:
+// blocks of keys into the state, blocks of queries against it, and in a causal block the
+// queries' masked products with the block's own new keys (Φ(Q) Φ(K)ᵀ, then times V).
 // Q, KV: the element types of q and of k and v (float or bf16, read as fp32).
 template <class Q, class KV>
 AttentionStats run_linear_attention(const AttentionShape& shape, const AttentionOptions& options,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -381,6 +382,14 @@ TEST_CASE("linear attention: full and causal (recurrent, chunk-parallel), paddin
   AttentionTester().tokens(5, 600).d(64).normalizer("linear").causal().check();  // decode, bottom-right
   AttentionTester().tokens(300, 100).d(8).normalizer("linear").causal().check(); // early queries see nothing
   AttentionTester().batch(2).n(1).d(1).normalizer("linear").key_lengths({0, 1}).check();
+  // Key blocks loaded across causal blocks, grouped heads sharing one state, value rows copied
+  // (Dv not a multiple of lanes, rows strided) or read in place, and an infinite value the
+  // rows before it in its block must not see.
+  AttentionTester().batch(2).heads(6, 2).tokens(700, 709).dims(24, 20).normalizer("linear").causal()
+      .key_lengths({709, 333}).layout(Layout::bnhd).check();
+  AttentionTester().heads(4, 1).n(600).d(32).normalizer("linear").causal().check();
+  AttentionTester().heads(2).n(300).d(16).normalizer("linear").causal()
+      .poison('v', 0, 1, 200, 3, std::numeric_limits<float>::infinity()).check();
 }
 
 TEST_CASE("additive (Bahdanau) scores, with every normalizer that has scores") {
