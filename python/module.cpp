@@ -130,4 +130,5 @@ NB_MODULE(_longattn, m) {
            "(bench/python_overhead.py).");
 
   bind_layer(m);
+  bind_kv_cache(m);
 }

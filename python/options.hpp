@@ -65,4 +65,7 @@ void bind_options(nb::module_& m);
 // Binds MultiHeadSelfAttention in module m (layer.cpp).
 void bind_layer(nb::module_& m);
 
+// Binds KvCache and its attention in module m (kv_cache.cpp).
+void bind_kv_cache(nb::module_& m);
+
 }  // namespace longattn::python

@@ -3,7 +3,8 @@
 ``attention(q, k, v, ...)`` on NumPy arrays or PyTorch tensors (float32 or bfloat16: torch's,
 or ml_dtypes' for NumPy), read and written where they lie, strided views included; the
 result is the kind of object given. ``AttentionPlan`` validates a problem once and runs it
-many times (a decoding loop). Bad arguments raise ``longattn.Error`` (a ``ValueError``) with
+many times (a decoding loop); ``KvCache`` keeps many sequences' keys and values in pages
+(float32, bfloat16 or int8) and decodes a batch of them from where they lie. Bad arguments raise ``longattn.Error`` (a ``ValueError``) with
 the engine's message, or ``TypeError`` for a wrong element type, before anything is written.
 The GIL is released while the engine runs.
 """
@@ -18,7 +19,7 @@ from ._longattn import AttentionStats, Error, __version__
 _numpy_array = _numpy.ndarray
 _float32 = _numpy.dtype(_numpy.float32)
 
-__all__ = ["attention", "AttentionPlan", "AttentionStats", "Error", "MultiHeadSelfAttention", "isa"]
+__all__ = ["attention", "AttentionPlan", "AttentionStats", "Error", "KvCache", "MultiHeadSelfAttention", "isa"]
 
 
 def isa() -> str:
@@ -214,4 +215,5 @@ class AttentionPlan:
         return (out, lse) if self._return_lse else out
 
 
-from .layer import MultiHeadSelfAttention  # noqa: E402  (it uses the helpers above)
+from .kv_cache import KvCache  # noqa: E402  (they use the helpers above)
+from .layer import MultiHeadSelfAttention  # noqa: E402

@@ -221,3 +221,18 @@ def test_multi_head_layer_refuses_what_it_cannot_compute():
         layer(torch.zeros(2, 5, 8))
     with pytest.raises(NotImplementedError, match="x: requires grad"):
         layer(torch.zeros(2, 5, 16, requires_grad=True))
+
+
+def test_kv_cache_from_torch_tensors_fp32_and_bf16():
+    cache = longattn.KvCache(kv_heads=2, d=16, dtype="bfloat16")
+    seq = cache.add_sequence()
+    k, v = randn(2, 30, 16, seed=1), randn(2, 30, 16, seed=2)
+    cache.append(seq, k[:, :10].to(torch.bfloat16), v[:, :10].to(torch.bfloat16))
+    cache.append(seq, k[:, 10:], v[:, 10:])  # fp32, rounded by the cache
+    q = randn(1, 4, 1, 16, seed=3)
+    out = cache.attention(q, sequences=[seq])
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    kr, vr = (torch.from_numpy(x) for x in cache.read(seq))
+    torch.testing.assert_close(kr[0], k.to(torch.bfloat16).float(), rtol=0, atol=0)
+    expected = F.scaled_dot_product_attention(q, kr.repeat_interleave(2, 1), vr.repeat_interleave(2, 1))
+    torch.testing.assert_close(out, expected, **TOLERANCES[torch.float32])
