@@ -64,6 +64,8 @@ RandomCase draw_layer(Dice& dice, const DrawLimits& limits) {
   }
   layer.packed = kv_heads == heads && heads * head_dim == e && dice.chance(0.3);
   layer.biases = dice.chance(0.8);
+  if (dice.chance(0.15)) layer.precision = DType::bf16, c.features.push_back("layer in bf16");
+  if (dice.chance(0.1)) layer.qk_int8 = true, c.features.push_back("layer with int8 scores");
   if (dice.chance(0.2)) layer.row_stride = e + dice.log_uniform(1, 8);
   layer.seed = dice.seed();
   return c;
