@@ -106,6 +106,7 @@ struct FlashInputs {
                         (!plan.score_bias.empty() && plan.score_bias.strides[1] != 0),
         .keys_need_packing = plan.rope.enabled() || plan.additive.enabled(),
         .rows_contiguous = k.strides[3] == 1 && v.strides[3] == 1,
+        .sink_keys = plan.visibility.has_sink_keys(),
     };
   }
 

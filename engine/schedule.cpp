@@ -117,12 +117,13 @@ Schedule choose_schedule(const ScheduleFacts& f) {
   // Heads whose keys all fit one chunk, at least kBandTasksPerThread per thread, run as bands
   // too, a whole head per band: each task packs its head into its own cache where the chunked
   // path would pack every head at once past the caches and read them back. Only where the
-  // chunked path too would take each head whole: the count of threads then picks between
-  // two schedules that run the same tiles, and never changes a bit.
+  // chunked path too would take each head whole and bands would tile it alike (no sink keys,
+  // which bands run as a chunk of their own): the count of threads then picks between two
+  // schedules that run the same tiles, and never changes a bit.
   const std::int64_t heads = f.shape.batch * f.shape.kv_heads;
   const Schedule chunked = chunks(f);
-  const bool short_heads =
-      f.nk_padded() <= l2_keys(f) && chunked.chunks == 1 && heads >= kBandTasksPerThread * f.threads;
+  const bool short_heads = f.nk_padded() <= l2_keys(f) && chunked.chunks == 1 && !f.sink_keys &&
+                           heads >= kBandTasksPerThread * f.threads;
   if (f.widest * kBandWidthRatio <= f.nk_padded() || short_heads) return bands(f);
   return chunked;
 }

@@ -38,6 +38,7 @@ struct ScheduleFacts {
   bool heads_differ = false;     // a position bias or additive scores differ per query head
   bool keys_need_packing = false;  // RoPE or additive scores transform keys before use
   bool rows_contiguous = false;    // k's and v's features lie contiguously
+  bool sink_keys = false;          // sink keys beside a window: bands run them as a chunk of their own
 
   std::int64_t nk_padded() const { return (shape.nk + panel_width - 1) / panel_width * panel_width; }
   std::int64_t q_blocks() const { return (shape.nq + block_rows - 1) / block_rows; }

@@ -49,6 +49,7 @@ class VisibilityPlan {
     keys.end = std::min(keys.end, key_length(b));
     return keys;
   }
+  bool has_sink_keys() const { return sink_keys_ > 0; }
   // Row i of batch b sees the sink keys [0, sinks_end) (the window's right edge and padding
   // apply to them); 0 without sink keys. Non-decreasing in i.
   std::int64_t sinks_end(std::int64_t b, std::int64_t i) const {

@@ -42,6 +42,9 @@ TEST_CASE("sink keys: the first keys seen past a window's left edge, and nothing
   AttentionTester().n(1000).d(32).window(300, 50).sink_keys(400).check();  // sinks meeting the window
   AttentionTester().batch(2).n(600).d(32).window(64, 0).sink_keys(10).key_lengths({600, 5}).check();
   AttentionTester().tokens(83, 195).d(64).window(53, 19).sink_keys(1).key_lengths({6}).check();  // sinks alone
+  // Many short heads, whose schedule would follow the thread count without sink keys.
+  AttentionTester().batch(3).heads(8, 4).tokens(20, 371).d(93).window(214, 29).alibi().sink_keys(28).bf16_inputs()
+      .check();
   AttentionTester().n(500).d(16).window(32, 32).sink_keys(7).random_mask(0.7).check();
   AttentionTester().n(700).d(16).window(20, 0).sink_keys(300).random_blocks(32, 64, 0.6).check();
   AttentionTester().heads(8, 2).tokens(3, 5000).d(64).window(256, 0).sink_keys(4).chunk_bytes(32 << 10).check();

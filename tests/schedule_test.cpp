@@ -162,4 +162,8 @@ TEST_CASE("the count of threads never picks between schedules that run different
   one.packed_budget_bytes = two.packed_budget_bytes = 150 << 10;
   CHECK(choose_schedule(two).chunks > 1);
   CHECK(choose_schedule(one).kind == ScheduleKind::chunks);
+  // Sink keys: bands run them as a chunk before the window's, a tiling of their own.
+  ScheduleFacts sinks = facts(heads(12, 12, 26, 1604), 1);
+  sinks.sink_keys = true;
+  CHECK(choose_schedule(sinks).kind == ScheduleKind::chunks);
 }
