@@ -6,6 +6,7 @@
 #include <nanobind/stl/string.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -55,13 +56,27 @@ void append(SharedCache& self, SequenceId sequence, std::int64_t layer, const In
   locked<true>(self, [&](KvCache& cache) { cache.append(sequence, layer, kv, vv); });
 }
 
-// k and v [1, kv_heads, length, d|dv] float32 of the sequence's layer, as attention reads them.
-void read(const SharedCache& self, SequenceId sequence, std::int64_t layer, const Array& k, const Array& v) {
-  if (!is(k, nb::dlpack::dtype_code::Float, 32) || !is(v, nb::dlpack::dtype_code::Float, 32)) {
-    throw nb::type_error("k and v: expected float32");
-  }
-  const auto kv = view_of<float, 4>(k, "k"), vv = view_of<float, 4>(v, "v");
-  locked<false>(self, [&](const KvCache& cache) { cache.read(sequence, layer, kv, vv); });
+// (k, v) [1, kv_heads, length, d|dv] float32 NumPy arrays of the sequence's layer, as attention
+// reads them: the length and the rows under one lock, so an append cannot come between.
+nb::tuple read(const SharedCache& self, SequenceId sequence, std::int64_t layer) {
+  const KvCacheConfig& config = self.cache.config();
+  const std::int64_t h = config.kv_heads, d = config.d, dv = config.dv > 0 ? config.dv : config.d;
+  std::unique_ptr<float[]> k, v;
+  std::int64_t n = 0;
+  locked<false>(self, [&](const KvCache& cache) {
+    n = cache.length(sequence, layer);
+    k = std::make_unique<float[]>(static_cast<std::size_t>(h * n * d));
+    v = std::make_unique<float[]>(static_cast<std::size_t>(h * n * dv));
+    cache.read(sequence, layer, {k.get(), {1, h, n, d}, {h * n * d, n * d, d, 1}},
+               {v.get(), {1, h, n, dv}, {h * n * dv, n * dv, dv, 1}});
+  });
+  auto numpy = [](std::unique_ptr<float[]> data, std::int64_t heads, std::int64_t rows, std::int64_t width) {
+    float* raw = data.release();
+    const nb::capsule owner(raw, [](void* p) noexcept { delete[] static_cast<float*>(p); });
+    const std::size_t shape[4] = {1, std::size_t(heads), std::size_t(rows), std::size_t(width)};
+    return nb::ndarray<nb::numpy, float, nb::ndim<4>>(raw, 4, shape, owner);
+  };
+  return nb::make_tuple(numpy(std::move(k), h, n, d), numpy(std::move(v), h, n, dv));
 }
 
 AttentionStats attend(const SharedCache& self, std::int64_t layer, const Input& sequences, const Input& q,
@@ -126,7 +141,7 @@ void bind_kv_cache(nb::module_& m) {
            "sequence"_a, "layer"_a)
       .def("memory", &memory_of)
       .def("append", &append, "sequence"_a, "layer"_a, "k"_a, "v"_a, "bf16_bits"_a)
-      .def("read", &read, "sequence"_a, "layer"_a, "k"_a, "v"_a)
+      .def("read", &read, "sequence"_a, "layer"_a)
       .def("attention", &attend, "layer"_a, "sequences"_a, "q"_a, "out"_a, "lse"_a.none(), "options"_a);
 }
 

@@ -66,14 +66,9 @@ class KvCache:
         self._cache.append(sequence, layer, k, v, bits_k or bits_v)
 
     def read(self, sequence: int, layer: int = 0):
-        """(k, v) [1, kv_heads, length, d|dv] float32: what attention reads (int8 dequantized)."""
-        import numpy
-
-        n = self.length(sequence, layer)
-        k = numpy.empty((1, self.kv_heads, n, self.d), dtype=numpy.float32)
-        v = numpy.empty((1, self.kv_heads, n, self.dv), dtype=numpy.float32)
-        self._cache.read(sequence, layer, k, v)
-        return k, v
+        """(k, v) [1, kv_heads, length, d|dv] float32 NumPy arrays: what attention reads (int8
+        dequantized)."""
+        return self._cache.read(sequence, layer)
 
     def attention(self, q, *, sequences, layer: int = 0, out=None, return_lse=False, **options):
         """out [S, q_heads, nq, dv] float32 of q [S, q_heads, nq, d] float32: the last nq tokens of

@@ -57,8 +57,10 @@ def test_fork_shares_the_prefix_and_drop_frees_what_only_it_held():
     assert cache.length(child) == 43 and cache.length(parent) == 40
     np.testing.assert_array_equal(cache.read(child)[0][:, :, :40], cache.read(parent)[0])
     pages = cache.memory()["pages"]
+    k_child, _ = cache.read(child)  # arrays of their own, alive past the sequence
     cache.drop(child)
     assert child not in cache and cache.memory()["pages"] < pages
+    np.testing.assert_array_equal(k_child[:, :, 40:], extra[None])
     with pytest.raises(longattn.Error):
         cache.append(child, extra, extra)
 
