@@ -83,10 +83,7 @@ class LinearRunner {
                std::span<const float> prior)
       : s_(s), options_(options), q_(q), k_(k), v_(v), out_(out), prior_(prior), kern_(simd::kernels_for(options.isa)),
         causal_(options.window == Window::causal()), P_(kern_.panel_width), W_(padded(s.dv)),
-        chunks_(causal_ ? std::clamp<std::int64_t>((kCausalTasks + s.batch * s.kv_heads - 1) / (s.batch * s.kv_heads), 1,
-                                                   std::max<std::int64_t>(1, s.nq / kQueryBlock))
-                        : std::clamp<std::int64_t>((s.nq + kQueryBlock - 1) / kQueryBlock, 1, kMaxChunks)),
-        chunk_rows_((s.nq + chunks_ - 1) / chunks_),
+        chunks_(chunk_count(s, causal_)), chunk_rows_((s.nq + chunks_ - 1) / chunks_),
         state_floats_(s.d * W_ + s.d) {}
 
   // Keys [0, key_length) of head (b, g) as S [D, Dv] then z [D], unpadded.
@@ -122,6 +119,14 @@ class LinearRunner {
   }
 
  private:
+  // Chunks per kv head: of keys and queries for the full window; for causal, only as many as
+  // the heads leave threads without work (kCausalTasks), as each costs a pass over its keys.
+  static std::int64_t chunk_count(const AttentionShape& s, bool causal) {
+    if (!causal) return std::clamp<std::int64_t>((s.nq + kQueryBlock - 1) / kQueryBlock, 1, kMaxChunks);
+    const std::int64_t heads = std::max<std::int64_t>(1, s.batch * s.kv_heads);
+    return std::clamp<std::int64_t>((kCausalTasks + heads - 1) / heads, 1, std::max<std::int64_t>(1, s.nq / kQueryBlock));
+  }
+
   std::int64_t padded(std::int64_t n) const { return (n + kern_.lanes - 1) / kern_.lanes * kern_.lanes; }
   std::int64_t key_length(std::int64_t b) const {
     return options_.key_lengths.empty() ? s_.nk : options_.key_lengths[b];

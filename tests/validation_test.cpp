@@ -151,6 +151,15 @@ TEST_CASE("empty sequences are valid: no keys means zero rows and lse = -inf") {
   const AttentionPlan plan({.q_heads = 2, .kv_heads = 2, .nq = 0, .nk = 5, .d = 4});
   CHECK(plan.run(bhnd<const float>(&dummy, 1, 2, 0, 4), keys, keys, bhnd(&dummy, 1, 2, 0, 4)).visible_pairs == 0);
   CHECK(dummy == 0.0f);
+  // No batch at all, with every normalizer, full and causal.
+  for (Normalizer normalizer : {Normalizer::softmax, Normalizer::sigmoid, Normalizer::relu, Normalizer::linear}) {
+    for (Window window : {Window{}, Window::causal()}) {
+      AttentionOptions options;
+      options.normalizer = normalizer, options.window = window;
+      const auto none = bhnd<const float>(k.data(), 0, 2, 5, 4);
+      CHECK(attention(none, none, none, bhnd(&dummy, 0, 2, 5, 4), options).visible_pairs == 0);
+    }
+  }
 }
 
 TEST_CASE("positional encodings: odd D with RoPE, bad base, tables of the wrong shape, linear") {
