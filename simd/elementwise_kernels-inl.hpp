@@ -167,6 +167,7 @@ void add_columns(const float* x, std::int64_t rows, std::int64_t ldx, std::int64
   }
 }
 
+// dots[r] += x[r] · w: a vector of partial sums per row, reduced once.
 template <class V>
 void add_row_dots(const float* x, std::int64_t rows, std::int64_t ldx, std::int64_t cols, const float* w,
                   float* dots) {
