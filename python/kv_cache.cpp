@@ -43,12 +43,9 @@ auto locked(Cache& self, F f) {
 // Appends k and v, both float32 or both bfloat16 (`bf16_bits`: NumPy's uint16 bits of it).
 void append(SharedCache& self, SequenceId sequence, std::int64_t layer, const Input& k, const Input& v,
             bool bf16_bits) {
-  const bool f32 = is(k, nb::dlpack::dtype_code::Float, 32) && is(v, nb::dlpack::dtype_code::Float, 32);
-  auto bf16_of = [&](const Input& a) {
-    return is(a, nb::dlpack::dtype_code::Bfloat, 16) || (bf16_bits && is(a, nb::dlpack::dtype_code::UInt, 16));
-  };
-  if (!f32 && !(bf16_of(k) && bf16_of(v))) throw nb::type_error("k and v: expected both float32 or both bfloat16");
-  if (f32) {
+  const Element element = element_of(k, "k", bf16_bits);
+  if (element_of(v, "v", bf16_bits) != element) throw nb::type_error("k and v: expected the same element type");
+  if (element == Element::f32) {
     const auto kv = view_of<const float, 4>(k, "k"), vv = view_of<const float, 4>(v, "v");
     return locked<true>(self, [&](KvCache& cache) { cache.append(sequence, layer, kv, vv); });
   }

@@ -17,18 +17,6 @@ using namespace nanobind::literals;
 namespace longattn::python {
 namespace {
 
-// The element type of q, k and v: float32, or bfloat16 (PyTorch's, or NumPy's uint16 bits
-// of ml_dtypes' bfloat16 when `bf16_bits`).
-enum class Element { f32, bf16 };
-
-Element element_of(const Input& a, const char* name, bool bf16_bits) {
-  if (is(a, nb::dlpack::dtype_code::Float, 32)) return Element::f32;
-  if (is(a, nb::dlpack::dtype_code::Bfloat, 16) || (bf16_bits && is(a, nb::dlpack::dtype_code::UInt, 16))) {
-    return Element::bf16;
-  }
-  throw nb::type_error((std::string(name) + ": expected float32 or bfloat16").c_str());
-}
-
 // call(q, k, v, out, lse) on views of the element types q, k and v hold (fp32; bf16; fp32 q
 // with bf16 k and v), once every array's type is checked, with the GIL released.
 template <class Call>

@@ -37,6 +37,18 @@ TensorView<T, Rank> view_of(const A& a, const char* name) {
   return v;
 }
 
+// The element type of q, k and v: float32, or bfloat16 (PyTorch's, or NumPy's uint16 bits
+// of ml_dtypes' bfloat16 when `bf16_bits`); a TypeError naming the array otherwise.
+enum class Element { f32, bf16 };
+
+inline Element element_of(const Input& a, const char* name, bool bf16_bits) {
+  if (is(a, nb::dlpack::dtype_code::Float, 32)) return Element::f32;
+  if (is(a, nb::dlpack::dtype_code::Bfloat, 16) || (bf16_bits && is(a, nb::dlpack::dtype_code::UInt, 16))) {
+    return Element::bf16;
+  }
+  throw nb::type_error((std::string(name) + ": expected float32 or bfloat16").c_str());
+}
+
 // The options of one call, with the arrays they point into held alive.
 struct Options {
   std::int64_t window_left = -1, window_right = -1;
