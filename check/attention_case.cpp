@@ -12,6 +12,7 @@
 #include "engine/attention_validation.hpp"
 #include "engine/flash_plan.hpp"
 #include "engine/flash_attention.hpp"
+#include "engine/schedule.hpp"
 #include "longattn/attention.hpp"
 #include "simd/kernel_table.hpp"
 #include "tools/golden_cases.hpp"
@@ -346,18 +347,22 @@ AttentionStats run_engine(const AttentionCase& c, const Drawn& in, const Attenti
   return run(in.q.cview(), in.k.cview(), in.v.cview());
 }
 
-// Whether int8 scores run: where a call's (or a packed sequence's) query rows of a kv head
-// fill more than a query block; fewer decode on the caller's fp32 rows in place.
-bool int8_scores_run(const reference::Problem& p) {
-  const std::int64_t group = p.q_heads / p.kv_heads;
-  if (p.cu_seqlens_q.empty()) return p.nq * group > engine::kQueryBlockRows;
+// int8_scores_run for a call, or for any of its packed sequences.
+bool int8_scores_run_in(const reference::Problem& p) {
+  if (p.cu_seqlens_q.empty()) return int8_scores_run(p.q_heads, p.kv_heads, p.nq);
   for (std::size_t s = 0; s + 1 < p.cu_seqlens_q.size(); ++s) {
-    if ((p.cu_seqlens_q[s + 1] - p.cu_seqlens_q[s]) * group > engine::kQueryBlockRows) return true;
+    if (int8_scores_run(p.q_heads, p.kv_heads, p.cu_seqlens_q[s + 1] - p.cu_seqlens_q[s])) return true;
   }
   return false;
 }
 
 }  // namespace
+
+bool int8_scores_run(std::int64_t q_heads, std::int64_t kv_heads, std::int64_t nq) {
+  const engine::AttentionShape shape{.batch = 1, .q_heads = q_heads, .kv_heads = kv_heads, .nq = nq, .nk = 0, .d = 0,
+                                     .dv = 0};
+  return !engine::queries_fit_one_block(shape, engine::kQueryBlockRows);
+}
 
 CaseReport run(const AttentionCase& c, const RunOn& on) {
   CaseReport report;
@@ -397,7 +402,7 @@ CaseReport run(const AttentionCase& c, const RunOn& on) {
         fail("visible pairs " + std::to_string(stats.visible_pairs) + ", expected " + std::to_string(expected.visible_pairs));
       }
       if (stats.bf16_products && !(c.bf16 == Bf16Inputs::all && product == Bf16Products::native)) fail("bf16 products ran");
-      if (stats.qk_int8 != (c.qk_int8 && int8_scores_run(p))) {
+      if (stats.qk_int8 != (c.qk_int8 && int8_scores_run_in(p))) {
         fail(stats.qk_int8 ? "int8 scores ran" : "int8 scores did not run");
       }
       const double score_depth = p.additive_w.empty() ? double(p.d) : double(p.additive_w.size());

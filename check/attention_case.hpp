@@ -94,4 +94,8 @@ std::vector<Isa> runnable_isas();
 
 CaseReport run(const AttentionCase& c, const RunOn& on);
 
+// Whether int8 scores (QkPrecision::int8) run for nq query rows per head, as the engine plans
+// them: where a kv head's rows fill more than one query block; fewer decode on fp32 rows.
+bool int8_scores_run(std::int64_t q_heads, std::int64_t kv_heads, std::int64_t nq);
+
 }  // namespace longattn::check

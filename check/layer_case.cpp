@@ -7,7 +7,6 @@
 #include <sstream>
 #include <vector>
 
-#include "engine/flash_plan.hpp"
 #include "longattn/machine.hpp"
 #include "longattn/multi_head.hpp"
 #include "simd/kernel_table.hpp"
@@ -134,7 +133,7 @@ CaseReport run(const LayerCase& c, const RunOn& on) {
       // bf16 runs on the AVX-512 path (oneDNN's bf16 matmuls), fp32 elsewhere.
       const DType expected_precision = c.precision == DType::bf16 && resolve_isa(isa) == Isa::avx512 ? DType::bf16 : DType::f32;
       if (stats.precision != expected_precision) fail("ran in " + to_string(stats.precision));
-      if (stats.attention.qk_int8 != (c.qk_int8 && N * (Hq / Hkv) > engine::kQueryBlockRows)) fail("int8 scores ran or not");
+      if (stats.attention.qk_int8 != (c.qk_int8 && int8_scores_run(Hq, Hkv, N))) fail("int8 scores ran or not");
       if (stats.projection_flops != 2.0 * B * N * E * ((Hq + 2 * Hkv) * D + Hq * D)) fail("projection flops");
       const std::vector<float> actual = rows_of(y);
       std::vector<Comparison> comparisons{compare(actual, expected, 0, 0, rel)};
