@@ -54,6 +54,12 @@ void feature_map(const simd::KernelTable& kernels, const T* x, std::int64_t stri
   kernels.elementwise.elu_plus_one(phi, phi, d);
 }
 
+// Row j of head (b, h) of a view, where it lies.
+template <class T>
+T* row_of(const HeadsView<T>& x, std::int64_t b, std::int64_t h, std::int64_t j) {
+  return x.data + b * x.strides[0] + h * x.strides[1] + j * x.strides[2];
+}
+
 // Value rows as the products read them: W floats of each row (Dv, then zeros), ld apart.
 struct ValueRows {
   const float* rows = nullptr;
@@ -180,7 +186,7 @@ class LinearRunner {
   template <class T>
   void features(const HeadsView<const T>& x, std::int64_t b, std::int64_t h, std::int64_t from, std::int64_t n,
                 float* phi) const {
-    const T* first = x.data + b * x.strides[0] + h * x.strides[1] + from * x.strides[2];
+    const T* first = row_of(x, b, h, from);
     if constexpr (std::is_same_v<T, float>) {
       if (x.strides[3] == 1 && x.strides[2] == s_.d) return kern_.elementwise.elu_plus_one(first, phi, n * s_.d);
     }
@@ -194,14 +200,14 @@ class LinearRunner {
                          std::int64_t from, std::int64_t n) {
     n = std::min(n, x.shape[2] - from);
     if (n <= 0 || x.strides[3] != 1) return;
-    const T* first = x.data + b * x.strides[0] + h * x.strides[1] + from * x.strides[2];
+    const T* first = row_of(x, b, h, from);
     queue.add_rows(first, n, x.shape[3] * std::int64_t{sizeof(T)}, x.strides[2] * std::int64_t{sizeof(T)});
   }
 
   // Value rows [from, from + n) of head (b, g): the caller's own where they hold W_ contiguous
   // floats, widened and padded into the scratch otherwise.
   ValueRows value_rows(std::int64_t b, std::int64_t g, std::int64_t from, std::int64_t n, Scratch& m) const {
-    const KV* first = v_.data + b * v_.strides[0] + g * v_.strides[1] + from * v_.strides[2];
+    const KV* first = row_of(v_, b, g, from);
     if constexpr (std::is_same_v<KV, float>) {
       if (v_.strides[3] == 1 && W_ == s_.dv) return {first, v_.strides[2]};
     }
@@ -316,7 +322,7 @@ class LinearRunner {
       const float d = denominators[r];
       m.inverse[r] = d > 0 || std::isnan(d) ? 1.0f / d : 0.0f;
     }
-    float* first = out_.data + b * out_.strides[0] + h * out_.strides[1] + i0 * out_.strides[2];
+    float* first = row_of(out_, b, h, i0);
     if (out_.strides[3] == 1) {
       kern_.elementwise.scale_rows(products, rows, W_, m.inverse.data(), first, out_.strides[2], s_.dv, true);
       return;
