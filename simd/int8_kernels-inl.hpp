@@ -5,6 +5,7 @@
 // target translation unit, inside that target's namespace.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cmath>
 #include <cstring>
@@ -120,7 +121,7 @@ inline __m512i quantized_row_start(const std::int8_t* row, std::int64_t d) {
 }
 
 // The dot products of keys [c, c + n) (n <= kQuantizedRowKeys) against R int8 query rows, as
-// fp32 lanes totals[k · 4 + r] to sum: per 64 features a vpdpbusd per row and key, the keys
+// fp32 lanes totals[r · 4 + k] to sum: per 64 features a vpdpbusd per row and key, the keys
 // read unsigned (xor 0x80 adds 128 in registers), each sum started at its row's start.
 template <class V, int R>
 [[gnu::always_inline]] inline void quantized_dot_lanes(const std::int8_t* q, std::int64_t ldq, std::int64_t d,
@@ -147,9 +148,9 @@ template <class V, int R>
       LONGATTN_UNROLL_ROWS for (int k = 0; k < K; ++k) acc[k][r] = dot_u8_s8(acc[k][r], x[k], a);
     }
   }
-  LONGATTN_UNROLL_ROWS for (int k = 0; k < K; ++k) {
-    LONGATTN_UNROLL_ROWS for (int r = 0; r < 4; ++r) {
-      totals[k * 4 + r] = r < R ? V{typename V::batch(_mm512_cvtepi32_ps(acc[k][r]))} : V::zero();
+  LONGATTN_UNROLL_ROWS for (int r = 0; r < 4; ++r) {
+    LONGATTN_UNROLL_ROWS for (int k = 0; k < K; ++k) {
+      totals[r * K + k] = r < R ? V{typename V::batch(_mm512_cvtepi32_ps(acc[k][r]))} : V::zero();
     }
   }
 }
@@ -159,18 +160,30 @@ void qk_rows_quantized_pass(const std::int8_t* q, std::int64_t ldq, std::int64_t
                             std::int64_t ldk, const float* key_scales, std::int64_t count, float* s, std::int64_t lds) {
   constexpr int K = kQuantizedRowKeys;
   const std::int64_t ahead = rows_ahead<V>(d);
-  float factors[R];
-  for (int r = 0; r < R; ++r) std::memcpy(&factors[r], q + r * ldq + 4 * (int8_quads(d) + 1), sizeof(float));
+  alignas(64) float factors[16] = {};  // row r's factor at lanes [r · K, r · K + K)
+  for (int r = 0; r < R; ++r) {
+    std::memcpy(&factors[r * K], q + r * ldq + 4 * (int8_quads(d) + 1), sizeof(float));
+    std::fill_n(&factors[r * K + 1], K - 1, factors[r * K]);
+  }
+  const V row_factors = V::load(factors);
   for (std::int64_t c = 0; c < count; c += K) {
     const int n = static_cast<int>(std::min<std::int64_t>(K, count - c));
     for (int k = 0; k < n; ++k) prefetch_row<V>(keys + (c + k + ahead) * ldk, d);
     V totals[16];
     quantized_dot_lanes<V, R>(q, ldq, d, keys + c * ldk, ldk, n, totals);
     alignas(64) float dots[16];
-    V::sum_lanes(totals).store(dots);
-    for (int k = 0; k < n; ++k) {
-      for (int r = 0; r < R; ++r) s[r * lds + c + k] = dots[k * 4 + r] * factors[r] * key_scales[c + k];
+    if (n < K) {  // the last keys
+      V::sum_lanes(totals).store(dots);
+      for (int r = 0; r < R; ++r) {
+        for (int k = 0; k < n; ++k) s[r * lds + c + k] = dots[r * K + k] * factors[r * K] * key_scales[c + k];
+      }
+      continue;
     }
+    // Each row's K products scaled as one vector and stored as one run of s.
+    alignas(64) float scales[16];
+    for (int r = 0; r < 4; ++r) std::memcpy(&scales[r * K], key_scales + c, K * sizeof(float));
+    (V::sum_lanes(totals) * row_factors * V::load(scales)).store(dots);
+    for (int r = 0; r < R; ++r) std::memcpy(s + r * lds + c, &dots[r * K], K * sizeof(float));
   }
 }
 

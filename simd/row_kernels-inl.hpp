@@ -4,7 +4,10 @@
 // target translation unit, inside that target's namespace.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "longattn/bf16.hpp"
 #include "simd/elementwise_kernels-inl.hpp"
@@ -23,7 +26,8 @@ namespace longattn::simd::LONGATTN_SIMD_TARGET {
 // packed path's register blocks read rows in strips, at half that rate from memory
 // (bench/TUNING.md "Decoding kernels"). These loops are light: the rows' arrival is the limit.
 
-// How far ahead of the row it works on qk_rows / pv_rows fetch rows, and into which cache:
+// How far ahead of the row it works on qk_rows fetches rows (and pv_rows from kKeyBlockRows
+// rows on), and into which cache:
 // with several query rows the work per row of keys or values grows, the core's window of
 // instructions covers fewer bytes ahead, and the loads would wait on memory one line at a
 // time. AVX-512 fetches into L2, far ahead, so that the rows stream while the kernels work;
@@ -77,8 +81,8 @@ inline const float* row_scales_from(const float* row_scales, std::int64_t j) {
 inline constexpr int kRowPassRows = 4;
 inline constexpr int kRowChains = 2;
 
-// totals[k · RS + r] = the lanes of q[r] · key k over its whole vectors, for r < R and KP keys
-// ldk apart (RS >= R); returns the features they cover (the rest, d % lanes, is left to the
+// totals[r · RS + k] = the lanes of q[r] · key k over its whole vectors, for r < R and KP keys
+// ldk apart (RS >= KP); returns the features they cover (the rest, d % lanes, is left to the
 // caller). Two keys at once load each query vector once for both.
 template <class V, int R, int KP, int RS, class E>
 [[gnu::always_inline]] inline std::int64_t row_dot_lanes(const float* q, std::int64_t ldq, std::int64_t d, const E* key,
@@ -111,8 +115,8 @@ template <class V, int R, int KP, int RS, class E>
   }
   LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
     LONGATTN_UNROLL_ROWS for (int k = 0; k < KP; ++k) {
-      totals[k * RS + r] = acc[r][k][0];
-      LONGATTN_UNROLL_ROWS for (int c = 1; c < C; ++c) totals[k * RS + r] = totals[k * RS + r] + acc[r][k][c];
+      totals[r * RS + k] = acc[r][k][0];
+      LONGATTN_UNROLL_ROWS for (int c = 1; c < C; ++c) totals[r * RS + k] = totals[r * RS + k] + acc[r][k][c];
     }
   }
   return f;
@@ -145,34 +149,48 @@ template <class V, int R, class E>
 void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const E* keys, std::int64_t ldk,
                  const float* key_scales, std::int64_t count, float scale, float* s, std::int64_t lds,
                  std::int64_t ahead) {
-  constexpr int L = V::lanes, K = kRowsSummedKeys<V, R>, RS = K > 0 ? L / K : R;  // RS: R, or 4 for R = 3
+  constexpr int L = V::lanes, K = kRowsSummedKeys<V, R>;
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(E));
   std::int64_t c = 0;
   for (; K > 0 && c + K <= count; c += K) {
-    V totals[L];  // totals[k · RS + r]: key c + k against row r
-    if constexpr (RS != R) {
+    V totals[L];  // totals[r · K + k]: key c + k against row r (three rows leave a fourth's zeros)
+    if constexpr (R * K != L) {
       for (int i = 0; i < L; ++i) totals[i] = V::zero();
     }
     std::int64_t f = 0;
     LONGATTN_UNROLL_ROWS for (int k = 0; k < K; k += kPairedKeys) {
       const E* key = keys + (c + k) * ldk;
       for (int next = 0; ahead > 0 && next < kPairedKeys; ++next) prefetch_row<V>(key + (ahead + next) * ldk, row_bytes);
-      f = row_dot_lanes<V, R, kPairedKeys, RS>(q, ldq, d, key, ldk, totals + k * RS);
+      f = row_dot_lanes<V, R, kPairedKeys, K>(q, ldq, d, key, ldk, totals + k);
     }
     alignas(64) float dots[L];
-    V::sum_lanes(totals).store(dots);
-    for (int k = 0; k < K; ++k) {
+    if (f < d) {  // the depth's tail, a dot product at a time
+      V::sum_lanes(totals).store(dots);
       for (int r = 0; r < R; ++r) {
-        const float tail = f < d ? dot_tail(q + r * ldq, keys + (c + k) * ldk, f, d) : 0.0f;
-        s[r * lds + c + k] = (dots[k * RS + r] + tail) * scale * row_scale_of(key_scales, c + k);
+        for (int k = 0; k < K; ++k) {
+          const float tail = dot_tail(q + r * ldq, keys + (c + k) * ldk, f, d);
+          s[r * lds + c + k] = (dots[r * K + k] + tail) * scale * row_scale_of(key_scales, c + k);
+        }
       }
+      continue;
     }
+    // A row's K sums lie side by side: scaled as one vector, each row's stored as one run, where
+    // a scalar multiply and store per dot product cost a fourth of the pass (bench/TUNING.md
+    // "Decoding kernels").
+    V sums = V::sum_lanes(totals) * V::broadcast(scale);
+    if (key_scales != nullptr) {
+      alignas(64) float factors[L];
+      for (int r = 0; r < R; ++r) std::memcpy(factors + r * K, key_scales + c, K * sizeof(float));
+      sums = sums * V::load(factors);
+    }
+    sums.store(dots);
+    for (int r = 0; r < R; ++r) std::memcpy(s + r * lds + c, dots + r * K, K * sizeof(float));
   }
   for (; c < count; ++c) {  // the last keys, each dot product reduced alone
     const E* key = keys + c * ldk;
     if (ahead > 0) prefetch_row<V>(key + ahead * ldk, row_bytes);
     V totals[R];
-    const std::int64_t f = row_dot_lanes<V, R, 1, R>(q, ldq, d, key, ldk, totals);
+    const std::int64_t f = row_dot_lanes<V, R, 1, 1>(q, ldq, d, key, ldk, totals);
     for (int r = 0; r < R; ++r) {
       s[r * lds + c] = (totals[r].reduce_add() + dot_tail(q + r * ldq, key, f, d)) * scale * row_scale_of(key_scales, c);
     }
@@ -368,14 +386,20 @@ inline constexpr bool kPvRowsInRegisters = V::lanes >= 16;
 inline constexpr int kPvAccumulators = 16;
 inline constexpr int kPvColumnVectors = 8;
 
+// Whether the few-row P·V fetches value rows ahead (on its first pass over them): int8 rows,
+// whose widening leaves the hardware's streams behind; fp32 and bf16 rows stream faster
+// without (bench/TUNING.md "Decoding kernels").
+template <class E>
+inline constexpr bool kPvFetchesRows = std::is_same_v<E, std::int8_t>;
+
 // o[r][c0 + c] += Σ_{j < count} p[r][j] · v[j][c0 + c] for r < R, c < CB vectors, the block
 // of o in registers from the first key to the last: each value vector loaded once for R
 // FMAs, and no output stored per key (stored per key, the stores bound the loop). `fetch`:
-// rows `ahead` rows on are fetched, whole, in order (the first pass over the rows).
+// rows `ahead` rows on are fetched, whole, in order.
 template <class V, int R, int CB, class E>
 void pv_register_block(const float* p, std::int64_t ldp, std::int64_t count, const E* v, std::int64_t ldv,
-                       const float* value_scales, std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead,
-                       std::int64_t row_bytes, bool fetch) {
+                       std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead, std::int64_t row_bytes,
+                       bool fetch) {
   constexpr int L = V::lanes;
   V acc[R][CB];
   LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
@@ -387,7 +411,7 @@ void pv_register_block(const float* p, std::int64_t ldp, std::int64_t count, con
     V x[CB];
     LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) x[i] = load_row<V>(row + i * L).in_register();
     LONGATTN_UNROLL_ROWS for (int r = 0; r < R; ++r) {
-      const V weight = V::broadcast(p[r * ldp + j] * row_scale_of(value_scales, j));
+      const V weight = V::broadcast(p[r * ldp + j]);
       LONGATTN_UNROLL_ROWS for (int i = 0; i < CB; ++i) acc[r][i] = fma(weight, x[i], acc[r][i]);
     }
   }
@@ -400,14 +424,14 @@ void pv_register_block(const float* p, std::int64_t ldp, std::int64_t count, con
 // the registers hold, each pass over all the value rows (from the cache after the first).
 template <class V, int CB, class E>
 void pv_column_block(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
-                     std::int64_t ldv, const float* value_scales, std::int64_t c0, float* o, std::int64_t ldo,
-                     std::int64_t ahead, std::int64_t row_bytes, bool fetch) {
+                     std::int64_t ldv, std::int64_t c0, float* o, std::int64_t ldo, std::int64_t ahead,
+                     std::int64_t row_bytes, bool fetch) {
   constexpr int RM = std::min(kRowPassRows, kPvAccumulators / CB);
   for (std::int64_t r0 = 0; r0 < rows; r0 += RM, fetch = false) {
     const float* p0 = p + r0 * ldp;
     float* o0 = o + r0 * ldo;
     const auto pass = [&]<int R>() {
-      pv_register_block<V, R, CB>(p0, ldp, count, v, ldv, value_scales, c0, o0, ldo, ahead, row_bytes, fetch);
+      pv_register_block<V, R, CB>(p0, ldp, count, v, ldv, c0, o0, ldo, ahead, row_bytes, fetch);
     };
     switch (std::min<std::int64_t>(RM, rows - r0)) {
       case 1: pass.template operator()<1>(); break;
@@ -418,32 +442,62 @@ void pv_column_block(const float* p, std::int64_t rows, std::int64_t ldp, std::i
   }
 }
 
-// P·V for fewer than kKeyBlockRows rows: the whole vectors of each row in column blocks as
-// wide as the registers allow (a row of D = 128 in one block of AVX-512 for two rows), then
-// the columns past them.
+// P·V for fewer than kKeyBlockRows rows, the weights p as they are: the whole vectors of each
+// row in column blocks as wide as the registers allow (a row of D = 128 in one block of
+// AVX-512 for two rows), then the columns past them. int8 rows, whose widening costs as much
+// as their FMAs, take 4-vector blocks from three rows on: each value vector widened once for
+// all four rows, not once per two (bench/TUNING.md "Decoding kernels").
 template <class V, class E>
-void pv_few_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
-                 std::int64_t ldv, const float* value_scales, std::int64_t dv, float* o, std::int64_t ldo) {
+void pv_few_rows_of_weights(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
+                            std::int64_t ldv, std::int64_t dv, float* o, std::int64_t ldo) {
   constexpr int L = V::lanes;
   const std::int64_t row_bytes = dv * static_cast<std::int64_t>(sizeof(E));
   const std::int64_t ahead = rows_ahead<V>(row_bytes);
   std::int64_t c0 = 0;
-  bool fetch = true;
+  bool fetch = kPvFetchesRows<E>;
   const auto block = [&]<int CB>() {
     for (; c0 + CB * L <= dv; c0 += CB * L, fetch = false) {
-      pv_column_block<V, CB>(p, rows, ldp, count, v, ldv, value_scales, c0, o, ldo, ahead, row_bytes, fetch);
+      pv_column_block<V, CB>(p, rows, ldp, count, v, ldv, c0, o, ldo, ahead, row_bytes, fetch);
     }
   };
   static_assert(kPvColumnVectors == 8);
+  if (std::is_same_v<E, std::int8_t> && rows > 2) block.template operator()<4>();
   block.template operator()<8>();
   block.template operator()<4>();
   block.template operator()<2>();
   block.template operator()<1>();
   for (std::int64_t j = 0; c0 < dv && j < count; ++j) {
     for (std::int64_t r = 0; r < rows; ++r) {
-      const float weight = p[r * ldp + j] * row_scale_of(value_scales, j);
-      for (std::int64_t c = c0; c < dv; ++c) o[r * ldo + c] += weight * widened(v[j * ldv + c]);
+      for (std::int64_t c = c0; c < dv; ++c) o[r * ldo + c] += p[r * ldp + j] * widened(v[j * ldv + c]);
     }
+  }
+}
+
+// Keys whose weights P·V scales on the stack at a time (value rows with scales): each key's
+// weight is then p · scale, read as it is broadcast into the FMAs.
+inline constexpr std::int64_t kScaledWeightKeys = 256;
+
+// pv_few_rows_of_weights for value rows with scales (null: none): the weights p[r][j] ·
+// value_scales[j], a vector of keys at a time.
+template <class V, class E>
+void pv_few_rows(const float* p, std::int64_t rows, std::int64_t ldp, std::int64_t count, const E* v,
+                 std::int64_t ldv, const float* value_scales, std::int64_t dv, float* o, std::int64_t ldo) {
+  if (value_scales == nullptr) {
+    pv_few_rows_of_weights<V>(p, rows, ldp, count, v, ldv, dv, o, ldo);
+    return;
+  }
+  constexpr int L = V::lanes;
+  alignas(64) float weights[kKeyBlockRows * kScaledWeightKeys];  // rows < kKeyBlockRows
+  for (std::int64_t j0 = 0; j0 < count; j0 += kScaledWeightKeys) {
+    const std::int64_t n = std::min(kScaledWeightKeys, count - j0);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* from = p + r * ldp + j0;
+      float* to = weights + r * kScaledWeightKeys;
+      std::int64_t j = 0;
+      for (; j + L <= n; j += L) (V::load(from + j) * V::load(value_scales + j0 + j)).store(to + j);
+      for (; j < n; ++j) to[j] = from[j] * value_scales[j0 + j];
+    }
+    pv_few_rows_of_weights<V>(weights, rows, kScaledWeightKeys, n, v + j0 * ldv, ldv, dv, o, ldo);
   }
 }
 

@@ -31,7 +31,8 @@ std::vector<float> random_floats(std::size_t n, std::mt19937& rng) {
 // row counts on both sides of the key-block threshold (8) and of the row groups, widths (the
 // depth of QKᵀ, the value rows of P·V) with and without a tail and in every column block
 // (256 = AVX-512's widest, 200 = blocks of 8, 4 and a tail), key counts that leave key
-// blocks and the keys summed together unfinished.
+// blocks and the keys summed together unfinished, and one past the weights P·V scales at a
+// time (256).
 template <class Check>
 void for_each_shape(Check check) {
   for (const longattn::testing::KernelTarget& target : longattn::testing::kernel_targets()) {
@@ -39,7 +40,7 @@ void for_each_shape(Check check) {
     CAPTURE(target.name);
     for (std::int64_t rows : {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16}) {
       for (std::int64_t width : {1, 3, 8, 37, 64, 128, 200, 256}) {
-        for (std::int64_t count : {1, 2, 3, 5, 17, 33}) {
+        for (std::int64_t count : {1, 2, 3, 5, 17, 33, 300}) {
           CAPTURE(rows);
           CAPTURE(width);
           CAPTURE(count);
