@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "engine/block_rows.hpp"
@@ -74,7 +75,7 @@ class QueryBlocks {
         }
       }
     }
-    if (plan.bias.enabled()) nearest_tiles_first(scratch, i0, rows);
+    if (plan.bias.enabled()) nearest_tiles_first(scratch, b, i0, rows);
   }
 
   // The rows of the query block against keys [j0, j1) (j0 panel-aligned): one full tile, or
@@ -117,12 +118,18 @@ class QueryBlocks {
   };
 
   // Nearest keys first: a position bias is largest there (ALiBi's falls off with the
-  // distance), so the rows' running max is set early and the farther tiles run lazily.
-  void nearest_tiles_first(BlockScratch& scratch, std::int64_t i0, std::int64_t rows) const {
+  // distance), so the rows' running max is set early and the farther tiles run lazily. Sink
+  // keys left of the window still run before it, as they do where a schedule hands them to
+  // the block as a chunk of their own (bands): the order, and so the bits, are the same
+  // either way.
+  void nearest_tiles_first(BlockScratch& scratch, std::int64_t b, std::int64_t i0, std::int64_t rows) const {
     const std::int64_t p0 = i0 + in_.plan.query_offset, p1 = p0 + rows - 1;
-    auto distance = [&](const KeyRange& t) { return std::max({std::int64_t{0}, t.begin - p1, p0 - (t.end - 1)}); };
+    const std::int64_t window_begin = in_.plan.visibility.window_hull(b, i0, i0 + rows).begin;
+    auto order = [&](const KeyRange& t) {
+      return std::pair{t.end <= window_begin ? 0 : 1, std::max({std::int64_t{0}, t.begin - p1, p0 - (t.end - 1)})};
+    };
     std::stable_sort(scratch.tiles.begin(), scratch.tiles.end(),
-                     [&](const KeyRange& x, const KeyRange& y) { return distance(x) < distance(y); });
+                     [&](const KeyRange& x, const KeyRange& y) { return order(x) < order(y); });
   }
 
   // One tile, as FlashAttention-2 takes it: scores (with masks and position terms), then the

@@ -45,6 +45,11 @@ TEST_CASE("sink keys: the first keys seen past a window's left edge, and nothing
   // Many short heads, whose schedule would follow the thread count without sink keys.
   AttentionTester().batch(3).heads(8, 4).tokens(20, 371).d(93).window(214, 29).alibi().sink_keys(28).bf16_inputs()
       .check();
+  // A position bias orders tiles by distance; the sink keys still run first, whether a band of
+  // blocks hands them over as a chunk of their own or among the band's keys (the band's
+  // bounds follow the thread count).
+  AttentionTester().heads(2, 1).tokens(1378, 1378).d(4).window(63, 4).relative_bias(0).sink_keys(1).key_lengths({513})
+      .check();
   AttentionTester().n(500).d(16).window(32, 32).sink_keys(7).random_mask(0.7).check();
   AttentionTester().n(700).d(16).window(20, 0).sink_keys(300).random_blocks(32, 64, 0.6).check();
   AttentionTester().heads(8, 2).tokens(3, 5000).d(64).window(256, 0).sink_keys(4).chunk_bytes(32 << 10).check();
