@@ -68,6 +68,22 @@ TEST_CASE("packed sequences: each attends within itself at local positions") {
   AttentionTester().heads(2).sequences({{60, 60}, {70, 70}}).d(16).layout(Layout::bnhd).causal().check();
 }
 
+TEST_CASE("packed sequences: the stats sum the sequences that ran, one without queries last") {
+  using namespace longattn;
+  std::vector<float> x(2 * 9 * 8, 0.5f), out(2 * 4 * 8);
+  const std::vector<std::int64_t> cu_q = {0, 4, 4}, cu_k = {0, 4, 9};
+  AttentionOptions o;
+  o.cu_seqlens_q = cu_q, o.cu_seqlens_k = cu_k, o.window = Window::causal();
+  for (int threads : {1, 2}) {
+    o.threads = threads;
+    const auto keys = bhnd<const float>(x.data(), 1, 2, 9, 8);
+    const AttentionStats stats =
+        attention(bhnd<const float>(x.data(), 1, 2, 4, 8), keys, keys, bhnd(out.data(), 1, 2, 4, 8), o);
+    CHECK(stats.isa != Isa::automatic);
+    CHECK(stats.visible_pairs == 2 * 10);  // 2 heads, 1 + 2 + 3 + 4 causal pairs
+  }
+}
+
 TEST_CASE("long-context options: bad arguments are Errors naming them, nothing written") {
   using namespace longattn;
   std::vector<float> q(1 * 2 * 6 * 8, 0.5f), out(q.size(), 7.0f);
