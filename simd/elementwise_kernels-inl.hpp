@@ -4,6 +4,7 @@
 // target translation unit, inside that target's namespace.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -120,8 +121,9 @@ void relu_rows(float* s, std::int64_t rows, std::int64_t lds, std::int64_t cols)
 }
 
 // out[r][c] = acc[r][c] · row_scale[r] for r < rows, c < cols. With `streamed`, rows of out
-// that start on a vector boundary are written past the caches: the finished output is not
-// read again here, and ordinary stores first read every line they miss. Without, for rows
+// are written past the caches from their first vector boundary on (the columns before it
+// stored as usual, as NumPy's 16-byte aligned arrays need): the finished output is not read
+// again here, and ordinary stores first read every line they miss. Without, for rows
 // the caller fetched ahead (PrefetchQueue): the stores hit the cache and the lines go to
 // memory later, in the background (bench/TUNING.md "Streaming stores").
 template <class V>
@@ -133,7 +135,11 @@ void scale_rows(const float* acc, std::int64_t rows, std::int64_t lda, const flo
     float* row = out + r * ldo;
     const V scale = V::broadcast(row_scale[r]);
     std::int64_t c = 0;
-    if (streamed && reinterpret_cast<std::uintptr_t>(row) % (L * sizeof(float)) == 0) {
+    if (streamed) {  // the columns before the row's first aligned vector, then streamed vectors
+      const auto misaligned = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(row) / sizeof(float) % L);
+      for (const std::int64_t head = std::min(cols, misaligned == 0 ? 0 : L - misaligned); c < head; ++c) {
+        row[c] = in[c] * row_scale[r];
+      }
       for (; c + L <= cols; c += L) (V::load(in + c) * scale).stream(row + c);
     }
     for (; c + L <= cols; c += L) (V::load(in + c) * scale).store(row + c);
