@@ -141,6 +141,37 @@ inline constexpr int kRowsSummedKeys = V::lanes >= 16 ? V::lanes / (R == 3 ? 4 :
 // kRowsSummedKeys is a multiple of it): each query vector loaded once for both.
 inline constexpr int kPairedKeys = 2;
 
+// s[r][k] = scale · key_scales[k] · (q[r] · key k) for r < R and K keys from the lanes to sum,
+// totals[r · K + k], over features [0, f), and the depth's last d - f features (no key scales
+// when null). A row's K sums lie side by side: scaled as one vector and each row's stored as
+// one run, where a scalar multiply and store per dot product cost a fourth of the pass
+// (bench/TUNING.md "Decoding kernels").
+template <class V, int R, int K, class E>
+[[gnu::always_inline]] inline void store_summed_keys(const V* totals, const float* q, std::int64_t ldq, std::int64_t f,
+                                                     std::int64_t d, const E* keys, std::int64_t ldk,
+                                                     const float* key_scales, float scale, float* s, std::int64_t lds) {
+  constexpr int L = V::lanes;
+  alignas(64) float dots[L];
+  if (f < d) {  // the depth's tail, a dot product at a time
+    V::sum_lanes(totals).store(dots);
+    for (int r = 0; r < R; ++r) {
+      for (int k = 0; k < K; ++k) {
+        const float tail = dot_tail(q + r * ldq, keys + k * ldk, f, d);
+        s[r * lds + k] = (dots[r * K + k] + tail) * scale * row_scale_of(key_scales, k);
+      }
+    }
+    return;
+  }
+  V sums = V::sum_lanes(totals) * V::broadcast(scale);
+  if (key_scales != nullptr) {
+    alignas(64) float factors[L];
+    for (int r = 0; r < R; ++r) std::memcpy(factors + r * K, key_scales, K * sizeof(float));
+    sums = sums * V::load(factors);
+  }
+  sums.store(dots);
+  for (int r = 0; r < R; ++r) std::memcpy(s + r * lds, dots + r * K, K * sizeof(float));
+}
+
 // s[r][c] = scale · q[r] · key c for r < R <= kRowPassRows, c < count, key by key, fetching
 // key rows `ahead` rows on (none with ahead = 0). Each key row is read once, whole and in
 // order, so that the hardware streams them from memory; the accumulators in registers (with
@@ -163,28 +194,8 @@ void qk_row_pass(const float* q, std::int64_t ldq, std::int64_t d, const E* keys
       for (int next = 0; ahead > 0 && next < kPairedKeys; ++next) prefetch_row<V>(key + (ahead + next) * ldk, row_bytes);
       f = row_dot_lanes<V, R, kPairedKeys, K>(q, ldq, d, key, ldk, totals + k);
     }
-    alignas(64) float dots[L];
-    if (f < d) {  // the depth's tail, a dot product at a time
-      V::sum_lanes(totals).store(dots);
-      for (int r = 0; r < R; ++r) {
-        for (int k = 0; k < K; ++k) {
-          const float tail = dot_tail(q + r * ldq, keys + (c + k) * ldk, f, d);
-          s[r * lds + c + k] = (dots[r * K + k] + tail) * scale * row_scale_of(key_scales, c + k);
-        }
-      }
-      continue;
-    }
-    // A row's K sums lie side by side: scaled as one vector, each row's stored as one run, where
-    // a scalar multiply and store per dot product cost a fourth of the pass (bench/TUNING.md
-    // "Decoding kernels").
-    V sums = V::sum_lanes(totals) * V::broadcast(scale);
-    if (key_scales != nullptr) {
-      alignas(64) float factors[L];
-      for (int r = 0; r < R; ++r) std::memcpy(factors + r * K, key_scales + c, K * sizeof(float));
-      sums = sums * V::load(factors);
-    }
-    sums.store(dots);
-    for (int r = 0; r < R; ++r) std::memcpy(s + r * lds + c, dots + r * K, K * sizeof(float));
+    store_summed_keys<V, R, K>(totals, q, ldq, f, d, keys + c * ldk, ldk, row_scales_from(key_scales, c), scale,
+                               s + c, lds);
   }
   for (; c < count; ++c) {  // the last keys, each dot product reduced alone
     const E* key = keys + c * ldk;
