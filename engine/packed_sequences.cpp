@@ -2,6 +2,7 @@
 
 #include <oneapi/tbb/parallel_for.h>
 
+#include <optional>
 #include <vector>
 
 #include "engine/flash_attention.hpp"
@@ -12,14 +13,15 @@ namespace longattn::engine {
 
 namespace {
 
-// Sequence s of the packed batch on its own rows: a problem of its own, at positions local to it.
+// Sequence s of the packed batch on its own rows: a problem of its own, at positions local to
+// it. A sequence without queries runs nothing (no stats).
 template <class Q, class KV>
-AttentionStats run_sequence(std::size_t s, const AttentionShape& shape, const AttentionOptions& options,
+std::optional<AttentionStats> run_sequence(std::size_t s, const AttentionShape& shape, const AttentionOptions& options,
                             const HeadsView<const Q>& q, const HeadsView<const KV>& k, const HeadsView<const KV>& v,
                             const HeadsView<float>& out, const TensorView<float, 3>& lse) {
   const std::int64_t q0 = options.cu_seqlens_q[s], k0 = options.cu_seqlens_k[s];
   const std::int64_t nq = options.cu_seqlens_q[s + 1] - q0, nk = options.cu_seqlens_k[s + 1] - k0;
-  if (nq == 0) return {};
+  if (nq == 0) return std::nullopt;
   AttentionOptions one = options;
   one.cu_seqlens_q = {}, one.cu_seqlens_k = {};
   one.threads = 0;  // the packed call's threads, shared by its sequences
@@ -46,15 +48,15 @@ AttentionStats run_packed_sequences(const AttentionShape& shape, const Attention
                                     const HeadsView<const KV>& v, const HeadsView<float>& out,
                                     const TensorView<float, 3>& lse) {
   const std::size_t sequences = options.cu_seqlens_q.size() - 1;
-  std::vector<AttentionStats> runs(sequences);
+  std::vector<std::optional<AttentionStats>> runs(sequences);
   run_on_threads(options.threads, [&] {
     tbb::parallel_for(std::size_t{0}, sequences, [&](std::size_t s) {
       runs[s] = run_sequence(s, shape, options, q, k, v, out, lse);
     });
   });
-  AttentionStats total;  // of the sequences with queries: the others ran nothing
-  for (std::size_t s = 0; s < sequences; ++s) {
-    if (options.cu_seqlens_q[s + 1] > options.cu_seqlens_q[s]) add_run(total, runs[s]);
+  AttentionStats total;
+  for (const std::optional<AttentionStats>& run : runs) {
+    if (run) add_run(total, *run);
   }
   return total;
 }
