@@ -7,14 +7,14 @@
 
 namespace longattn::simd::LONGATTN_SIMD_TARGET {
 
-// cap · tanh(y) = 2 cap / (1 + e) - cap, e = 2^(-2y log2 e) with the exponent clamped to
-// ±126, where tanh is ±1 in float: 1 + e is finite and >= 1, so a refined reciprocal serves
-// (no division). -inf gives -cap, NaN stays NaN. `scale` multiplies x first (folded into the
-// exponent's factor).
+// cap · tanh(y) = 2 cap / (1 + e) - cap, e = 2^(-2y log2 e) with the exponent at most 126,
+// where tanh is already -1 in float: 1 + e is finite and >= 1, so a refined reciprocal
+// serves (no division). No lower clamp: exp2_finite takes -inf (from a score of +inf) to 0,
+// so +inf gives cap and -inf gives -cap; NaN stays NaN. `scale` multiplies x first (folded
+// into the exponent's factor).
 template <class V>
 struct SoftCap {
-  V to_exponent, minus_cap, twice_cap, one = V::broadcast(1.0f), low = V::broadcast(-126.0f),
-                                       high = V::broadcast(126.0f);
+  V to_exponent, minus_cap, twice_cap, one = V::broadcast(1.0f), high = V::broadcast(126.0f);
 
   explicit SoftCap(float c, float scale = 1.0f)
       : to_exponent(V::broadcast(-2.8853900817779268f * scale / c)), minus_cap(V::broadcast(-c)),
@@ -25,7 +25,7 @@ struct SoftCap {
   // cap · tanh(scale · x / cap) + cap + base: a capped score and what joins it (its start
   // value and position bias, less cap) in one FMA.
   V plus(V x, V base) const {
-    const V e = exp2_finite(min(high, max(low, x * to_exponent)));
+    const V e = exp2_finite(min(high, x * to_exponent));
     return fma(twice_cap, reciprocal_of_finite_at_least_one(one + e), base);
   }
 };

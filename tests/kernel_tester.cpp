@@ -289,6 +289,20 @@ void KernelTester::sigmoid_and_relu_rows(const KernelTarget& target) const {
       CHECK(std::abs(capped[r * lds + c] - tanh) <= 4e-7 * cap);
     }
   }
+  // Past the exponent's clamp and at infinity the cap holds; NaN stays NaN.
+  const float special[] = {kNegInf, -kNegInf, NAN, 1e30f, -1e30f, 300.0f, -300.0f, 0.0f};
+  const std::int64_t count = std::size(special);
+  Floats specials(std::max<std::int64_t>(count, k.lanes), 0.0f);
+  std::copy(special, special + count, specials.data());
+  float specials_max = kNegInf;
+  k.elementwise.softcap_rows(specials.data(), 1, specials.size(), count, cap, &specials_max);
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (std::isnan(special[i])) {
+      CHECK(std::isnan(specials[i]));
+    } else {
+      CHECK(specials[i] == doctest::Approx(cap * std::tanh(double(special[i]) / cap)).epsilon(1e-6));
+    }
+  }
 }
 
 void KernelTester::max_of(const KernelTarget& target) const {
