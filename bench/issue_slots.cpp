@@ -35,6 +35,10 @@ alignas(64) float g_store_area[64 * 16 * 4];
 #define LA_MAX(i) "vmaxps %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) "\n\t"
 #define LA_REDUCE(i) "vreduceps $9, %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) "\n\t"
 #define LA_SCALEF(i) "vscalefps %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) "\n\t"
+#define LA_RCP14(i) "vrcp14ps %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) "\n\t"
+#define LA_PERMUTE(i) "vpermps %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) "\n\t"
+#define LA_PERMUTE2(i) "vpermt2ps %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) "\n\t"
+#define LA_DIVIDE(i) "vdivps %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) ", %%zmm" LA_STR(i) "\n\t"
 #define LA_MOVE(i) "vmovaps %%zmm24, %%zmm" LA_STR(i) "\n\t"
 #define LA_BROADCAST(i) "vbroadcastss " LA_STR(i) "*4(%0), %%zmm" LA_STR(i) "\n\t"
 #define LA_LOAD(i) "vmovups " LA_STR(i) "*64(%0), %%zmm" LA_STR(i) "\n\t"
@@ -96,6 +100,10 @@ LA_LOOP(fma24_add, LA_FMA24 LA_X12(LA_ADD))
 LA_LOOP(fma24_max, LA_FMA24 LA_X12(LA_MAX))
 LA_LOOP(fma24_reduce, LA_FMA24 LA_X12(LA_REDUCE))
 LA_LOOP(fma24_scalef, LA_FMA24 LA_X12(LA_SCALEF))
+LA_LOOP(fma24_rcp14, LA_FMA24 LA_X12(LA_RCP14))
+LA_LOOP(fma24_permute, LA_FMA24 LA_X12(LA_PERMUTE))
+LA_LOOP(fma24_permute2, LA_FMA24 LA_X12(LA_PERMUTE2))
+LA_LOOP(fma24_divide, LA_FMA24 LA_X12(LA_DIVIDE))
 LA_LOOP(fma24_move, LA_FMA24 LA_X12(LA_MOVE))
 LA_LOOP(fma24_broadcast, LA_FMA24 LA_X12(LA_BROADCAST))
 LA_LOOP(fma24_load, LA_FMA24 LA_X12(LA_LOAD))
@@ -144,6 +152,8 @@ int main() {
     void (*loop)(long);
   } kinds[] = {{"vaddps", fma24_add},          {"vmaxps", fma24_max},
                {"vreduceps", fma24_reduce},    {"vscalefps", fma24_scalef},
+               {"vrcp14ps", fma24_rcp14},      {"vpermps", fma24_permute},
+               {"vpermt2ps", fma24_permute2},  {"vdivps", fma24_divide},
                {"vmovaps zmm, zmm", fma24_move}, {"vbroadcastss zmm, m32", fma24_broadcast},
                {"vmovups zmm, m512 (load)", fma24_load}, {"vmovups m512, zmm (store)", fma24_store}};
   for (const auto& kind : kinds) {
