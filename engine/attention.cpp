@@ -5,6 +5,7 @@
 
 #include "engine/aligned_buffer.hpp"
 #include "engine/attention_validation.hpp"
+#include "engine/input_elements.hpp"
 #include "engine/window_plan.hpp"
 #include "longattn/plan.hpp"
 
@@ -35,12 +36,7 @@ AttentionStats run_into_bf16(const HeadsView<const Q>& q, const HeadsView<const 
   const AttentionProblem problem{.batch = s.batch, .q_heads = s.q_heads, .kv_heads = s.kv_heads, .nq = s.nq,
                                  .nk = s.nk, .d = s.d, .dv = s.dv, .q_type = dtype_of<Q>(), .kv_type = dtype_of<KV>()};
   AttentionStats stats = AttentionPlan(problem, options).run(q, k, v, wide, lse);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t b = r / (s.q_heads * s.nq), h = r / s.nq % s.q_heads, i = r % s.nq;
-    bf16* to = out.data + b * out.strides[0] + h * out.strides[1] + i * out.strides[2];
-    const float* from = staged.data() + r * s.dv;
-    for (std::int64_t c = 0; c < s.dv; ++c) to[c * out.strides[3]] = bf16(from[c]);
-  }
+  engine::write_rounded(staged.data(), out);
   stats.scratch_bytes += staged.bytes();
   return stats;
 }

@@ -3,10 +3,12 @@
 // many for that copies its sequence's pages once into scratch and runs as attention() does.
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/attention_validation.hpp"
 #include "engine/flash_attention.hpp"
+#include "engine/input_elements.hpp"
 #include "engine/key_pages.hpp"
 #include "longattn/error.hpp"
 #include "longattn/kv_cache.hpp"
@@ -36,8 +38,9 @@ void reject_tensor_options(const AttentionOptions& o) {
   reject(o.normalizer == Normalizer::linear, "normalizer", "linear attention keeps a running state, not a cache");
 }
 
-void check_views(const KvCacheConfig& c, std::int64_t sequences, const HeadsView<const float>& q,
-                 const HeadsView<float>& out, const TensorView<float, 3>& lse) {
+template <class Q, class O>
+void check_views(const KvCacheConfig& c, std::int64_t sequences, const HeadsView<const Q>& q, const HeadsView<O>& out,
+                 const TensorView<float, 3>& lse) {
   auto dims = [](const auto& view) {
     std::string text = "[";
     for (std::size_t i = 0; i < view.shape.size(); ++i) text += (i ? ", " : "") + std::to_string(view.shape[i]);
@@ -100,26 +103,31 @@ AttentionStats run_sequence(const KvCache::Impl& cache, const engine::KeyPages& 
                                      dense_view<KV>(values.data(), c, n, c.dv), out, lse);
 }
 
-}  // namespace
-
-AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
-                                HeadsView<const float> q, HeadsView<float> out, const AttentionOptions& options,
-                                TensorView<float, 3> lse) {
-  const KvCache::Impl& store = cache.impl();
+// The sequences' lengths at `layer`, each checked against the nq queries and the options
+// before any output is written, as the shapes of their attention.
+std::vector<engine::AttentionShape> sequence_shapes(const KvCache::Impl& store, std::int64_t layer,
+                                                    std::span<const SequenceId> sequences, std::int64_t q_heads,
+                                                    std::int64_t nq, const AttentionOptions& options, bool with_lse) {
   const KvCacheConfig& c = store.config;
-  reject_tensor_options(options);
-  check_views(c, static_cast<std::int64_t>(sequences.size()), q, out, lse);
-  const std::int64_t nq = q.shape[2];
   std::vector<engine::AttentionShape> shapes;
-  for (SequenceId id : sequences) {  // every sequence checked before any output is written
+  for (SequenceId id : sequences) {
     const std::int64_t length = store.layer(id, layer, "cached_attention").length;
     if (length < nq) {
       fail("q: " + std::to_string(nq) + " queries are the last tokens of their sequence, but sequence " +
            std::to_string(id) + " holds " + std::to_string(length) + " at layer " + std::to_string(layer));
     }
-    shapes.push_back({1, q.shape[1], c.kv_heads, nq, length, c.d, c.dv});
-    engine::validate_options(shapes.back(), options, !lse.empty());
+    shapes.push_back({1, q_heads, c.kv_heads, nq, length, c.d, c.dv});
+    engine::validate_options(shapes.back(), options, with_lse);
   }
+  return shapes;
+}
+
+// Each sequence's queries against its pages, on checked views.
+AttentionStats run_sequences(const KvCache::Impl& store, std::int64_t layer, std::span<const SequenceId> sequences,
+                             const std::vector<engine::AttentionShape>& shapes, const HeadsView<const float>& q,
+                             const HeadsView<float>& out, const AttentionOptions& options,
+                             const TensorView<float, 3>& lse) {
+  const KvCacheConfig& c = store.config;
   AttentionStats total;
   std::vector<float> rotated;
   for (std::size_t s = 0; s < sequences.size(); ++s) {
@@ -137,6 +145,72 @@ AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::s
     }
   }
   return total;
+}
+
+// q as the fp32 the engine reads: the caller's rows, or bf16 ones widened (exactly) into a
+// contiguous copy.
+HeadsView<const float> queries_in_fp32(const HeadsView<const float>& q, std::vector<float>&) { return q; }
+HeadsView<const float> queries_in_fp32(const HeadsView<const bf16>& q, std::vector<float>& copy) {
+  const std::int64_t S = q.shape[0], H = q.shape[1], n = q.shape[2], d = q.shape[3];
+  copy.resize(static_cast<std::size_t>(S * H * n * d));
+  for (std::int64_t r = 0; r < S * H * n; ++r) {
+    const bf16* row = q.data + r / (H * n) * q.strides[0] + r / n % H * q.strides[1] + r % n * q.strides[2];
+    for (std::int64_t f = 0; f < d; ++f) copy[r * d + f] = static_cast<float>(row[f * q.strides[3]]);
+  }
+  return bhnd<const float>(copy.data(), S, H, n, d);
+}
+
+// Every sequence checked, then run: fp32 or bf16 queries (widened), into fp32 out, or into an
+// fp32 copy of a bf16 out's shape rounded into it at the end.
+template <class Q, class O>
+AttentionStats attend(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
+                      const HeadsView<const Q>& q, const HeadsView<O>& out, const AttentionOptions& options,
+                      const TensorView<float, 3>& lse) {
+  const KvCache::Impl& store = cache.impl();
+  reject_tensor_options(options);
+  check_views(store.config, static_cast<std::int64_t>(sequences.size()), q, out, lse);
+  const auto shapes = sequence_shapes(store, layer, sequences, q.shape[1], q.shape[2], options, !lse.empty());
+  std::vector<float> widened;
+  const HeadsView<const float> q32 = queries_in_fp32(q, widened);
+  const auto widened_bytes = static_cast<std::int64_t>(widened.size() * sizeof(float));
+  if constexpr (std::is_same_v<O, float>) {
+    AttentionStats stats = run_sequences(store, layer, sequences, shapes, q32, out, options, lse);
+    stats.scratch_bytes += widened_bytes;
+    return stats;
+  } else {
+    std::vector<float> staged(static_cast<std::size_t>(out.size()));
+    const HeadsView<float> wide = bhnd(staged.data(), out.shape[0], out.shape[1], out.shape[2], out.shape[3]);
+    AttentionStats stats = run_sequences(store, layer, sequences, shapes, q32, wide, options, lse);
+    engine::write_rounded(staged.data(), out);
+    stats.scratch_bytes += widened_bytes + static_cast<std::int64_t>(staged.size() * sizeof(float));
+    return stats;
+  }
+}
+
+}  // namespace
+
+AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
+                                HeadsView<const float> q, HeadsView<float> out, const AttentionOptions& options,
+                                TensorView<float, 3> lse) {
+  return attend(cache, layer, sequences, q, out, options, lse);
+}
+
+AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
+                                HeadsView<const bf16> q, HeadsView<float> out, const AttentionOptions& options,
+                                TensorView<float, 3> lse) {
+  return attend(cache, layer, sequences, q, out, options, lse);
+}
+
+AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
+                                HeadsView<const float> q, HeadsView<bf16> out, const AttentionOptions& options,
+                                TensorView<float, 3> lse) {
+  return attend(cache, layer, sequences, q, out, options, lse);
+}
+
+AttentionStats cached_attention(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
+                                HeadsView<const bf16> q, HeadsView<bf16> out, const AttentionOptions& options,
+                                TensorView<float, 3> lse) {
+  return attend(cache, layer, sequences, q, out, options, lse);
 }
 
 }  // namespace longattn

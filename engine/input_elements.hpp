@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "longattn/bf16.hpp"
+#include "longattn/tensor_view.hpp"
 #include "simd/kernel_table.hpp"
 
 namespace longattn::engine {
@@ -32,6 +33,17 @@ void widen_row(const simd::KernelTable& kernels, const T* from, std::int64_t str
     widen(kernels, from, n, to);
   } else {
     for (std::int64_t i = 0; i < n; ++i) to[i] = to_float(from[i * stride]);
+  }
+}
+
+// out = `rows` (out's shape, contiguous fp32) rounded to the nearest bf16 (ties to even), in
+// out's layout: a bf16 output, written whole once its fp32 result is complete.
+inline void write_rounded(const float* rows, const HeadsView<bf16>& out) {
+  const std::int64_t heads = out.shape[1], n = out.shape[2], width = out.shape[3];
+  for (std::int64_t r = 0; r < out.shape[0] * heads * n; ++r) {
+    const std::int64_t b = r / (heads * n), h = r / n % heads, i = r % n;
+    bf16* to = out.data + b * out.strides[0] + h * out.strides[1] + i * out.strides[2];
+    for (std::int64_t c = 0; c < width; ++c) to[c * out.strides[3]] = bf16(rows[r * width + c]);
   }
 }
 

@@ -77,20 +77,22 @@ nb::tuple read(const SharedCache& self, SequenceId sequence, std::int64_t layer)
 }
 
 AttentionStats attend(const SharedCache& self, std::int64_t layer, const Input& sequences, const Input& q,
-                      const Array& out, const std::optional<Array>& lse, const Options& options) {
+                      const Array& out, const std::optional<Array>& lse, const Options& options, bool bf16_bits) {
   if (!is(sequences, nb::dlpack::dtype_code::Int, 64) || sequences.ndim() != 1 ||
       (sequences.shape(0) > 1 && sequences.stride(0) != 1)) {
     throw nb::type_error("sequences: expected a contiguous 1-d int64 array");
   }
-  if (!is(q, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("q: expected float32");
+  const Element qe = element_of(q, "q", bf16_bits);
   if (!is(out, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("out: expected float32");
   if (lse && !is(*lse, nb::dlpack::dtype_code::Float, 32)) throw nb::type_error("lse: expected float32");
   const std::span<const SequenceId> ids(static_cast<const SequenceId*>(sequences.data()), sequences.shape(0));
   const AttentionOptions o = options.build();
-  const auto qv = view_of<const float, 4>(q, "q");
   const auto ov = view_of<float, 4>(out, "out");
   const TensorView<float, 3> lv = lse ? view_of<float, 3>(*lse, "lse") : TensorView<float, 3>{};
-  return locked<false>(self, [&](const KvCache& cache) { return cached_attention(cache, layer, ids, qv, ov, o, lv); });
+  return locked<false>(self, [&](const KvCache& cache) {
+    if (qe == Element::bf16) return cached_attention(cache, layer, ids, view_of<const bf16, 4>(q, "q"), ov, o, lv);
+    return cached_attention(cache, layer, ids, view_of<const float, 4>(q, "q"), ov, o, lv);
+  });
 }
 
 nb::dict memory_of(const SharedCache& self) {
@@ -139,7 +141,7 @@ void bind_kv_cache(nb::module_& m) {
       .def("memory", &memory_of)
       .def("append", &append, "sequence"_a, "layer"_a, "k"_a, "v"_a, "bf16_bits"_a)
       .def("read", &read, "sequence"_a, "layer"_a)
-      .def("attention", &attend, "layer"_a, "sequences"_a, "q"_a, "out"_a, "lse"_a.none(), "options"_a);
+      .def("attention", &attend, "layer"_a, "sequences"_a, "q"_a, "out"_a, "lse"_a.none(), "options"_a, "bf16_bits"_a);
 }
 
 }  // namespace longattn::python

@@ -175,6 +175,52 @@ TEST_CASE("cached attention: chunks of prefill, options, odd sizes") {
   check_bits(filled, 8, 1, with([](AttentionOptions& o) { o.alibi = true; }), rng);
 }
 
+TEST_CASE("cached attention: bf16 queries as widened, a bf16 out as the fp32 one rounded; bad views write nothing") {
+  std::mt19937 rng(19);
+  for (CacheType type : {CacheType::fp32, CacheType::bf16, CacheType::int8}) {
+    CAPTURE(to_string(type));
+    const FilledCache filled(cache_config(2, 64, 32, type), {700, 90}, rng);
+    for (std::int64_t nq : {1, 24}) {  // decoding, and a chunk whose pages are copied
+      CAPTURE(nq);
+      const std::int64_t S = 2, Hq = 8, d = 64, rows = S * Hq * nq;
+      std::vector<bf16> q(rows * d);
+      const std::vector<float> values = random_values(rows * d, rng);
+      std::vector<float> widened(values.size());
+      for (std::size_t i = 0; i < values.size(); ++i) q[i] = bf16(values[i]), widened[i] = static_cast<float>(q[i]);
+      const AttentionOptions options = nq > 1 ? kCausal : AttentionOptions{};
+      const Outputs fp32 = paged_attention(filled.cache, filled.ids, widened, Hq, nq, options);
+      const auto q_bf16 = bhnd<const bf16>(q.data(), S, Hq, nq, d);
+      std::vector<float> out(rows * d), lse(rows);
+      const AttentionStats stats = cached_attention(filled.cache, 0, filled.ids, q_bf16, bhnd(out.data(), S, Hq, nq, d),
+                                                    options, bhn(lse.data(), S, Hq, nq));
+      CHECK(same_bits(out, fp32.out));
+      CHECK(same_bits(lse, fp32.lse));
+      CHECK(stats.scratch_bytes >= rows * d * 4);  // the widened queries
+      // A bf16 out in [S, nq, Hq, d] (BNHD), from fp32 and from bf16 queries.
+      std::vector<bf16> rounded(rows * d), rounded_from_bf16(rows * d);
+      cached_attention(filled.cache, 0, filled.ids, bhnd<const float>(widened.data(), S, Hq, nq, d),
+                       bnhd(rounded.data(), S, nq, Hq, d), options);
+      cached_attention(filled.cache, 0, filled.ids, q_bf16, bnhd(rounded_from_bf16.data(), S, nq, Hq, d), options);
+      bool same = true;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t b = r / (Hq * nq), h = r / nq % Hq, i = r % nq;
+        for (std::int64_t c = 0; c < d; ++c) {
+          const bf16 expected(fp32.out[r * d + c]);
+          const std::int64_t at = ((b * nq + i) * Hq + h) * d + c;
+          same = same && rounded[at] == expected && rounded_from_bf16[at] == expected;
+        }
+      }
+      CHECK(same);
+    }
+  }
+  const FilledCache filled(cache_config(2, 16, 16), {40}, rng);
+  std::vector<bf16> q(8 * 16, bf16(1.0f)), out(8 * 16, bf16(7.0f));
+  CHECK_THROWS_WITH_AS(cached_attention(filled.cache, 0, filled.ids, bhnd<const bf16>(q.data(), 1, 8, 1, 16),
+                                        bhnd(out.data(), 1, 4, 2, 16)),
+                       doctest::Contains("out: expected [1, 8, 1, 16]"), Error);
+  CHECK(std::all_of(out.begin(), out.end(), [](bf16 x) { return x == bf16(7.0f); }));
+}
+
 TEST_CASE("cached attention: forks share pages until one of them writes") {
   std::mt19937 rng(3);
   const KvCacheConfig config = cache_config(2, 32, 16, CacheType::fp32, 0, 2);

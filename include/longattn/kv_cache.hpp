@@ -114,4 +114,22 @@ LONGATTN_API AttentionStats cached_attention(const KvCache& cache, std::int64_t 
                                              HeadsView<float> out, const AttentionOptions& options = {},
                                              TensorView<float, 3> lse = {});
 
+// The same with bf16 queries, widened to fp32 as they are read (the fp32 call's result on the
+// widened q, bit for bit), and with a bf16 out: the fp32 result rounded to the nearest bf16
+// (ties to even) as attention()'s bf16 out is, computed into an fp32 copy of out's shape
+// first (in stats.scratch_bytes), so out is written once, whole, after everything else
+// succeeded.
+LONGATTN_API AttentionStats cached_attention(const KvCache& cache, std::int64_t layer,
+                                             std::span<const SequenceId> sequences, HeadsView<const bf16> q,
+                                             HeadsView<float> out, const AttentionOptions& options = {},
+                                             TensorView<float, 3> lse = {});
+LONGATTN_API AttentionStats cached_attention(const KvCache& cache, std::int64_t layer,
+                                             std::span<const SequenceId> sequences, HeadsView<const float> q,
+                                             HeadsView<bf16> out, const AttentionOptions& options = {},
+                                             TensorView<float, 3> lse = {});
+LONGATTN_API AttentionStats cached_attention(const KvCache& cache, std::int64_t layer,
+                                             std::span<const SequenceId> sequences, HeadsView<const bf16> q,
+                                             HeadsView<bf16> out, const AttentionOptions& options = {},
+                                             TensorView<float, 3> lse = {});
+
 }  // namespace longattn

@@ -71,18 +71,19 @@ class KvCache:
         return self._cache.read(sequence, layer)
 
     def attention(self, q, *, sequences, layer: int = 0, out=None, return_lse=False, **options):
-        """out [S, q_heads, nq, dv] float32 of q [S, q_heads, nq, d] float32: the last nq tokens of
-        each sequence (appended before the call) against its cached keys. nq = 1 decodes; more
+        """out [S, q_heads, nq, dv] float32 of q [S, q_heads, nq, d] float32 or bfloat16 (widened as
+        read): the last nq tokens of each sequence (appended before the call) against its cached keys. nq = 1 decodes; more
         is a chunk of prefill (causal=True for causal prefill). Options as attention()'s, but
         for those the cache replaces (key_lengths, mask, block_sparse, additive, score_bias,
         cu_seqlens, positions, rope: Error). Equal bit for bit to attention() on read()'s keys."""
         import numpy
 
         q = _readable("q", q)
+        q_elements, bits = _bf16_bits(q)
         ids = numpy.ascontiguousarray(numpy.asarray(sequences, dtype=numpy.int64).reshape(-1))
         S, Hq, Nq = q.shape[0], q.shape[1], q.shape[2]
         if out is None:
             out = _empty(q, (S, Hq, Nq, self.dv))
         lse = _empty(q, (S, Hq, Nq)) if return_lse else None
-        self._cache.attention(layer, ids, q, out, lse, _options_of("KvCache.attention", options))
+        self._cache.attention(layer, ids, q_elements, out, lse, _options_of("KvCache.attention", options), bits)
         return (out, lse) if return_lse else out

@@ -91,6 +91,16 @@ def test_bf16_appends_and_the_bnhd_layout():
     np.testing.assert_array_equal(cache.read(seq)[0], rounded)
 
 
+def test_bf16_queries_are_widened_as_read():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    cache, ids = filled_cache([70, 9])
+    q = random(2, 4, 3, 32, seed=5).astype(ml_dtypes.bfloat16)
+    out, lse = cache.attention(q, sequences=ids, causal=True, return_lse=True)
+    expected, expected_lse = cache.attention(q.astype(np.float32), sequences=ids, causal=True, return_lse=True)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(lse, expected_lse)
+
+
 def test_rope_rotates_keys_once_at_their_positions_and_queries_to_match():
     cache, ids = filled_cache([90], rope="half")
     plain, _ = filled_cache([90])

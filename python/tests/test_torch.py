@@ -236,3 +236,6 @@ def test_kv_cache_from_torch_tensors_fp32_and_bf16():
     torch.testing.assert_close(kr[0], k.to(torch.bfloat16).float(), rtol=0, atol=0)
     expected = F.scaled_dot_product_attention(q, kr.repeat_interleave(2, 1), vr.repeat_interleave(2, 1))
     torch.testing.assert_close(out, expected, **TOLERANCES[torch.float32])
+    bf16_q = q.to(torch.bfloat16)  # widened as read: the float32 call on the rounded queries
+    torch.testing.assert_close(cache.attention(bf16_q, sequences=[seq]), cache.attention(bf16_q.float(), sequences=[seq]),
+                               rtol=0, atol=0)
