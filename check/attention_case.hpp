@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "check/reference_attention.hpp"
+#include "longattn/error.hpp"
 #include "longattn/options.hpp"
+#include "simd/kernel_table.hpp"
 
 namespace longattn::check {
 
@@ -97,5 +99,16 @@ CaseReport run(const AttentionCase& c, const RunOn& on);
 // Whether int8 scores (QkPrecision::int8) run for nq query rows per head, as the engine plans
 // them: where a kv head's rows fill more than one query block; fewer decode on fp32 rows.
 bool int8_scores_run(std::int64_t q_heads, std::int64_t kv_heads, std::int64_t nq);
+
+// Whether `isa` has the int8 scores' kernels on this CPU (automatic: the path LONGATTN_ISA or
+// the CPU picks, as a call or the command line would run). Inline: the ring and command-line
+// tests use it without this library.
+inline bool int8_scores_available(Isa isa = Isa::automatic) {
+  try {
+    return simd::kernels_for(isa).int8_dot != nullptr;
+  } catch (const Error&) {  // a path this CPU cannot run
+    return false;
+  }
+}
 
 }  // namespace longattn::check

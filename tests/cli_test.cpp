@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "longattn/error.hpp"
+#include "check/attention_case.hpp"
 #include "simd/kernel_table.hpp"
 #include "tools/golden_cases.hpp"
 #include "tools/npy.hpp"
@@ -134,7 +135,7 @@ TEST_CASE("longattn run --qk-precision int8: a golden case within the int8 toler
   const Outcome r = run_cli("run --q " + (dir / "q.npy").string() + " --k " + (dir / "k.npy").string() + " --v " +
                             (dir / "v.npy").string() + " --out " + (tmp / "out.npy").string() + " --qk-precision int8");
   INFO(r.output);
-  if (!longattn::simd::cpu_has_avx512_vnni()) {
+  if (!longattn::check::int8_scores_available()) {  // the path the command runs, LONGATTN_ISA's if set
     CHECK(r.exit_code != 0);
     CHECK(r.output.find("AVX512-VNNI") != std::string::npos);
   } else {
@@ -422,7 +423,7 @@ TEST_CASE("longattn bench --mode mha reports the time split and memory as JSON")
 TEST_CASE("longattn bench --qk-precision int8 says whether the int8 scores ran") {
   const Outcome r = run_cli("bench --n 300 --d 32 --heads 2 --baseline none --repeats 1 --qk-precision int8 --json");
   INFO(r.output);
-  if (!longattn::simd::cpu_has_avx512_vnni()) {
+  if (!longattn::check::int8_scores_available()) {  // the path the command runs, LONGATTN_ISA's if set
     CHECK(r.exit_code != 0);
     CHECK(r.output.find("AVX512-VNNI") != std::string::npos);
     return;

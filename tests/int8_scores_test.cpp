@@ -78,6 +78,7 @@ TEST_CASE("int8 scores: a few queries per kv head read keys in place, as the inp
   std::vector<float> q(4 * 64, 0.25f), k(4 * 1000 * 64, 0.5f), out(q.size());
   AttentionOptions options;
   options.qk_precision = QkPrecision::int8;
+  options.isa = Isa::avx512;  // the int8 path, whatever LONGATTN_ISA says
   const AttentionStats stats = attention(bhnd<const float>(q.data(), 1, 4, 1, 64), bhnd<const float>(k.data(), 1, 4, 1000, 64),
                                          bhnd<const float>(k.data(), 1, 4, 1000, 64), bhnd(out.data(), 1, 4, 1, 64), options);
   CHECK_FALSE(stats.qk_int8);
@@ -233,6 +234,7 @@ TEST_CASE("int8 scores: accuracy on random keys and on outlier channels, beside 
       std::vector<float> out(ref.size());
       AttentionOptions o;
       o.qk_precision = precision, o.bf16_products = products;
+      o.isa = Isa::avx512;  // the int8 path, whatever LONGATTN_ISA says
       if (bf16_in) {
         auto rounded = [](const std::vector<float>& x) { return std::vector<bf16>(x.begin(), x.end()); };
         const std::vector<bf16> qb = rounded(q), kb = rounded(k), vb = rounded(v);

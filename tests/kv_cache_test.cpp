@@ -329,10 +329,11 @@ TEST_CASE("int8 cache: within its bound of the fp32 keys, on random and on outli
               bhnd(exact.data(), 1, Hq, 1, d));
     // With int8 scores the queries are quantized too (where the CPU has VNNI).
     for (QkPrecision precision : {QkPrecision::inputs, QkPrecision::int8}) {
-      if (precision == QkPrecision::int8 && !simd::cpu_has_avx512_vnni()) continue;
+      if (precision == QkPrecision::int8 && !check::int8_scores_available(Isa::avx512)) continue;
       CAPTURE(to_string(precision));
       AttentionOptions options;
       options.qk_precision = precision;
+      if (precision == QkPrecision::int8) options.isa = Isa::avx512;  // its path, whatever LONGATTN_ISA says
       std::vector<float> paged(Hq * d);
       cached_attention(cache, 0, ids, bhnd(q.data(), 1, Hq, 1, d), bhnd(paged.data(), 1, Hq, 1, d), options);
       float most = 0, error = 0;

@@ -14,6 +14,7 @@
 
 #include "longattn/longattn.hpp"
 #include "longattn/ring.hpp"
+#include "check/attention_case.hpp"
 #include "simd/kernel_table.hpp"
 
 using namespace longattn;
@@ -133,13 +134,15 @@ TEST_CASE("ring attention: grouped heads, key padding, positions in the kernel, 
 // Each rank's blocks are smoothed by their own mean key: their lse must carry each block's
 // offset back for the merge to hold.
 TEST_CASE("ring attention with int8 scores: blocks smoothed apart, merged through their lse") {
-  if (!simd::cpu_has_avx512_vnni()) return;
+  if (!check::int8_scores_available(Isa::avx512)) return;
   AttentionOptions causal;
   causal.window = Window::causal();
   causal.qk_precision = QkPrecision::int8;
+  causal.isa = Isa::avx512;  // the int8 path, whatever LONGATTN_ISA says
   check_ring({.Hq = 4, .Hkv = 2, .n = 1000, .D = 64, .Dv = 64}, causal, RingBalance::zigzag, 3, 2e-2);
   AttentionOptions full;
   full.qk_precision = QkPrecision::int8;
+  full.isa = Isa::avx512;
   check_ring({.n = 900, .D = 48, .Dv = 40}, full, RingBalance::contiguous, 4, 2e-2);
 }
 
