@@ -40,7 +40,9 @@ build/example/attention_example
 build/example/attention_example_static
 PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name longattn.pc)")" make -s -C examples/pkg_config OUT="$PWD/build/example"
 build/example/attention_example_pkgconfig
-OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe build/example/ring_example
+for ring in build/example/ring_example build/example/ring_example_pkgconfig; do
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe "$ring"
+done
 
 # Line tables (-g1) are all a sanitizer report prints; full debug info (-g) made the
 # heaviest files take 20-35 % longer to compile. -O1 except where the run spends its time
