@@ -148,7 +148,7 @@ struct FlashInputs {
     if (plan.additive.enabled()) {
       pack_projected_key_panels(*plan.kernels, k, plan.additive.wk, b, h, layout, p0, p1, keys, stores);
     } else {
-      pack_key_panels(*plan.kernels, k, b, h, layout, p0, p1, plan.key_scale, keys, stores, rope, reads);
+      pack_key_panels(*plan.kernels, k, b, h, layout, p0, p1, plan.packed_key_scale, keys, stores, rope, reads);
     }
     if (values != nullptr) pack_value_rows(*plan.kernels, v, b, h, layout, p0, p1, values);
   }

@@ -72,11 +72,14 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
   VisibilityPlan visibility(shape, options, kBlockRows, kernels.panel_width);
   const std::int64_t query_offset = options.positions.query_offset(shape.nq, shape.nk);
   const std::int64_t widest = widest_keys(visibility, shape, kBlockRows);
+  const float key_scale = softmax ? scale * log2e : scale;
+  const float softcap = options.softcap.value_or(0.0f) * score_unit;
   return FlashPlan{
       .shape = shape,
       .visibility = std::move(visibility),
       .normalizer = options.normalizer,
-      .key_scale = softmax ? scale * log2e : scale,
+      .key_scale = key_scale,
+      .packed_key_scale = softcap > 0 ? key_scale * simd::kSoftcapExponent / softcap : key_scale,
       .sigmoid_bias =
           options.sigmoid_bias.value_or(-std::log(static_cast<float>(std::max<std::int64_t>(1, shape.nk)))),
       .additive = options.additive,
@@ -87,7 +90,7 @@ FlashPlan make_flash_plan(const AttentionShape& shape, const AttentionOptions& o
                           std::max({shape.nk, std::abs(query_offset), std::abs(query_offset + shape.nq)})),
       .bias = PositionBias(shape, options, score_unit),
       .score_bias = options.score_bias,
-      .softcap = options.softcap.value_or(0.0f) * score_unit,
+      .softcap = softcap,
       .sinks = sinks_in(options.sinks, score_unit),
       .kernels = &kernels,
       .bf16_dot = bf16_dot ? kernels.bf16_dot : nullptr,

@@ -25,6 +25,11 @@ struct FlashPlan {
   // scale · log2(e) for softmax, which runs on exp2; scale otherwise. Folded into the packed
   // keys, packed once per head or chunk, so queries are read as they are.
   float key_scale;
+  // What fp32 key panels are scaled by: key_scale, times soft-capping's exponent factor
+  // (kSoftcapExponent / softcap), so that the QKᵀ kernels' products are the cap's exponent and
+  // capping takes one multiply fewer per 16 scores (simd::ScoreTerms). Keys read in place,
+  // bf16 pairs and projected keys keep key_scale.
+  float packed_key_scale;
   float sigmoid_bias;
   AdditiveScoring additive;  // enabled: scores are wᵀ tanh(Wq q + Wk k) instead of q·k
   std::int64_t score_depth;  // features per packed key: D, or Da for additive scores

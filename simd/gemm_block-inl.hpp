@@ -138,7 +138,8 @@ LONGATTN_BLOCK_STEP void scale_to_start(V (&acc)[R][NV], Start start, const floa
 
 // acc = softcap · tanh(scale · acc / softcap) plus its start value and diagonal term:
 // soft-capped scores, in registers, the cap's own offset joined with what follows it.
-template <class V, int R, int NV>
+// kExponent: acc is the cap's exponent already (fp32 key panels carry its factor).
+template <class V, int R, int NV, bool kExponent>
 LONGATTN_BLOCK_STEP void cap_to_start(V (&acc)[R][NV], float scale, float softcap, Start start, const float* row_value,
                                       const float* diagonal) {
   constexpr int L = V::lanes;
@@ -146,7 +147,8 @@ LONGATTN_BLOCK_STEP void cap_to_start(V (&acc)[R][NV], float scale, float softca
   LONGATTN_UNROLL_BLOCK for (int r = 0; r < R; ++r) {
     const V first = (start == Start::row_value ? V::broadcast(row_value[r]) : V::zero()) + cap.minus_cap;
     LONGATTN_UNROLL_BLOCK for (int v = 0; v < NV; ++v) {
-      acc[r][v] = cap.plus(acc[r][v], diagonal != nullptr ? first + V::load(diagonal - r + v * L) : first);
+      const V base = diagonal != nullptr ? first + V::load(diagonal - r + v * L) : first;
+      acc[r][v] = kExponent ? cap.plus_from_exponent(acc[r][v], base) : cap.plus(acc[r][v], base);
     }
   }
 }
@@ -259,8 +261,7 @@ inline void gemm_block(const float* a, std::int64_t lda, const float* b, std::in
     start_block<V, R, NV>(acc, c, ldc, start, row_value, diagonal, scaled_after);
     multiply_depth<V, R, NV, kOps>(acc, a, lda, b, ldb, depth);
     if (capped) {
-      cap_to_start<V, R, NV>(acc, kOps == Operands::bf16_pairs ? product_scale : 1.0f, softcap, start, row_value,
-                             diagonal);
+      cap_to_start<V, R, NV, kOps == Operands::fp32>(acc, product_scale, softcap, start, row_value, diagonal);
     } else if (scaled_after) {
       scale_to_start<V, R, NV>(acc, start, row_value, diagonal, product_scale);
     }

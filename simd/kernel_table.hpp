@@ -28,9 +28,14 @@ struct ScoreTerms {
   // the causal diagonal).
   const std::int32_t* row_bounds = nullptr;
   // > 0: each product q·k (times the pair scale) becomes softcap · tanh(q·k / softcap) before
-  // the row's start value and the diagonal term join it.
+  // the row's start value and the diagonal term join it. fp32 key panels carry the cap's
+  // exponent factor kSoftcapExponent / softcap (FlashPlan::packed_key_scale): their products
+  // are the exponent itself.
   float softcap = 0.0f;
 };
+
+// -2 log2 e: cap · tanh(y) is computed from 2^(-2 log2 e · y), y = score / cap.
+inline constexpr float kSoftcapExponent = -2.8853900817779268f;
 
 // The register-blocked products of a query block against a tile of packed keys and values.
 // Both QKᵀ entry points compute s[r][c] = q[r] · key (first_key + c) of the key panels (plus

@@ -3,6 +3,7 @@
 // included once per target translation unit, inside that target's namespace.
 #pragma once
 
+#include "simd/kernel_table.hpp"
 #include "simd/vec_f32.hpp"
 
 namespace longattn::simd::LONGATTN_SIMD_TARGET {
@@ -17,15 +18,19 @@ struct SoftCap {
   V to_exponent, minus_cap, twice_cap, one = V::broadcast(1.0f), high = V::broadcast(126.0f);
 
   explicit SoftCap(float c, float scale = 1.0f)
-      : to_exponent(V::broadcast(-2.8853900817779268f * scale / c)), minus_cap(V::broadcast(-c)),
+      : to_exponent(V::broadcast(kSoftcapExponent * scale / c)), minus_cap(V::broadcast(-c)),
         twice_cap(V::broadcast(2 * c)) {}
 
   V operator()(V x) const { return plus(x, minus_cap); }
 
   // cap · tanh(scale · x / cap) + cap + base: a capped score and what joins it (its start
   // value and position bias, less cap) in one FMA.
-  V plus(V x, V base) const {
-    const V e = exp2_finite(min(high, x * to_exponent));
+  V plus(V x, V base) const { return plus_from_exponent(x * to_exponent, base); }
+
+  // The same from the exponent u = kSoftcapExponent · scale · x / cap itself: products of keys
+  // packed with its factor.
+  V plus_from_exponent(V u, V base) const {
+    const V e = exp2_finite(min(high, u));
     return fma(twice_cap, reciprocal_of_finite_at_least_one(one + e), base);
   }
 };
