@@ -149,19 +149,28 @@ AttentionStats run_sequences(const KvCache::Impl& store, std::int64_t layer, std
 
 // q as the fp32 the engine reads: the caller's rows, or bf16 ones widened (exactly) into a
 // contiguous copy.
-HeadsView<const float> queries_in_fp32(const HeadsView<const float>& q, std::vector<float>&) { return q; }
-HeadsView<const float> queries_in_fp32(const HeadsView<const bf16>& q, std::vector<float>& copy) {
+HeadsView<const float> queries_in_fp32(const HeadsView<const float>& q, Isa, std::vector<float>&) { return q; }
+HeadsView<const float> queries_in_fp32(const HeadsView<const bf16>& q, Isa isa, std::vector<float>& copy) {
+  const simd::KernelTable& kernels = simd::kernels_for(isa);
   const std::int64_t S = q.shape[0], H = q.shape[1], n = q.shape[2], d = q.shape[3];
   copy.resize(static_cast<std::size_t>(S * H * n * d));
   for (std::int64_t r = 0; r < S * H * n; ++r) {
     const bf16* row = q.data + r / (H * n) * q.strides[0] + r / n % H * q.strides[1] + r % n * q.strides[2];
-    for (std::int64_t f = 0; f < d; ++f) copy[r * d + f] = static_cast<float>(row[f * q.strides[3]]);
+    engine::widen_row(kernels, row, q.strides[3], d, copy.data() + r * d);
   }
   return bhnd<const float>(copy.data(), S, H, n, d);
 }
 
-// Every sequence checked, then run: fp32 or bf16 queries (widened), into fp32 out, or into an
-// fp32 copy of a bf16 out's shape rounded into it at the end.
+// out as the engine writes it: the caller's fp32 rows, or a contiguous fp32 copy of a bf16
+// out's shape, rounded into it once every sequence ran.
+HeadsView<float> output_in_fp32(const HeadsView<float>& out, std::vector<float>&) { return out; }
+HeadsView<float> output_in_fp32(const HeadsView<bf16>& out, std::vector<float>& staged) {
+  staged.resize(static_cast<std::size_t>(out.size()));
+  return bhnd(staged.data(), out.shape[0], out.shape[1], out.shape[2], out.shape[3]);
+}
+
+// Every sequence checked, then run on fp32 views of q and out (bf16 queries widened first,
+// a bf16 out rounded at the end).
 template <class Q, class O>
 AttentionStats attend(const KvCache& cache, std::int64_t layer, std::span<const SequenceId> sequences,
                       const HeadsView<const Q>& q, const HeadsView<O>& out, const AttentionOptions& options,
@@ -170,21 +179,12 @@ AttentionStats attend(const KvCache& cache, std::int64_t layer, std::span<const 
   reject_tensor_options(options);
   check_views(store.config, static_cast<std::int64_t>(sequences.size()), q, out, lse);
   const auto shapes = sequence_shapes(store, layer, sequences, q.shape[1], q.shape[2], options, !lse.empty());
-  std::vector<float> widened;
-  const HeadsView<const float> q32 = queries_in_fp32(q, widened);
-  const auto widened_bytes = static_cast<std::int64_t>(widened.size() * sizeof(float));
-  if constexpr (std::is_same_v<O, float>) {
-    AttentionStats stats = run_sequences(store, layer, sequences, shapes, q32, out, options, lse);
-    stats.scratch_bytes += widened_bytes;
-    return stats;
-  } else {
-    std::vector<float> staged(static_cast<std::size_t>(out.size()));
-    const HeadsView<float> wide = bhnd(staged.data(), out.shape[0], out.shape[1], out.shape[2], out.shape[3]);
-    AttentionStats stats = run_sequences(store, layer, sequences, shapes, q32, wide, options, lse);
-    engine::write_rounded(staged.data(), out);
-    stats.scratch_bytes += widened_bytes + static_cast<std::int64_t>(staged.size() * sizeof(float));
-    return stats;
-  }
+  std::vector<float> widened, staged;
+  const HeadsView<const float> q32 = queries_in_fp32(q, options.isa, widened);
+  AttentionStats stats = run_sequences(store, layer, sequences, shapes, q32, output_in_fp32(out, staged), options, lse);
+  if constexpr (std::is_same_v<O, bf16>) engine::write_rounded(staged.data(), out);
+  stats.scratch_bytes += static_cast<std::int64_t>((widened.size() + staged.size()) * sizeof(float));
+  return stats;
 }
 
 }  // namespace

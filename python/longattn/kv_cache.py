@@ -72,10 +72,11 @@ class KvCache:
 
     def attention(self, q, *, sequences, layer: int = 0, out=None, return_lse=False, **options):
         """out [S, q_heads, nq, dv] float32 of q [S, q_heads, nq, d] float32 or bfloat16 (widened as
-        read): the last nq tokens of each sequence (appended before the call) against its cached keys. nq = 1 decodes; more
-        is a chunk of prefill (causal=True for causal prefill). Options as attention()'s, but
-        for those the cache replaces (key_lengths, mask, block_sparse, additive, score_bias,
-        cu_seqlens, positions, rope: Error). Equal bit for bit to attention() on read()'s keys."""
+        read): the last nq tokens of each sequence (appended before the call) against its cached
+        keys. nq = 1 decodes; more is a chunk of prefill (causal=True for causal prefill).
+        Options as attention()'s, but for those the cache replaces (key_lengths, mask,
+        block_sparse, additive, score_bias, cu_seqlens, positions, rope: Error). Equal bit for
+        bit to attention() on read()'s keys."""
         import numpy
 
         q = _readable("q", q)
